@@ -1,0 +1,61 @@
+"""Celery configuration for EthHook: declarative; values come from ethhook.config."""
+
+from kombu import Queue
+
+from ethhook.config import get_settings
+from ethhook.queues import Queue as Q
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+# Results are not used: the database records every outcome.
+task_ignore_result = True
+result_backend = None
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+task_queues = [Queue(q.value, routing_key=q.value) for q in Q]
+task_default_queue = Q.MAINTENANCE.value
+task_routes = {
+    "ethhook.match.*": {"queue": Q.MATCH.value},
+    "ethhook.deliver.*": {"queue": Q.DELIVER.value},
+    "ethhook.maintenance.*": {"queue": Q.MAINTENANCE.value},
+}
+
+# Every task is idempotent (leases and unique keys), so a message is acknowledged only after the
+# task ran, and a worker lost mid-task means the message runs again.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 4
+task_soft_time_limit = 600
+task_time_limit = 660
+worker_send_task_events = True
+task_send_sent_event = True
+broker_connection_retry_on_startup = True
+
+# gevent pools need a connection per greenlet for acks (see TOOLCHAIN-NOTES); the visibility timeout
+# outlives the longest task so Redis does not hand a running task to a second worker.
+broker_transport_options = {"max_connections": 1000, "visibility_timeout": 3600}
+broker_pool_limit = 100
+
+beat_schedule = {
+    "dispatch-due": {
+        "task": "ethhook.maintenance.dispatch_due",
+        "schedule": _settings.due_scan_interval_s,
+        "options": {"expires": max(_settings.due_scan_interval_s * 5, 5.0)},
+    },
+    "cleanup": {
+        "task": "ethhook.maintenance.cleanup",
+        "schedule": 3600.0,
+        "options": {"expires": 1800.0},
+    },
+    "auto-disable": {
+        "task": "ethhook.maintenance.auto_disable",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
+}

@@ -1,0 +1,238 @@
+"""The tables: endpoints and their filters, events, deliveries, attempts, and the listener's cursor."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# BIGINT primary keys on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}
+
+
+class DeliveryStatus:
+    WAITING = "waiting"  # held until the block has the endpoint's confirmations
+    PENDING = "pending"  # due at next_attempt_at
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # every attempt failed; waits for `ethhook delivery retry`
+    CANCELLED = "cancelled"  # the event was reorged out before it was sent
+
+    ALL = (WAITING, PENDING, SUCCEEDED, FAILED, CANCELLED)
+    TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+
+
+class EventKind:
+    INSTANT = "event.instant"
+    CONFIRMED = "event.confirmed"
+    REMOVED = "event.removed"
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None]
+    # Solidity signatures (normalised text) that the endpoint asked decoded arguments for.
+    event_signatures: Mapped[list[str]] = mapped_column(JSON, default=list)
+    confirmations: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limit_per_s: Mapped[float | None] = mapped_column(Float)
+    retry_schedule_s: Mapped[list[float] | None] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    disabled_at: Mapped[datetime | None]
+    # Start of the current run of failed attempts (auto-disable); cleared by any success.
+    failing_since: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    filters: Mapped[list[EndpointFilter]] = relationship(
+        back_populates="endpoint", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def _distinct(self, attr: str) -> list[Any]:
+        return sorted({getattr(f, attr) for f in self.filters if getattr(f, attr) is not None})
+
+    @property
+    def chain_ids(self) -> list[int]:
+        return self._distinct("chain_id")
+
+    @property
+    def contracts(self) -> list[str]:
+        return self._distinct("address")
+
+    @property
+    def topics(self) -> list[str]:
+        return self._distinct("topic0")
+
+
+class EndpointFilter(Base):
+    """One (chain, contract, topic0) combination an endpoint accepts; NULL matches anything.
+
+    An endpoint's filter is the cross product of its chain, contract and event lists, stored as rows
+    so that one indexed query finds the endpoints for a whole batch of events.
+    """
+
+    __tablename__ = "endpoint_filters"
+    __table_args__ = (
+        Index(None, "address"),
+        Index(None, "topic0"),
+        Index(None, "endpoint_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    address: Mapped[str | None] = mapped_column(String(42))
+    topic0: Mapped[str | None] = mapped_column(String(66))
+
+    endpoint: Mapped[Endpoint] = relationship(back_populates="filters")
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "block_hash", "log_index"),
+        Index(None, "chain_id", "block_number"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    block_timestamp: Mapped[int] = mapped_column(BigInteger)
+    transaction_hash: Mapped[str] = mapped_column(String(66))
+    transaction_index: Mapped[int] = mapped_column(Integer)
+    log_index: Mapped[int] = mapped_column(Integer)
+    address: Mapped[str] = mapped_column(String(42))
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    data: Mapped[str] = mapped_column(Text)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """One event (of one kind) for one endpoint; attempts hang off it."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", "kind"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "endpoint_id", "status"),
+        Index(None, "event_id"),
+        Index(None, "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    # Block number at which a `waiting` delivery has its confirmations.
+    release_block: Mapped[int | None] = mapped_column(BigInteger)
+    # Who holds the delivery: a dispatched message or a worker, until lease_expires_at.
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    endpoint: Mapped[Endpoint] = relationship()
+    event: Mapped[Event] = relationship()
+    attempt_rows: Mapped[list[DeliveryAttempt]] = relationship(
+        order_by="DeliveryAttempt.attempt_number", passive_deletes=True
+    )
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index(None, "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    response_body: Mapped[str | None] = mapped_column(Text)
+
+
+class ChainCursor(Base):
+    """The last block the listener fully processed on a chain."""
+
+    __tablename__ = "chain_cursors"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    head_number: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChainBlock(Base):
+    """Recent canonical block hashes per chain, to detect reorgs by parent hash."""
+
+    __tablename__ = "chain_blocks"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    parent_hash: Mapped[str] = mapped_column(String(66))

@@ -1,0 +1,110 @@
+"""The one hardened HTTP POST: timeouts, no redirects, a capped body, and a typed outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+
+MAX_READ_BYTES = 64 * 1024
+STORED_BODY_BYTES = 1024
+POOL_SIZE = 256
+
+
+@dataclass(frozen=True)
+class HttpOutcome:
+    """What happened to one POST; never an exception for a status code."""
+
+    status_code: int | None
+    duration_ms: float
+    error: str | None = None
+    body: str | None = None
+    retry_after: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    # One pooled session per thread (greenlet-safe under gevent's patched threading.local).
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=64, pool_maxsize=POOL_SIZE, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _local.session = session
+    return session
+
+
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    connect_timeout_s: float,
+    read_timeout_s: float,
+) -> HttpOutcome:
+    """POST `body`; read at most 64 KiB of the answer and stop reading at the read timeout."""
+    started = time.perf_counter()
+
+    def elapsed_ms() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        response = _session().post(
+            url,
+            data=body,
+            headers=headers,
+            timeout=(connect_timeout_s, read_timeout_s),
+            allow_redirects=False,
+            stream=True,
+        )
+    except requests.exceptions.ConnectTimeout:
+        return HttpOutcome(
+            None, elapsed_ms(), error=f"connect timeout after {connect_timeout_s:g}s"
+        )
+    except requests.exceptions.ReadTimeout:
+        return HttpOutcome(None, elapsed_ms(), error=f"read timeout after {read_timeout_s:g}s")
+    except requests.exceptions.ConnectionError as exc:
+        return HttpOutcome(None, elapsed_ms(), error=f"connection error: {_reason(exc)}")
+    except requests.exceptions.RequestException as exc:
+        return HttpOutcome(None, elapsed_ms(), error=f"request failed: {_reason(exc)}")
+    with response:
+        chunks: list[bytes] = []
+        size = 0
+        error = None
+        deadline = started + connect_timeout_s + read_timeout_s
+        try:
+            for chunk in response.iter_content(chunk_size=8192):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= MAX_READ_BYTES:
+                    break
+                if time.perf_counter() > deadline:
+                    error = f"response body still arriving after {read_timeout_s:g}s; cut off"
+                    break
+        except requests.exceptions.RequestException as exc:
+            error = f"reading the response failed: {_reason(exc)}"
+        text = b"".join(chunks)[:STORED_BODY_BYTES].decode("utf-8", "replace")
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("location", "")
+            error = f"redirect {response.status_code} to {location[:200]!r} not followed"
+        return HttpOutcome(
+            response.status_code,
+            elapsed_ms(),
+            error=error,
+            body=text,
+            retry_after=response.headers.get("retry-after"),
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc.args[0] if exc.args else exc)
+    return text[:300]

@@ -1,0 +1,74 @@
+"""The webhook body (DESIGN.md §3), built from a stored event for one endpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from ethhook.match.abi import decode_log
+
+
+@lru_cache(maxsize=65536)
+def checksum(address: str) -> str:
+    return to_checksum_address(address)
+
+
+def decode_for_endpoint(
+    signatures: Sequence[str], topics: list[str], data: str
+) -> dict[str, Any] | None:
+    """Decoded arguments by the first of the endpoint's signatures that fits the log."""
+    for signature in signatures:
+        decoded = decode_log(signature, topics, data)
+        if decoded is not None:
+            return decoded
+    return None
+
+
+def build_body(
+    *,
+    kind: str,
+    created_at: datetime,
+    event_id: str,
+    chain_id: int,
+    chain_name: str,
+    block_number: int,
+    block_hash: str,
+    block_timestamp: int,
+    transaction_hash: str,
+    transaction_index: int,
+    log_index: int,
+    address: str,
+    topics: list[str],
+    data: str,
+    confirmations: int,
+    removed: bool,
+    signatures: Sequence[str],
+) -> bytes:
+    """The JSON body; the same bytes for every attempt of one delivery."""
+    body = {
+        "type": kind,
+        "timestamp": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": {
+            "event_id": event_id,
+            "chain_id": chain_id,
+            "chain": chain_name,
+            "block_number": block_number,
+            "block_hash": block_hash,
+            "block_timestamp": block_timestamp,
+            "transaction_hash": transaction_hash,
+            "transaction_index": transaction_index,
+            "log_index": log_index,
+            "address": checksum(address),
+            "topics": topics,
+            "data": data,
+            "confirmations": confirmations,
+            "removed": removed,
+            "decoded": decode_for_endpoint(signatures, topics, data) if signatures else None,
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()

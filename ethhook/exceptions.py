@@ -1,0 +1,25 @@
+"""EthHook's exceptions: one root, and classes that decide whether work is retried."""
+
+
+class EthHookError(Exception):
+    """Root of every error EthHook raises on purpose."""
+
+
+class ConfigError(EthHookError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class InputError(EthHookError):
+    """A user gave bad input (CLI argument, filter, URL); the message says how to fix it."""
+
+
+class NotFoundError(InputError):
+    """A named endpoint, delivery or chain does not exist."""
+
+
+class TransientError(EthHookError):
+    """A failure worth retrying later (network, node, broker)."""
+
+
+class PermanentError(EthHookError):
+    """A failure that retrying will not fix."""

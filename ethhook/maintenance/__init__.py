@@ -1,0 +1,1 @@
+"""Beat jobs: dispatch due work, release confirmed deliveries, clean up, auto-disable."""

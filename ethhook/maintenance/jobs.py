@@ -1,0 +1,126 @@
+"""Beat jobs as plain functions: each takes a session and `now`, and is safe to run twice at once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy.orm import Session
+
+from ethhook.db.models import (
+    ChainBlock,
+    ChainCursor,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Endpoint,
+    Event,
+)
+from ethhook.match.dispatch import DispatchGroup, due_deliveries, lease_available
+
+log = logging.getLogger(__name__)
+
+
+def release_confirmed(session: Session, now: datetime) -> int:
+    """Make `waiting` deliveries due once their block is deep enough and still canonical."""
+    event = Event.__table__
+    head = (
+        select(ChainCursor.head_number)
+        .where(ChainCursor.chain_id == event.c.chain_id)
+        .scalar_subquery()
+    )
+    replaced = exists().where(
+        ChainBlock.chain_id == event.c.chain_id,
+        ChainBlock.block_number == event.c.block_number,
+        ChainBlock.block_hash != event.c.block_hash,
+    )
+    ready_events = select(event.c.id).where(
+        event.c.id == Delivery.event_id, event.c.removed.is_(False), ~replaced
+    )
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == DeliveryStatus.WAITING,
+            Delivery.release_block
+            <= select(head).where(event.c.id == Delivery.event_id).scalar_subquery(),
+            exists(ready_events),
+        )
+        .values(status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    released: int = getattr(result, "rowcount", 0) or 0
+    if released:
+        log.info("maintenance.confirmed.released deliveries=%d", released)
+    return released
+
+
+def dispatch_due(session: Session, now: datetime, limit: int) -> list[DispatchGroup]:
+    """Lease due retries, released confirmations and expired leases; the caller enqueues them."""
+    return lease_available(session, due_deliveries(session, now, limit), now)
+
+
+def cleanup(
+    session: Session, now: datetime, retention_days: float, batch_size: int
+) -> dict[str, int]:
+    """Delete finished deliveries, their attempts and their events past retention, in batches.
+
+    A delivery that may still be sent (waiting or pending) is never deleted, nor is its event.
+    """
+    cutoff = now - timedelta(days=retention_days)
+    counts = {"attempts": 0, "deliveries": 0, "events": 0}
+
+    def delete_batches(key: str, table: type, id_query: object) -> None:
+        while True:
+            ids = session.scalars(id_query).all()  # type: ignore[call-overload]
+            if not ids:
+                return
+            session.execute(delete(table).where(table.id.in_(ids)))  # type: ignore[attr-defined]
+            session.commit()
+            counts[key] += len(ids)
+            if len(ids) < batch_size:
+                return
+
+    old_deliveries = (
+        select(Delivery.id)
+        .where(Delivery.status.in_(DeliveryStatus.TERMINAL), Delivery.updated_at < cutoff)
+        .limit(batch_size)
+    )
+    attempts_of_old = (
+        select(DeliveryAttempt.id)
+        .where(DeliveryAttempt.delivery_id.in_(old_deliveries.scalar_subquery()))
+        .limit(batch_size)
+    )
+    delete_batches("attempts", DeliveryAttempt, attempts_of_old)
+    old_attempts = (
+        select(DeliveryAttempt.id).where(DeliveryAttempt.started_at < cutoff).limit(batch_size)
+    )
+    delete_batches("attempts", DeliveryAttempt, old_attempts)
+    delete_batches("deliveries", Delivery, old_deliveries)
+    old_events = (
+        select(Event.id)
+        .where(Event.created_at < cutoff, ~exists().where(Delivery.event_id == Event.id))
+        .limit(batch_size)
+    )
+    delete_batches("events", Event, old_events)
+    if any(counts.values()):
+        log.info("maintenance.cleanup.done %s", " ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
+
+
+def auto_disable(session: Session, now: datetime, after_s: float) -> list[int]:
+    """Disable endpoints whose every attempt has failed for `after_s` seconds."""
+    cutoff = now - timedelta(seconds=after_s)
+    ids = session.scalars(
+        update(Endpoint)
+        .where(and_(Endpoint.active.is_(True), Endpoint.failing_since < cutoff))
+        .values(
+            active=False,
+            disabled_at=now,
+            disabled_reason=f"every delivery attempt failed for {after_s / 86400:g} days",
+        )
+        .returning(Endpoint.id)
+    ).all()
+    for endpoint_id in ids:
+        log.warning("maintenance.endpoint.auto_disabled endpoint=%s", endpoint_id)
+    return list(ids)

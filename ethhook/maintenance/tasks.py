@@ -1,0 +1,34 @@
+"""Beat tasks (schedule in celeryconfig.py), thin wrappers around maintenance.jobs."""
+
+from __future__ import annotations
+
+from ethhook.celery_app import app
+from ethhook.config import get_settings
+from ethhook.db import session_scope
+from ethhook.db.models import utcnow
+from ethhook.maintenance import jobs
+from ethhook.match.dispatch import enqueue_groups
+
+
+@app.task(name="ethhook.maintenance.dispatch_due", acks_late=True)
+def dispatch_due() -> int:
+    """Release confirmed deliveries, then lease and enqueue everything that is due."""
+    settings = get_settings()
+    with session_scope() as session:
+        jobs.release_confirmed(session, utcnow())
+    with session_scope() as session:
+        groups = jobs.dispatch_due(session, utcnow(), settings.due_scan_limit)
+    return enqueue_groups(groups)
+
+
+@app.task(name="ethhook.maintenance.cleanup", acks_late=True)
+def cleanup() -> dict[str, int]:
+    settings = get_settings()
+    with session_scope() as session:
+        return jobs.cleanup(session, utcnow(), settings.retention_days, settings.cleanup_batch_size)
+
+
+@app.task(name="ethhook.maintenance.auto_disable", acks_late=True)
+def auto_disable() -> list[int]:
+    with session_scope() as session:
+        return jobs.auto_disable(session, utcnow(), get_settings().auto_disable_after_s)

@@ -1,0 +1,1 @@
+"""Batch → delivery rows: the matcher stage."""

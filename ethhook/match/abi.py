@@ -1,0 +1,158 @@
+"""Solidity event signatures: parse them, compute topic0, decode logs into JSON-safe arguments."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_utils import keccak
+
+from ethhook.exceptions import InputError
+
+_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_TYPE = re.compile(
+    r"^(address|bool|string|bytes([1-9]|[12][0-9]|3[0-2])?|u?int(8|16|24|32|40|48|56|64|72|80|88|96|"
+    r"104|112|120|128|136|144|152|160|168|176|184|192|200|208|216|224|232|240|248|256)?)"
+    r"(\[[0-9]*\])*$"
+)
+_TOPIC = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_JS_SAFE_INT = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class EventParam:
+    name: str
+    type: str
+    indexed: bool
+
+
+@dataclass(frozen=True)
+class EventSignature:
+    """A parsed event like `Transfer(address indexed from, address indexed to, uint256 value)`."""
+
+    name: str
+    params: tuple[EventParam, ...]
+
+    @property
+    def canonical(self) -> str:
+        """The form hashed into topic0: `Transfer(address,address,uint256)`."""
+        return f"{self.name}({','.join(p.type for p in self.params)})"
+
+    @property
+    def topic0(self) -> str:
+        return "0x" + keccak(text=self.canonical).hex()
+
+    @property
+    def text(self) -> str:
+        """The normalised human form, kept on the endpoint for decoding."""
+        parts = []
+        for p in self.params:
+            parts.append(" ".join(x for x in (p.type, "indexed" if p.indexed else "", p.name) if x))
+        return f"{self.name}({', '.join(parts)})"
+
+
+def _normalise_type(raw: str) -> str:
+    base, _, dims = raw.partition("[")
+    dims = "[" + dims if dims else ""
+    if base == "uint":
+        base = "uint256"
+    elif base == "int":
+        base = "int256"
+    return base + dims
+
+
+def parse_event_signature(text: str) -> EventSignature:
+    """Parse a Solidity event signature; raise InputError saying what is wrong."""
+    source = text.strip()
+    if source.startswith("event "):
+        source = source[len("event ") :].strip()
+    source = source.rstrip(";").strip()
+    match = re.fullmatch(r"([A-Za-z_$][A-Za-z0-9_$]*)\s*\((.*)\)", source, re.S)
+    if not match:
+        raise InputError(
+            f"invalid event signature {text!r}: expected e.g. "
+            "'Transfer(address indexed from, address indexed to, uint256 value)'"
+        )
+    name, body = match.group(1), match.group(2).strip()
+    params: list[EventParam] = []
+    if body:
+        for i, chunk in enumerate(body.split(",")):
+            words = chunk.split()
+            if not words:
+                raise InputError(f"invalid event signature {text!r}: empty parameter {i + 1}")
+            type_ = _normalise_type(words[0])
+            if "(" in chunk or not _TYPE.match(type_):
+                raise InputError(
+                    f"invalid event signature {text!r}: unsupported type {words[0]!r} "
+                    "(tuples are not supported; use the raw topic0 instead)"
+                )
+            indexed = len(words) > 1 and words[1] == "indexed"
+            rest = words[2:] if indexed else words[1:]
+            if len(rest) > 1 or (rest and not _NAME.match(rest[0])):
+                raise InputError(
+                    f"invalid event signature {text!r}: bad parameter {chunk.strip()!r}"
+                )
+            params.append(
+                EventParam(name=rest[0] if rest else f"arg{i}", type=type_, indexed=indexed)
+            )
+    if sum(p.indexed for p in params) > 3:
+        raise InputError(f"invalid event signature {text!r}: at most 3 parameters can be indexed")
+    return EventSignature(name=name, params=tuple(params))
+
+
+def parse_event_filter(text: str) -> tuple[str, EventSignature | None]:
+    """An --event value is a Solidity signature or a raw 32-byte topic0; return (topic0, signature)."""
+    if _TOPIC.match(text.strip()):
+        return text.strip().lower(), None
+    signature = parse_event_signature(text)
+    return signature.topic0, signature
+
+
+def _json_safe(value: Any, type_: str) -> Any:
+    if isinstance(value, (list, tuple)):
+        inner = type_[: type_.rindex("[")]
+        return [_json_safe(v, inner) for v in value]
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # Integers wider than a JavaScript number are decimal strings, and so are all uint/int
+        # of 64+ bits, so a receiver never sees the same field change type between events.
+        bits = int(re.sub(r"\D", "", type_.split("[")[0]) or 256)
+        return str(value) if bits > 53 or abs(value) > _JS_SAFE_INT else value
+    return value
+
+
+@lru_cache(maxsize=1024)
+def _signature(text: str) -> EventSignature:
+    return parse_event_signature(text)
+
+
+def decode_log(signature_text: str, topics: list[str], data: str) -> dict[str, Any] | None:
+    """Decode a log with the endpoint's signature; None when the log does not fit it."""
+    sig = _signature(signature_text)
+    if not topics or topics[0].lower() != sig.topic0:
+        return None
+    indexed = [p for p in sig.params if p.indexed]
+    plain = [p for p in sig.params if not p.indexed]
+    if len(topics) - 1 != len(indexed):
+        return None
+    args: dict[str, Any] = {}
+    try:
+        for param, topic in zip(indexed, topics[1:], strict=True):
+            raw = bytes.fromhex(topic[2:])
+            if param.type in ("string", "bytes") or "[" in param.type:
+                args[param.name] = "0x" + raw.hex()  # dynamic indexed values are only hashed
+            else:
+                args[param.name] = _json_safe(abi_decode([param.type], raw)[0], param.type)
+        values = abi_decode([p.type for p in plain], bytes.fromhex(data[2:])) if plain else ()
+    except (DecodingError, ValueError, OverflowError):
+        return None
+    for param, value in zip(plain, values, strict=True):
+        args[param.name] = _json_safe(value, param.type)
+    return {"event": sig.name, "args": args}

@@ -1,0 +1,92 @@
+"""Reorged-out blocks: mark their events removed and tell the endpoints that already heard of them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ethhook.config import get_settings
+from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
+from ethhook.db.upsert import insert_ignore
+from ethhook.match.dispatch import DispatchGroup, chunk_groups, new_token
+
+log = logging.getLogger(__name__)
+
+
+def orphan_blocks(
+    session: Session, chain_id: int, block_hashes: Sequence[str], now: datetime | None = None
+) -> list[DispatchGroup]:
+    """Mark the events of orphaned blocks removed; returns the `event.removed` groups to enqueue.
+
+    Confirmed deliveries still waiting are cancelled (the endpoint never hears of the event).
+    Every endpoint that got (or is getting) the event instantly gets an `event.removed` webhook.
+    """
+    now = now or utcnow()
+    hashes = [h.lower() for h in block_hashes]
+    if not hashes:
+        return []
+    event_ids = session.scalars(
+        update(Event)
+        .where(Event.chain_id == chain_id, Event.block_hash.in_(hashes), Event.removed.is_(False))
+        .values(removed=True)
+        .returning(Event.id)
+    ).all()
+    if not event_ids:
+        return []
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.event_id.in_(event_ids),
+            Delivery.kind == EventKind.CONFIRMED,
+            Delivery.status == DeliveryStatus.WAITING,
+        )
+        .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+    )
+    told = session.execute(
+        select(Delivery.endpoint_id, Delivery.event_id).where(
+            Delivery.event_id.in_(event_ids),
+            Delivery.kind.in_([EventKind.INSTANT, EventKind.CONFIRMED]),
+            Delivery.status != DeliveryStatus.CANCELLED,
+        )
+    ).all()
+    log.info(
+        "match.reorg.orphaned chain=%s blocks=%d events=%d removed_webhooks=%d",
+        chain_id,
+        len(hashes),
+        len(event_ids),
+        len(told),
+    )
+    if not told:
+        return []
+    settings = get_settings()
+    tokens: dict[int, str] = {}
+    rows = [
+        {
+            "endpoint_id": endpoint_id,
+            "event_id": event_id,
+            "kind": EventKind.REMOVED,
+            "status": DeliveryStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "lease_token": tokens.setdefault(endpoint_id, new_token()),
+            "lease_expires_at": now + timedelta(seconds=settings.dispatch_lease_s),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for endpoint_id, event_id in told
+    ]
+    inserted = session.execute(
+        insert_ignore(session, Delivery, ["endpoint_id", "event_id", "kind"]).returning(
+            Delivery.id, Delivery.endpoint_id
+        ),
+        rows,
+    ).all()
+    pairs = [(endpoint_id, delivery_id) for delivery_id, endpoint_id in inserted]
+    return [
+        DispatchGroup(endpoint_id, ids, tokens[endpoint_id])
+        for endpoint_id, ids in chunk_groups(pairs, settings.deliveries_per_task)
+    ]

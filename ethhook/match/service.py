@@ -1,0 +1,142 @@
+"""Batch → delivery rows: store events, find endpoints with ONE query, insert deliveries in bulk."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ethhook.config import get_settings
+from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, EndpointFilter, Event, EventKind
+from ethhook.db.upsert import insert_ignore
+from ethhook.match.dispatch import DispatchGroup, chunk_groups, new_token
+from ethhook.types import ChainEvent
+
+
+@dataclass(frozen=True)
+class Match:
+    endpoint_id: int
+    confirmations: int
+
+
+def store_events(session: Session, events: Sequence[ChainEvent], now: datetime) -> None:
+    """Insert the events; ones already stored (a replayed batch) are left as they are."""
+    if not events:
+        return
+    rows = [
+        {
+            "id": e.event_id,
+            "chain_id": e.chain_id,
+            "block_number": e.block_number,
+            "block_hash": e.block_hash,
+            "block_timestamp": e.block_timestamp,
+            "transaction_hash": e.transaction_hash,
+            "transaction_index": e.transaction_index,
+            "log_index": e.log_index,
+            "address": e.address,
+            "topics": e.topics,
+            "data": e.data,
+            "removed": False,
+            "created_at": now,
+        }
+        for e in events
+    ]
+    session.execute(insert_ignore(session, Event, ["id"]), rows)
+
+
+def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, list[Match]]:
+    """The endpoints each event goes to, found with one indexed query for the whole batch."""
+    if not events:
+        return {}
+    addresses = sorted({e.address for e in events})
+    chains = sorted({e.chain_id for e in events})
+    topics = sorted({e.topic0 for e in events if e.topic0 is not None})
+    f = EndpointFilter
+    rows = session.execute(
+        select(f.endpoint_id, f.chain_id, f.address, f.topic0, Endpoint.confirmations)
+        .join(Endpoint, Endpoint.id == f.endpoint_id)
+        .where(
+            Endpoint.active.is_(True),
+            or_(f.address.in_(addresses), f.address.is_(None)),
+            or_(f.chain_id.in_(chains), f.chain_id.is_(None)),
+            or_(f.topic0.in_(topics), f.topic0.is_(None)),
+        )
+    ).all()
+    by_address: dict[str | None, list[tuple[int, int | None, str | None, int]]] = defaultdict(list)
+    for endpoint_id, chain_id, address, topic0, confirmations in rows:
+        by_address[address].append((endpoint_id, chain_id, topic0, confirmations))
+    matches: dict[str, list[Match]] = {}
+    for event in events:
+        found: dict[int, Match] = {}
+        for endpoint_id, chain_id, topic0, confirmations in by_address.get(
+            event.address, []
+        ) + by_address.get(None, []):
+            if (chain_id is None or chain_id == event.chain_id) and (
+                topic0 is None or topic0 == event.topic0
+            ):
+                found[endpoint_id] = Match(endpoint_id, confirmations)
+        if found:
+            matches[event.event_id] = sorted(found.values(), key=lambda m: m.endpoint_id)
+    return matches
+
+
+def create_deliveries(
+    session: Session,
+    events: Sequence[ChainEvent],
+    matches: dict[str, list[Match]],
+    now: datetime,
+) -> list[DispatchGroup]:
+    """Insert one delivery per (endpoint, event); returns the instant ones to enqueue now.
+
+    Endpoints that want confirmations get a `waiting` delivery that the beat job releases once
+    the block is deep enough. Instant deliveries are leased to their message token as they are
+    inserted, so the message that follows the commit is the only one that sends them.
+    """
+    settings = get_settings()
+    lease_until = now + timedelta(seconds=settings.dispatch_lease_s)
+    tokens: dict[int, str] = {}
+    rows = []
+    for event in events:
+        for match in matches.get(event.event_id, []):
+            instant = match.confirmations == 0
+            token = tokens.setdefault(match.endpoint_id, new_token()) if instant else None
+            rows.append(
+                {
+                    "endpoint_id": match.endpoint_id,
+                    "event_id": event.event_id,
+                    "kind": EventKind.INSTANT if instant else EventKind.CONFIRMED,
+                    "status": DeliveryStatus.PENDING if instant else DeliveryStatus.WAITING,
+                    "attempts": 0,
+                    "next_attempt_at": now if instant else None,
+                    "release_block": None if instant else event.block_number + match.confirmations,
+                    "lease_token": token,
+                    "lease_expires_at": lease_until if instant else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if not rows:
+        return []
+    inserted = session.execute(
+        insert_ignore(session, Delivery, ["endpoint_id", "event_id", "kind"]).returning(
+            Delivery.id, Delivery.endpoint_id, Delivery.status
+        ),
+        rows,
+    ).all()
+    pairs = [(ep, did) for did, ep, status in inserted if status == DeliveryStatus.PENDING]
+    groups = []
+    for endpoint_id, ids in chunk_groups(pairs, settings.deliveries_per_task):
+        groups.append(DispatchGroup(endpoint_id, ids, tokens[endpoint_id]))
+    return groups
+
+
+def match_batch(
+    session: Session, events: Sequence[ChainEvent], now: datetime
+) -> list[DispatchGroup]:
+    """Everything the matcher does for one batch, in the caller's transaction."""
+    store_events(session, events, now)
+    return create_deliveries(session, events, find_matches(session, events), now)
