@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
 
 from ethhook.db import dispose_engine
+
+def _green_psycopg() -> None:
+    """Under a gevent pool, make psycopg2 yield to other greenlets while it waits on PostgreSQL."""
+    if "gevent" in sys.modules:
+        from gevent import monkey
+
+        if monkey.is_module_patched("socket"):
+            from psycogreen.gevent import patch_psycopg
+
+            patch_psycopg()
+
+
+_green_psycopg()
 
 app = Celery("ethhook")
 app.config_from_object("celeryconfig")

@@ -135,6 +135,8 @@ def _describe(data: dict[str, Any]) -> str:
     for key, value in data.items():
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "(any)"
+        elif isinstance(value, datetime):
+            value = _json_default(value)
         lines.append(f"{key + ':':<28} {'' if value is None else value}")
     return "\n".join(lines)
 

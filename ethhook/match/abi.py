@@ -9,7 +9,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from ethhook.exceptions import InputError
 
@@ -116,6 +116,8 @@ def _json_safe(value: Any, type_: str) -> Any:
     if isinstance(value, (list, tuple)):
         inner = type_[: type_.rindex("[")]
         return [_json_safe(v, inner) for v in value]
+    if type_ == "address" and isinstance(value, str):
+        return to_checksum_address(value)
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, bool):

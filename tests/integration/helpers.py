@@ -1,0 +1,53 @@
+"""Helpers for integration tests: endpoints through the CLI's own code path, counts from the database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ethhook.config import get_settings
+from ethhook.db import session_scope
+from ethhook.db.models import Delivery, Endpoint, EndpointFilter, Event
+from ethhook.endpoints import build_spec, create_endpoint
+
+BIN = Path(sys.executable).parent
+
+
+def add_endpoint(url: str, **kw: Any) -> tuple[int, str]:
+    """Register an endpoint in-process; returns (id, secret)."""
+    spec = build_spec(
+        url=url,
+        chains=kw.get("chains", []),
+        contracts=kw.get("contracts", []),
+        events=kw.get("events", []),
+        confirmations=kw.get("confirmations", 0),
+        rate_limit_per_s=kw.get("rate_limit_per_s"),
+        retry_schedule=kw.get("retry_schedule"),
+        name=kw.get("name"),
+        settings=get_settings(),
+    )
+    with session_scope() as session:
+        endpoint = create_endpoint(session, spec)
+        return endpoint.id, endpoint.secret
+
+
+def row_counts() -> dict[str, int]:
+    with session_scope() as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Endpoint, EndpointFilter, Event, Delivery)
+        }
+
+
+def ethhook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `ethhook` console script."""
+    full_env = os.environ.copy()
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(BIN / "ethhook"), *args], capture_output=True, text=True, env=full_env, timeout=60
+    )

@@ -1,0 +1,100 @@
+"""A loopback HTTP receiver for tests: records every request and verifies its signature."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+# (status, headers, body) for a request number on a path.
+Responder = Callable[[int], tuple[int, dict[str, str], bytes]]
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    verified: bool | None = None
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers["webhook-id"]
+
+
+@dataclass
+class Receiver:
+    """Answers 200 unless told otherwise for a path; `secrets[path]` turns on verification."""
+
+    secrets: dict[str, str] = field(default_factory=dict)
+    responders: dict[str, Responder] = field(default_factory=dict)
+    requests: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                status, headers, answer = receiver._handle(self.path, dict(self.headers.items()), body)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        lower = {k.lower(): v for k, v in headers.items()}
+        verified = None
+        if path in self.secrets:
+            try:
+                Webhook(self.secrets[path]).verify(body, lower)
+                verified = True
+            except WebhookVerificationError:
+                verified = False
+        with self._lock:
+            number = self._counts.get(path, 0)
+            self._counts[path] = number + 1
+            self.requests.append(Received(path, lower, body, time.time(), verified))
+        responder = self.responders.get(path)
+        if responder is None:
+            return 200, {}, b"ok"
+        return responder(number)
+
+    def on(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
