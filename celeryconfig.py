@@ -1,6 +1,6 @@
 """Celery configuration for EthHook: declarative; values come from ethhook.config."""
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from ethhook.config import get_settings
 from ethhook.queues import Queue as Q
@@ -18,7 +18,10 @@ accept_content = ["json"]
 timezone = "UTC"
 enable_utc = True
 
-task_queues = [Queue(q.value, routing_key=q.value) for q in Q]
+# Messages go through the default exchange, routed by queue name: on Redis that needs no binding
+# keys, so publishing keeps working after the broker lost its contents (FLUSHALL, restart without
+# persistence); on RabbitMQ the default exchange does the same natively.
+task_queues = [Queue(q.value, Exchange(""), routing_key=q.value) for q in Q]
 task_default_queue = Q.MAINTENANCE.value
 task_routes = {
     "ethhook.match.*": {"queue": Q.MATCH.value},
