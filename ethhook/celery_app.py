@@ -11,6 +11,7 @@ from celery.signals import worker_process_init
 
 from ethhook.db import dispose_engine
 
+
 def _green_psycopg() -> None:
     """Under a gevent pool, make psycopg2 yield to other greenlets while it waits on PostgreSQL."""
     if "gevent" in sys.modules:

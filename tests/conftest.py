@@ -49,12 +49,23 @@ TEST_ENV = {
     "ETHHOOK_DELIVERY_READ_TIMEOUT_S": "3",
 }
 os.environ.update(TEST_ENV)
-for _var in ("ETHEREUM_WS", "ETHEREUM_HTTP", "ARBITRUM_WS", "ARBITRUM_HTTP", "OPTIMISM_WS",
-             "OPTIMISM_HTTP", "BASE_WS", "BASE_HTTP", "ETHHOOK_CHAINS_FILE"):
+for _var in (
+    "ETHEREUM_WS",
+    "ETHEREUM_HTTP",
+    "ARBITRUM_WS",
+    "ARBITRUM_HTTP",
+    "OPTIMISM_WS",
+    "OPTIMISM_HTTP",
+    "BASE_WS",
+    "BASE_HTTP",
+    "ETHHOOK_CHAINS_FILE",
+):
     os.environ.pop(_var, None)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = ""
+) -> Any:
     """Poll until predicate() is truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -87,8 +98,12 @@ def database() -> Iterator[str]:
     admin = create_engine(f"{PG_ADMIN_URL}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
-    subprocess.run([str(BIN / "ethhook"), "db", "upgrade"], check=True, env=os.environ.copy(),
-                   capture_output=True)
+    subprocess.run(
+        [str(BIN / "ethhook"), "db", "upgrade"],
+        check=True,
+        env=os.environ.copy(),
+        capture_output=True,
+    )
     yield TEST_ENV["ETHHOOK_DATABASE_URL"]
     from ethhook.db import dispose_engine
 
@@ -105,8 +120,21 @@ def redis_server() -> Iterator[str]:
     workdir = TMP / "redis"
     workdir.mkdir(exist_ok=True)
     proc = subprocess.Popen(
-        [binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
+        [
+            binary,
+            "--port",
+            str(REDIS_PORT),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -136,28 +164,54 @@ def db(database: str) -> Iterator[None]:
     from ethhook.db import get_engine
 
     with get_engine().begin() as conn:
-        conn.execute(text(
-            "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, endpoints, "
-            "chain_cursors, chain_blocks RESTART IDENTITY CASCADE"
-        ))
+        conn.execute(
+            text(
+                "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, endpoints, "
+                "chain_cursors, chain_blocks RESTART IDENTITY CASCADE"
+            )
+        )
     yield
 
 
 class Worker:
     """A real Celery worker process (all queues) with embedded beat."""
 
-    def __init__(self, name: str, extra_env: dict[str, str] | None = None, beat: bool = True,
-                 pool: str = "threads", concurrency: int = 8, queues: str = "match,deliver,maintenance"):
+    def __init__(
+        self,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+        beat: bool = True,
+        pool: str = "threads",
+        concurrency: int = 8,
+        queues: str = "match,deliver,maintenance",
+    ):
         self.log_path = TMP / f"worker-{name}.log"
         env = os.environ.copy()
         env.update(extra_env or {})
-        args = [str(BIN / "celery"), "-A", "ethhook.celery_app", "worker", "-Q", queues,
-                "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "--without-mingle",
-                "--without-gossip", "-l", "INFO"]
+        args = [
+            str(BIN / "celery"),
+            "-A",
+            "ethhook.celery_app",
+            "worker",
+            "-Q",
+            queues,
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "INFO",
+        ]
         if beat:
             args += ["-B", "-s", str(TMP / f"beat-{name}")]
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         wait_until(self._ready, 60, 0.2, what=f"worker {name} to start (log: {self.log_path})")
 
     def _ready(self) -> bool:

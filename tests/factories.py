@@ -26,8 +26,15 @@ def word_address(addr: str) -> str:
 
 
 def transfer(
-    *, chain_id: int = 1, contract: str, block: int, log_index: int, value: int,
-    topic0: str = TRANSFER_TOPIC, sender: int = 1, to: int = 2,
+    *,
+    chain_id: int = 1,
+    contract: str,
+    block: int,
+    log_index: int,
+    value: int,
+    topic0: str = TRANSFER_TOPIC,
+    sender: int = 1,
+    to: int = 2,
 ) -> ChainEvent:
     return ChainEvent(
         chain_id=chain_id,

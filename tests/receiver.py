@@ -53,7 +53,9 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
-                status, headers, answer = receiver._handle(self.path, dict(self.headers.items()), body)
+                status, headers, answer = receiver._handle(
+                    self.path, dict(self.headers.items()), body
+                )
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -73,7 +75,9 @@ class Receiver:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def _handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _handle(
+        self, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         lower = {k.lower(): v for k, v in headers.items()}
         verified = None
         if path in self.secrets:

@@ -87,9 +87,12 @@ def test_filters_on_chain_contract_and_event_each_narrow_the_match():
         pairs = set(session.execute(select(Delivery.endpoint_id, Delivery.event_id)).all())
     e0, e1, e2 = (e.event_id for e in events)
     assert pairs == {
-        (ep_contract, e0), (ep_all, e0),
-        (ep_chain, e1), (ep_all, e1),
-        (ep_event, e2), (ep_all, e2),
+        (ep_contract, e0),
+        (ep_all, e0),
+        (ep_chain, e1),
+        (ep_all, e1),
+        (ep_event, e2),
+        (ep_all, e2),
     }
 
 

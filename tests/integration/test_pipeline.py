@@ -14,7 +14,15 @@ from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus
 from ethhook.types import ChainEvent
 from tests.conftest import wait_until
-from tests.factories import APPROVAL, APPROVAL_TOPIC, TRANSFER, TRANSFER_TOPIC, address, batches, transfer
+from tests.factories import (
+    APPROVAL,
+    APPROVAL_TOPIC,
+    TRANSFER,
+    TRANSFER_TOPIC,
+    address,
+    batches,
+    transfer,
+)
 from tests.integration.helpers import add_endpoint, ethhook
 
 pytestmark = pytest.mark.usefixtures("db", "worker")
@@ -34,8 +42,16 @@ def mixed_events(n: int) -> list[ChainEvent]:
     events = []
     for i in range(n):
         chain_id, contract, topic0 = next(combos)
-        events.append(transfer(chain_id=chain_id, contract=contract, block=1000 + i // 10,
-                               log_index=i % 10, value=i, topic0=topic0))
+        events.append(
+            transfer(
+                chain_id=chain_id,
+                contract=contract,
+                block=1000 + i // 10,
+                log_index=i % 10,
+                value=i,
+                topic0=topic0,
+            )
+        )
     return events
 
 
@@ -80,23 +96,34 @@ def test_1000_events_reach_exactly_the_matching_endpoints_once_each_and_signed(r
     assert sample.headers["user-agent"].startswith("EthHook/")
 
 
-def test_failed_attempts_follow_the_schedule_then_dead_letter_and_manual_retry_sends_again(receiver):
+def test_failed_attempts_follow_the_schedule_then_dead_letter_and_manual_retry_sends_again(
+    receiver,
+):
     answers = {"status": 500}
-    receiver.responders["/down"] = lambda n: (answers["status"], {}, b"boom: database is on fire" * 100)
+    receiver.responders["/down"] = lambda n: (
+        answers["status"],
+        {},
+        b"boom: database is on fire" * 100,
+    )
     endpoint_id, secret = add_endpoint(receiver.url("/down"), retry_schedule="0,1,2")
     receiver.secrets["/down"] = secret
     publish([transfer(contract=address(5), block=1, log_index=0, value=1)])
 
     def delivery() -> Delivery | None:
         with session_scope() as session:
-            return session.scalars(select(Delivery).where(Delivery.endpoint_id == endpoint_id)).first()
+            return session.scalars(
+                select(Delivery).where(Delivery.endpoint_id == endpoint_id)
+            ).first()
 
-    wait_until(lambda: (d := delivery()) and d.status == DeliveryStatus.FAILED, 60, 0.2, "dead letter")
+    wait_until(
+        lambda: (d := delivery()) and d.status == DeliveryStatus.FAILED, 60, 0.2, "dead letter"
+    )
     d = delivery()
     assert d is not None and d.attempts == 3 and d.last_status_code == 500
     with session_scope() as session:
         attempts = session.scalars(
-            select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id)
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == d.id)
             .order_by(DeliveryAttempt.attempt_number)
         ).all()
     assert [a.attempt_number for a in attempts] == [1, 2, 3]
@@ -125,11 +152,15 @@ def test_retry_by_filter_resends_every_failed_delivery_of_an_endpoint(receiver):
 
     def statuses() -> list[str]:
         with session_scope() as session:
-            return list(session.scalars(select(Delivery.status).where(Delivery.endpoint_id == endpoint_id)))
+            return list(
+                session.scalars(select(Delivery.status).where(Delivery.endpoint_id == endpoint_id))
+            )
 
     wait_until(lambda: statuses() == ["failed"] * 5, 30, 0.2, "five dead letters")
     answers["status"] = 204
-    result = ethhook("delivery", "retry", "--status", "failed", "--endpoint", str(endpoint_id), "--json")
+    result = ethhook(
+        "delivery", "retry", "--status", "failed", "--endpoint", str(endpoint_id), "--json"
+    )
     assert result.returncode == 0, result.stderr
     assert '"retried": 5' in result.stdout
     wait_until(lambda: statuses() == ["succeeded"] * 5, 30, 0.2, "five retried")
@@ -139,20 +170,31 @@ def test_retry_by_filter_resends_every_failed_delivery_of_an_endpoint(receiver):
 def test_flushing_redis_before_workers_ran_loses_no_delivery(receiver, worker, redis_server):
     endpoint_id, secret = add_endpoint(receiver.url("/durable"))
     receiver.secrets["/durable"] = secret
-    events = [transfer(contract=address(8), block=5 + i // 50, log_index=i % 50, value=i) for i in range(200)]
-    app.control.cancel_consumer("deliver", destination=["main@" + _hostname()], reply=True, timeout=5)
+    events = [
+        transfer(contract=address(8), block=5 + i // 50, log_index=i % 50, value=i)
+        for i in range(200)
+    ]
+    app.control.cancel_consumer(
+        "deliver", destination=["main@" + _hostname()], reply=True, timeout=5
+    )
     try:
         publish(events, size=50)
 
         def created() -> int:
             with session_scope() as session:
-                return len(session.scalars(select(Delivery.id).where(Delivery.endpoint_id == endpoint_id)).all())
+                return len(
+                    session.scalars(
+                        select(Delivery.id).where(Delivery.endpoint_id == endpoint_id)
+                    ).all()
+                )
 
         wait_until(lambda: created() == 200, 60, 0.2, "deliveries created")
         assert receiver.requests == []
         redis.Redis.from_url(redis_server).flushall()
     finally:
-        app.control.add_consumer("deliver", destination=["main@" + _hostname()], reply=True, timeout=5)
+        app.control.add_consumer(
+            "deliver", destination=["main@" + _hostname()], reply=True, timeout=5
+        )
     wait_until(lambda: len(receiver.on("/durable")) >= 200, 90, 0.2, "every webhook after FLUSHALL")
     time.sleep(1)
     got = receiver.on("/durable")

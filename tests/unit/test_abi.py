@@ -13,8 +13,10 @@ from tests.factories import TRANSFER, TRANSFER_TOPIC, address, word_address
     ("text", "canonical"),
     [
         (TRANSFER, "Transfer(address,address,uint256)"),
-        ("event Transfer(address indexed from, address indexed to, uint256 value);",
-         "Transfer(address,address,uint256)"),
+        (
+            "event Transfer(address indexed from, address indexed to, uint256 value);",
+            "Transfer(address,address,uint256)",
+        ),
         ("Deposit(uint amount, int delta, bytes32[] ids)", "Deposit(uint256,int256,bytes32[])"),
         ("Ping()", "Ping()"),
         ("Anon(address, uint8)", "Anon(address,uint8)"),
@@ -30,9 +32,17 @@ def test_transfer_topic0_is_the_well_known_hash():
 
 @pytest.mark.parametrize(
     "text",
-    ["Transfer", "Transfer(address indexed from", "Foo(uint7 a)", "Foo(address a b)",
-     "Foo((uint256,address) t)", "Foo(uint256 indexed a, uint256 indexed b, uint256 indexed c, "
-     "uint256 indexed d)", "1Foo()", "Foo(address,)", "0x1234"],
+    [
+        "Transfer",
+        "Transfer(address indexed from",
+        "Foo(uint7 a)",
+        "Foo(address a b)",
+        "Foo((uint256,address) t)",
+        "Foo(uint256 indexed a, uint256 indexed b, uint256 indexed c, uint256 indexed d)",
+        "1Foo()",
+        "Foo(address,)",
+        "0x1234",
+    ],
 )
 def test_bad_signatures_are_refused_with_a_message(text):
     with pytest.raises(InputError, match="invalid event signature"):
@@ -59,7 +69,9 @@ def test_decodes_transfer_with_big_values_as_strings():
 
 
 def test_decodes_mixed_types():
-    sig = "Thing(uint8 indexed small, bool flag, bytes data, string name, int64 delta, address[] who)"
+    sig = (
+        "Thing(uint8 indexed small, bool flag, bytes data, string name, int64 delta, address[] who)"
+    )
     parsed = parse_event_signature(sig)
     data = encode(
         ["bool", "bytes", "string", "int64", "address[]"],

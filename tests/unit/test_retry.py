@@ -12,7 +12,17 @@ SCHEDULE = DEFAULT_RETRY_SCHEDULE_S  # 0, 5, 300, 1800, 7200, 18000, 36000, 3600
 
 @pytest.mark.parametrize(
     ("attempts_made", "expected_base"),
-    [(1, 5), (2, 300), (3, 1800), (4, 7200), (5, 18000), (6, 36000), (7, 36000), (8, None), (9, None)],
+    [
+        (1, 5),
+        (2, 300),
+        (3, 1800),
+        (4, 7200),
+        (5, 18000),
+        (6, 36000),
+        (7, 36000),
+        (8, None),
+        (9, None),
+    ],
 )
 def test_default_schedule_delays_with_jitter(attempts_made, expected_base):
     for seed in range(20):

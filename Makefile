@@ -1,0 +1,31 @@
+# EthHook: `make test` runs every check CI runs; `make demo` runs the whole pipeline locally.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint unit demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check ethhook celeryconfig.py workers
+	$(BIN)/mypy ethhook
+
+# The whole suite: lint, types, unit, integration and end-to-end tests (real PostgreSQL, Redis,
+# Celery workers, anvil chain nodes and loopback receivers).
+test: lint
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
