@@ -202,8 +202,28 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
         ).all()
         data["deliveries"] = {status: count for status, count in counts}
         data["failing_since"] = endpoint.failing_since
+    data["circuit_breaker"] = _breaker_state(args.id, settings)
     _emit(args, data, lambda: _describe(data))
     return 0
+
+
+def _breaker_state(endpoint_id: int, settings: Settings) -> str:
+    import redis
+
+    from ethhook.deliver.breaker import EndpointBreaker
+    from ethhook.deliver.shared import redis_client
+
+    breaker = EndpointBreaker(
+        redis_client(settings.redis_url),
+        endpoint_id,
+        settings.breaker_fail_max,
+        settings.breaker_reset_timeout_s,
+        1.0,
+    )
+    try:
+        return breaker.state()
+    except redis.RedisError as exc:
+        return f"unknown (Redis unreachable: {exc})"
 
 
 def _endpoint_change(args: argparse.Namespace, change: Callable[[Session], Any], verb: str) -> int:

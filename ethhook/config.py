@@ -117,6 +117,8 @@ class Settings:
     match_batch_size: int = 100
     match_batch_timeout_s: float = 0.1
     secret_rotation_grace_s: float = 86400.0
+    breaker_fail_max: int = 5
+    breaker_reset_timeout_s: float = 30.0
     auto_disable_after_s: float = 5 * 86400.0
     metrics_port: int = 3000
     chains_file: str | None = None
@@ -157,6 +159,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "match_batch_size": ("ETHHOOK_MATCH_BATCH_SIZE", _parse_positive_int),
     "match_batch_timeout_s": ("ETHHOOK_MATCH_BATCH_TIMEOUT_S", _parse_positive_float),
     "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", _parse_non_negative_float),
+    "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", _parse_positive_int),
+    "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", _parse_positive_float),
     "auto_disable_after_s": ("ETHHOOK_AUTO_DISABLE_AFTER_S", _parse_positive_float),
     "metrics_port": ("ETHHOOK_METRICS_PORT", _parse_non_negative_int),
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),

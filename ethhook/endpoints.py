@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from ethhook.config import BUILTIN_CHAINS, Settings, parse_retry_schedule
 from ethhook.db.models import Endpoint, EndpointFilter, utcnow
 from ethhook.deliver.signing import generate_secret
+from ethhook.deliver.ssrf import check_url
 from ethhook.exceptions import InputError, NotFoundError
 from ethhook.match.abi import parse_event_filter
 
@@ -109,8 +110,11 @@ def build_spec(
             schedule = parse_retry_schedule(retry_schedule)
         except ValueError as exc:
             raise InputError(f"invalid --retry-schedule {retry_schedule!r}: {exc}") from exc
+    url = parse_url(url)
+    if not settings.allow_private_targets:
+        check_url(url)
     return EndpointSpec(
-        url=parse_url(url),
+        url=url,
         chain_ids=tuple(dict.fromkeys(parse_chain(c, settings) for c in chains)),
         contracts=tuple(dict.fromkeys(parse_address(c) for c in contracts)),
         topics=tuple(topics),

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import requests
 from requests.adapters import HTTPAdapter
 
+from ethhook.deliver.ssrf import GUARDED_POOLS
+
 MAX_READ_BYTES = 64 * 1024
 STORED_BODY_BYTES = 1024
 POOL_SIZE = 256
@@ -32,15 +34,19 @@ class HttpOutcome:
 _local = threading.local()
 
 
-def _session() -> requests.Session:
-    # One pooled session per thread (greenlet-safe under gevent's patched threading.local).
-    session: requests.Session | None = getattr(_local, "session", None)
+def _session(guarded: bool) -> requests.Session:
+    """One pooled session per thread (per greenlet under gevent) and guard setting."""
+    name = "guarded" if guarded else "open"
+    session: requests.Session | None = getattr(_local, name, None)
     if session is None:
         session = requests.Session()
+        session.trust_env = False  # no proxy from the environment may bypass the guard
         adapter = HTTPAdapter(pool_connections=64, pool_maxsize=POOL_SIZE, max_retries=0)
+        if guarded:
+            adapter.poolmanager.pool_classes_by_scheme = GUARDED_POOLS
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        _local.session = session
+        setattr(_local, name, session)
     return session
 
 
@@ -50,6 +56,7 @@ def post(
     headers: dict[str, str],
     connect_timeout_s: float,
     read_timeout_s: float,
+    allow_private: bool = False,
 ) -> HttpOutcome:
     """POST `body`; read at most 64 KiB of the answer and stop reading at the read timeout."""
     started = time.perf_counter()
@@ -58,7 +65,7 @@ def post(
         return (time.perf_counter() - started) * 1000
 
     try:
-        response = _session().post(
+        response = _session(not allow_private).post(
             url,
             data=body,
             headers=headers,
@@ -106,5 +113,10 @@ def post(
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc.args[0] if exc.args else exc)
+    """The innermost useful message of a requests/urllib3 error, without pool boilerplate."""
+    inner: object = exc.args[0] if exc.args else exc
+    inner = getattr(inner, "reason", None) or inner  # urllib3's MaxRetryError wraps the cause
+    text = str(inner)
+    if "): " in text and text.split("(", 1)[0].endswith(("Connection", "ConnectionPool")):
+        text = text.split("): ", 1)[1]
     return text[:300]

@@ -106,7 +106,7 @@ def release_leases(session: Session, delivery_ids: Sequence[int], token: str) ->
         )
 
 
-def enqueue_groups(groups: Sequence[DispatchGroup]) -> int:
+def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = None) -> int:
     """Publish one deliver task per group (after the leases were committed); returns the count.
 
     A broker failure is logged, not raised: the leases expire and the beat job dispatches again.
@@ -126,6 +126,7 @@ def enqueue_groups(groups: Sequence[DispatchGroup]) -> int:
                         "token": group.token,
                     },
                     producer=producer,
+                    countdown=countdown,
                 )
     except (KombuError, OSError) as exc:
         log.warning(

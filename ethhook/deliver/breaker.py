@@ -1,0 +1,113 @@
+"""Per-endpoint circuit breakers: pybreaker's Redis storage, shared by every worker.
+
+pybreaker's `call()` holds a lock for the whole request, which serialises every delivery to an
+endpoint within a process; so the state is checked before the request and updated after it.
+Closed → (fail_max failures) → open → (reset timeout) → half-open: one trial request, whose
+outcome closes or re-opens the breaker. Timeouts, connection errors and 5xx count as failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+import pybreaker
+import redis
+
+log = logging.getLogger(__name__)
+
+CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
+TRIAL_RETRY_S = 1.0
+
+
+class EndpointBreaker:
+    def __init__(
+        self,
+        client: redis.Redis,
+        endpoint_id: int,
+        fail_max: int,
+        reset_timeout_s: float,
+        trial_ttl_s: float,
+    ) -> None:
+        self.endpoint_id = endpoint_id
+        self.fail_max = fail_max
+        self.reset_timeout_s = reset_timeout_s
+        self._client = client
+        self._trial_key = f"ethhook:breaker:{endpoint_id}:trial"
+        self._trial_ttl_ms = int(trial_ttl_s * 1000)
+        self._storage: pybreaker.CircuitRedisStorage | None = None
+        self._had_failures = False
+
+    def _store(self) -> pybreaker.CircuitRedisStorage | None:
+        if self._storage is None:
+            try:
+                self._storage = pybreaker.CircuitRedisStorage(
+                    CLOSED, self._client, namespace=f"ethhook:endpoint:{self.endpoint_id}"
+                )
+            except redis.RedisError as exc:
+                log.warning(
+                    "deliver.breaker.unavailable endpoint=%s error=%s", self.endpoint_id, exc
+                )
+                return None
+        return self._storage
+
+    def state(self) -> str:
+        store = self._store()
+        return store.state if store is not None else CLOSED
+
+    def before_request(self) -> float:
+        """0 when a request may go (closed, or this is the half-open trial), else seconds to wait."""
+        store = self._store()
+        if store is None:
+            return 0.0
+        state = store.state
+        if state == CLOSED:
+            self._had_failures = store.counter > 0
+            return 0.0
+        if state == OPEN:
+            opened = store.opened_at
+            remaining = (opened.timestamp() + self.reset_timeout_s - time.time()) if opened else 0.0
+            if remaining > 0:
+                return remaining
+        # Open past its timeout, or half-open: exactly one worker gets the trial request.
+        if self._client.set(self._trial_key, b"1", nx=True, px=self._trial_ttl_ms):
+            store.state = HALF_OPEN
+            self._had_failures = True
+            log.info("deliver.breaker.half_open endpoint=%s", self.endpoint_id)
+            return 0.0
+        return TRIAL_RETRY_S
+
+    def record_success(self) -> None:
+        store = self._store()
+        if store is None or not self._had_failures:
+            return
+        store.reset_counter()
+        if store.state != CLOSED:
+            store.state = CLOSED
+            log.info("deliver.breaker.closed endpoint=%s", self.endpoint_id)
+        self._client.delete(self._trial_key)
+        self._had_failures = False
+
+    def record_failure(self) -> bool:
+        """Count a failure; True when the breaker is (now) open."""
+        store = self._store()
+        if store is None:
+            return False
+        self._had_failures = True
+        state = store.state
+        if state == OPEN:
+            return True
+        store.increment_counter()
+        if state == HALF_OPEN or store.counter >= self.fail_max:
+            store.state = OPEN
+            store.opened_at = datetime.now(UTC)
+            self._client.delete(self._trial_key)
+            log.warning(
+                "deliver.breaker.opened endpoint=%s failures=%d reset_s=%g",
+                self.endpoint_id,
+                store.counter,
+                self.reset_timeout_s,
+            )
+            return True
+        return False

@@ -1,0 +1,133 @@
+"""SSRF guard: refuse private, loopback, link-local, CGNAT and metadata addresses.
+
+Checked at registration (after resolving the host) and again at connect time, on the address the
+socket actually connects to, so a DNS answer that changes between the two cannot get through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import create_connection
+
+from ethhook.exceptions import InputError
+
+ALLOW_HINT = "set ETHHOOK_ALLOW_PRIVATE_TARGETS=true to allow it"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class ForbiddenTarget(OSError):
+    """A connection to a non-public address was refused."""
+
+
+def forbidden_reason(ip: IPAddress) -> str | None:
+    """Why connecting to `ip` is refused, or None when it is a public address."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address (cloud metadata lives there)"
+    if ip in ipaddress.ip_network("100.64.0.0/10"):
+        return "a carrier-grade NAT address"
+    if ip.is_private:
+        return "a private address"
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or not ip.is_global:
+        return "not a public address"
+    return None
+
+
+def _resolve(host: str, port: int) -> list[tuple[Any, ...]]:
+    return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+
+
+def check_url(url: str) -> None:
+    """Registration-time check: refuse a URL whose host is or resolves to a non-public address.
+
+    A host that does not resolve yet is accepted; the connect-time check still applies.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(info[4][0]) for info in _resolve(host, port)]
+        except (socket.gaierror, UnicodeError):
+            return
+    for ip in addresses:
+        reason = forbidden_reason(ip)
+        if reason:
+            raise InputError(f"refused URL {url!r}: {host} is {reason} ({ip}); {ALLOW_HINT}")
+
+
+class _GuardMixin:
+    """urllib3's `_new_conn`, with the resolved address checked before the socket connects."""
+
+    _dns_host: str
+    port: int
+    host: str
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            return self._connect_checked()
+        except ForbiddenTarget as exc:
+            raise NewConnectionError(self, str(exc)) from exc  # type: ignore[arg-type]
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc  # type: ignore[arg-type]
+
+    def _connect_checked(self) -> socket.socket:
+        error: OSError | None = None
+        for _family, _, _, _, sockaddr in _resolve(self._dns_host, self.port):
+            ip = ipaddress.ip_address(sockaddr[0])
+            reason = forbidden_reason(ip)
+            if reason:
+                raise ForbiddenTarget(
+                    f"refused to connect to {self.host}: {ip} is {reason}; {ALLOW_HINT}"
+                )
+            try:
+                return create_connection(
+                    (str(ip), self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except OSError as exc:
+                error = exc
+        raise error or OSError(f"no address for {self.host}")
+
+
+class GuardedHTTPConnection(_GuardMixin, HTTPConnection):
+    pass
+
+
+class GuardedHTTPSConnection(_GuardMixin, HTTPSConnection):
+    pass
+
+
+class GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = GuardedHTTPConnection
+
+
+class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+GUARDED_POOLS = {"http": GuardedHTTPConnectionPool, "https": GuardedHTTPSConnectionPool}

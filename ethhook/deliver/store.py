@@ -1,0 +1,282 @@
+"""The database side of delivering: claim leased deliveries, load them, record attempts, defer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from ethhook.config import Settings
+from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Event
+from ethhook.deliver import http
+from ethhook.deliver.payload import build_body
+from ethhook.deliver.retry import next_retry, parse_retry_after
+from ethhook.match.dispatch import DispatchGroup, new_token
+from ethhook.types import webhook_id_for
+
+# Deferrals up to this long go back on the queue with a countdown; longer ones wait in the
+# database for the beat job (a long countdown is held in worker memory; see TOOLCHAIN-NOTES).
+SHORT_DEFER_S = 15.0
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """What sending needs to know about an endpoint, read once per task."""
+
+    id: int
+    url: str
+    secrets: tuple[str, ...]
+    signatures: tuple[str, ...]
+    confirmations: int
+    retry_schedule_s: tuple[float, ...]
+    rate_limit_per_s: float | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class Work:
+    delivery_id: int
+    attempts: int
+    webhook_id: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Result:
+    work: Work
+    started_at: datetime
+    outcome: http.HttpOutcome
+
+
+@dataclass
+class Report:
+    sent: int = 0
+    succeeded: int = 0
+    failed_attempts: int = 0
+    released: int = 0
+    skipped: int = 0
+    disabled: bool = False
+
+
+def claim(
+    session: Session,
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    token: str,
+    worker_token: str,
+    now: datetime,
+    lease_s: float,
+) -> list[int]:
+    """Take the deliveries this message was dispatched for (or that nobody holds and are due)."""
+    return sorted(
+        session.scalars(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(delivery_ids),
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                or_(
+                    Delivery.lease_token == token,
+                    and_(
+                        or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+                        Delivery.next_attempt_at <= now,
+                    ),
+                ),
+            )
+            .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
+            .returning(Delivery.id)
+        ).all()
+    )
+
+
+def load_endpoint(
+    session: Session, endpoint_id: int, settings: Settings, now: datetime
+) -> EndpointView | None:
+    endpoint = session.get(Endpoint, endpoint_id)
+    if endpoint is None:
+        return None
+    secrets = [endpoint.secret]
+    if (
+        endpoint.previous_secret
+        and endpoint.previous_secret_expires_at
+        and (endpoint.previous_secret_expires_at > now)
+    ):
+        secrets.append(endpoint.previous_secret)
+    return EndpointView(
+        id=endpoint.id,
+        url=endpoint.url,
+        secrets=tuple(secrets),
+        signatures=tuple(endpoint.event_signatures or ()),
+        confirmations=endpoint.confirmations,
+        retry_schedule_s=tuple(endpoint.retry_schedule_s or settings.retry_schedule_s),
+        rate_limit_per_s=endpoint.rate_limit_per_s,
+        active=endpoint.active,
+    )
+
+
+def load_work(
+    session: Session, endpoint: EndpointView, delivery_ids: Sequence[int], settings: Settings
+) -> list[Work]:
+    rows = session.execute(
+        select(Delivery.id, Delivery.attempts, Delivery.kind, Delivery.created_at, Event)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Delivery.id.in_(delivery_ids))
+        .order_by(Event.chain_id, Event.block_number, Event.log_index, Delivery.id)
+    ).all()
+    work = []
+    for delivery_id, attempts, kind, created_at, event in rows:
+        body = build_body(
+            kind=kind,
+            created_at=created_at,
+            event_id=event.id,
+            chain_id=event.chain_id,
+            chain_name=settings.chain_name(event.chain_id),
+            block_number=event.block_number,
+            block_hash=event.block_hash,
+            block_timestamp=event.block_timestamp,
+            transaction_hash=event.transaction_hash,
+            transaction_index=event.transaction_index,
+            log_index=event.log_index,
+            address=event.address,
+            topics=list(event.topics),
+            data=event.data,
+            confirmations=endpoint.confirmations if kind == "event.confirmed" else 0,
+            removed=kind == "event.removed",
+            signatures=endpoint.signatures,
+        )
+        work.append(Work(delivery_id, attempts, webhook_id_for(endpoint.id, event.id, kind), body))
+    return work
+
+
+def record(
+    session: Session,
+    endpoint: EndpointView,
+    results: Sequence[Result],
+    worker_token: str,
+    now: datetime,
+) -> None:
+    """Write the attempt rows and each delivery's new state; schedule retries in the database."""
+    if not results:
+        return
+    session.execute(
+        insert(DeliveryAttempt),
+        [
+            {
+                "delivery_id": r.work.delivery_id,
+                "attempt_number": r.work.attempts + 1,
+                "started_at": r.started_at,
+                "duration_ms": round(r.outcome.duration_ms, 3),
+                "status_code": r.outcome.status_code,
+                "error": r.outcome.error[:500] if r.outcome.error else None,
+                "response_body": r.outcome.body,
+            }
+            for r in results
+        ],
+    )
+    updates = []
+    for r in results:
+        status, next_at = _next_state(endpoint, r, now)
+        updates.append(
+            {
+                "b_id": r.work.delivery_id,
+                "b_token": worker_token,
+                "status": status,
+                "attempts": r.work.attempts + 1,
+                "next_attempt_at": next_at,
+                "last_status_code": r.outcome.status_code,
+                "last_error": (r.outcome.error or _status_error(r.outcome))[:500] or None,
+                "lease_token": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+            }
+        )
+    table = cast(Table, Delivery.__table__)
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.lease_token == bindparam("b_token"))
+        .values({key: bindparam(key) for key in updates[0] if not key.startswith("b_")}),
+        updates,
+    )
+    any_ok = any(r.outcome.ok for r in results)
+    # Auto-disable looks at how long every attempt has been failing.
+    failing = Endpoint.failing_since
+    session.execute(
+        update(Endpoint)
+        .where(Endpoint.id == endpoint.id, failing.is_not(None) if any_ok else failing.is_(None))
+        .values(failing_since=None if any_ok else now)
+    )
+
+
+def _status_error(outcome: http.HttpOutcome) -> str:
+    if outcome.ok or outcome.status_code is None:
+        return ""
+    return f"HTTP {outcome.status_code}"
+
+
+def _next_state(
+    endpoint: EndpointView, result: Result, now: datetime
+) -> tuple[str, datetime | None]:
+    outcome = result.outcome
+    if outcome.ok:
+        return DeliveryStatus.SUCCEEDED, None
+    retry_after = None
+    if outcome.status_code in (429, 503):
+        retry_after = parse_retry_after(outcome.retry_after, now.timestamp())
+    decision = next_retry(result.work.attempts + 1, endpoint.retry_schedule_s, retry_after)
+    if decision.delay_s is None:
+        return DeliveryStatus.FAILED, None
+    return DeliveryStatus.PENDING, now + timedelta(seconds=decision.delay_s)
+
+
+def disable_endpoint(session: Session, endpoint_id: int, reason: str, now: datetime) -> None:
+    session.execute(
+        update(Endpoint)
+        .where(Endpoint.id == endpoint_id)
+        .values(active=False, disabled_reason=reason[:500], disabled_at=now)
+    )
+
+
+def defer(
+    session: Session,
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    worker_token: str,
+    delay_s: float,
+    now: datetime,
+    dispatch_lease_s: float,
+) -> DispatchGroup | None:
+    """Put deliveries off by `delay_s` without using an attempt (rate limit, open breaker).
+
+    A short delay returns a group to re-enqueue with that countdown, leased to a new token; a long
+    one goes back to the database as due at now + delay_s.
+    """
+    if not delivery_ids:
+        return None
+    held = and_(Delivery.id.in_(delivery_ids), Delivery.lease_token == worker_token)
+    if delay_s <= SHORT_DEFER_S:
+        token = new_token()
+        ids = session.scalars(
+            update(Delivery)
+            .where(held)
+            .values(
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=delay_s + dispatch_lease_s),
+                next_attempt_at=now + timedelta(seconds=delay_s),
+            )
+            .returning(Delivery.id)
+        ).all()
+        return DispatchGroup(endpoint_id, sorted(ids), token) if ids else None
+    session.execute(
+        update(Delivery)
+        .where(held)
+        .values(
+            lease_token=None,
+            lease_expires_at=None,
+            next_attempt_at=now + timedelta(seconds=delay_s),
+        )
+    )
+    return None
