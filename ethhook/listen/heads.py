@@ -1,0 +1,76 @@
+"""New heads over a WebSocket subscription: a connection that carries nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+import websockets
+from web3 import AsyncWeb3, WebSocketProvider
+from web3.exceptions import Web3Exception
+
+from ethhook.listen.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+# Ping the node this often; a connection that stops answering is dropped after the timeout.
+PING_INTERVAL_S = 10.0
+PING_TIMEOUT_S = 20.0
+
+
+class HeadSubscription:
+    """Follows `newHeads` and calls `on_head(number)` for each; `on_head(None)` after every
+    (re)connect so the follower catches up on what it missed meanwhile."""
+
+    def __init__(
+        self,
+        chain: str,
+        url: str,
+        on_head: Callable[[int | None], None],
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.chain = chain
+        self.url = url
+        self.on_head = on_head
+        self.backoff = backoff or Backoff(base_s=0.5, cap_s=30.0)
+        self.live = False
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._follow()
+                problem = "the node closed the subscription"
+            except (OSError, TimeoutError, websockets.WebSocketException, Web3Exception) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            finally:
+                was_live, self.live = self.live, False
+            delay = self.backoff.next_delay()
+            log.warning(
+                "listen.ws.%s chain=%s url=%s error=%s; reconnecting in %.1fs",
+                "disconnected" if was_live else "connect_failed",
+                self.chain,
+                self.url,
+                problem,
+                delay,
+            )
+            # Until it is back, the follower polls over HTTP (or its own RPC connection).
+            self.on_head(None)
+            await asyncio.sleep(delay)
+
+    async def _follow(self) -> None:
+        provider = WebSocketProvider(
+            self.url,
+            websocket_kwargs={"ping_interval": PING_INTERVAL_S, "ping_timeout": PING_TIMEOUT_S},
+            max_connection_retries=1,
+        )
+        async with AsyncWeb3(provider) as w3:
+            await w3.eth.subscribe("newHeads")
+            self.live = True
+            self.backoff.reset()
+            log.info("listen.ws.subscribed chain=%s url=%s", self.chain, self.url)
+            self.on_head(None)
+            async for message in w3.socket.process_subscriptions():
+                result = message.get("result") if isinstance(message, Mapping) else None
+                number = result.get("number") if isinstance(result, Mapping) else None
+                self.on_head(number if isinstance(number, int) else None)

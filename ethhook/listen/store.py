@@ -1,0 +1,191 @@
+"""The listener's database side: cursor, recent block hashes, reorg rewinds and the watch list.
+
+Plain blocking functions (run in a worker thread by the follower); each is one transaction, and
+`event.removed` work found in it is enqueued only after it committed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ethhook.db import session_scope
+from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event
+from ethhook.listen.records import BlockHeader
+from ethhook.match.dispatch import enqueue_groups
+from ethhook.match.reorg import orphan_blocks
+
+# Recent canonical hashes kept per chain (the matcher's confirmation check needs >= 256).
+KEEP_BLOCKS = 300
+
+
+@dataclass
+class ChainState:
+    """What the listener knows about a chain when it starts."""
+
+    cursor: tuple[int, str] | None
+    # number → hash of the recent canonical blocks, contiguous up to the cursor.
+    blocks: dict[int, str] = field(default_factory=dict)
+    # Events stored past the cursor: published, but the listener stopped before saving the cursor.
+    unsaved: dict[int, dict[str, int]] = field(default_factory=dict)
+
+
+def load_state(chain_id: int) -> ChainState:
+    with session_scope() as session:
+        cursor = session.get(ChainCursor, chain_id)
+        if cursor is None:
+            return ChainState(cursor=None)
+        rows = session.execute(
+            select(ChainBlock.block_number, ChainBlock.block_hash).where(
+                ChainBlock.chain_id == chain_id,
+                ChainBlock.block_number <= cursor.block_number,
+                ChainBlock.block_number > cursor.block_number - KEEP_BLOCKS,
+            )
+        ).all()
+        blocks = {number: block_hash for number, block_hash in rows}
+        blocks[cursor.block_number] = cursor.block_hash
+        # Keep only the contiguous run ending at the cursor.
+        contiguous: dict[int, str] = {}
+        number = cursor.block_number
+        while number in blocks:
+            contiguous[number] = blocks[number]
+            number -= 1
+        unsaved: dict[int, dict[str, int]] = defaultdict(dict)
+        for number, block_hash, count in session.execute(
+            select(Event.block_number, Event.block_hash, func.count())
+            .where(
+                Event.chain_id == chain_id,
+                Event.block_number > cursor.block_number,
+                Event.removed.is_(False),
+            )
+            .group_by(Event.block_number, Event.block_hash)
+        ).all():
+            unsaved[number][block_hash] = count
+        return ChainState(
+            cursor=(cursor.block_number, cursor.block_hash),
+            blocks=contiguous,
+            unsaved=dict(unsaved),
+        )
+
+
+def save_range(
+    chain_id: int, headers: Sequence[BlockHeader], stale_hashes: Iterable[str] = ()
+) -> int:
+    """Record processed blocks as canonical and move the cursor to the last one.
+
+    `stale_hashes` are blocks at these heights whose events were published earlier but which are
+    no longer canonical: their events are marked removed in the same transaction.
+    Returns the number of `event.removed` delivery tasks enqueued.
+    """
+    if not headers:
+        return 0
+    first, last = headers[0], headers[-1]
+    with session_scope() as session:
+        stale = sorted(set(stale_hashes))
+        groups = orphan_blocks(session, chain_id, stale) if stale else []
+        session.execute(
+            delete(ChainBlock).where(
+                ChainBlock.chain_id == chain_id,
+                (ChainBlock.block_number >= first.number)
+                | (ChainBlock.block_number <= last.number - KEEP_BLOCKS),
+            )
+        )
+        session.add_all(
+            ChainBlock(
+                chain_id=chain_id,
+                block_number=h.number,
+                block_hash=h.hash,
+                parent_hash=h.parent_hash,
+            )
+            for h in headers[-KEEP_BLOCKS:]
+        )
+        _set_cursor(session, chain_id, last.number, last.hash)
+    return enqueue_groups(groups)
+
+
+def rewind(chain_id: int, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int:
+    """A reorg: forget the blocks above the common ancestor and mark their events removed.
+
+    Returns the number of `event.removed` delivery tasks enqueued after the commit.
+    """
+    with session_scope() as session:
+        groups = orphan_blocks(session, chain_id, list(orphaned_hashes))
+        session.execute(
+            delete(ChainBlock).where(
+                ChainBlock.chain_id == chain_id, ChainBlock.block_number >= ancestor.number
+            )
+        )
+        session.add(
+            ChainBlock(
+                chain_id=chain_id,
+                block_number=ancestor.number,
+                block_hash=ancestor.hash,
+                parent_hash=ancestor.parent_hash,
+            )
+        )
+        _set_cursor(session, chain_id, ancestor.number, ancestor.hash)
+    return enqueue_groups(groups)
+
+
+def _set_cursor(session: Session, chain_id: int, number: int, block_hash: str) -> None:
+    cursor = session.get(ChainCursor, chain_id)
+    if cursor is None:
+        session.add(
+            ChainCursor(
+                chain_id=chain_id, block_number=number, block_hash=block_hash, head_number=number
+            )
+        )
+    else:
+        cursor.block_number = number
+        cursor.block_hash = block_hash
+        # Confirmations count only blocks the listener has checked to be one chain with the
+        # events' blocks: a head it has not verified yet could sit on a reorg it has not seen.
+        cursor.head_number = number
+
+
+def stored_event_counts(chain_id: int, block_hashes: Sequence[str]) -> dict[str, int]:
+    """How many events the matcher has stored for each of these blocks."""
+    if not block_hashes:
+        return {}
+    with session_scope() as session:
+        rows = session.execute(
+            select(Event.block_hash, func.count())
+            .where(Event.chain_id == chain_id, Event.block_hash.in_(list(block_hashes)))
+            .group_by(Event.block_hash)
+        ).all()
+        return {block_hash: count for block_hash, count in rows}
+
+
+@dataclass(frozen=True)
+class WatchList:
+    """Which contracts each chain's active endpoints watch; `None` means every contract."""
+
+    # (chain_id or None for every chain, address or None for every contract)
+    rows: frozenset[tuple[int | None, str | None]]
+
+    def addresses_for(self, chain_id: int) -> frozenset[str] | None:
+        relevant = [address for cid, address in self.rows if cid is None or cid == chain_id]
+        if any(address is None for address in relevant):
+            return None
+        return frozenset(a for a in relevant if a is not None)
+
+
+# Until the database has answered once, fetch every log: skipping logs is not undoable.
+WATCH_EVERYTHING = WatchList(rows=frozenset({(None, None)}))
+
+
+def load_watch_list() -> WatchList:
+    with session_scope() as session:
+        rows = session.execute(
+            select(EndpointFilter.chain_id, EndpointFilter.address)
+            .join(Endpoint, Endpoint.id == EndpointFilter.endpoint_id)
+            .where(Endpoint.active.is_(True))
+            .distinct()
+        ).all()
+        return WatchList(
+            rows=frozenset((cid, addr.lower() if addr else None) for cid, addr in rows)
+        )
