@@ -98,6 +98,14 @@ class _Metrics:
             "chain_connected", "1 while the listener is connected to the chain's node, else 0",
             ["chain"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
+        self.cursor_block = Gauge(
+            "listener_cursor_block", "Last block fully processed and published", ["chain"],
+            registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.rpc_errors = Counter(
+            "listener_rpc_errors", "Failed RPC passes of the listener, per chain", ["chain"],
+            registry=r,
+        )  # fmt: skip
         self.reorgs = Counter(
             "reorgs", "Chain reorganisations detected, per chain", ["chain"], registry=r
         )
@@ -189,6 +197,14 @@ def set_listener_lag(chain: str, blocks: int) -> None:
 
 def set_chain_connected(chain: str, connected: bool) -> None:
     _m().chain_connected.labels(chain=chain).set(1 if connected else 0)
+
+
+def set_cursor_block(chain: str, block_number: int) -> None:
+    _m().cursor_block.labels(chain=chain).set(block_number)
+
+
+def record_rpc_error(chain: str) -> None:
+    _m().rpc_errors.labels(chain=chain).inc()
 
 
 def record_reorg(chain: str, depth: int) -> None:
@@ -586,6 +602,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "chain_head_block",
         "listener_lag_blocks",
         "chain_connected",
+        "listener_cursor_block",
+        "listener_rpc_errors_total",
         "reorgs_total",
         "reorg_depth_blocks",
         "batch_processing_seconds",
