@@ -1,0 +1,488 @@
+"""Deployment files: compose validates, every command exists, Prometheus files check, metrics helpers.
+
+Needs no service: docker-compose and promtool validate offline (Debian's packages; a test skips with
+the reason when its binary is missing).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+yaml = pytest.importorskip("yaml", reason="PyYAML (test extra) reads the deployment files")
+
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+PROMETHEUS = ROOT / "ops" / "prometheus.yml"
+ALERTS = ROOT / "ops" / "alerts.yml"
+SYSTEMD = ROOT / "ops" / "systemd"
+DASHBOARD = ROOT / "ops" / "grafana" / "ethhook-dashboard.json"
+
+# Images that are not ours: their commands belong to them.
+FOREIGN_IMAGES = ("postgres:", "redis:", "prom/prometheus:")
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+# --- (a) docker-compose config -------------------------------------------------------------------
+
+
+def _docker_compose() -> str:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip(
+            "docker-compose is not installed (apt-get install -y docker-compose); "
+            "it validates the compose file offline"
+        )
+    return binary
+
+
+@pytest.mark.parametrize("env_file", [None, ENV_EXAMPLE], ids=["no-env", "env-example"])
+def test_docker_compose_config_accepts_the_file(env_file: Path | None, tmp_path: Path) -> None:
+    binary = _docker_compose()
+    args = [binary]
+    if env_file is not None:
+        args += ["--env-file", str(env_file)]
+    # Run from an empty folder so a developer's own .env does not take part.
+    result = subprocess.run(
+        [*args, "-f", str(COMPOSE), "config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) >= {
+        "postgres",
+        "redis",
+        "migrate",
+        "listener",
+        "match-worker",
+        "deliver-worker",
+        "maintenance-worker",
+        "beat",
+        "flower",
+        "prometheus",
+    }
+    if env_file is not None:
+        flower_env = services["flower"]["environment"]
+        assert flower_env["FLOWER_BASIC_AUTH"] == "admin:change-me"
+
+
+def test_compose_services_have_health_checks_and_order() -> None:
+    services = _compose()["services"]
+    for name in ("postgres", "redis", "listener", "match-worker", "deliver-worker", "flower"):
+        assert "healthcheck" in services[name], name
+    assert services["migrate"]["restart"] == "no"
+    for name in ("listener", "match-worker", "deliver-worker", "maintenance-worker", "beat"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+    assert services["deliver-worker"]["command"] == ["workers/deliver.sh"]
+    assert "-P gevent" in (ROOT / "workers" / "deliver.sh").read_text()
+
+
+def test_no_secret_is_committed() -> None:
+    for path in (COMPOSE, ENV_EXAMPLE, SYSTEMD / "ethhook.env.example"):
+        text = path.read_text()
+        for line in text.splitlines():
+            if re.match(r"\s*#", line):
+                continue
+            match = re.match(r"\s*[A-Z_]*(PASSWORD|BASIC_AUTH)\s*[:=]\s*(\S+)", line)
+            if match:
+                value = match.group(2)
+                assert value.startswith("${") or "change-me" in value, f"{path.name}: {line}"
+            plain = re.sub(r"\$\{[^}]*\}", "VAR", line)
+            for password in re.findall(r"://[^:/@\s]+:([^@\s]+)@", plain):
+                assert password in ("VAR", "change-me"), line
+        assert not re.search(r"whsec_[A-Za-z0-9+/=]{8,}", text), path.name
+
+
+# --- (b) every command exists --------------------------------------------------------------------
+
+
+def _celery_subcommands() -> set[str]:
+    from celery.bin.celery import celery
+
+    return set(celery.commands)  # includes plugins such as flower
+
+
+def _check_ethhook(args: list[str]) -> None:
+    from ethhook.cli import build_parser
+
+    try:
+        parsed = build_parser().parse_args(args)
+    except SystemExit as exc:
+        raise AssertionError(f"`ethhook {' '.join(args)}` is not a valid command") from exc
+    assert callable(getattr(parsed, "func", None)), args
+
+
+def _check_celery(args: list[str]) -> None:
+    assert args[:2] == ["-A", "ethhook.celery_app"], args
+    sub = args[2]
+    assert sub in _celery_subcommands(), f"celery has no `{sub}` command"
+    if sub == "inspect":
+        from celery.app.control import Inspect
+
+        assert callable(getattr(Inspect, args[3], None)), f"celery inspect has no `{args[3]}`"
+
+
+def _check_script(path: Path) -> None:
+    assert path.is_file(), f"{path} does not exist"
+    if path.suffix == ".sh":
+        assert path.stat().st_mode & 0o111, f"{path} is not executable"
+        execs = re.findall(r"^exec (celery .*)$", path.read_text(), re.MULTILINE)
+        assert execs, f"{path} does not exec a celery command"
+        check_command(shlex.split(execs[0]))
+
+
+def check_command(argv: list[str]) -> None:
+    """Fail unless argv runs `ethhook …`, `celery -A ethhook.celery_app …` or a workers/ script."""
+    if argv and argv[0] == "env":  # env VAR=value command …
+        argv = argv[1:]
+        while argv and "=" in argv[0]:
+            argv = argv[1:]
+    program = Path(argv[0]).name
+    if program == "ethhook":
+        _check_ethhook(argv[1:])
+    elif program == "celery":
+        _check_celery(argv[1:])
+    elif "workers/" in argv[0]:
+        _check_script(ROOT / "workers" / Path(argv[0]).name)
+    elif program in ("python", "python3") and argv[1:2] == ["-c"]:
+        pass  # inline health probe (urllib)
+    else:
+        raise AssertionError(f"unknown command {argv!r}")
+
+
+def _compose_commands() -> list[tuple[str, list[str]]]:
+    found = []
+    for name, service in _compose()["services"].items():
+        if service.get("image", "").startswith(FOREIGN_IMAGES):
+            continue
+        command = service["command"]
+        found.append((name, command if isinstance(command, list) else shlex.split(command)))
+        test = service.get("healthcheck", {}).get("test")
+        if test:
+            if test[0] == "CMD-SHELL":
+                found.append((f"{name} healthcheck", shlex.split(test[1].replace("$$", "$"))))
+            else:
+                found.append((f"{name} healthcheck", test[1:]))
+    return found
+
+
+def _systemd_commands() -> list[tuple[str, list[str]]]:
+    found = []
+    for unit in sorted(SYSTEMD.glob("*.service")):
+        lines = [ln for ln in unit.read_text().splitlines() if ln.startswith("ExecStart")]
+        assert lines, f"{unit.name} has no ExecStart"
+        for line in lines:
+            found.append((unit.name, shlex.split(line.split("=", 1)[1])))
+    return found
+
+
+def test_every_compose_command_exists() -> None:
+    commands = _compose_commands()
+    assert len(commands) >= 8
+    for where, argv in commands:
+        try:
+            check_command(argv)
+        except AssertionError as exc:
+            raise AssertionError(f"docker-compose.yml, {where}: {exc}") from exc
+
+
+def test_every_systemd_command_exists_and_reads_the_env_file() -> None:
+    commands = _systemd_commands()
+    units = {unit for unit, _ in commands}
+    assert units == {
+        "ethhook-listener.service",
+        "ethhook-match-worker.service",
+        "ethhook-deliver-worker.service",
+        "ethhook-maintenance-worker.service",
+        "ethhook-beat.service",
+        "ethhook-flower.service",
+    }
+    for unit, argv in commands:
+        try:
+            check_command(argv)
+        except AssertionError as exc:
+            raise AssertionError(f"ops/systemd/{unit}: {exc}") from exc
+        text = (SYSTEMD / unit).read_text()
+        assert "EnvironmentFile=/etc/ethhook/ethhook.env" in text, unit
+    ports = [
+        re.search(r"ETHHOOK_WORKER_METRICS_PORT=(\d+)", (SYSTEMD / u).read_text())
+        for u in units
+        if "worker" in u
+    ]
+    assert len({m.group(1) for m in ports if m}) == 3, "each worker unit needs its own port"
+
+
+def test_check_command_rejects_what_does_not_exist() -> None:
+    for argv in (
+        ["ethhook", "serve"],
+        ["celery", "-A", "ethhook.celery_app", "frobnicate"],
+        ["workers/nope.sh"],
+        ["gunicorn", "app"],
+    ):
+        with pytest.raises(AssertionError):
+            check_command(argv)
+
+
+# --- (c) Prometheus files --------------------------------------------------------------------------
+
+
+def _promtool() -> str | None:
+    return shutil.which("promtool")
+
+
+def test_promtool_accepts_config_and_rules() -> None:
+    binary = _promtool()
+    if binary is None:
+        pytest.skip("promtool is not installed (apt-get install -y prometheus); YAML checks run")
+    for args in (["check", "config", str(PROMETHEUS)], ["check", "rules", str(ALERTS)]):
+        result = subprocess.run(
+            [binary, *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+# PromQL words that are not metric names.
+_PROMQL_WORDS = {
+    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "offset", "bool", "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk",
+    "quantile", "count_values", "rate", "irate", "increase", "delta", "idelta", "deriv",
+    "changes", "resets", "absent", "absent_over_time", "vector", "scalar", "label_replace",
+    "label_join", "histogram_quantile", "clamp_min", "clamp_max", "abs", "time", "timestamp",
+    "avg_over_time", "max_over_time", "min_over_time", "sum_over_time", "count_over_time",
+    "last_over_time", "predict_linear", "sort", "sort_desc", "round", "ceil", "floor",
+}  # fmt: skip
+
+
+def metric_names_in(expr: str) -> set[str]:
+    """Identifiers in a PromQL expression that name series (not functions, labels or keywords)."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    expr = re.sub(r"\{[^}]*\}", "{}", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "[]", expr)  # ranges
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w])", expr):
+        word = match.group(1)
+        if word in _PROMQL_WORDS or re.fullmatch(r"\d+[smhdwy]", word):
+            continue
+        names.add(word)
+    return names
+
+
+def test_alert_expressions_use_only_exported_metrics() -> None:
+    from ethhook import metrics
+
+    known = set(metrics.iter_metric_names()) | {"up"}
+    rules = yaml.safe_load(ALERTS.read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    wanted = {
+        "EthHookListenerLagging",
+        "EthHookChainDisconnected",
+        "EthHookCircuitBreakerOpen",
+        "EthHookDeadLetteredDeliveriesGrowing",
+        "EthHookQueueBacklog",
+        "EthHookWorkerDown",
+    }
+    assert wanted <= {a["alert"] for a in alerts}
+    for alert in alerts:
+        assert alert["annotations"]["summary"], alert["alert"]
+        unknown = metric_names_in(alert["expr"]) - known
+        assert not unknown, f"{alert['alert']} uses metrics nobody exports: {sorted(unknown)}"
+
+
+def test_metric_name_extraction() -> None:
+    expr = 'sum by (chain) (increase(reorgs_total{chain="x"}[15m])) > 3 and up == 0'
+    assert metric_names_in(expr) == {"reorgs_total", "up"}
+
+
+def test_prometheus_scrapes_listener_and_every_worker() -> None:
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["ethhook-listener"]["static_configs"][0]["targets"] == ["listener:3000"]
+    services = _compose()["services"]
+    for job, service in (
+        ("ethhook-match", "match-worker"),
+        ("ethhook-deliver", "deliver-worker"),
+        ("ethhook-maintenance", "maintenance-worker"),
+    ):
+        sd = jobs[job]["dns_sd_configs"][0]
+        assert sd["names"] == [service] and sd["port"] == 9808
+        assert services[service]["environment"]["ETHHOOK_WORKER_METRICS_PORT"] == "9808"
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_dashboard_queries_use_exported_metrics() -> None:
+    import json
+
+    from ethhook import metrics
+
+    known = set(metrics.iter_metric_names()) | {"up"}
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [
+        target["expr"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+    assert len(exprs) >= 8
+    for expr in exprs:
+        expr = expr.replace("$__rate_interval", "5m")
+        assert not metric_names_in(expr) - known, expr
+
+
+# --- (d) metrics helpers -------------------------------------------------------------------------
+
+
+def _value(name: str, **labels: str) -> float:
+    from ethhook import metrics
+
+    return metrics.registry().get_sample_value(name, labels) or 0.0
+
+
+def test_metric_helpers_increment_and_read_back() -> None:
+    from ethhook import metrics
+
+    before = {
+        "events": _value("events_received_total", chain="ethereum"),
+        "ok": _value("webhooks_delivered_total", status="success"),
+        "bad": _value("webhooks_delivered_total", status="failure"),
+        "batches": _value("batch_processing_seconds_count"),
+        "latency_sum": _value("delivery_latency_seconds_sum"),
+        "deferred": _value("deliveries_deferred_total", reason="rate_limited"),
+        "reorgs": _value("reorgs_total", chain="base"),
+    }
+
+    metrics.record_events_received("ethereum", 7)
+    metrics.record_events_received("ethereum", 0)
+    metrics.record_attempt(True, 0.05)
+    metrics.record_attempt(True, 0.07)
+    metrics.record_attempt(False, 3.0)
+    metrics.observe_batch(0.02)
+    metrics.record_delivered_latency(2.5)
+    metrics.record_deferred(metrics.DeferReason.RATE_LIMITED, 3)
+    metrics.record_reorg("base", 2)
+    metrics.set_chain_head("ethereum", 123)
+    metrics.set_listener_lag("ethereum", -4)
+    metrics.set_chain_connected("ethereum", False)
+    metrics.set_breaker_open(42, True)
+
+    assert _value("events_received_total", chain="ethereum") - before["events"] == 7
+    assert _value("webhooks_delivered_total", status="success") - before["ok"] == 2
+    assert _value("webhooks_delivered_total", status="failure") - before["bad"] == 1
+    assert _value("batch_processing_seconds_count") - before["batches"] == 1
+    assert _value("delivery_latency_seconds_sum") - before["latency_sum"] == pytest.approx(2.5)
+    assert _value("deliveries_deferred_total", reason="rate_limited") - before["deferred"] == 3
+    assert _value("reorgs_total", chain="base") - before["reorgs"] == 1
+    assert _value("chain_head_block", chain="ethereum") == 123
+    assert _value("listener_lag_blocks", chain="ethereum") == 0  # never negative
+    assert _value("chain_connected", chain="ethereum") == 0
+    assert _value("circuit_breaker_open", endpoint="42") == 1
+    metrics.set_breaker_open(42, False)
+    assert _value("circuit_breaker_open", endpoint="42") == 0
+
+
+def test_design_metric_names_are_defined() -> None:
+    from ethhook import metrics
+
+    exported = {m.name for m in metrics.registry().collect()}
+    exported |= {name + "_total" for name in exported}  # counters' family names drop _total
+    scrape_time = {
+        "deliveries_pending",
+        "deliveries_waiting",
+        "deliveries_failed",
+        "deliveries_oldest_due_seconds",
+        "celery_queue_length",
+    }
+    assert metrics.METRIC_NAMES == (metrics.METRIC_NAMES & exported) | scrape_time
+    assert {
+        "events_received_total",
+        "webhooks_delivered_total",
+        "batch_processing_seconds",
+        "delivery_latency_seconds",
+        "chain_head_block",
+        "listener_lag_blocks",
+        "circuit_breaker_open",
+        "deliveries_pending",
+    } <= metrics.METRIC_NAMES
+
+
+def test_scrape_time_gauges_read_the_database_and_the_broker(db: None, redis_server: str) -> None:
+    """Given 3 pending deliveries and 5 queued messages, the collectors report exactly those."""
+    import redis
+
+    from ethhook import metrics
+    from ethhook.db import session_scope
+    from ethhook.db.models import utcnow
+    from ethhook.match.service import match_batch
+    from tests.factories import address, transfer
+    from tests.integration.helpers import add_endpoint
+
+    contract = address(77)
+    add_endpoint("https://hooks.example.com/m", contracts=[contract])
+    events = [transfer(contract=contract, block=5, log_index=i, value=i) for i in range(3)]
+    with session_scope() as session:
+        match_batch(session, events, utcnow())
+    queue = "ethhook-test-metrics"  # no worker consumes it
+    client = redis.Redis.from_url(f"{redis_server}/0")
+    client.delete(queue)
+    client.lpush(queue, *[b"m"] * 5)
+    try:
+        registry = metrics.build_exposition_registry(
+            extra=[
+                metrics.DeliveryBacklogCollector(ttl_s=0),
+                metrics.QueueLengthCollector(f"{redis_server}/0", [queue], ttl_s=0),
+            ]
+        )
+        metrics.record_events_received("optimism", 2)
+        assert registry.get_sample_value("events_received_total", {"chain": "optimism"}) >= 2
+        assert registry.get_sample_value("deliveries_pending") == 3
+        assert registry.get_sample_value("deliveries_failed") == 0
+        assert registry.get_sample_value("celery_queue_length", {"queue": queue}) == 5
+    finally:
+        client.delete(queue)
+        client.close()
+
+
+def test_scrape_time_gauges_are_absent_when_the_broker_is_down() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from ethhook import metrics
+    from tests.conftest import free_port
+
+    registry = CollectorRegistry()
+    registry.register(
+        metrics.QueueLengthCollector(f"redis://127.0.0.1:{free_port()}/0", ["match"], ttl_s=0)
+    )
+    assert registry.get_sample_value("celery_queue_length", {"queue": "match"}) is None
+
+
+def test_worker_metrics_port_zero_disables_the_server() -> None:
+    from ethhook import metrics
+
+    assert metrics.start_worker_metrics(port=0, host="127.0.0.1") is None
+
+
+def test_latency_since_prefers_the_block_timestamp() -> None:
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from ethhook import metrics
+
+    assert metrics.latency_since(time.time() - 10, None) == pytest.approx(10, abs=1)
+    created = datetime.now(UTC) - timedelta(seconds=30)
+    assert metrics.latency_since(None, created) == pytest.approx(30, abs=1)
+    assert metrics.latency_since(time.time() + 100, created) == 0.0
