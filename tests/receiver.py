@@ -24,6 +24,7 @@ class Received:
     body: bytes
     at: float
     verified: bool | None = None
+    status: int | None = None  # what the receiver answered (None while it is still answering)
 
     @property
     def json(self) -> Any:
@@ -56,12 +57,15 @@ class Receiver:
                 status, headers, answer = receiver._handle(
                     self.path, dict(self.headers.items()), body
                 )
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("content-length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (a timeout, a killed worker)
 
             def log_message(self, *args: Any) -> None:
                 return
@@ -86,14 +90,15 @@ class Receiver:
                 verified = True
             except WebhookVerificationError:
                 verified = False
+        received = Received(path, lower, body, time.time(), verified)
         with self._lock:
             number = self._counts.get(path, 0)
             self._counts[path] = number + 1
-            self.requests.append(Received(path, lower, body, time.time(), verified))
+            self.requests.append(received)
         responder = self.responders.get(path)
-        if responder is None:
-            return 200, {}, b"ok"
-        return responder(number)
+        status, headers, answer = (200, {}, b"ok") if responder is None else responder(number)
+        received.status = status
+        return status, headers, answer
 
     def on(self, path: str) -> list[Received]:
         with self._lock:
