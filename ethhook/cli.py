@@ -410,6 +410,48 @@ def cmd_delivery_retry(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.config import ChainConfig
+    from ethhook.db import session_scope
+    from ethhook.db.models import utcnow
+    from ethhook.endpoints import get_endpoint, parse_chain
+    from ethhook.listen.replay import fetch_range
+    from ethhook.match.dispatch import enqueue_groups
+    from ethhook.match.replay import redeliver
+
+    if args.to_block < args.from_block:
+        raise InputError(f"--to-block {args.to_block} is before --from-block {args.from_block}")
+    chain_id = parse_chain(args.chain, settings)
+    chain = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
+    addresses: list[str] | None = None
+    if args.endpoint is not None:
+        with session_scope() as session:
+            endpoint = get_endpoint(session, args.endpoint)
+            if not endpoint.active:
+                raise InputError(
+                    f"endpoint {endpoint.id} is disabled; `ethhook endpoint enable` it first"
+                )
+            watched = {f.address for f in endpoint.filters if f.chain_id in (None, chain_id)}
+            if not watched:
+                raise InputError(f"endpoint {endpoint.id} does not watch chain {chain.name}")
+            addresses = None if None in watched else sorted(a for a in watched if a)
+    events, head = fetch_range(chain, args.from_block, args.to_block, addresses)
+    with session_scope() as session:
+        groups = redeliver(session, events, head, utcnow(), args.endpoint)
+    count = sum(len(g.delivery_ids) for g in groups)
+    enqueue_groups(groups)
+    data = {"chain_id": chain_id, "events": len(events), "deliveries": count}
+    _emit(
+        args,
+        data,
+        lambda: (
+            f"replaying {len(events)} events of {chain.name} blocks "
+            f"{args.from_block}-{args.to_block}: {count} deliveries queued"
+        ),
+    )
+    return 0
+
+
 # --- processes ----------------------------------------------------------------------------------
 
 
@@ -546,6 +588,22 @@ def build_parser() -> argparse.ArgumentParser:
     show = leaf(dl, "show", cmd_delivery_show, "show a delivery with every attempt")
     show.add_argument("id", type=_positive_int, help="delivery id")
 
+    rp = leaf(
+        groups,
+        "replay",
+        cmd_replay,
+        "re-read a block range from the chain and deliver it again (same webhook-ids)",
+    )
+    rp.add_argument("--chain", required=True, metavar="ID_OR_NAME", help="chain id or name")
+    rp.add_argument("--from-block", type=_non_negative_int, required=True, metavar="A")
+    rp.add_argument("--to-block", type=_non_negative_int, required=True, metavar="B")
+    rp.add_argument(
+        "--endpoint",
+        type=_positive_int,
+        default=None,
+        metavar="ID",
+        help="deliver to this endpoint only (default: every matching endpoint)",
+    )
     leaf(groups, "listen", cmd_listen, "run the chain listener (all configured chains)")
     return parser
 

@@ -1,0 +1,60 @@
+"""Re-read a block range from a chain node, for `ethhook replay`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from ethhook.config import ChainConfig
+from ethhook.exceptions import InputError
+from ethhook.listen.errors import RpcError
+from ethhook.listen.follower import logs_to_events
+from ethhook.listen.records import BlockHeader
+from ethhook.listen.rpc import RpcClient
+from ethhook.types import ChainEvent
+
+MAX_RANGE_BLOCKS = 1000
+MIN_RANGE_BLOCKS = 1
+
+
+async def _fetch(
+    chain: ChainConfig, from_block: int, to_block: int, addresses: Sequence[str] | None
+) -> tuple[list[ChainEvent], int]:
+    client = RpcClient.for_urls(chain.http_url, chain.ws_url)
+    try:
+        head = await client.block_number()
+        if to_block > head:
+            raise InputError(f"--to-block {to_block} is past the chain's head ({head})")
+        events: list[ChainEvent] = []
+        start, size = from_block, MAX_RANGE_BLOCKS
+        while start <= to_block:
+            end = min(start + size - 1, to_block)
+            try:
+                raw = await client.logs(start, end, addresses)
+            except RpcError:
+                if size <= MIN_RANGE_BLOCKS:
+                    raise
+                size = max(MIN_RANGE_BLOCKS, size // 4)  # the node refused the range: ask less
+                continue
+            numbers = sorted({int(log["blockNumber"], 16) for log in raw if isinstance(log, dict)})
+            headers: dict[int, BlockHeader] = {
+                h.number: h for h in await client.headers(numbers) if h is not None
+            }
+            wanted = frozenset(a.lower() for a in addresses) if addresses is not None else None
+            events.extend(logs_to_events(raw, chain.chain_id, headers, wanted))
+            start = end + 1
+        return events, head
+    finally:
+        await client.close()
+
+
+def fetch_range(
+    chain: ChainConfig, from_block: int, to_block: int, addresses: Sequence[str] | None
+) -> tuple[list[ChainEvent], int]:
+    """The canonical events of blocks from_block..to_block, and the chain's head block number."""
+    if not chain.enabled:
+        var = chain.name.upper()
+        raise InputError(
+            f"chain {chain.name} ({chain.chain_id}) has no node URL: set {var}_HTTP or {var}_WS"
+        )
+    return asyncio.run(_fetch(chain, from_block, to_block, addresses))

@@ -1,0 +1,78 @@
+"""Deliver stored or re-read events again (`ethhook replay`): same rows, same webhook-ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, tuple_, update
+from sqlalchemy.orm import Session
+
+from ethhook.db.models import Delivery, DeliveryStatus, EventKind
+from ethhook.db.upsert import insert_ignore
+from ethhook.match.dispatch import DispatchGroup, lease_available
+from ethhook.match.service import find_matches, store_events
+from ethhook.types import ChainEvent
+
+
+def redeliver(
+    session: Session,
+    events: Sequence[ChainEvent],
+    head: int,
+    now: datetime,
+    endpoint_id: int | None = None,
+) -> list[DispatchGroup]:
+    """Make every (matching endpoint, event) delivery due again; the caller commits, then enqueues.
+
+    Existing deliveries keep their id and webhook-id (receivers deduplicate on it); missing ones
+    are created. A confirmed delivery whose block is not yet deep enough waits as usual.
+    """
+    store_events(session, events, now)
+    matches = find_matches(session, events)
+    rows = []
+    for event in events:
+        for match in matches.get(event.event_id, []):
+            if endpoint_id is not None and match.endpoint_id != endpoint_id:
+                continue
+            instant = match.confirmations == 0
+            deep = event.block_number + match.confirmations <= head
+            rows.append(
+                {
+                    "endpoint_id": match.endpoint_id,
+                    "event_id": event.event_id,
+                    "kind": EventKind.INSTANT if instant else EventKind.CONFIRMED,
+                    "status": DeliveryStatus.PENDING if deep else DeliveryStatus.WAITING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "release_block": None if instant else event.block_number + match.confirmations,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if not rows:
+        return []
+    session.execute(insert_ignore(session, Delivery, ["endpoint_id", "event_id", "kind"]), rows)
+    keys = [(r["endpoint_id"], r["event_id"], r["kind"]) for r in rows if r["status"] == "pending"]
+    pairs: list[tuple[int, int]] = []
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        pairs += [
+            (ep, did)
+            for did, ep in session.execute(
+                update(Delivery)
+                .where(
+                    tuple_(Delivery.endpoint_id, Delivery.event_id, Delivery.kind).in_(chunk),
+                    Delivery.status != DeliveryStatus.CANCELLED,
+                    or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+                )
+                .values(
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at=now,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+                .returning(Delivery.id, Delivery.endpoint_id)
+            ).all()
+        ]
+    return lease_available(session, pairs, now)
