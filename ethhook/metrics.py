@@ -549,6 +549,7 @@ def start_worker_metrics(
     if port == 0 and _server is None:
         return None
     path = enable_multiprocess()
+    _m()  # the fixed series (webhooks_delivered_total{status}) exist at 0 before any task ran
     if _server is not None:
         return int(_server.server_address[1])
     try:

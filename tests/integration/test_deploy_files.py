@@ -486,3 +486,47 @@ def test_latency_since_prefers_the_block_timestamp() -> None:
     created = datetime.now(UTC) - timedelta(seconds=30)
     assert metrics.latency_since(None, created) == pytest.approx(30, abs=1)
     assert metrics.latency_since(time.time() + 100, created) == 0.0
+
+
+_MULTIPROCESS_SCRIPT = """
+import os, sys, urllib.request
+from ethhook import metrics
+port = metrics.start_worker_metrics(port=int(sys.argv[1]), host="127.0.0.1")
+children = []
+for i in range(3):  # like prefork pool processes
+    pid = os.fork()
+    if pid == 0:
+        metrics.record_attempt(i != 0, 0.1)
+        metrics.record_events_received("ethereum", 10)
+        metrics.mark_worker_process_dead(os.getpid())
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+sys.stdout.write(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode())
+folder = metrics._multiproc_dir
+metrics.stop_worker_metrics()
+sys.stdout.write(f"folder-left={os.path.exists(folder)}\\n")
+"""
+
+
+def test_worker_metrics_merge_pool_processes(redis_server: str) -> None:
+    """Given a worker's main process serving /metrics, its forked pool processes' counts add up."""
+    import sys
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-c", _MULTIPROCESS_SCRIPT, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = set(result.stdout.splitlines())
+    assert 'webhooks_delivered_total{status="success"} 2.0' in lines
+    assert 'webhooks_delivered_total{status="failure"} 1.0' in lines
+    assert 'events_received_total{chain="ethereum"} 30.0' in lines
+    assert "folder-left=False" in lines
