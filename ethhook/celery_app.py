@@ -9,6 +9,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from ethhook import metrics
 from ethhook.db import dispose_engine
 
 
@@ -28,6 +29,8 @@ _green_psycopg()
 app = Celery("ethhook")
 app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["ethhook.match", "ethhook.deliver", "ethhook.maintenance"], force=True)
+
+metrics.connect_worker_signals()
 
 log = logging.getLogger(__name__)
 

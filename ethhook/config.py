@@ -121,6 +121,8 @@ class Settings:
     breaker_reset_timeout_s: float = 30.0
     auto_disable_after_s: float = 5 * 86400.0
     metrics_port: int = 3000
+    worker_metrics_port: int = 9808
+    metrics_host: str = "0.0.0.0"  # noqa: S104 (scraped from other hosts and containers)
     chains_file: str | None = None
     chains: tuple[ChainConfig, ...] = field(default_factory=tuple)
 
@@ -163,6 +165,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", _parse_positive_float),
     "auto_disable_after_s": ("ETHHOOK_AUTO_DISABLE_AFTER_S", _parse_positive_float),
     "metrics_port": ("ETHHOOK_METRICS_PORT", _parse_non_negative_int),
+    "worker_metrics_port": ("ETHHOOK_WORKER_METRICS_PORT", _parse_non_negative_int),
+    "metrics_host": ("ETHHOOK_METRICS_HOST", str),
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
 }
 

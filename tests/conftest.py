@@ -49,6 +49,7 @@ TEST_ENV = {
     "ETHHOOK_DELIVERY_READ_TIMEOUT_S": "3",
     "ETHHOOK_BREAKER_FAIL_MAX": "5",
     "ETHHOOK_BREAKER_RESET_TIMEOUT_S": "3",
+    "ETHHOOK_WORKER_METRICS_PORT": "0",  # many workers share this machine; a test sets its own
 }
 os.environ.update(TEST_ENV)
 for _var in (

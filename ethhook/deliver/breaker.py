@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 import pybreaker
 import redis
 
+from ethhook import metrics
+
 log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
@@ -85,6 +87,7 @@ class EndpointBreaker:
         store.reset_counter()
         if store.state != CLOSED:
             store.state = CLOSED
+            metrics.set_breaker_open(self.endpoint_id, False)
             log.info("deliver.breaker.closed endpoint=%s", self.endpoint_id)
         self._client.delete(self._trial_key)
         self._had_failures = False
@@ -103,6 +106,7 @@ class EndpointBreaker:
             store.state = OPEN
             store.opened_at = datetime.now(UTC)
             self._client.delete(self._trial_key)
+            metrics.set_breaker_open(self.endpoint_id, True)
             log.warning(
                 "deliver.breaker.opened endpoint=%s failures=%d reset_s=%g",
                 self.endpoint_id,

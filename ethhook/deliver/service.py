@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ethhook import __version__
+from ethhook import __version__, metrics
 from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver import http
@@ -119,7 +119,7 @@ def deliver(
     last_flush = time.monotonic()
     remaining = list(work)
     defer_s = breaker.before_request()
-    defer_reason = "breaker-open" if defer_s else ""
+    defer_reason = metrics.DeferReason.BREAKER_OPEN if defer_s else ""
 
     while remaining and not defer_s:
         if time.monotonic() - started > budget_s:
@@ -127,16 +127,20 @@ def deliver(
         if limiter is not None and endpoint.rate_limit_per_s is not None:
             defer_s = limiter.acquire(endpoint.id, endpoint.rate_limit_per_s)
             if defer_s:
-                defer_reason = "rate-limited"
+                defer_reason = metrics.DeferReason.RATE_LIMITED
                 break
         item = remaining.pop(0)
         result = send(endpoint, item, settings)
         report.sent += 1
         pending.append(result)
         outcome = result.outcome
+        metrics.record_attempt(outcome.ok, outcome.duration_ms / 1000)
         if outcome.ok:
             report.succeeded += 1
             breaker.record_success()
+            metrics.record_delivered_latency(
+                metrics.latency_since(item.block_timestamp, item.created_at)
+            )
         else:
             report.failed_attempts += 1
             log.info(
@@ -148,7 +152,8 @@ def deliver(
                 outcome.error,
             )
             if counts_against_breaker(outcome) and breaker.record_failure():
-                defer_s, defer_reason = settings.breaker_reset_timeout_s, "breaker-open"
+                defer_s = settings.breaker_reset_timeout_s
+                defer_reason = metrics.DeferReason.BREAKER_OPEN
         if outcome.status_code == 410:
             report.disabled = True
             break
@@ -172,6 +177,7 @@ def deliver(
                 session, endpoint.id, left, worker_token, defer_s, now, settings.dispatch_lease_s
             )
             report.deferred = len(left)
+            metrics.record_deferred(defer_reason, len(left))
             log.info(
                 "deliver.deferred endpoint=%s deliveries=%d reason=%s delay_s=%.2f",
                 endpoint.id,

@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from ethhook import metrics
 from ethhook.config import Settings
 from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Event
 from ethhook.deliver import http
@@ -43,6 +44,8 @@ class Work:
     attempts: int
     webhook_id: str
     body: bytes
+    block_timestamp: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,16 @@ def load_work(
             removed=kind == "event.removed",
             signatures=endpoint.signatures,
         )
-        work.append(Work(delivery_id, attempts, webhook_id_for(endpoint.id, event.id, kind), body))
+        work.append(
+            Work(
+                delivery_id,
+                attempts,
+                webhook_id_for(endpoint.id, event.id, kind),
+                body,
+                event.block_timestamp,
+                created_at,
+            )
+        )
     return work
 
 
@@ -180,6 +192,8 @@ def record(
     updates = []
     for r in results:
         status, next_at = _next_state(endpoint, r, now)
+        if status == DeliveryStatus.FAILED:
+            metrics.record_dead_lettered()
         updates.append(
             {
                 "b_id": r.work.delivery_id,

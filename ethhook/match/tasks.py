@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+from ethhook import metrics
 from ethhook.celery_app import app
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
@@ -24,12 +25,16 @@ def match_events(batch: dict[str, Any]) -> int:
     with session_scope() as session:
         groups = match_batch(session, parsed.events, utcnow())
     enqueue_groups(groups)
+    elapsed = time.perf_counter() - started
+    created = sum(len(g.delivery_ids) for g in groups)
+    metrics.observe_batch(elapsed)
+    metrics.record_deliveries_created(created)
     log.info(
         "match.batch.done chain=%s events=%d deliveries=%d tasks=%d ms=%.1f",
         parsed.chain_id,
         len(parsed.events),
-        sum(len(g.delivery_ids) for g in groups),
+        created,
         len(groups),
-        (time.perf_counter() - started) * 1000,
+        elapsed * 1000,
     )
     return len(groups)
