@@ -455,6 +455,50 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 # --- processes ----------------------------------------------------------------------------------
 
 
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from ethhook.supervise import Supervisor, run_until_signalled, standard_children
+
+    if not any(chain.enabled for chain in settings.chains):
+        raise InputError(
+            "no chain to follow: set ETHEREUM_WS/ETHEREUM_HTTP (or ARBITRUM_, OPTIMISM_, BASE_), "
+            "or add chains with ETHHOOK_CHAINS_FILE"
+        )
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    pool = ["-P", args.deliver_pool, "-c", str(args.deliver_concurrency)]
+    children = standard_children(Path(args.workdir) / "celerybeat-schedule", pool)
+    env = dict(os.environ)
+    if settings.worker_metrics_port:
+        # Two workers on one machine: each serves /metrics on its own port.
+        env_per_child = {
+            "match": settings.worker_metrics_port,
+            "deliver": settings.worker_metrics_port + 1,
+        }
+        for child in children:
+            if child.name in env_per_child:
+                child.args = [
+                    "env",
+                    f"ETHHOOK_WORKER_METRICS_PORT={env_per_child[child.name]}",
+                    *child.args,
+                ]
+    print(f"ethhook up: {', '.join(c.name for c in children)} (Ctrl-C stops them all)", flush=True)
+    return run_until_signalled(Supervisor(children, env))
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.demo.run import DemoOptions, run_demo
+
+    return run_demo(
+        DemoOptions(
+            events=args.events,
+            workdir=Path(args.workdir),
+            keep_running=args.keep_running,
+            timeout_s=args.timeout_s,
+        )
+    )
+
+
 def cmd_listen(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.listen import run_listener
 
@@ -605,6 +649,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliver to this endpoint only (default: every matching endpoint)",
     )
     leaf(groups, "listen", cmd_listen, "run the chain listener (all configured chains)")
+    up = leaf(
+        groups,
+        "up",
+        cmd_up,
+        "run the listener, a match worker, a deliver worker and beat together on this machine",
+    )
+    up.add_argument("--workdir", default=".ethhook", help="folder for beat's schedule file")
+    up.add_argument("--deliver-pool", default="gevent", choices=["gevent", "threads", "prefork"])
+    up.add_argument("--deliver-concurrency", type=_positive_int, default=100)
+    demo = leaf(
+        groups,
+        "demo",
+        cmd_demo,
+        "the whole pipeline on a local chain with a verifying receiver; nothing to set up",
+    )
+    demo.add_argument("--events", type=_positive_int, default=1000, help="Transfer events to emit")
+    demo.add_argument(
+        "--workdir",
+        default=".ethhook-demo",
+        help="working folder (SQLite database, Redis socket, logs)",
+    )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep everything running after the summary, until Ctrl-C",
+    )
+    demo.add_argument(
+        "--timeout-s",
+        type=_number,
+        default=180.0,
+        help="give up waiting for webhooks after this long",
+    )
     return parser
 
 

