@@ -58,6 +58,9 @@ MATCHER_WAIT_S = 30.0
 MAX_ADDRESSES_PER_QUERY = 500
 # Headers fetched per batch while walking back to a common ancestor.
 REORG_WINDOW = 64
+# Retry delays after a failed pass (capped exponential, jittered).
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
 
 
 def logs_to_events(
@@ -110,10 +113,14 @@ class ChainFollower:
         self.rpc = rpc or RpcClient.for_urls(chain.http_url, chain.ws_url)
         self.lane = BlockingLane(f"listen-{chain.name}")
         self.sizer = ChunkSizer(INITIAL_CHUNK_BLOCKS, MAX_CHUNK_BLOCKS)
-        self.backoff = Backoff(base_s=0.5, cap_s=30.0)
+        self.backoff = Backoff(base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S)
         self.wake = asyncio.Event()
+        # Set when the WebSocket (re)connects: a node that is back ends the retry wait early.
+        self.reconnected = asyncio.Event()
         self.heads = (
-            HeadSubscription(chain.name, chain.ws_url, self._on_head) if chain.ws_url else None
+            HeadSubscription(chain.name, chain.ws_url, self._on_head, self.reconnected.set)
+            if chain.ws_url
+            else None
         )
         self.loaded = False
         self.chain_checked = False
@@ -215,8 +222,13 @@ class ChainFollower:
         await self._pause(delay)
 
     async def _pause(self, seconds: float) -> None:
-        if not self.stopping:
-            await asyncio.sleep(seconds)
+        if self.stopping:
+            return
+        self.reconnected.clear()
+        try:
+            await asyncio.wait_for(self.reconnected.wait(), seconds)
+        except TimeoutError:
+            pass
 
     # --- one pass: catch up to the node's head -------------------------------------------------
 

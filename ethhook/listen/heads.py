@@ -28,11 +28,13 @@ class HeadSubscription:
         chain: str,
         url: str,
         on_head: Callable[[int | None], None],
+        on_connected: Callable[[], None] = lambda: None,
         backoff: Backoff | None = None,
     ) -> None:
         self.chain = chain
         self.url = url
         self.on_head = on_head
+        self.on_connected = on_connected
         self.backoff = backoff or Backoff(base_s=0.5, cap_s=30.0)
         self.live = False
 
@@ -69,6 +71,7 @@ class HeadSubscription:
             self.live = True
             self.backoff.reset()
             log.info("listen.ws.subscribed chain=%s url=%s", self.chain, self.url)
+            self.on_connected()
             self.on_head(None)
             async for message in w3.socket.process_subscriptions():
                 result = message.get("result") if isinstance(message, Mapping) else None

@@ -291,6 +291,9 @@ def start_listener() -> Iterator[Any]:
     yield start
     for proc in procs:
         proc.stop()
+        # Shown by pytest only when the test failed.
+        print(f"--- {proc.log_path.name} (last 60 lines) ---")
+        print("\n".join(proc.log().splitlines()[-60:]))
 
 
 def cursor_of(chain_id: int) -> int | None:
@@ -319,4 +322,3 @@ def wait_for_cursor(chain_id: int, at_least: int, timeout: float = 60) -> None:
         0.1,
         what=f"cursor of chain {chain_id} to reach {at_least}",
     )
-

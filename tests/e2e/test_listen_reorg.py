@@ -17,8 +17,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 
 
 def canonical_event_ids(node, token, from_block: int) -> set[str]:
-    logs = node.rpc("eth_getLogs", {"fromBlock": hex(from_block), "toBlock": "latest",
-                                    "address": token.address})
+    logs = node.rpc(
+        "eth_getLogs", {"fromBlock": hex(from_block), "toBlock": "latest", "address": token.address}
+    )
     return {event_id_for(1, log["blockHash"], int(log["logIndex"], 16)) for log in logs}
 
 
@@ -47,9 +48,19 @@ def test_reorg_depth_3_sends_removed_to_instant_and_only_canonical_to_confirmed(
     # When the last 3 blocks are replaced by blocks with two other transactions (3 events each)
     nonce = int(node.rpc("eth_getTransactionCount", DEPLOYER, hex(head - 3)), 16)
     replacements = [
-        [node.rpc("eth_signTransaction", {"from": DEPLOYER, "to": token.address,
-                                          "data": token.emit_tx_data(3, 50_000 + 10 * j),
-                                          "gas": hex(1_000_000), "nonce": hex(nonce + j)}), j]
+        [
+            node.rpc(
+                "eth_signTransaction",
+                {
+                    "from": DEPLOYER,
+                    "to": token.address,
+                    "data": token.emit_tx_data(3, 50_000 + 10 * j),
+                    "gas": hex(1_000_000),
+                    "nonce": hex(nonce + j),
+                },
+            ),
+            j,
+        ]
         for j in range(2)
     ]
     node.rpc("anvil_reorg", 3, replacements)
@@ -70,8 +81,15 @@ def test_reorg_depth_3_sends_removed_to_instant_and_only_canonical_to_confirmed(
             result.setdefault(r.json["type"], set()).add(r.json["data"]["event_id"])
         return result
 
-    wait_until(lambda: len(receiver.on("/instant")) >= 200 + 60 + 6
-               and len(receiver.on("/confirmed")) >= len(after), 60, 0.2, "all webhooks")
+    wait_until(
+        lambda: (
+            len(receiver.on("/instant")) >= 200 + 60 + 6
+            and len(receiver.on("/confirmed")) >= len(after)
+        ),
+        60,
+        0.2,
+        "all webhooks",
+    )
     time.sleep(3)  # anything extra (an orphaned confirmation, a duplicate) would arrive now
     instant = kinds("/instant")
     assert instant == {"event.instant": before | new, "event.removed": orphaned}

@@ -29,7 +29,10 @@ def stream_transfers(token, txs: int, per_tx: int, base: int) -> dict[tuple[str,
 
 def received_args(requests) -> list[tuple[str, str]]:
     return [
-        (r.json["data"]["decoded"]["args"]["to"].lower(), r.json["data"]["decoded"]["args"]["value"])
+        (
+            r.json["data"]["decoded"]["args"]["to"].lower(),
+            r.json["data"]["decoded"]["args"]["value"],
+        )
         for r in requests
     ]
 
@@ -42,8 +45,9 @@ def test_2000_transfers_reach_the_matching_endpoint_exactly_once(
     node = start_anvil(chain_id=1)
     token_a = Token(node)
     token_b = Token(node)
-    _, secret = add_endpoint(receiver.url("/a"), chains=["1"], contracts=[token_a.address],
-                             events=[TRANSFER])
+    _, secret = add_endpoint(
+        receiver.url("/a"), chains=["1"], contracts=[token_a.address], events=[TRANSFER]
+    )
     receiver.secrets["/a"] = secret
     add_endpoint(receiver.url("/b"), contracts=[token_b.address], events=[TRANSFER])
     add_endpoint(receiver.url("/optimism"), chains=["10"])
@@ -60,8 +64,12 @@ def test_2000_transfers_reach_the_matching_endpoint_exactly_once(
     assert len(expected) == 2000
 
     # Then /a receives each of A's events once, signed and decoded; /b only B's; /optimism nothing
-    wait_until(lambda: len(receiver.on("/a")) >= 2000 and len(receiver.on("/b")) >= 5, 120, 0.2,
-               "2000 webhooks at /a and 5 at /b")
+    wait_until(
+        lambda: len(receiver.on("/a")) >= 2000 and len(receiver.on("/b")) >= 5,
+        120,
+        0.2,
+        "2000 webhooks at /a and 5 at /b",
+    )
     elapsed = time.monotonic() - started
     time.sleep(2)  # a duplicate would arrive now
     got = receiver.on("/a")
