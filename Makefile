@@ -19,6 +19,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ethhook celeryconfig.py workers
 	$(BIN)/mypy ethhook
 
+# The whole pipeline on a local chain (anvil), with a verifying receiver and a summary.
+DEMO_ARGS ?=
+demo: $(STAMP)
+	$(BIN)/ethhook demo $(DEMO_ARGS)
+
 # The whole suite: lint, types, unit, integration and end-to-end tests (real PostgreSQL, Redis,
 # Celery workers, anvil chain nodes and loopback receivers).
 test: lint

@@ -1,0 +1,69 @@
+"""`ethhook up`: the whole pipeline under one supervisor; SIGTERM stops every process, loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from tests.conftest import BIN, ROOT, TMP, free_port, stop_process, wait_until
+from tests.e2e.conftest import Token
+from tests.factories import TRANSFER
+from tests.integration.helpers import add_endpoint
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "redis_server")]
+
+
+def start_up(env: dict[str, str], name: str) -> tuple[subprocess.Popen[bytes], object]:
+    log = open(TMP / f"up-{name}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([str(BIN / "ethhook"), "up", "--workdir", str(TMP / f"up-{name}"),
+                             "--deliver-pool", "threads", "--deliver-concurrency", "8"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+def test_up_under_sigterm_leaves_no_process_and_loses_no_event(receiver, start_anvil):
+    node = start_anvil(chain_id=1)
+    token = Token(node)
+    endpoint_id, secret = add_endpoint(receiver.url("/up"), contracts=[token.address], events=[TRANSFER])
+    receiver.secrets["/up"] = secret
+    env = {**os.environ, "ETHEREUM_HTTP": node.http_url, "ETHEREUM_WS": node.ws_url,
+           "ETHHOOK_METRICS_PORT": str(free_port()), "ETHHOOK_WORKER_METRICS_PORT": "0"}
+
+    up, log = start_up(env, "first")
+    try:
+        wait_until(lambda: len(psutil.Process(up.pid).children(recursive=True)) >= 4, 30, 0.2, "children")
+        time.sleep(3)
+        for k in range(10):
+            token.emit_transfers(20, 5000 + k * 20)
+        wait_until(lambda: len(receiver.on("/up")) >= 50, 60, 0.2, "the first webhooks")
+        family = psutil.Process(up.pid).children(recursive=True)
+        assert len(family) >= 4
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(40) == 0
+        gone, alive = psutil.wait_procs(family, timeout=5)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        stop_process(up)
+        log.close()
+
+    # Events mined while nothing runs are picked up from the saved cursor by the next `up`.
+    for k in range(5):
+        token.emit_transfers(20, 9000 + k * 20)
+    up, log = start_up(env, "second")
+    try:
+        wait_until(lambda: len({r.webhook_id for r in receiver.on("/up")}) >= 300, 90, 0.5,
+                   "every webhook after the restart")
+        time.sleep(1)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(40)
+        log.close()
+    ids = [r.webhook_id for r in receiver.on("/up") if r.status == 200]
+    assert len(set(ids)) == 300
+    assert all(r.verified for r in receiver.on("/up"))
+    assert endpoint_id
