@@ -220,18 +220,13 @@ class ListenerProcess:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def wait_started(self, chains: int = 1, timeout: float = 30) -> None:
+    def wait_started(self, *chain_ids: int, timeout: float = 30) -> None:
+        """Until the listener saved a cursor for every chain (it reads every block after it)."""
         wait_until(
-            lambda: (
-                self._alive()
-                and self.log().count("listen.chain.started")
-                + self.log().count("listen.ws.subscribed")
-                >= 0
-                and "listen.started" in self.log()
-            ),
+            lambda: self._alive() and all(cursor_of(c) is not None for c in chain_ids),
             timeout,
             0.1,
-            what="listener start",
+            what=f"listener to start (log: {self.log_path})",
         )
 
     def _alive(self) -> bool:
