@@ -1,0 +1,254 @@
+"""The follower against an in-memory chain: catch-up in shrinking ranges, reorg walk-back, nodes that
+lag, and events published before a crash that are no longer canonical. The database and broker
+functions are replaced by recorders; everything else is the real code."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import pytest
+
+from ethhook.config import ChainConfig
+from ethhook.listen import follower as follower_module
+from ethhook.listen.errors import RpcErrorResponse
+from ethhook.listen.follower import ChainFollower
+from ethhook.listen.rpc import RpcClient
+from ethhook.listen.store import WATCH_EVERYTHING, ChainState
+
+TOKEN = "0x" + "ab" * 20
+TOPIC = "0x" + "dd" * 32
+
+
+def h(*parts: object) -> str:
+    return "0x" + hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+class FakeChain:
+    """A JSON-RPC transport over an in-memory chain of blocks with `logs_per_block` logs each."""
+
+    def __init__(self, blocks: int, logs_per_block: int = 2, max_range: int = 1000) -> None:
+        self.logs_per_block = logs_per_block
+        self.max_range = max_range
+        self.blocks: list[dict[str, Any]] = []
+        self.fork = 0
+        self.calls: list[tuple[str, Any]] = []
+        self.hidden_from: int | None = None  # a lagging node: blocks >= this are unknown
+        self.extend(blocks + 1)
+
+    def extend(self, count: int) -> None:
+        for _ in range(count):
+            number = len(self.blocks)
+            parent = self.blocks[-1]["hash"] if self.blocks else "0x" + "00" * 32
+            self.blocks.append({"number": number, "hash": h(number, self.fork), "parent": parent})
+
+    def reorg(self, depth: int) -> list[str]:
+        """Replace the last `depth` blocks; returns the orphaned hashes."""
+        self.fork += 1
+        orphaned = [b["hash"] for b in self.blocks[-depth:]]
+        del self.blocks[-depth:]
+        self.extend(depth)
+        return orphaned
+
+    def header(self, number: int) -> dict[str, Any] | None:
+        if number >= len(self.blocks) or (self.hidden_from is not None and number >= self.hidden_from):
+            return None
+        b = self.blocks[number]
+        return {"number": hex(number), "hash": b["hash"], "parentHash": b["parent"],
+                "timestamp": hex(1000 + 12 * number)}
+
+    def logs(self, start: int, end: int) -> list[dict[str, Any]]:
+        return [
+            {"address": TOKEN, "topics": [TOPIC], "data": "0x" + f"{number:064x}",
+             "blockNumber": hex(number), "blockHash": self.blocks[number]["hash"],
+             "transactionHash": h("tx", number), "transactionIndex": "0x0",
+             "logIndex": hex(i), "removed": False}
+            for number in range(start, min(end, len(self.blocks) - 1) + 1)
+            for i in range(self.logs_per_block)
+        ]
+
+    def answer(self, call: dict[str, Any]) -> dict[str, Any]:
+        method, params = call["method"], call["params"]
+        self.calls.append((method, params))
+        if method == "eth_chainId":
+            result: Any = "0x1"
+        elif method == "eth_blockNumber":
+            top = len(self.blocks) - 1
+            result = hex(top if self.hidden_from is None else min(top, self.hidden_from - 1))
+        elif method == "eth_getBlockByNumber":
+            result = self.header(int(params[0], 16))
+        elif method == "eth_getLogs":
+            start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+            if end - start + 1 > self.max_range:
+                return {"jsonrpc": "2.0", "id": call["id"],
+                        "error": {"code": -32005, "message": "range too large"}}
+            result = self.logs(start, end)
+        else:
+            raise AssertionError(method)
+        return {"jsonrpc": "2.0", "id": call["id"], "result": result}
+
+    async def send(self, payload: Any, label: str) -> Any:
+        if isinstance(payload, list):
+            return [self.answer(c) for c in payload]
+        return self.answer(payload)
+
+    async def close(self) -> None:
+        return None
+
+
+class Recorder:
+    """Stands in for the database and the broker."""
+
+    def __init__(self, state: ChainState) -> None:
+        self.state = state
+        self.published: list[Any] = []  # events, in publishing order
+        self.saves: list[tuple[int, int, list[str]]] = []
+        self.rewinds: list[tuple[int, list[str]]] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(follower_module, "load_state", lambda chain_id: self.state)
+        monkeypatch.setattr(follower_module, "publish_batches", self.publish)
+        monkeypatch.setattr(follower_module, "save_range", self.save)
+        monkeypatch.setattr(follower_module, "rewind", self.rewind)
+        monkeypatch.setattr(follower_module, "stored_event_counts", self.counts)
+
+    def publish(self, batches: list[Any]) -> int:
+        for batch in batches:
+            assert len(batch.events) <= 100
+            self.published.extend(batch.events)
+        return len(batches)
+
+    def save(self, chain_id: int, headers: list[Any], stale: Any = ()) -> int:
+        self.saves.append((headers[0].number, headers[-1].number, sorted(stale)))
+        return 0
+
+    def rewind(self, chain_id: int, ancestor: Any, orphaned: list[str]) -> int:
+        self.rewinds.append((ancestor.number, sorted(orphaned)))
+        return 0
+
+    def counts(self, chain_id: int, hashes: list[str]) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for by_hash in self.state.unsaved.values():  # already in the database
+            for block_hash, count in by_hash.items():
+                if block_hash in hashes:
+                    result[block_hash] = count
+        for e in self.published:
+            if e.block_hash in hashes:
+                result[e.block_hash] = result.get(e.block_hash, 0) + 1
+        return result
+
+
+def make(chain: FakeChain, recorder: Recorder) -> ChainFollower:
+    config = ChainConfig(name="ethereum", chain_id=1, http_url="http://fake")
+    return ChainFollower(config, 100, lambda: WATCH_EVERYTHING, rpc=RpcClient(chain))
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_first_start_follows_from_the_head_without_replaying_history(monkeypatch):
+    chain, recorder = FakeChain(50), Recorder(ChainState(cursor=None))
+    recorder.install(monkeypatch)
+    follower = make(chain, recorder)
+    run(follower.sync())
+    assert recorder.saves == [(50, 50, [])]
+    assert recorder.published == []
+    assert follower.cursor == (50, chain.blocks[50]["hash"])
+
+
+def test_catch_up_shrinks_refused_ranges_and_publishes_every_event_once_in_order(monkeypatch):
+    chain = FakeChain(300, logs_per_block=3, max_range=40)
+    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
+    recorder.install(monkeypatch)
+    follower = make(chain, recorder)
+    run(follower.sync())
+    keys = [(e.block_number, e.log_index) for e in recorder.published]
+    assert keys == [(n, i) for n in range(1, 301) for i in range(3)]
+    # the saved ranges are contiguous and none is wider than the provider allows
+    assert recorder.saves[0][0] == 1 and recorder.saves[-1][1] == 300
+    assert all(b[0] == a[1] + 1 for a, b in zip(recorder.saves, recorder.saves[1:]))
+    assert all(end - start + 1 <= 40 for start, end, _ in recorder.saves)
+    refused = [p for m, p in chain.calls if m == "eth_getLogs"
+               and int(p[0]["toBlock"], 16) - int(p[0]["fromBlock"], 16) + 1 > 40]
+    assert len(refused) == 2  # 100 → 50 → 25, then growing back only up to refusals again
+    assert follower.cursor == (300, chain.blocks[300]["hash"])
+    assert all(e.block_timestamp == 1000 + 12 * e.block_number for e in recorder.published)
+
+
+def test_reorg_walks_back_to_the_common_ancestor_and_reads_the_new_blocks(monkeypatch):
+    chain = FakeChain(20)
+    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
+    recorder.install(monkeypatch)
+    follower = make(chain, recorder)
+    run(follower.sync())
+    orphaned = chain.reorg(3)
+    chain.extend(2)
+    run(follower.sync())
+    assert recorder.rewinds == [(17, sorted(orphaned))]
+    new_blocks = {e.block_hash for e in recorder.published[-10:]}
+    assert new_blocks == {chain.blocks[n]["hash"] for n in range(18, 23)}
+    assert follower.cursor == (22, chain.blocks[22]["hash"])
+    assert not set(orphaned) & set(follower.blocks.values())
+
+
+def test_reorg_at_the_same_height_is_found_without_new_blocks(monkeypatch):
+    chain = FakeChain(10)
+    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
+    recorder.install(monkeypatch)
+    follower = make(chain, recorder)
+    run(follower.sync())
+    orphaned = chain.reorg(1)
+    run(follower.sync())  # head == cursor, but the hash at the cursor changed
+    assert recorder.rewinds == [(9, orphaned)]
+    run(follower.sync())
+    assert follower.cursor == (10, chain.blocks[10]["hash"])
+
+
+def test_a_node_behind_its_peers_is_not_a_reorg(monkeypatch):
+    chain = FakeChain(10)
+    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
+    recorder.install(monkeypatch)
+    follower = make(chain, recorder)
+    run(follower.sync())
+    chain.hidden_from = 8  # a load-balanced node that has not seen blocks 8-10 yet
+    run(follower.sync())
+    assert recorder.rewinds == []
+    assert follower.cursor == (10, chain.blocks[10]["hash"])
+
+
+def test_a_reorg_deeper_than_the_stored_hashes_resumes_below_them(monkeypatch):
+    chain = FakeChain(10)
+    stored = {n: chain.blocks[n]["hash"] for n in (8, 9, 10)}
+    recorder = Recorder(ChainState(cursor=(10, stored[10]), blocks=stored))
+    recorder.install(monkeypatch)
+    follower = make(chain, recorder)
+    chain.reorg(5)
+    run(follower.sync())
+    assert recorder.rewinds == [(7, sorted(stored.values()))]
+
+
+def test_events_published_before_a_crash_on_a_block_since_replaced_are_orphaned(monkeypatch):
+    # the listener published block 7, then died before saving it; meanwhile 7..10 were replaced
+    chain = FakeChain(10)
+    stale = chain.blocks[7]["hash"]
+    chain.reorg(4)
+    recorder = Recorder(ChainState(cursor=(6, chain.blocks[6]["hash"]),
+                                   blocks={6: chain.blocks[6]["hash"]}, unsaved={7: {stale: 2}}))
+    recorder.install(monkeypatch)
+    follower = make(chain, recorder)
+    run(follower.sync())
+    assert recorder.saves == [(7, 10, [stale])]
+
+
+def test_a_single_block_failure_is_raised_for_the_caller_to_back_off(monkeypatch):
+    chain = FakeChain(5, max_range=0)  # refuses everything
+    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
+    recorder.install(monkeypatch)
+    follower = make(chain, recorder)
+    with pytest.raises(RpcErrorResponse):
+        for _ in range(10):
+            run(follower.sync())
+    assert recorder.saves == [] and recorder.published == []
+    assert follower.cursor == (0, chain.blocks[0]["hash"])
