@@ -18,9 +18,9 @@ from itertools import pairwise
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ethhook import metrics
 from ethhook.config import ChainConfig
 from ethhook.exceptions import EthHookError
-from ethhook.listen import metrics
 from ethhook.listen.backoff import Backoff
 from ethhook.listen.chunks import ChunkSizer
 from ethhook.listen.errors import (
@@ -132,6 +132,7 @@ class ChainFollower:
         self.last_error: str | None = None
         self.last_ok_at: float | None = None
         self.events_published = 0
+        self.behind = False
         self.stopping = False
         self.committing = False
 
@@ -208,7 +209,8 @@ class ChainFollower:
         else:
             event, detail = "listen.error", f"error={exc}"
         self.last_error = f"{event} {detail}"
-        metrics.RPC_ERRORS.labels(self.chain.name).inc()
+        metrics.record_rpc_error(self.chain.name)
+        metrics.set_chain_connected(self.chain.name, self.ws_live)
         log_at = logging.INFO if isinstance(exc, ChainMoved) else logging.WARNING
         log.log(
             log_at,
@@ -243,7 +245,8 @@ class ChainFollower:
             await self._check_chain_id()
         head = await self.rpc.block_number()
         self.node_head = head
-        metrics.CHAIN_HEAD.labels(self.chain.name).set(head)
+        metrics.set_chain_head(self.chain.name, head)
+        metrics.set_chain_connected(self.chain.name, True)
         if self.cursor is None:
             await self._start_at(head)
             return
@@ -253,7 +256,17 @@ class ChainFollower:
             [header] = await self.rpc.headers([self.cursor[0]])
             if header is not None and header.hash != self.cursor[1]:
                 await self._reorg()
+            elif header is None and not self.behind:
+                self.behind = True
+                log.warning(
+                    "listen.chain.behind chain=%s node_head=%d cursor=%d; waiting for the node "
+                    "to reach the cursor",
+                    self.chain.name,
+                    head,
+                    self.cursor[0],
+                )
             return
+        self.behind = False
         while not self.stopping and self.cursor[0] < head:
             start = self.cursor[0] + 1
             await self._process(start, min(head, start + self.sizer.size - 1))
@@ -365,9 +378,9 @@ class ChainFollower:
                 self.published[h.number] = {
                     k: v for k, v in self.published[h.number].items() if k == h.hash
                 }
-        metrics.EVENTS_RECEIVED.labels(self.chain.name).inc(len(events))
-        metrics.CURSOR_BLOCK.labels(self.chain.name).set(last.number)
-        metrics.LAG_BLOCKS.labels(self.chain.name).set(max(0, (self.node_head or 0) - last.number))
+        metrics.record_events_received(self.chain.name, len(events))
+        metrics.set_cursor_block(self.chain.name, last.number)
+        metrics.set_listener_lag(self.chain.name, (self.node_head or last.number) - last.number)
         floor = last.number - KEEP_BLOCKS
         self.blocks = {n: v for n, v in self.blocks.items() if n > floor}
         self.published = {n: v for n, v in self.published.items() if n > floor and v}
@@ -402,7 +415,7 @@ class ChainFollower:
                 ancestor.number,
             )
         orphaned = {n: h for n, h in self.blocks.items() if n > ancestor.number}
-        metrics.REORGS.labels(self.chain.name).inc()
+        metrics.record_reorg(self.chain.name, old_head - ancestor.number)
         log.warning(
             "listen.reorg.detected chain=%s depth=%d ancestor=%d old_cursor=%d",
             self.chain.name,

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ethhook.config import ChainConfig, Settings
 from ethhook.exceptions import ConfigError
-from ethhook.listen import metrics
+from ethhook.listen import health
 from ethhook.listen.follower import ChainFollower
 from ethhook.listen.store import WatchList, load_watch_list
 from ethhook.listen.threads import BlockingLane
@@ -45,7 +45,7 @@ class Listener:
             loop.add_signal_handler(sig, self._on_signal, sig)
         lane = BlockingLane("listen-watch")
         server = (
-            await metrics.serve(self.settings.metrics_port, self.health)
+            await health.serve(self.settings.metrics_port, self.health)
             if self.settings.metrics_port
             else None
         )

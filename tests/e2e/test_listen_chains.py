@@ -101,3 +101,48 @@ def test_endpoint_added_while_listening_gets_events_mined_5_seconds_later(
     values = sorted(int(r.json["data"]["data"], 16) for r in receiver.on("/late"))
     assert values == [200, 201, 202, 203]
     assert listener.terminate() == 0
+
+
+def test_metrics_and_health_report_each_chain(start_anvil, start_listener, receiver):
+    # Given a listener with its HTTP endpoint on, following one node, and a watched token
+    import requests
+
+    from tests.conftest import free_port
+
+    node = start_anvil(chain_id=1)
+    token = Token(node)
+    add_endpoint(receiver.url("/m"), contracts=[token.address])
+    port = free_port()
+    listener = start_listener({"ETHEREUM_WS": node.ws_url, "ETHEREUM_HTTP": node.http_url},
+                              extra_env={"ETHHOOK_METRICS_PORT": str(port)})
+    listener.wait_started(1)
+
+    # When 2 transactions of 5 Transfers are mined and delivered
+    token.emit_transfers(5, 1)
+    token.emit_transfers(5, 100)
+    wait_until(lambda: len(receiver.on("/m")) >= 10, 20, 0.1, "10 webhooks")
+    head = node.block_number()
+
+    # Then /health reports the chain connected with no lag, and /metrics counts its events
+    def healthy():
+        answer = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        chain = answer.json()["chains"]["ethereum"]
+        return answer.status_code == 200 and chain["cursor"] == head and chain
+
+    chain = wait_until(healthy, 10, 0.2, "/health at the head")
+    assert chain == {"chain_id": 1, "transport": "websocket", "head": head, "cursor": head,
+                     "lag_blocks": 0, "ok": True, "last_error": None}
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert 'events_received_total{chain="ethereum"} 10.0' in text
+    assert f'chain_head_block{{chain="ethereum"}} {float(head)}' in text
+    assert 'listener_lag_blocks{chain="ethereum"} 0.0' in text
+
+    # When the node goes away, /health turns 503 and names the problem
+    node.stop()
+    def unhealthy():
+        answer = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        return answer.status_code == 503 and answer.json()
+    report = wait_until(unhealthy, 15, 0.2, "/health to report the node down")
+    assert report["chains"]["ethereum"]["ok"] is False
+    assert "listen.rpc.error" in report["chains"]["ethereum"]["last_error"]
+    assert listener.terminate() == 0

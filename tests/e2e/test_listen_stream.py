@@ -91,3 +91,26 @@ def test_2000_transfers_reach_the_matching_endpoint_exactly_once(
     assert receiver.on("/optimism") == []
     print(f"{transport}: 2000 events delivered {elapsed:.1f}s after the first transaction")
     assert listener.terminate() == 0
+
+
+def test_websocket_only_configuration_makes_its_calls_on_a_second_connection(
+    start_anvil, start_listener, receiver
+):
+    # Given a chain configured with a WebSocket URL and no HTTP URL
+    node = start_anvil(chain_id=1)
+    token = Token(node)
+    add_endpoint(receiver.url("/ws"), contracts=[token.address])
+    listener = start_listener({"ETHEREUM_WS": node.ws_url})
+    listener.wait_started(1)
+
+    # When 5 transactions of 10 Transfers are mined
+    expected = stream_transfers(token, txs=5, per_tx=10, base=7_000)
+
+    # Then all 50 arrive once each
+    wait_until(lambda: len(receiver.on("/ws")) >= 50, 30, 0.1, "50 webhooks")
+    time.sleep(1)
+    got = [(r.json["data"]["topics"][2][-40:], int(r.json["data"]["data"], 16))
+           for r in receiver.on("/ws")]
+    assert sorted((f"0x{to[-40:]}", str(v)) for to, v in got) == sorted(expected)
+    assert "listen.ws.subscribed chain=ethereum" in listener.log()
+    assert listener.terminate() == 0

@@ -1,4 +1,4 @@
-"""The listener's Prometheus metrics and its `/metrics` + `/health` HTTP endpoint."""
+"""The listener's HTTP endpoint: GET /metrics (ethhook.metrics' exposition) and GET /health (JSON)."""
 
 from __future__ import annotations
 
@@ -8,38 +8,34 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from ethhook.metrics import exposition
 
 log = logging.getLogger(__name__)
 
-EVENTS_RECEIVED = Counter(
-    "events_received_total", "Contract events published to the matcher", ["chain"]
-)
-CHAIN_HEAD = Gauge("chain_head_block", "Latest block number the node reported", ["chain"])
-CURSOR_BLOCK = Gauge("listener_cursor_block", "Last block fully processed and published", ["chain"])
-LAG_BLOCKS = Gauge(
-    "listener_lag_blocks", "Blocks between the node's head and the cursor", ["chain"]
-)
-RPC_ERRORS = Counter("listener_rpc_errors_total", "Failed passes, by chain", ["chain"])
-REORGS = Counter("listener_reorgs_total", "Reorgs detected by parent hash", ["chain"])
+LISTEN_HOST = "0.0.0.0"  # noqa: S104 (scraped from other hosts and containers)
 
 
 async def serve(
-    port: int,
-    health: Callable[[], dict[str, Any]],
-    host: str = "0.0.0.0",  # noqa: S104
+    port: int, health: Callable[[], dict[str, Any]], host: str = LISTEN_HOST
 ) -> asyncio.AbstractServer | None:
-    """Serve GET /metrics and GET /health; returns None (and logs) when the port is taken."""
+    """Serve /metrics and /health; returns None (and logs) when the port is taken."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
+            headers: dict[str, str] = {}
+            while True:
+                line = await asyncio.wait_for(reader.readline(), 5)
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
             parts = request.decode("latin-1").split()
             path = parts[1] if len(parts) > 1 else "/"
             if path.startswith("/metrics"):
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
+                # Scrape-time gauges query the database and the broker: not on the event loop.
+                body, ctype = await asyncio.to_thread(exposition, headers.get("accept"))
+                status = "200 OK"
             elif path.startswith("/health"):
                 report = health()
                 status = "200 OK" if report["ok"] else "503 Service Unavailable"
@@ -53,7 +49,7 @@ async def serve(
             )
             await writer.drain()
         except (TimeoutError, OSError, UnicodeError) as exc:
-            log.debug("listen.metrics.request_failed error=%s", exc)
+            log.debug("listen.http.request_failed error=%s", exc)
         finally:
             writer.close()
 
@@ -61,8 +57,10 @@ async def serve(
         server = await asyncio.start_server(handle, host, port)
     except OSError as exc:
         log.error(
-            "listen.metrics.unavailable port=%d error=%s; continuing without /metrics", port, exc
+            "listen.http.unavailable port=%d error=%s; continuing without /metrics and /health",
+            port,
+            exc,
         )
         return None
-    log.info("listen.metrics.serving port=%d paths=/metrics,/health", port)
+    log.info("listen.http.serving port=%d paths=/metrics,/health", port)
     return server
