@@ -55,16 +55,6 @@ class Result:
     outcome: http.HttpOutcome
 
 
-@dataclass
-class Report:
-    sent: int = 0
-    succeeded: int = 0
-    failed_attempts: int = 0
-    released: int = 0
-    skipped: int = 0
-    disabled: bool = False
-
-
 def claim(
     session: Session,
     endpoint_id: int,
