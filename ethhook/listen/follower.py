@@ -183,7 +183,7 @@ class ChainFollower:
 
     def _on_head(self, number: int | None) -> None:
         if number is not None:
-            self.node_head = max(self.node_head or 0, number)
+            self.node_head = number
         self.wake.set()
 
     async def _wait_for_head(self) -> None:
