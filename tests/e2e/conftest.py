@@ -18,6 +18,7 @@ import requests
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
+from ethhook.config import BUILTIN_CHAINS
 from tests.conftest import BIN, ROOT, TMP, free_port, wait_until
 
 ANVIL_VERSION = "1.7.1"
@@ -205,6 +206,7 @@ class ListenerProcess:
         self.env = os.environ.copy()
         self.env.update({"ETHHOOK_METRICS_PORT": "0", "PYTHONUNBUFFERED": "1"})
         self.env.update(chains)
+        self.chains = dict(chains)
         self.env.update(extra_env or {})
         self.args = launcher or [str(BIN / "ethhook"), "listen"]
         self.proc: subprocess.Popen[bytes] | None = None
@@ -221,7 +223,14 @@ class ListenerProcess:
         return self.log_path.read_text()
 
     def wait_started(self, *chain_ids: int, timeout: float = 30) -> None:
-        """Until the listener saved a cursor for every chain (it reads every block after it)."""
+        """Until the listener saved a cursor for every chain (it reads every block after it);
+        by default the built-in chains whose URLs it was given."""
+        if not chain_ids:
+            chain_ids = tuple(sorted({
+                BUILTIN_CHAINS[var.split("_")[0].lower()] for var in self.chains
+                if var.split("_")[0].lower() in BUILTIN_CHAINS
+            }))
+            assert chain_ids, "name the chain ids to wait for"
         wait_until(
             lambda: self._alive() and all(cursor_of(c) is not None for c in chain_ids),
             timeout,
