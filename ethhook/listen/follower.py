@@ -56,6 +56,9 @@ SAFETY_POLL_S = 5.0
 MATCHER_WAIT_S = 30.0
 # Above this many watched contracts, fetch every log and filter here (providers cap the list).
 MAX_ADDRESSES_PER_QUERY = 500
+# A range that returned more logs than this is halved for the next one (most providers refuse
+# answers above 10,000 logs; smaller answers also keep the listener's memory flat).
+MAX_LOGS_PER_RANGE = 10_000
 # Headers fetched per batch while walking back to a common ancestor.
 REORG_WINDOW = 64
 # Retry delays after a failed pass (capped exponential, jittered).
@@ -335,7 +338,10 @@ class ChainFollower:
             )
             return
         await self._commit(chain, events)
-        self.sizer.succeeded()
+        if len(raw_logs) > MAX_LOGS_PER_RANGE and end > start:
+            self.sizer.shrink(end - start + 1)
+        else:
+            self.sizer.succeeded()
         log.log(
             logging.INFO if end > start else logging.DEBUG,
             "listen.range.done chain=%s blocks=%d-%d events=%d head=%s",

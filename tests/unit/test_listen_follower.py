@@ -252,3 +252,16 @@ def test_a_single_block_failure_is_raised_for_the_caller_to_back_off(monkeypatch
             run(follower.sync())
     assert recorder.saves == [] and recorder.published == []
     assert follower.cursor == (0, chain.blocks[0]["hash"])
+
+
+def test_a_range_with_too_many_logs_makes_the_next_range_smaller(monkeypatch):
+    chain = FakeChain(400, logs_per_block=30)
+    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
+    recorder.install(monkeypatch)
+    monkeypatch.setattr(follower_module, "MAX_LOGS_PER_RANGE", 1000)
+    follower = make(chain, recorder)
+    run(follower.sync())
+    sizes = [end - start + 1 for start, end, _ in recorder.saves]
+    assert sizes[:3] == [100, 50, 25]  # 3000 and 1500 logs, then 750
+    assert max(sizes[2:]) <= 25
+    assert len(recorder.published) == 400 * 30
