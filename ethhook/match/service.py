@@ -45,7 +45,9 @@ def store_events(session: Session, events: Sequence[ChainEvent], now: datetime) 
         }
         for e in events
     ]
-    session.execute(insert_ignore(session, Event, ["id"]), rows)
+    # RETURNING makes SQLAlchemy send the rows as one multi-VALUES statement ("insertmanyvalues");
+    # without it psycopg2's executemany runs one INSERT round trip per event.
+    session.execute(insert_ignore(session, Event, ["id"]).returning(Event.id), rows).all()
 
 
 def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, list[Match]]:
@@ -56,11 +58,17 @@ def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, li
     chains = sorted({e.chain_id for e in events})
     topics = sorted({e.topic0 for e in events if e.topic0 is not None})
     f = EndpointFilter
+    # The endpoint's settings come from a correlated subquery (NULL when it is inactive), not a
+    # join: PostgreSQL then probes the primary key once per matching filter row, where a join made
+    # it hash the whole endpoints table (a sequential scan growing with every endpoint; see
+    # bench/RESULTS.md).
+    confirmations_of = (
+        select(Endpoint.confirmations)
+        .where(Endpoint.id == f.endpoint_id, Endpoint.active.is_(True))
+        .scalar_subquery()
+    )
     rows = session.execute(
-        select(f.endpoint_id, f.chain_id, f.address, f.topic0, Endpoint.confirmations)
-        .join(Endpoint, Endpoint.id == f.endpoint_id)
-        .where(
-            Endpoint.active.is_(True),
+        select(f.endpoint_id, f.chain_id, f.address, f.topic0, confirmations_of).where(
             or_(f.address.in_(addresses), f.address.is_(None)),
             or_(f.chain_id.in_(chains), f.chain_id.is_(None)),
             or_(f.topic0.in_(topics), f.topic0.is_(None)),
@@ -68,7 +76,8 @@ def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, li
     ).all()
     by_address: dict[str | None, list[tuple[int, int | None, str | None, int]]] = defaultdict(list)
     for endpoint_id, chain_id, address, topic0, confirmations in rows:
-        by_address[address].append((endpoint_id, chain_id, topic0, confirmations))
+        if confirmations is not None:  # None: the endpoint is disabled
+            by_address[address].append((endpoint_id, chain_id, topic0, confirmations))
     matches: dict[str, list[Match]] = {}
     for event in events:
         found: dict[int, Match] = {}
