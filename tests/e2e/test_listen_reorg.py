@@ -46,24 +46,7 @@ def test_reorg_depth_3_sends_removed_to_instant_and_only_canonical_to_confirmed(
     orphan_blocks = {node.block(n)["hash"] for n in range(head - 2, head + 1)}
 
     # When the last 3 blocks are replaced by blocks with two other transactions (3 events each)
-    nonce = int(node.rpc("eth_getTransactionCount", DEPLOYER, hex(head - 3)), 16)
-    replacements = [
-        [
-            node.rpc(
-                "eth_signTransaction",
-                {
-                    "from": DEPLOYER,
-                    "to": token.address,
-                    "data": token.emit_tx_data(3, 50_000 + 10 * j),
-                    "gas": hex(1_000_000),
-                    "nonce": hex(nonce + j),
-                },
-            ),
-            j,
-        ]
-        for j in range(2)
-    ]
-    node.rpc("anvil_reorg", 3, replacements)
+    replace_last_blocks(node, token, depth=3, txs=2, base=50_000)
     assert node.block_number() == head
     assert {node.block(n)["hash"] for n in range(head - 2, head + 1)}.isdisjoint(orphan_blocks)
     # ... and the chain grows until the new blocks have their 5 confirmations
@@ -101,3 +84,53 @@ def test_reorg_depth_3_sends_removed_to_instant_and_only_canonical_to_confirmed(
     assert len(receiver.on("/confirmed")) == len(after)
     assert "listen.reorg.detected chain=ethereum depth=3" in listener.log()
     assert listener.terminate() == 0
+
+
+def replace_last_blocks(node, token, depth: int, txs: int, base: int) -> None:
+    """anvil_reorg of `depth` blocks, the new blocks holding `txs` transactions of 3 Transfers."""
+    head = node.block_number()
+    nonce = int(node.rpc("eth_getTransactionCount", DEPLOYER, hex(head - depth)), 16)
+    replacements = [
+        [node.rpc("eth_signTransaction", {"from": DEPLOYER, "to": token.address,
+                                          "data": token.emit_tx_data(3, base + 10 * j),
+                                          "gas": hex(1_000_000), "nonce": hex(nonce + j)}), j]
+        for j in range(txs)
+    ]
+    node.rpc("anvil_reorg", depth, replacements)
+
+
+def test_reorg_while_the_listener_is_stopped_is_found_when_it_starts_again(
+    start_anvil, start_listener, receiver
+):
+    # Given an instant endpoint that received 5 blocks of 10 Transfers, and a stopped listener
+    node = start_anvil(chain_id=1)
+    token = Token(node)
+    add_endpoint(receiver.url("/instant"), contracts=[token.address])
+    chains = {"ETHEREUM_WS": node.ws_url, "ETHEREUM_HTTP": node.http_url}
+    listener = start_listener(chains)
+    listener.wait_started(1)
+    first = node.block_number() + 1
+    for k in range(5):
+        token.emit_transfers(10, 100 + 10 * k)
+    wait_until(lambda: len(receiver.on("/instant")) >= 50, 30, 0.1, "50 webhooks")
+    wait_for_cursor(1, node.block_number())
+    assert listener.terminate() == 0
+    before = canonical_event_ids(node, token, first)
+
+    # When the last 2 blocks are replaced while it is down, and it starts again
+    replace_last_blocks(node, token, depth=2, txs=1, base=9_000)
+    after = canonical_event_ids(node, token, first)
+    orphaned, new = before - after, after - before
+    assert len(orphaned) == 20 and len(new) == 3
+    restarted = start_listener(chains)
+
+    # Then the endpoint hears `event.removed` for the 20 orphaned events and gets the 3 new ones
+    wait_until(lambda: len(receiver.on("/instant")) >= 50 + 20 + 3, 30, 0.1, "73 webhooks")
+    time.sleep(2)
+    kinds: dict[str, set[str]] = {}
+    for r in receiver.on("/instant"):
+        kinds.setdefault(r.json["type"], set()).add(r.json["data"]["event_id"])
+    assert kinds == {"event.instant": before | new, "event.removed": orphaned}
+    assert len(receiver.on("/instant")) == 73
+    assert "listen.reorg.detected chain=ethereum depth=2" in restarted.log()
+    assert restarted.terminate() == 0
