@@ -38,6 +38,7 @@ from ethhook.listen.store import (
     KEEP_BLOCKS,
     WatchList,
     load_state,
+    orphan_again,
     rewind,
     save_range,
     stored_event_counts,
@@ -61,6 +62,9 @@ MAX_ADDRESSES_PER_QUERY = 500
 MAX_LOGS_PER_RANGE = 10_000
 # Headers fetched per batch while walking back to a common ancestor.
 REORG_WINDOW = 64
+# After a reorg, look again this long after for events of the orphaned blocks that the matcher
+# stored late (a batch that was still queued), and mark them removed too.
+SWEEP_DELAYS_S = (5.0, 30.0, 120.0)
 # Retry delays after a failed pass (capped exponential, jittered).
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -135,6 +139,8 @@ class ChainFollower:
         self.last_error: str | None = None
         self.last_ok_at: float | None = None
         self.events_published = 0
+        # (due time, block hashes): orphaned blocks to look at again for late events.
+        self.sweeps: list[tuple[float, tuple[str, ...]]] = []
         self.behind = False
         self.stopping = False
         self.committing = False
@@ -246,6 +252,8 @@ class ChainFollower:
             self.loaded = True
         if not self.chain_checked:
             await self._check_chain_id()
+        if self.sweeps:
+            await self._sweep()
         head = await self.rpc.block_number()
         self.node_head = head
         metrics.set_chain_head(self.chain.name, head)
@@ -374,6 +382,7 @@ class ChainFollower:
             if stale:
                 await self._wait_for_matcher(stale)
             await self.lane.run(save_range, self.chain_id, headers, stale)
+            self._schedule_sweeps(stale)
         finally:
             self.committing = False
         last = headers[-1]
@@ -435,11 +444,33 @@ class ChainFollower:
             await self.lane.run(rewind, self.chain_id, ancestor, list(orphaned.values()))
         finally:
             self.committing = False
+        self._schedule_sweeps(list(orphaned.values()))
         self.cursor = (ancestor.number, ancestor.hash)
         self.blocks = {n: h for n, h in self.blocks.items() if n <= ancestor.number}
         self.blocks[ancestor.number] = ancestor.hash
         for number, block_hash in orphaned.items():
             self.published.get(number, {}).pop(block_hash, None)
+
+    def _schedule_sweeps(self, block_hashes: Sequence[str]) -> None:
+        if block_hashes:
+            now = time.monotonic()
+            self.sweeps += [(now + delay, tuple(block_hashes)) for delay in SWEEP_DELAYS_S]
+
+    async def _sweep(self) -> None:
+        now = time.monotonic()
+        due = {h for at, hashes in self.sweeps if at <= now for h in hashes}
+        if not due:
+            return
+        tasks = await self.lane.run(orphan_again, self.chain_id, sorted(due))
+        self.sweeps = [(at, hashes) for at, hashes in self.sweeps if at > now]
+        if tasks:
+            log.warning(
+                "listen.reorg.late_events chain=%s blocks=%d removed_tasks=%d "
+                "(the matcher stored them after the reorg was handled)",
+                self.chain.name,
+                len(due),
+                tasks,
+            )
 
     async def _wait_for_matcher(self, block_hashes: Sequence[str]) -> None:
         """Wait (bounded) until the matcher stored the events published for these blocks, so

@@ -131,6 +131,14 @@ def rewind(chain_id: int, ancestor: BlockHeader, orphaned_hashes: Sequence[str])
     return enqueue_groups(groups)
 
 
+def orphan_again(chain_id: int, block_hashes: Sequence[str]) -> int:
+    """Mark removed the events the matcher stored for orphaned blocks after the reorg was handled
+    (a batch still queued at the time); returns the `event.removed` tasks enqueued."""
+    with session_scope() as session:
+        groups = orphan_blocks(session, chain_id, list(block_hashes))
+    return enqueue_groups(groups)
+
+
 def _set_cursor(session: Session, chain_id: int, number: int, block_hash: str) -> None:
     cursor = session.get(ChainCursor, chain_id)
     if cursor is None:

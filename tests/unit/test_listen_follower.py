@@ -105,6 +105,7 @@ class Recorder:
         self.published: list[Any] = []  # events, in publishing order
         self.saves: list[tuple[int, int, list[str]]] = []
         self.rewinds: list[tuple[int, list[str]]] = []
+        self.sweeps: list[list[str]] = []
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(follower_module, "load_state", lambda chain_id: self.state)
@@ -112,6 +113,7 @@ class Recorder:
         monkeypatch.setattr(follower_module, "save_range", self.save)
         monkeypatch.setattr(follower_module, "rewind", self.rewind)
         monkeypatch.setattr(follower_module, "stored_event_counts", self.counts)
+        monkeypatch.setattr(follower_module, "orphan_again", self.orphan_again)
 
     def publish(self, batches: list[Any]) -> int:
         for batch in batches:
@@ -125,6 +127,10 @@ class Recorder:
 
     def rewind(self, chain_id: int, ancestor: Any, orphaned: list[str]) -> int:
         self.rewinds.append((ancestor.number, sorted(orphaned)))
+        return 0
+
+    def orphan_again(self, chain_id: int, hashes: list[str]) -> int:
+        self.sweeps.append(sorted(hashes))
         return 0
 
     def counts(self, chain_id: int, hashes: list[str]) -> dict[str, int]:
@@ -265,3 +271,20 @@ def test_a_range_with_too_many_logs_makes_the_next_range_smaller(monkeypatch):
     assert sizes[:3] == [100, 50, 25]  # 3000 and 1500 logs, then 750
     assert max(sizes[2:]) <= 25
     assert len(recorder.published) == 400 * 30
+
+
+def test_orphaned_blocks_are_swept_again_for_events_the_matcher_stored_late(monkeypatch):
+    chain = FakeChain(10)
+    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
+    recorder.install(monkeypatch)
+    monkeypatch.setattr(follower_module, "SWEEP_DELAYS_S", (0.0, 0.0, 3600.0))
+    follower = make(chain, recorder)
+    run(follower.sync())
+    orphaned = chain.reorg(2)
+    run(follower.sync())
+    assert recorder.sweeps == []
+    run(follower.sync())  # the next pass looks again, once for the two sweeps due
+    assert recorder.sweeps == [sorted(orphaned)]
+    run(follower.sync())
+    assert recorder.sweeps == [sorted(orphaned)]  # the last one is an hour away
+    assert len(follower.sweeps) == 1
