@@ -45,6 +45,9 @@ class HeadSubscription:
                 problem = "the node closed the subscription"
             except (OSError, TimeoutError, websockets.WebSocketException, Web3Exception) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a web3 internal error must not end the subscription for good
+                log.error("listen.ws.unexpected chain=%s error=%r", self.chain, exc, exc_info=True)
+                problem = f"{type(exc).__name__}: {exc}"
             finally:
                 was_live, self.live = self.live, False
             delay = self.backoff.next_delay()

@@ -66,15 +66,21 @@ class HttpTransport:
             ) as response:
                 if response.content_length and response.content_length > MAX_RESPONSE_BYTES:
                     raise RpcBadResponse(label, f"answer of {response.content_length} bytes")
-                body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                chunks, size = [], 0
+                async for chunk in response.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        raise RpcBadResponse(
+                            label, f"answer larger than {MAX_RESPONSE_BYTES} bytes"
+                        )
+                    chunks.append(chunk)
+                body = b"".join(chunks)
                 if response.status != 200 and not body.startswith((b"{", b"[")):
                     raise RpcBadResponse(label, f"HTTP {response.status}: {body[:60]!r}")
         except TimeoutError:
             raise RpcTimeout(label, f"no answer within {RPC_TIMEOUT_S:g}s") from None
         except aiohttp.ClientError as exc:
             raise RpcConnectionError(label, f"{type(exc).__name__}: {exc}") from None
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise RpcBadResponse(label, f"answer larger than {MAX_RESPONSE_BYTES} bytes")
         return _parse(body, label)
 
     async def close(self) -> None:
