@@ -40,40 +40,19 @@ def ethhook(*args: str) -> list[str]:
     return [sys.executable, "-m", "ethhook.cli", *args]
 
 
-def standard_children(schedule_file: Path, deliver_pool: Sequence[str]) -> list[Child]:
+def standard_children(
+    schedule_file: Path, deliver_pool: Sequence[str], match_pool: Sequence[str] = ("-c", "2")
+) -> list[Child]:
     """The listener, a match+maintenance worker, a deliver worker and beat."""
+    common = ("--without-mingle", "--without-gossip", "-l", "INFO")
     return [
         Child("listener", ethhook("listen")),
         Child(
             "match",
-            celery(
-                "worker",
-                "-Q",
-                "match,maintenance",
-                "-c",
-                "2",
-                "-n",
-                "match@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "-l",
-                "INFO",
-            ),
+            celery("worker", "-Q", "match,maintenance", *match_pool, "-n", "match@%h", *common),
         ),
         Child(
-            "deliver",
-            celery(
-                "worker",
-                "-Q",
-                "deliver",
-                *deliver_pool,
-                "-n",
-                "deliver@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "-l",
-                "INFO",
-            ),
+            "deliver", celery("worker", "-Q", "deliver", *deliver_pool, "-n", "deliver@%h", *common)
         ),
         Child("beat", celery("beat", "-s", str(schedule_file), "-l", "INFO")),
     ]

@@ -119,44 +119,13 @@ def database() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """A private redis-server on a free loopback port (tests may FLUSHALL it)."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    from ethhook.demo.localredis import LocalRedis
+
     workdir = TMP / "redis"
     workdir.mkdir(exist_ok=True)
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(REDIS_PORT),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(workdir / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=REDIS_PORT)
-    wait_until(lambda: _redis_up(client), 10, what="redis-server to start")
-    yield f"redis://127.0.0.1:{REDIS_PORT}"
-    client.close()
-    stop_process(proc)
-
-
-def _redis_up(client: Any) -> bool:
-    import redis
-
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
+    server = LocalRedis(workdir, port=REDIS_PORT)
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture()

