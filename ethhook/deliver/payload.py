@@ -22,6 +22,25 @@ def decode_for_endpoint(
     signatures: Sequence[str], topics: list[str], data: str
 ) -> dict[str, Any] | None:
     """Decoded arguments by the first of the endpoint's signatures that fits the log."""
+    if len(data) <= CACHED_DATA_CHARS:
+        return _decode_cached(tuple(signatures), tuple(topics), data)
+    return _decode(signatures, topics, data)
+
+
+# Decoding (eth_abi + checksummed addresses) was the largest cost of building a body (profile in
+# bench/RESULTS.md); an event going to many endpoints is decoded once per worker process instead of
+# once per endpoint. Small logs only, so the cache stays a few MB. Callers never mutate the result.
+CACHED_DATA_CHARS = 1024
+
+
+@lru_cache(maxsize=2048)
+def _decode_cached(
+    signatures: tuple[str, ...], topics: tuple[str, ...], data: str
+) -> dict[str, Any] | None:
+    return _decode(signatures, list(topics), data)
+
+
+def _decode(signatures: Sequence[str], topics: list[str], data: str) -> dict[str, Any] | None:
     for signature in signatures:
         decoded = decode_log(signature, topics, data)
         if decoded is not None:

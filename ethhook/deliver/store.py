@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ethhook import metrics
@@ -161,11 +162,16 @@ def record(
     worker_token: str,
     now: datetime,
 ) -> None:
-    """Write the attempt rows and each delivery's new state; schedule retries in the database."""
+    """Write the attempt rows and each delivery's new state; schedule retries in the database.
+
+    Three statements however many results: the attempt rows as one multi-VALUES insert (RETURNING
+    makes SQLAlchemy batch them; psycopg2's executemany would send one INSERT per row), and the
+    deliveries updated together when their new state is the same (every success of a message).
+    """
     if not results:
         return
     session.execute(
-        insert(DeliveryAttempt),
+        insert(DeliveryAttempt).returning(DeliveryAttempt.id),
         [
             {
                 "delivery_id": r.work.delivery_id,
@@ -178,33 +184,33 @@ def record(
             }
             for r in results
         ],
+    ).all()
+    same_state: dict[tuple[str, datetime | None, int, int | None, str | None], list[int]] = (
+        defaultdict(list)
     )
-    updates = []
     for r in results:
         status, next_at = _next_state(endpoint, r, now)
         if status == DeliveryStatus.FAILED:
             metrics.record_dead_lettered()
-        updates.append(
-            {
-                "b_id": r.work.delivery_id,
-                "b_token": worker_token,
-                "status": status,
-                "attempts": r.work.attempts + 1,
-                "next_attempt_at": next_at,
-                "last_status_code": r.outcome.status_code,
-                "last_error": (r.outcome.error or _status_error(r.outcome))[:500] or None,
-                "lease_token": None,
-                "lease_expires_at": None,
-                "updated_at": now,
-            }
-        )
+        last_error = (r.outcome.error or _status_error(r.outcome))[:500] or None
+        key = (status, next_at, r.work.attempts + 1, r.outcome.status_code, last_error)
+        same_state[key].append(r.work.delivery_id)
     table = cast(Table, Delivery.__table__)
-    session.connection().execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.lease_token == bindparam("b_token"))
-        .values({key: bindparam(key) for key in updates[0] if not key.startswith("b_")}),
-        updates,
-    )
+    for (status, next_at, attempts, status_code, last_error), ids in same_state.items():
+        session.execute(
+            update(table)
+            .where(table.c.id.in_(ids), table.c.lease_token == worker_token)
+            .values(
+                status=status,
+                attempts=attempts,
+                next_attempt_at=next_at,
+                last_status_code=status_code,
+                last_error=last_error,
+                lease_token=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
     any_ok = any(r.outcome.ok for r in results)
     # Auto-disable looks at how long every attempt has been failing.
     failing = Endpoint.failing_since
