@@ -1,0 +1,96 @@
+"""Issue 5, acceptance 3: /metrics counters agree with the database; /health turns unhealthy fast."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from ethhook.celery_app import app
+from ethhook.db import session_scope
+from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from tests.conftest import Worker, free_port, wait_until
+from tests.e2e.conftest import Token
+from tests.factories import TRANSFER
+from tests.integration.helpers import add_endpoint
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
+
+
+def sample(text: str, name: str, labels: str) -> float:
+    match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} ([0-9.e+]+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def count(model, *where) -> int:  # noqa: ANN001
+    with session_scope() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_metrics_agree_with_the_database_and_health_follows_the_node(
+    receiver, start_anvil, start_listener
+):
+    node = start_anvil(chain_id=1)
+    token = Token(node)
+    add_endpoint(receiver.url("/ok"), contracts=[token.address], events=[TRANSFER])
+    receiver.responders["/flaky"] = lambda i: (500, {}, b"") if i % 4 == 0 else (200, {}, b"")
+    add_endpoint(receiver.url("/flaky"), contracts=[token.address], retry_schedule="0,1,1,1")
+    listener_port, worker_port = free_port(), free_port()
+    host = "main@" + os.uname().nodename
+    app.control.cancel_consumer("deliver", destination=[host], reply=True, timeout=5)
+    observed = Worker(
+        "observed",
+        beat=False,
+        queues="deliver",
+        extra_env={"ETHHOOK_WORKER_METRICS_PORT": str(worker_port)},
+    )
+    try:
+        listener = start_listener(
+            {"ETHEREUM_WS": node.ws_url, "ETHEREUM_HTTP": node.http_url},
+            extra_env={"ETHHOOK_METRICS_PORT": str(listener_port)},
+        )
+        listener.wait_started(1)
+        for k in range(6):
+            token.emit_transfers(25, 100 + 25 * k)
+        wait_until(
+            lambda: count(Delivery, Delivery.status == DeliveryStatus.SUCCEEDED) == 300,
+            60,
+            0.3,
+            "every delivery to succeed",
+        )
+        time.sleep(1)
+
+        listener_text = requests.get(f"http://127.0.0.1:{listener_port}/metrics", timeout=10).text
+        worker_text = requests.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=10).text
+        assert (
+            sample(listener_text, "events_received_total", 'chain="ethereum"')
+            == count(Event)
+            == 150
+        )
+        assert sample(worker_text, "webhooks_delivered_total", 'status="success"') == 300
+        attempts = count(DeliveryAttempt)
+        failures = sample(worker_text, "webhooks_delivered_total", 'status="failure"')
+        assert failures > 0 and 300 + failures == attempts
+        assert (
+            sample(worker_text, "deliveries_pending", "") == 0
+            or "deliveries_pending 0.0" in worker_text
+        )
+
+        node.stop()
+        stopped = time.monotonic()
+
+        def unhealthy() -> bool:
+            return (
+                requests.get(f"http://127.0.0.1:{listener_port}/health", timeout=5).status_code
+                == 503
+            )
+
+        wait_until(unhealthy, 10, 0.2, "/health to turn unhealthy")
+        assert time.monotonic() - stopped <= 10
+    finally:
+        app.control.add_consumer("deliver", destination=[host], reply=True, timeout=5)
+        observed.stop()
