@@ -41,3 +41,7 @@ class PublishError(TransientError):
 
 class ChainMoved(TransientError):  # noqa: N818 (a signal, not a failure)
     """The chain changed while a range was being read (a reorg in progress); read it again."""
+
+
+class ChainLocked(TransientError):  # noqa: N818 (a state, not a failure)
+    """Another listener process follows this chain; this one waits until it goes away."""

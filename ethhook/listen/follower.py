@@ -24,6 +24,7 @@ from ethhook.exceptions import EthHookError
 from ethhook.listen.backoff import Backoff
 from ethhook.listen.chunks import ChunkSizer
 from ethhook.listen.errors import (
+    ChainLocked,
     ChainMoved,
     PublishError,
     RpcBadResponse,
@@ -36,6 +37,7 @@ from ethhook.listen.records import BlockHeader, parse_log, quantity
 from ethhook.listen.rpc import RpcClient
 from ethhook.listen.store import (
     KEEP_BLOCKS,
+    ChainLock,
     WatchList,
     load_state,
     orphan_again,
@@ -129,6 +131,7 @@ class ChainFollower:
             if chain.ws_url
             else None
         )
+        self.lock = ChainLock(chain.chain_id)
         self.loaded = False
         self.chain_checked = False
         self.cursor: tuple[int, str] | None = None
@@ -142,6 +145,7 @@ class ChainFollower:
         # (due time, block hashes): orphaned blocks to look at again for late events.
         self.sweeps: list[tuple[float, tuple[str, ...]]] = []
         self.behind = False
+        self.standby = False
         self.stopping = False
         self.committing = False
 
@@ -165,7 +169,7 @@ class ChainFollower:
                 heads_task.cancel()
                 await asyncio.gather(heads_task, return_exceptions=True)
             await self.rpc.close()
-            self.lane.close()
+            self.lane.close(last=self.lock.release)
 
     def request_stop(self) -> bool:
         """Ask the loop to end; True when it may be cancelled now (it holds nothing unsaved)."""
@@ -211,6 +215,8 @@ class ChainFollower:
             event, detail = "listen.rpc.error", f"method={exc.method} error={exc.detail}"
         elif isinstance(exc, PublishError):
             event, detail = "listen.publish.failed", f"error={exc}"
+        elif isinstance(exc, ChainLocked):
+            event, detail = "listen.chain.locked", f"detail={exc}"
         elif isinstance(exc, ChainMoved):
             event, detail = "listen.chain.moved", f"detail={exc}"
         elif isinstance(exc, SQLAlchemyError):
@@ -221,6 +227,10 @@ class ChainFollower:
         metrics.record_rpc_error(self.chain.name)
         metrics.set_chain_connected(self.chain.name, self.ws_live)
         log_at = logging.INFO if isinstance(exc, ChainMoved) else logging.WARNING
+        if isinstance(exc, ChainLocked):
+            # A standby listener: say it once, not at every retry.
+            log_at = logging.DEBUG if self.standby else logging.WARNING
+            self.standby = True
         log.log(
             log_at,
             "%s chain=%s %s cursor=%s; retrying in %.1fs",
@@ -244,6 +254,13 @@ class ChainFollower:
     # --- one pass: catch up to the node's head -------------------------------------------------
 
     async def sync(self) -> None:
+        if not await self.lane.run(self.lock.hold):
+            raise ChainLocked(f"another listener follows chain {self.chain_id}; waiting for it")
+        if self.lock.just_taken:
+            self.loaded = False  # another listener may have moved the cursor meanwhile
+            if self.standby:
+                log.info("listen.chain.taken_over chain=%s", self.chain.name)
+            self.standby = False
         if not self.loaded:
             state = await self.lane.run(load_state, self.chain_id)
             self.cursor = state.cursor

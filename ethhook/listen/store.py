@@ -6,21 +6,85 @@ Plain blocking functions (run in a worker thread by the follower); each is one t
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ethhook.db import session_scope
+from ethhook.db import get_engine, session_scope
 from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event
 from ethhook.listen.records import BlockHeader
 from ethhook.match.dispatch import enqueue_groups
 from ethhook.match.reorg import orphan_blocks
 
+log = logging.getLogger(__name__)
+
 # Recent canonical hashes kept per chain (the matcher's confirmation check needs >= 256).
 KEEP_BLOCKS = 300
+# Advisory lock keys: this base plus the chain id ("EHLS" in ASCII, shifted clear of chain ids).
+LOCK_KEY_BASE = 0x45484C53 << 32
+
+
+class ChainLock:
+    """At most one listener per chain: a PostgreSQL session advisory lock, held on a connection
+    of its own for as long as the listener runs (other databases: always granted)."""
+
+    def __init__(self, chain_id: int) -> None:
+        self.key = LOCK_KEY_BASE + chain_id
+        self._conn: Connection | None = None
+        # True when the last hold() took the lock anew: what was read before may be stale.
+        self.just_taken = False
+
+    def hold(self) -> bool:
+        """True while this process holds the lock (taking it if free); checks the connection."""
+        self.just_taken = False
+        engine = get_engine()
+        if engine.dialect.name != "postgresql":
+            return True
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                self._conn.commit()  # never left idle in a transaction
+                return True
+            except DBAPIError:
+                self._drop()  # the connection (and with it the lock) is gone: take it again
+        conn = engine.connect()
+        try:
+            got = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
+            )
+            conn.commit()
+        except DBAPIError:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn
+            self.just_taken = True
+        else:
+            conn.close()
+        return got
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                self._conn.commit()
+            except DBAPIError as exc:  # closing the connection releases the lock anyway
+                log.debug("listen.lock.unlock_failed chain_key=%s error=%s", self.key, exc)
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except DBAPIError:
+                return
 
 
 @dataclass

@@ -7,21 +7,23 @@ not keep the process from exiting after SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_Job = tuple[Callable[[], Any], "asyncio.Future[Any] | None"]
 
 
 class BlockingLane:
     """Runs blocking calls one after another on its own daemon thread (so they keep their order)."""
 
     def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -37,24 +39,25 @@ class BlockingLane:
             if job is None:
                 return
             fn, future = job
-            loop = future.get_loop()
             try:
                 result = fn()
             except BaseException as exc:  # noqa: BLE001 (handed to the awaiting coroutine)
-                _settle(loop, future, None, exc)
+                if future is None:
+                    log.warning("listen.lane.cleanup_failed error=%r", exc)
+                else:
+                    _settle(future, None, exc)
             else:
-                _settle(loop, future, result, None)
+                if future is not None:
+                    _settle(future, result, None)
 
-    def close(self) -> None:
+    def close(self, last: Callable[[], Any] | None = None) -> None:
+        """End the thread after the jobs already queued (and `last`, when given)."""
+        if last is not None:
+            self._jobs.put((last, None))
         self._jobs.put(None)
 
 
-def _settle(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    result: Any,
-    exc: BaseException | None,
-) -> None:
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     def settle() -> None:
         if future.done():  # the awaiting coroutine was cancelled
             return
@@ -64,6 +67,6 @@ def _settle(
             future.set_result(result)
 
     try:
-        loop.call_soon_threadsafe(settle)
+        future.get_loop().call_soon_threadsafe(settle)
     except RuntimeError:  # the loop is closed: nobody is waiting any more
         return

@@ -270,3 +270,28 @@ def test_broker_down_holds_the_cursor_and_publishes_once_it_is_back(start_anvil,
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_second_listener_on_the_same_chain_waits_until_the_first_is_gone(
+    start_anvil, start_listener, receiver
+):
+    # Given a listener following a chain, and a second one started by mistake
+    node, token = setup_token(start_anvil, receiver)
+    chains = {"ETHEREUM_WS": node.ws_url, "ETHEREUM_HTTP": node.http_url}
+    first = start_listener(chains)
+    first.wait_started(1)
+    second = start_listener(chains)
+    wait_until(lambda: "listen.chain.locked chain=ethereum" in second.log(), 20, 0.1,
+               "the second listener to find the chain taken")
+    sent = emit(token, 5, 10, 1)
+    wait_until(lambda: len(receiver.on("/a")) >= 50, 30, 0.1, "50 webhooks")
+
+    # When the first one stops, the second takes over from its cursor
+    assert first.terminate() == 0
+    sent |= emit(token, 5, 10, 1000)
+
+    # Then every event arrives once, and the second read only what the first had not
+    assert_exactly(receiver, sent)
+    assert second.log().count("listen.chain.locked chain=ethereum") == 1  # said once
+    assert "listen.chain.taken_over chain=ethereum" in second.log()
+    assert second.terminate() == 0

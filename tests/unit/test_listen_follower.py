@@ -97,6 +97,19 @@ class FakeChain:
         return None
 
 
+class FreeLock:
+    """The chain lock, always free (no database here)."""
+
+    def __init__(self, chain_id: int) -> None:
+        self.just_taken = False
+
+    def hold(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
 class Recorder:
     """Stands in for the database and the broker."""
 
@@ -114,6 +127,7 @@ class Recorder:
         monkeypatch.setattr(follower_module, "rewind", self.rewind)
         monkeypatch.setattr(follower_module, "stored_event_counts", self.counts)
         monkeypatch.setattr(follower_module, "orphan_again", self.orphan_again)
+        monkeypatch.setattr(follower_module, "ChainLock", FreeLock)
 
     def publish(self, batches: list[Any]) -> int:
         for batch in batches:
