@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import false, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
@@ -67,11 +67,17 @@ def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, li
         .where(Endpoint.id == f.endpoint_id, Endpoint.active.is_(True))
         .scalar_subquery()
     )
+    # A contract's filters for topics that are in the batch but never on that contract are left
+    # out by the (address, topic0) pairs: the rows found by the address index are filtered before
+    # the subquery runs, instead of returning every endpoint of a busy contract.
+    pairs = sorted({(e.address, e.topic0) for e in events if e.topic0 is not None})
+    pair_match = tuple_(f.address, f.topic0).in_(pairs) if pairs else false()
     rows = session.execute(
         select(f.endpoint_id, f.chain_id, f.address, f.topic0, confirmations_of).where(
             or_(f.address.in_(addresses), f.address.is_(None)),
             or_(f.chain_id.in_(chains), f.chain_id.is_(None)),
             or_(f.topic0.in_(topics), f.topic0.is_(None)),
+            or_(f.address.is_(None), f.topic0.is_(None), pair_match),
         )
     ).all()
     by_address: dict[str | None, list[tuple[int, int | None, str | None, int]]] = defaultdict(list)
