@@ -1,0 +1,108 @@
+"""Profile one deliver worker (gevent, 200) draining a preloaded queue, with py-spy.
+
+Preloads `--events` synthetic events × 10 endpoints of pending deliveries (matched in-process, deliver
+tasks enqueued), starts the worker, records it with py-spy while it drains, and prints the functions
+with the most samples (inclusive and self). Usage: python -m bench.profile_deliver [--events 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+
+import bench.common as c
+
+
+def preload(receiver: c.ReceiverProcess, events: int, endpoints: int = 10) -> int:
+    from ethhook.db import session_scope
+    from ethhook.db.models import utcnow
+    from ethhook.match.dispatch import enqueue_groups
+    from ethhook.match.service import match_batch
+    from tests.factories import TRANSFER, address, transfer
+    from tests.integration.helpers import add_endpoint
+
+    token = address(7)
+    secrets = {}
+    for i in range(endpoints):
+        path = f"/tp/p{i}"
+        _, secrets[path] = add_endpoint(receiver.url(path), contracts=[token], events=[TRANSFER])
+    receiver.configure(secrets)
+    total = 0
+    for start in range(0, events, 100):
+        batch = [
+            transfer(contract=token, block=1 + start // 100, log_index=i, value=start + i)
+            for i in range(min(100, events - start))
+        ]
+        with session_scope() as session:
+            groups = match_batch(session, batch, utcnow())
+        enqueue_groups(groups)
+        total += sum(len(g.delivery_ids) for g in groups)
+    return total
+
+
+def summarize(raw: str, top: int = 35) -> str:
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for f in set(frames):
+            inclusive[f] += n
+        own[frames[-1]] += n
+    lines = [f"{total} samples", "-- inclusive --"]
+    lines += [f"{100 * n / total:5.1f}% {f}" for f, n in inclusive.most_common(top)]
+    lines += ["-- self --"]
+    lines += [f"{100 * n / total:5.1f}% {f}" for f, n in own.most_common(top)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=1000)
+    p.add_argument("--seconds", type=float, default=10)
+    args = p.parse_args()
+    c.on_sigterm_exit()
+    with c.services():
+        receiver = c.ReceiverProcess()
+        try:
+            expected = preload(receiver, args.events)
+            c.log(f"profile: {expected} deliveries queued")
+            worker = c.start_worker("deliver-prof", "deliver", "gevent", 200)
+            try:
+                out = c.TMP / "deliver.pyspy"
+                subprocess.run(
+                    [
+                        str(c.BIN / "py-spy"),
+                        "record",
+                        "--pid",
+                        str(worker.proc.pid),
+                        "--duration",
+                        str(int(args.seconds)),
+                        "--rate",
+                        "200",
+                        "--format",
+                        "raw",
+                        "-o",
+                        str(out),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+                stats = receiver.stats()
+                rate = (stats["count"] - 1) / max(stats["last"] - stats["first"], 1e-9)
+                c.log(f"profile: {stats['count']} delivered, {rate:,.0f} webhooks/s while recorded")
+                print(summarize(out.read_text()))
+            finally:
+                worker.stop()
+        finally:
+            receiver.stop()
+
+
+if __name__ == "__main__":
+    main()
