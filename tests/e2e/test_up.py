@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from tests.conftest import BIN, ROOT, TMP, free_port, stop_process, wait_until
-from tests.e2e.conftest import Token
+from tests.e2e.conftest import Token, cursor_of
 from tests.factories import TRANSFER
 from tests.integration.helpers import add_endpoint
 
@@ -37,7 +37,8 @@ def test_up_under_sigterm_leaves_no_process_and_loses_no_event(receiver, start_a
     up, log = start_up(env, "first")
     try:
         wait_until(lambda: len(psutil.Process(up.pid).children(recursive=True)) >= 4, 30, 0.2, "children")
-        time.sleep(3)
+        # The listener follows from the head it finds first: mine only once it has a cursor.
+        wait_until(lambda: cursor_of(1) is not None, 30, 0.2, "the listener's cursor")
         for k in range(10):
             token.emit_transfers(20, 5000 + k * 20)
         wait_until(lambda: len(receiver.on("/up")) >= 50, 60, 0.2, "the first webhooks")
