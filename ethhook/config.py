@@ -115,7 +115,6 @@ class Settings:
     due_scan_limit: int = 5000
     deliveries_per_task: int = 100
     match_batch_size: int = 100
-    match_batch_timeout_s: float = 0.1
     secret_rotation_grace_s: float = 86400.0
     breaker_fail_max: int = 5
     breaker_reset_timeout_s: float = 30.0
@@ -159,7 +158,6 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "due_scan_limit": ("ETHHOOK_DUE_SCAN_LIMIT", _parse_positive_int),
     "deliveries_per_task": ("ETHHOOK_DELIVERIES_PER_TASK", _parse_positive_int),
     "match_batch_size": ("ETHHOOK_MATCH_BATCH_SIZE", _parse_positive_int),
-    "match_batch_timeout_s": ("ETHHOOK_MATCH_BATCH_TIMEOUT_S", _parse_positive_float),
     "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", _parse_non_negative_float),
     "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", _parse_positive_int),
     "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", _parse_positive_float),

@@ -14,9 +14,8 @@ so a chain whose node is down or answers garbage never holds up another. Per cha
 * A range's events are published (batches of `match_batch_size`, one matcher task each) as soon
   as the range is read, and only then are its block hashes and the cursor saved, in one
   transaction. The cursor never passes a block whose events were not published; a crash between
-  the two republishes the range, which the matcher's unique keys make harmless. (The range is
-  the unit of flushing: events are never held back waiting for a timer, so
-  `match_batch_timeout_s` has nothing to wait for.)
+  the two republishes the range, which the matcher's unique keys make harmless. The range is
+  the unit of flushing: events are never held back waiting for a timer.
 * `chain_cursors.head_number` is set to the cursor, i.e. the highest block the listener has
   verified to be one chain with the blocks below it: confirmations are counted only over
   blocks checked by parent hash, so a reorg the listener has not processed yet can never
