@@ -206,3 +206,34 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname()
+
+
+def test_an_auto_disabled_endpoint_holds_its_deliveries_until_enabled(receiver):
+    answers = {"status": 500}
+    receiver.responders["/dead"] = lambda n: (answers["status"], {}, b"")
+    endpoint_id, _ = add_endpoint(receiver.url("/dead"), retry_schedule="0,2,2,2,2,2")
+    publish([transfer(contract=address(11), block=9, log_index=i, value=i) for i in range(10)])
+    wait_until(lambda: len(receiver.on("/dead")) >= 10, 30, 0.1, "the first attempts")
+
+    from ethhook.db.models import utcnow
+    from ethhook.maintenance import jobs
+
+    with session_scope() as session:
+        assert jobs.auto_disable(session, utcnow(), after_s=0.001) == [endpoint_id]
+    answers["status"] = 200
+    seen = len(receiver.on("/dead"))
+    time.sleep(4)  # past the retry delay: nothing is sent to a disabled endpoint
+    assert len(receiver.on("/dead")) == seen
+
+    assert ethhook("endpoint", "enable", str(endpoint_id)).returncode == 0
+    wait_until(
+        lambda: len({r.webhook_id for r in receiver.on("/dead") if r.status == 200}) == 10,
+        30,
+        0.2,
+        "the deliveries that waited",
+    )
+    with session_scope() as session:
+        statuses = session.scalars(
+            select(Delivery.status).where(Delivery.endpoint_id == endpoint_id)
+        ).all()
+    assert statuses == [DeliveryStatus.SUCCEEDED] * 10
