@@ -25,6 +25,7 @@ STOP_TIMEOUT_S = 20.0
 class Child:
     name: str
     args: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's environment
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -83,7 +84,7 @@ class Supervisor:
         # Its own session: a terminal's Ctrl-C reaches only us, and we stop the whole group.
         child.proc = subprocess.Popen(
             child.args,
-            env=self.env,
+            env={**self.env, **child.env},
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,

@@ -22,22 +22,13 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     pool = ["-P", args.deliver_pool, "-c", str(args.deliver_concurrency)]
     children = standard_children(Path(args.workdir) / "celerybeat-schedule", pool)
-    env = dict(os.environ)
     if settings.worker_metrics_port:
-        # Two workers on one machine: each serves /metrics on its own port.
-        env_per_child = {
-            "match": settings.worker_metrics_port,
-            "deliver": settings.worker_metrics_port + 1,
-        }
-        for child in children:
-            if child.name in env_per_child:
-                child.args = [
-                    "env",
-                    f"ETHHOOK_WORKER_METRICS_PORT={env_per_child[child.name]}",
-                    *child.args,
-                ]
+        # Two workers on one machine: each serves /metrics on a port of its own.
+        for offset, name in enumerate(("match", "deliver")):
+            port = str(settings.worker_metrics_port + offset)
+            next(c for c in children if c.name == name).env["ETHHOOK_WORKER_METRICS_PORT"] = port
     print(f"ethhook up: {', '.join(c.name for c in children)} (Ctrl-C stops them all)", flush=True)
-    return run_until_signalled(Supervisor(children, env))
+    return run_until_signalled(Supervisor(children, os.environ))
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
