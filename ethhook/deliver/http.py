@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 
 import requests
 import urllib3
@@ -32,22 +34,33 @@ class HttpOutcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-_local = threading.local()
+_sessions: dict[tuple[int, bool], requests.Session] = {}
+_sessions_lock = threading.Lock()
 
 
 def _session(guarded: bool) -> requests.Session:
-    """One pooled session per thread (per greenlet under gevent) and guard setting."""
-    name = "guarded" if guarded else "open"
-    session: requests.Session | None = getattr(_local, name, None)
+    """One pooled session per process and guard setting, shared by every thread and greenlet.
+
+    urllib3's pools are thread-safe; sharing them means connections to an endpoint are reused
+    across tasks (a session per greenlet kept 200 pools and opened connections again and again).
+    Keyed by pid too, so a forked pool process never uses its parent's sockets.
+    """
+    key = (os.getpid(), guarded)
+    session = _sessions.get(key)
     if session is None:
-        session = requests.Session()
-        session.trust_env = False  # no proxy from the environment may bypass the guard
-        adapter = HTTPAdapter(pool_connections=64, pool_maxsize=POOL_SIZE, max_retries=0)
-        if guarded:
-            adapter.poolmanager.pool_classes_by_scheme = GUARDED_POOLS
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        setattr(_local, name, session)
+        with _sessions_lock:
+            session = _sessions.get(key)
+            if session is None:
+                session = requests.Session()
+                session.trust_env = False  # no proxy from the environment may bypass the guard
+                # Cookies one receiver sets are never sent to it (or anyone) again.
+                session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+                adapter = HTTPAdapter(pool_connections=64, pool_maxsize=POOL_SIZE, max_retries=0)
+                if guarded:
+                    adapter.poolmanager.pool_classes_by_scheme = GUARDED_POOLS
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                _sessions[key] = session
     return session
 
 
