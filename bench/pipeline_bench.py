@@ -92,12 +92,20 @@ class Pipeline:
     """Everything the end-to-end measurements need, started once, stopped by pid."""
 
     def __init__(self, svc: c.Services, deliver_workers: int = 1) -> None:
+        self.started: list[Any] = []
+        self.rss = c.RssSampler()
+        try:
+            self._start(svc, deliver_workers)
+        except BaseException:
+            self.close()  # stop what did start (by pid) before passing the error on
+            raise
+
+    def _start(self, svc: c.Services, deliver_workers: int) -> None:
         from tests.e2e.conftest import Anvil, ListenerProcess, Token, anvil_binary
         from tests.factories import TRANSFER
         from tests.integration.helpers import add_endpoint
 
         self.svc = svc
-        self.started: list[Any] = []
         self.receiver = c.ReceiverProcess()
         self.started.append(self.receiver)
         self.node = Anvil(anvil_binary(), chain_id=1, name="bench-anvil")
@@ -116,7 +124,6 @@ class Pipeline:
         _, secrets["/base"] = add_endpoint("http://127.0.0.1:9/unused-base")
         self.base_secret = secrets["/base"]
         self.receiver.configure(secrets)
-        self.rss = c.RssSampler()
         self.match = c.start_worker("match", "match", "prefork", 2)
         self.started.append(self.match)
         self.rss.watch("match worker", self.match.proc.pid)
