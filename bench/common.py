@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import tests.conftest as tc  # noqa: E402  (sets test env; overridden below)
+from bench.machine import machine  # noqa: F401  (re-exported)
 
 ROOT = tc.ROOT
 BIN = tc.BIN
@@ -73,20 +73,6 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
-
-
-def machine() -> str:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GiB, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}"
-    )
 
 
 # --- services -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def main() -> int:
         "pipeline": [sys.executable, "-m", "bench.pipeline_bench"]
         + (["--quick"] if args.quick else []),
     }
-    from bench.common import machine
+    from bench.machine import machine
 
     print(f"# EthHook benchmarks ({'quick' if args.quick else 'full'})\n")
     print(f"Machine: {machine()}\n")
