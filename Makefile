@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint unit demo bench clean
+.PHONY: install test lint unit demo bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ demo: $(STAMP)
 # Celery workers, anvil chain nodes and loopback receivers).
 test: lint
 	$(BIN)/pytest
+
+# Benchmarks (bench/RESULTS.md): every figure beside a baseline measured in the same run.
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run --quick
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

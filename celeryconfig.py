@@ -37,7 +37,9 @@ worker_prefetch_multiplier = 4
 task_soft_time_limit = 600
 task_time_limit = 660
 worker_send_task_events = True
-task_send_sent_event = True
+# No task-sent events: they cost the publisher ~25 % (see bench/RESULTS.md); Flower still shows
+# every task from the workers' own events.
+task_send_sent_event = False
 broker_connection_retry_on_startup = True
 
 # gevent pools need a connection per greenlet for acks (see TOOLCHAIN-NOTES); the visibility timeout

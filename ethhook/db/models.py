@@ -128,7 +128,8 @@ class EndpointFilter(Base):
 
     __tablename__ = "endpoint_filters"
     __table_args__ = (
-        Index(None, "address"),
+        # (address, topic0): the batched lookup narrows by contract and then by event in the index.
+        Index(None, "address", "topic0"),
         Index(None, "topic0"),
         Index(None, "endpoint_id"),
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -68,6 +70,21 @@ def send(endpoint: EndpointView, work: Work, settings: Settings) -> Result:
     return Result(work, started_at, outcome)
 
 
+def in_parallel(fn: Callable[[Work], Result], items: Sequence[Work]) -> list[Result]:
+    """fn over items at once, results in order: greenlets under a gevent pool, else threads."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    if "gevent" in sys.modules:
+        from gevent import monkey
+
+        if monkey.is_module_patched("socket"):
+            from gevent.pool import Group
+
+            return list(Group().imap(fn, items))
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(fn, items))
+
+
 def counts_against_breaker(outcome: http.HttpOutcome) -> bool:
     """Timeouts, connection errors and 5xx say the endpoint is down; 4xx do not."""
     return outcome.status_code is None or outcome.status_code >= 500
@@ -124,24 +141,29 @@ def deliver(
     while remaining and not defer_s:
         if time.monotonic() - started > budget_s:
             break
-        if limiter is not None and endpoint.rate_limit_per_s is not None:
-            defer_s = limiter.acquire(endpoint.id, endpoint.rate_limit_per_s)
-            if defer_s:
-                defer_reason = metrics.DeferReason.RATE_LIMITED
-                break
-        item = remaining.pop(0)
-        result = send(endpoint, item, settings)
-        report.sent += 1
-        pending.append(result)
-        outcome = result.outcome
-        metrics.record_attempt(outcome.ok, outcome.duration_ms / 1000)
-        if outcome.ok:
-            report.succeeded += 1
-            breaker.record_success()
-            metrics.record_delivered_latency(
-                metrics.latency_since(item.block_timestamp, item.created_at)
-            )
-        else:
+        # A window of up to `delivery_window` requests goes out at once, each with its own
+        # rate-limit token; a limited one ends the window and defers the rest.
+        window: list[Work] = []
+        while remaining and len(window) < settings.delivery_window:
+            if limiter is not None and endpoint.rate_limit_per_s is not None:
+                wait_s = limiter.acquire(endpoint.id, endpoint.rate_limit_per_s)
+                if wait_s:
+                    defer_s, defer_reason = wait_s, metrics.DeferReason.RATE_LIMITED
+                    break
+            window.append(remaining.pop(0))
+        results = in_parallel(lambda item: send(endpoint, item, settings), window)
+        for item, result in zip(window, results, strict=True):
+            report.sent += 1
+            pending.append(result)
+            outcome = result.outcome
+            metrics.record_attempt(outcome.ok, outcome.duration_ms / 1000)
+            if outcome.ok:
+                report.succeeded += 1
+                breaker.record_success()
+                metrics.record_delivered_latency(
+                    metrics.latency_since(item.block_timestamp, item.created_at)
+                )
+                continue
             report.failed_attempts += 1
             log.info(
                 "deliver.attempt.failed endpoint=%s delivery=%s attempt=%d status=%s error=%s",
@@ -154,8 +176,9 @@ def deliver(
             if counts_against_breaker(outcome) and breaker.record_failure():
                 defer_s = settings.breaker_reset_timeout_s
                 defer_reason = metrics.DeferReason.BREAKER_OPEN
-        if outcome.status_code == 410:
-            report.disabled = True
+            if outcome.status_code == 410:
+                report.disabled = True
+        if report.disabled:
             break
         if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_INTERVAL_S:
             with sessions() as session:
