@@ -24,6 +24,7 @@ from typing import Any
 
 import tests.conftest as tc  # noqa: E402  (sets test env; overridden below)
 from bench.machine import machine  # noqa: F401  (re-exported)
+from ethhook.demo.localredis import LocalRedis
 
 ROOT = tc.ROOT
 BIN = tc.BIN
@@ -48,15 +49,6 @@ BENCH_ENV = {
     "ETHHOOK_WORKER_METRICS_PORT": "0",
 }
 os.environ.update(BENCH_ENV)
-
-
-def _redis_up(client: Any) -> bool:
-    import redis
-
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 def log(msg: str) -> None:
@@ -84,7 +76,7 @@ class Services:
     def __init__(self) -> None:
         from sqlalchemy import create_engine, text
 
-        self.redis: subprocess.Popen[bytes] | None = None
+        self.redis: LocalRedis | None = None
         self.admin = create_engine(f"{PG_ADMIN_URL}/postgres", isolation_level="AUTOCOMMIT")
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
@@ -103,31 +95,10 @@ class Services:
         )
         workdir = TMP / "redis"
         workdir.mkdir(exist_ok=True)
-        self.redis = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "/usr/bin/redis-server",
-                "--port",
-                str(REDIS_PORT),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-                "--logfile",
-                str(workdir / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.redis = LocalRedis(workdir, port=REDIS_PORT)
+        log(
+            f"services: database {BENCH_DB}, redis-server :{REDIS_PORT} (pid {self.redis.proc.pid})"
         )
-        import redis
-
-        client = redis.Redis(port=REDIS_PORT)
-        wait_until(lambda: _redis_up(client), 10, what="redis-server")
-        client.close()
-        log(f"services: database {BENCH_DB}, redis-server :{REDIS_PORT} (pid {self.redis.pid})")
 
     def flush_redis(self) -> None:
         import redis
@@ -155,7 +126,7 @@ class Services:
         from ethhook.db import dispose_engine
 
         if self.redis is not None:
-            stop_process(self.redis)
+            self.redis.stop()
         dispose_engine()
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import signal
@@ -19,39 +18,11 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
 from ethhook.config import BUILTIN_CHAINS
+from ethhook.demo.devchain import ACCOUNT as DEPLOYER
+from ethhook.demo.devchain import anvil_binary
 from tests.conftest import BIN, ROOT, TMP, free_port, wait_until
 
-ANVIL_VERSION = "1.7.1"
-ANVIL_CACHE = Path(os.environ.get("ETHHOOK_ANVIL_CACHE", Path.home() / ".cache/ethhook/anvil"))
 ARTIFACT = json.loads((ROOT / "contracts" / "TestToken.json").read_text())
-# anvil's first default account (unlocked, funded): signs every test transaction.
-DEPLOYER = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
-
-
-def anvil_binary() -> Path:
-    """The native anvil binary from `@foundry-rs/anvil`, installed into the cache when missing."""
-    pattern = str(ANVIL_CACHE / "node_modules/@foundry-rs/anvil-*/bin/anvil")
-    found = glob.glob(pattern)
-    if not found:
-        ANVIL_CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(ANVIL_CACHE),
-                f"@foundry-rs/anvil@{ANVIL_VERSION}",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        found = glob.glob(pattern)
-    if not found:
-        raise RuntimeError(f"anvil not found under {ANVIL_CACHE} after npm install")
-    return Path(found[0])
 
 
 class Anvil:
@@ -226,10 +197,15 @@ class ListenerProcess:
         """Until the listener saved a cursor for every chain (it reads every block after it);
         by default the built-in chains whose URLs it was given."""
         if not chain_ids:
-            chain_ids = tuple(sorted({
-                BUILTIN_CHAINS[var.split("_")[0].lower()] for var in self.chains
-                if var.split("_")[0].lower() in BUILTIN_CHAINS
-            }))
+            chain_ids = tuple(
+                sorted(
+                    {
+                        BUILTIN_CHAINS[var.split("_")[0].lower()]
+                        for var in self.chains
+                        if var.split("_")[0].lower() in BUILTIN_CHAINS
+                    }
+                )
+            )
             assert chain_ids, "name the chain ids to wait for"
         wait_until(
             lambda: self._alive() and all(cursor_of(c) is not None for c in chain_ids),
