@@ -82,7 +82,9 @@ class EndpointBreaker:
 
     def record_success(self) -> None:
         store = self._store()
-        if store is None or not self._had_failures:
+        # Other workers' failures count too: a success resets the shared counter whenever it is
+        # above zero, or failures spread over many tasks would add up and open the breaker.
+        if store is None or not (self._had_failures or store.counter > 0):
             return
         store.reset_counter()
         if store.state != CLOSED:

@@ -289,3 +289,17 @@ def test_auto_disable_only_after_the_failing_period_and_enable_resumes():
     with session_scope() as session:
         endpoint = session.get(Endpoint, failing)
         assert endpoint.active and endpoint.failing_since is None
+
+
+def test_a_success_resets_failures_counted_by_other_workers(r):
+    # Given failures recorded by other workers' breaker objects, below fail_max
+    others = [
+        EndpointBreaker(r, 3, fail_max=3, reset_timeout_s=30, trial_ttl_s=5) for _ in range(2)
+    ]
+    mine = EndpointBreaker(r, 3, fail_max=3, reset_timeout_s=30, trial_ttl_s=5)
+    assert mine.before_request() == 0  # the counter is 0 when this task starts
+    assert not others[0].record_failure() and not others[1].record_failure()
+    # When this task's request succeeds, then the shared counter starts again from zero
+    mine.record_success()
+    assert not others[0].record_failure() and not others[1].record_failure()
+    assert mine.state() == CLOSED
