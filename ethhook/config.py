@@ -170,9 +170,11 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
 }
 
-ENV_VARIABLES: tuple[str, ...] = tuple(env for env, _ in _PARSERS.values()) + tuple(
+# ETHEREUM_WS, ETHEREUM_HTTP, … : the built-in chains' node URLs.
+CHAIN_URL_VARIABLES: tuple[str, ...] = tuple(
     f"{name.upper()}_{kind}" for name in BUILTIN_CHAINS for kind in ("WS", "HTTP")
 )
+ENV_VARIABLES: tuple[str, ...] = tuple(env for env, _ in _PARSERS.values()) + CHAIN_URL_VARIABLES
 
 
 def _load_chains(env: Mapping[str, str], chains_file: str | None) -> tuple[ChainConfig, ...]:

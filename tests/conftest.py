@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from ethhook.config import CHAIN_URL_VARIABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -52,17 +54,7 @@ TEST_ENV = {
     "ETHHOOK_WORKER_METRICS_PORT": "0",  # many workers share this machine; a test sets its own
 }
 os.environ.update(TEST_ENV)
-for _var in (
-    "ETHEREUM_WS",
-    "ETHEREUM_HTTP",
-    "ARBITRUM_WS",
-    "ARBITRUM_HTTP",
-    "OPTIMISM_WS",
-    "OPTIMISM_HTTP",
-    "BASE_WS",
-    "BASE_HTTP",
-    "ETHHOOK_CHAINS_FILE",
-):
+for _var in (*CHAIN_URL_VARIABLES, "ETHHOOK_CHAINS_FILE"):
     os.environ.pop(_var, None)
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ethhook.config import CHAIN_URL_VARIABLES
 from ethhook.demo.devchain import DevChain, free_port
 from ethhook.demo.localredis import LocalRedis
 from ethhook.demo.receiver import DemoReceiver
@@ -86,16 +87,7 @@ def run_demo(options: DemoOptions) -> int:
             "ETHHOOK_WORKER_METRICS_PORT": "0",
             "ETHHOOK_DUE_SCAN_INTERVAL_S": "0.5",
         }
-        for var in (
-            "ETHEREUM_WS",
-            "ETHEREUM_HTTP",
-            "ARBITRUM_WS",
-            "ARBITRUM_HTTP",
-            "OPTIMISM_WS",
-            "OPTIMISM_HTTP",
-            "BASE_WS",
-            "BASE_HTTP",
-        ):
+        for var in CHAIN_URL_VARIABLES:
             env.pop(var, None)
         _run_cli(env, "db", "upgrade")
         token = chain.deploy_token()
