@@ -1,1 +1,1 @@
-"""Delivery → signed POST: the delivery stage (the only place that imports requests)."""
+"""Delivery → signed POST: the delivery stage (the only place that sends HTTP requests)."""

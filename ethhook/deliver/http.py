@@ -1,4 +1,9 @@
-"""The one hardened HTTP POST: timeouts, no redirects, a capped body, and a typed outcome."""
+"""The one hardened HTTP POST: timeouts, no redirects, a capped body, and a typed outcome.
+
+Built on urllib3's pools directly: `requests` on top of them cost more CPU per POST than the rest
+of a delivery (bench/RESULTS.md), and none of what it adds (cookies, proxies from the environment,
+redirects) may apply to a webhook anyway.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,22 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from http.cookiejar import DefaultCookiePolicy
 
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from ethhook.deliver.ssrf import GUARDED_POOLS
 
 MAX_READ_BYTES = 64 * 1024
 STORED_BODY_BYTES = 1024
 POOL_SIZE = 256
+HOSTS_POOLED = 64
 
 
 @dataclass(frozen=True)
@@ -34,34 +44,27 @@ class HttpOutcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-_sessions: dict[tuple[int, bool], requests.Session] = {}
-_sessions_lock = threading.Lock()
+_pools: dict[tuple[int, bool], urllib3.PoolManager] = {}
+_pools_lock = threading.Lock()
 
 
-def _session(guarded: bool) -> requests.Session:
-    """One pooled session per process and guard setting, shared by every thread and greenlet.
+def _pool_manager(guarded: bool) -> urllib3.PoolManager:
+    """One pool manager per process and guard setting, shared by every thread and greenlet.
 
     urllib3's pools are thread-safe; sharing them means connections to an endpoint are reused
-    across tasks (a session per greenlet kept 200 pools and opened connections again and again).
-    Keyed by pid too, so a forked pool process never uses its parent's sockets.
+    across tasks. Keyed by pid too, so a forked pool process never uses its parent's sockets.
     """
     key = (os.getpid(), guarded)
-    session = _sessions.get(key)
-    if session is None:
-        with _sessions_lock:
-            session = _sessions.get(key)
-            if session is None:
-                session = requests.Session()
-                session.trust_env = False  # no proxy from the environment may bypass the guard
-                # Cookies one receiver sets are never sent to it (or anyone) again.
-                session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-                adapter = HTTPAdapter(pool_connections=64, pool_maxsize=POOL_SIZE, max_retries=0)
+    manager = _pools.get(key)
+    if manager is None:
+        with _pools_lock:
+            manager = _pools.get(key)
+            if manager is None:
+                manager = urllib3.PoolManager(num_pools=HOSTS_POOLED, maxsize=POOL_SIZE)
                 if guarded:
-                    adapter.poolmanager.pool_classes_by_scheme = GUARDED_POOLS
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                _sessions[key] = session
-    return session
+                    manager.pool_classes_by_scheme = GUARDED_POOLS
+                _pools[key] = manager
+    return manager
 
 
 def post(
@@ -79,67 +82,76 @@ def post(
         return (time.perf_counter() - started) * 1000
 
     try:
-        response = _session(not allow_private).post(
+        response = _pool_manager(not allow_private).request(
+            "POST",
             url,
-            data=body,
+            body=body,
             headers=headers,
-            timeout=(connect_timeout_s, read_timeout_s),
-            allow_redirects=False,
-            stream=True,
+            timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
+            retries=False,  # no retry, no redirect followed: errors and 3xx come back as they are
+            redirect=False,
+            preload_content=False,
         )
-    except requests.exceptions.ConnectTimeout:
+    except NewConnectionError as exc:  # before ConnectTimeoutError: it is a subclass of it
+        return HttpOutcome(None, elapsed_ms(), error=f"connection error: {_reason(exc)}")
+    except ConnectTimeoutError:
         return HttpOutcome(
             None, elapsed_ms(), error=f"connect timeout after {connect_timeout_s:g}s"
         )
-    except requests.exceptions.ReadTimeout:
+    except ReadTimeoutError:
         return HttpOutcome(None, elapsed_ms(), error=f"read timeout after {read_timeout_s:g}s")
-    except requests.exceptions.ConnectionError as exc:
+    except ProtocolError as exc:
         return HttpOutcome(None, elapsed_ms(), error=f"connection error: {_reason(exc)}")
-    except requests.exceptions.RequestException as exc:
+    except (HTTPError, OSError) as exc:
         return HttpOutcome(None, elapsed_ms(), error=f"request failed: {_reason(exc)}")
-    with response:
-        chunks: list[bytes] = []
-        size = 0
-        error = None
-        # The whole answer must arrive within the read timeout: a receiver trickling bytes is cut
-        # off, not waited on byte after byte.
-        deadline = time.perf_counter() + read_timeout_s
-        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-        try:
-            while size < MAX_READ_BYTES:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    error = f"response body still arriving after {read_timeout_s:g}s; cut off"
-                    break
-                if sock is not None:
-                    sock.settimeout(remaining)
-                chunk = response.raw.read1(8192)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if time.perf_counter() >= deadline:
+    chunks: list[bytes] = []
+    size = 0
+    error = None
+    complete = False
+    # The whole answer must arrive within the read timeout: a receiver trickling bytes is cut
+    # off, not waited on byte after byte.
+    deadline = time.perf_counter() + read_timeout_s
+    sock = getattr(response.connection, "sock", None)
+    try:
+        while size < MAX_READ_BYTES:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
                 error = f"response body still arriving after {read_timeout_s:g}s; cut off"
-            else:
-                error = f"reading the response failed: {_reason(exc)}"
-        text = b"".join(chunks)[:STORED_BODY_BYTES].decode("utf-8", "replace")
-        if 300 <= response.status_code < 400:
-            location = response.headers.get("location", "")
-            error = f"redirect {response.status_code} to {location[:200]!r} not followed"
-        return HttpOutcome(
-            response.status_code,
-            elapsed_ms(),
-            error=error,
-            body=text,
-            retry_after=response.headers.get("retry-after"),
-        )
+                break
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = response.read1(8192)
+            if not chunk:
+                complete = True
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (HTTPError, OSError) as exc:
+        if time.perf_counter() >= deadline:
+            error = f"response body still arriving after {read_timeout_s:g}s; cut off"
+        else:
+            error = f"reading the response failed: {_reason(exc)}"
+    finally:
+        if not complete:
+            response.close()  # unread bytes left: the connection cannot be reused
+        response.release_conn()
+    text = b"".join(chunks)[:STORED_BODY_BYTES].decode("utf-8", "replace")
+    if 300 <= response.status < 400:
+        location = response.headers.get("location", "")
+        error = f"redirect {response.status} to {location[:200]!r} not followed"
+    return HttpOutcome(
+        response.status,
+        elapsed_ms(),
+        error=error,
+        body=text,
+        retry_after=response.headers.get("retry-after"),
+    )
 
 
 def _reason(exc: BaseException) -> str:
-    """The innermost useful message of a requests/urllib3 error, without pool boilerplate."""
+    """The innermost useful message of a urllib3 error, without pool boilerplate."""
     inner: object = exc.args[0] if exc.args else exc
-    inner = getattr(inner, "reason", None) or inner  # urllib3's MaxRetryError wraps the cause
+    inner = getattr(inner, "reason", None) or inner
     text = str(inner)
     if "): " in text and text.split("(", 1)[0].endswith(("Connection", "ConnectionPool")):
         text = text.split("): ", 1)[1]
