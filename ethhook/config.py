@@ -114,7 +114,7 @@ class Settings:
     due_scan_interval_s: float = 1.0
     due_scan_limit: int = 5000
     deliveries_per_task: int = 100
-    delivery_window: int = 1
+    delivery_window: int = 8
     match_batch_size: int = 100
     secret_rotation_grace_s: float = 86400.0
     breaker_fail_max: int = 5

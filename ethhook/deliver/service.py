@@ -138,13 +138,17 @@ def deliver(
     defer_s = breaker.before_request()
     defer_reason = metrics.DeferReason.BREAKER_OPEN if defer_s else ""
 
+    # Slow start: one request first; every window answered 2xx doubles the next one, up to
+    # `delivery_window`; any failure shrinks it to one again. A failing endpoint therefore gets
+    # one request at a time per task, as if there were no window.
+    window_size = 1
     while remaining and not defer_s:
         if time.monotonic() - started > budget_s:
             break
-        # A window of up to `delivery_window` requests goes out at once, each with its own
-        # rate-limit token; a limited one ends the window and defers the rest.
+        # Each request of a window has its own rate-limit token; a limited one ends the window
+        # and defers the rest.
         window: list[Work] = []
-        while remaining and len(window) < settings.delivery_window:
+        while remaining and len(window) < window_size:
             if limiter is not None and endpoint.rate_limit_per_s is not None:
                 wait_s = limiter.acquire(endpoint.id, endpoint.rate_limit_per_s)
                 if wait_s:
@@ -180,6 +184,8 @@ def deliver(
                 report.disabled = True
         if report.disabled:
             break
+        all_ok = all(r.outcome.ok for r in results)
+        window_size = min(window_size * 2, settings.delivery_window) if all_ok else 1
         if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_INTERVAL_S:
             with sessions() as session:
                 record(session, endpoint, pending, worker_token, utcnow())
