@@ -1,0 +1,245 @@
+"""Memory probe: what each long-running process imports, and what that costs in RSS.
+
+    python -m bench.memory_probe                 # import costs per process (seconds, no services)
+    python -m bench.memory_probe --packages      # + each third-party package imported alone
+    python -m bench.memory_probe --breakdown     # + RSS each top-level package adds, per process
+    python -m bench.memory_probe --live          # + RSS of the real processes, idle and under load
+
+Import mode runs each process's entry imports in a fresh interpreter (as `ethhook listen` and
+`celery -A ethhook.celery_app worker` would, including what they import lazily at run time) and
+prints the peak RSS after them and the top-level packages they pulled in. Live mode starts anvil,
+a private PostgreSQL database and redis-server, the match worker (prefork 2), the deliver worker
+(gevent 200) and `ethhook listen` exactly as the tests do, samples each process tree's RSS when
+idle and while a few thousand events flow through, and stops everything it started (by pid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+# Each snippet imports what the process imports, including what it imports lazily once running.
+PROCESSES: dict[str, str] = {
+    # `ethhook listen` with only *_HTTP URLs: the CLI, the runner, the task publisher.
+    "listener (HTTP)": """
+import ethhook.cli
+import ethhook.listen.runner
+import ethhook.celery_app
+""",
+    # `ethhook listen` with *_WS URLs: + the web3 newHeads subscription.
+    "listener (WS)": """
+import ethhook.cli
+import ethhook.listen.runner
+import ethhook.celery_app
+import ethhook.listen.heads
+""",
+    # `celery -A ethhook.celery_app worker -Q match -P prefork -c 2`
+    "match worker": """
+from celery.bin.celery import celery
+import ethhook.celery_app as m
+m.app.loader.import_default_modules()
+import celery.apps.worker, celery.worker.consumer, celery.concurrency.prefork
+import kombu.transport.redis
+""",
+    # `celery -A ethhook.celery_app worker -Q deliver -P gevent -c 200` (patched before anything)
+    "deliver worker": """
+from gevent import monkey; monkey.patch_all()
+from celery.bin.celery import celery
+import ethhook.celery_app as m
+m.app.loader.import_default_modules()
+import celery.apps.worker, celery.worker.consumer, celery.concurrency.gevent
+import kombu.transport.redis
+import ethhook.deliver.service
+""",
+}
+
+# Third-party packages measured one by one with --packages.
+PACKAGES = (
+    "celery", "kombu", "sqlalchemy", "sqlalchemy.orm", "psycopg2", "redis", "requests", "urllib3",
+    "pybreaker", "tornado", "eth_abi", "eth_utils", "eth_hash.auto", "web3", "aiohttp",
+    "websockets", "prometheus_client", "gevent",
+)  # fmt: skip
+
+_REPORT = """
+import json, resource, sys
+rss_now = 0
+with open("/proc/self/status") as f:
+    for line in f:
+        if line.startswith("VmRSS:"):
+            rss_now = int(line.split()[1]) / 1024
+top = sorted({n.split(".")[0] for n in sys.modules} - set(sys.stdlib_module_names) - {"__main__"})
+print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_mb": rss_now, "modules": len(sys.modules), "packages": top}))
+"""
+
+
+# Attributes the RSS growth during each import to the top-level package being imported, excluding
+# what its own imports of other packages added (like -X importtime, for memory).
+_BREAKDOWN = """
+import builtins, json, sys
+def _rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+_costs, _stack, _orig = {}, [], builtins.__import__
+def _imp(name, globals=None, locals=None, fromlist=(), level=0):
+    top = name.split(".")[0] if level == 0 else None
+    if top is None or top in sys.modules or top in sys.stdlib_module_names:
+        return _orig(name, globals, locals, fromlist, level)
+    _stack.append(0.0)
+    start = _rss()
+    try:
+        return _orig(name, globals, locals, fromlist, level)
+    finally:
+        total = _rss() - start
+        inner = _stack.pop()
+        _costs[top] = _costs.get(top, 0.0) + total - inner
+        if _stack:
+            _stack[-1] += total
+builtins.__import__ = _imp
+"""
+
+
+def breakdown(code: str) -> dict[str, float]:
+    """MB of RSS each top-level third-party package added while `code` ran, largest first."""
+    tail = "\nbuiltins.__import__ = _orig\nprint(json.dumps(_costs))"
+    out = subprocess.run(
+        [sys.executable, "-c", _BREAKDOWN + code + tail], capture_output=True, text=True, check=True
+    )
+    costs: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(sorted(costs.items(), key=lambda kv: -kv[1]))
+
+
+def probe(code: str) -> dict[str, Any]:
+    """Run `code` in a fresh interpreter and report its memory and imported packages."""
+    out = subprocess.run(
+        [sys.executable, "-c", code + _REPORT], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr else "probe failed")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def import_report(with_packages: bool, with_breakdown: bool) -> dict[str, Any]:
+    report: dict[str, Any] = {"bare python": probe("")}
+    for name, code in PROCESSES.items():
+        report[name] = probe(code)
+        if with_breakdown:
+            report[name]["breakdown_mb"] = breakdown(code)
+    for name in ("bare python", *PROCESSES):
+        r = report[name]
+        print(f"{name:15s} peak {r['peak_mb']:6.1f} MB  modules {r['modules']:5d}")
+        if name != "bare python":
+            print(f"  {' '.join(r['packages'])}")
+        if "breakdown_mb" in r:
+            big = [f"{pkg} {mb:.1f}" for pkg, mb in r["breakdown_mb"].items() if mb >= 0.5]
+            print(f"  MB by package: {', '.join(big)}")
+    if with_packages:
+        base = report["bare python"]["peak_mb"]
+        print("\nimported alone (peak MB above bare python):")
+        costs = {}
+        for pkg in PACKAGES:
+            try:
+                costs[pkg] = probe(f"import {pkg}")["peak_mb"] - base
+            except RuntimeError as exc:
+                print(f"  {pkg}: {exc}")
+                continue
+            print(f"  {pkg:18s} +{costs[pkg]:5.1f}")
+        report["package_costs_mb"] = costs
+    return report
+
+
+# --- live processes -------------------------------------------------------------------------------
+
+
+def live_report(events: int) -> dict[str, Any]:
+    """Idle and under-load peak RSS of the real processes (MB, main process and each child)."""
+    import bench.common as c  # sets the ETHHOOK_* variables: import before ethhook's settings
+    from tests.e2e.conftest import Anvil, ListenerProcess, Token, anvil_binary
+    from tests.factories import TRANSFER
+    from tests.integration.helpers import add_endpoint
+
+    out: dict[str, Any] = {}
+    started: list[Any] = []
+    rss = c.RssSampler()
+    with c.services():
+        try:
+            receiver = c.ReceiverProcess()
+            started.append(receiver)
+            node = Anvil(anvil_binary(), chain_id=1, name="memprobe-anvil")
+            started.append(node)
+            token = Token(node)
+            secrets = {}
+            for i in range(4):
+                path = f"/mem/e{i}"
+                _, secrets[path] = add_endpoint(
+                    receiver.url(path), contracts=[token.address], events=[TRANSFER]
+                )
+            receiver.configure(secrets)
+            match = c.start_worker("match", "match", "prefork", 2)
+            started.append(match)
+            deliver = c.start_worker("deliver", "deliver", "gevent", 200)
+            started.append(deliver)
+            listener = ListenerProcess({"ETHEREUM_WS": node.ws_url, "ETHEREUM_HTTP": node.http_url})
+            started.append(listener)
+            listener.wait_started(1)
+            assert listener.proc is not None
+            for name, proc in (("listener", listener.proc), ("match worker", match.proc)):
+                rss.watch(name, proc.pid)
+            rss.watch("deliver worker", deliver.proc.pid)
+            # A first webhook end to end: every process connected and imported what it uses.
+            token.emit_transfers(1, 1)
+            c.wait_until(lambda: receiver.stats()["count"] >= 4, 60, 0.1, "warm-up webhooks")
+            time.sleep(3)
+            rss.reset()
+            for _ in range(10):
+                rss.sample_once()
+                time.sleep(0.3)
+            out["idle_mb"] = dict(rss.peak)
+            rss.reset()
+            rss.start()
+            per_tx = 40
+            txs = max(1, events // per_tx)
+            want = 4 + 4 * txs * per_tx
+            t0 = time.monotonic()
+            for k in range(txs):
+                token.emit_transfers(per_tx, 1000 + k * per_tx, wait=False)
+            c.wait_until(lambda: receiver.stats()["count"] >= want, 600, 0.2, "load webhooks")
+            out["load_seconds"] = time.monotonic() - t0
+            rss.stop()
+            out["load_mb"] = dict(rss.peak)
+            out["load_events"] = txs * per_tx
+        finally:
+            rss.stop()
+            for thing in reversed(started):
+                if hasattr(thing, "stop"):
+                    thing.stop()
+    for phase in ("idle_mb", "load_mb"):
+        print(f"\n{phase}:")
+        for name, mb in sorted(out.get(phase, {}).items()):
+            print(f"  {name:28s} {mb:6.1f}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packages", action="store_true", help="cost of each package alone")
+    parser.add_argument("--breakdown", action="store_true", help="MB by package, per process")
+    parser.add_argument("--live", action="store_true", help="start the real processes too")
+    parser.add_argument("--events", type=int, default=2000, help="events under load (--live)")
+    parser.add_argument("--json", metavar="FILE", help="write the numbers to FILE")
+    args = parser.parse_args(argv)
+    report = import_report(args.packages, args.breakdown)
+    if args.live:
+        report["live"] = live_report(args.events)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
