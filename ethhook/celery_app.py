@@ -1,4 +1,9 @@
-"""The Celery app: `celery -A ethhook.celery_app worker -Q match,deliver,maintenance`."""
+"""The Celery app: `celery -A ethhook.celery_app worker -Q match,deliver,maintenance`.
+
+Importing it is cheap: the task modules (and what they import: the HTTP client, the breakers, ABI
+decoding) are imported when a worker starts, not by every process that only publishes tasks by
+name (the listener, the CLI, the tests); see bench/memory_probe.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from ethhook import metrics
-from ethhook.db import dispose_engine
 
 
 def _green_psycopg() -> None:
@@ -28,7 +32,9 @@ _green_psycopg()
 
 app = Celery("ethhook")
 app.config_from_object("celeryconfig")
-app.autodiscover_tasks(["ethhook.match", "ethhook.deliver", "ethhook.maintenance"], force=True)
+# Not forced: a worker (or beat) imports the task modules when it starts; a process that only
+# publishes (send_task by name, routed by celeryconfig) never pays for them.
+app.autodiscover_tasks(["ethhook.match", "ethhook.deliver", "ethhook.maintenance"])
 
 metrics.connect_worker_signals()
 
@@ -38,4 +44,6 @@ log = logging.getLogger(__name__)
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A forked pool process must not reuse the parent's database connections.
+    from ethhook.db import dispose_engine  # here: publishers importing the app need no SQLAlchemy
+
     dispose_engine()

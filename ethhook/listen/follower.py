@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,7 +32,6 @@ from ethhook.listen.errors import (
     RpcConnectionError,
     RpcError,
 )
-from ethhook.listen.heads import HeadSubscription
 from ethhook.listen.publish import publish_batches, split
 from ethhook.listen.records import BlockHeader, parse_log, quantity
 from ethhook.listen.rpc import RpcClient
@@ -47,6 +47,9 @@ from ethhook.listen.store import (
 )
 from ethhook.listen.threads import BlockingLane
 from ethhook.types import ChainEvent
+
+if TYPE_CHECKING:
+    from ethhook.listen.heads import HeadSubscription
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +129,14 @@ class ChainFollower:
         self.wake = asyncio.Event()
         # Set when the WebSocket (re)connects: a node that is back ends the retry wait early.
         self.reconnected = asyncio.Event()
-        self.heads = (
-            HeadSubscription(chain.name, chain.ws_url, self._on_head, self.reconnected.set)
-            if chain.ws_url
-            else None
-        )
+        self.heads: HeadSubscription | None = None
+        if chain.ws_url:
+            # Imported only for a chain with a WebSocket URL: web3 is ~40 MB of the listener's RSS.
+            from ethhook.listen.heads import HeadSubscription
+
+            self.heads = HeadSubscription(
+                chain.name, chain.ws_url, self._on_head, self.reconnected.set
+            )
         self.lock = ChainLock(chain.chain_id)
         self.loaded = False
         self.chain_checked = False
