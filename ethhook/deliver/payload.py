@@ -8,12 +8,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from eth_utils import to_checksum_address
-
-from ethhook.match.abi import decode_log
+from ethhook.match.abi import decode_log, to_checksum_address
 
 
-@lru_cache(maxsize=65536)
+# Contract addresses repeat (a few hot contracts carry most events): 4096 of them is ~1 MB.
+@lru_cache(maxsize=4096)
 def checksum(address: str) -> str:
     return to_checksum_address(address)
 

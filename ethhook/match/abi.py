@@ -1,4 +1,10 @@
-"""Solidity event signatures: parse them, compute topic0, decode logs into JSON-safe arguments."""
+"""Solidity event signatures: parse them, compute topic0, decode logs into JSON-safe arguments.
+
+Static arguments (address, bool, intN, uintN, bytesN: one 32-byte word each) are decoded here;
+eth_abi is imported only for logs with dynamic ones (string, bytes, arrays). eth_abi pulls in
+eth_utils and pydantic (~22 MB per process), and most events (Transfer, Approval, Swap…) have
+static arguments only, so a deliver worker usually never loads it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
-from eth_utils import keccak, to_checksum_address
+from eth_hash.auto import keccak as _keccak
 
 from ethhook.exceptions import InputError
 
@@ -20,7 +24,25 @@ _TYPE = re.compile(
     r"(\[[0-9]*\])*$"
 )
 _TOPIC = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_ADDRESS = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
 _JS_SAFE_INT = 2**53 - 1
+_WORD = 32
+
+
+def keccak(text: str) -> bytes:
+    """Keccak-256 of a UTF-8 string (what topic0 and EIP-55 checksums hash)."""
+    return bytes(_keccak(text.encode()))
+
+
+def to_checksum_address(address: str) -> str:
+    """The EIP-55 mixed-case form of a 20-byte hex address (with or without 0x)."""
+    if not _ADDRESS.match(address):
+        raise ValueError(f"not a 20-byte hex address: {address!r}")
+    hex_ = address[-40:].lower()
+    digest = keccak(hex_).hex()
+    return "0x" + "".join(
+        c.upper() if int(d, 16) >= 8 else c for c, d in zip(hex_, digest, strict=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -44,7 +66,7 @@ class EventSignature:
 
     @property
     def topic0(self) -> str:
-        return "0x" + keccak(text=self.canonical).hex()
+        return "0x" + keccak(self.canonical).hex()
 
     @property
     def text(self) -> str:
@@ -135,11 +157,72 @@ def _signature(text: str) -> EventSignature:
     return parse_event_signature(text)
 
 
+@lru_cache(maxsize=1024)
+def _topic0(text: str) -> str:
+    return _signature(text).topic0
+
+
+class _NotStatic(Exception):
+    """A value this module does not decode itself: eth_abi decides (decodes it or rejects it)."""
+
+
+def _static_word(type_: str, word: bytes) -> Any:
+    """One static ABI value from its 32-byte word, exactly as eth_abi decodes it.
+
+    Raises _NotStatic for a dynamic or array type and for any word eth_abi would reject (bad
+    padding, out of range), so eth_abi has the last say on everything irregular."""
+    if type_ == "address":
+        if any(word[:12]):
+            raise _NotStatic
+        return "0x" + word[12:].hex()
+    if type_ == "bool":
+        if any(word[:31]) or word[31] > 1:
+            raise _NotStatic
+        return word[31] == 1
+    if type_.startswith("uint") and "[" not in type_:
+        bits = int(type_[4:] or 256)
+        value = int.from_bytes(word, "big")
+        if value >> bits:
+            raise _NotStatic
+        return value
+    if type_.startswith("int") and "[" not in type_:
+        bits = int(type_[3:] or 256)
+        value = int.from_bytes(word, "big", signed=True)
+        if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+            raise _NotStatic
+        return value
+    if type_.startswith("bytes") and type_[5:].isdigit():
+        size = int(type_[5:])
+        if any(word[size:]):
+            raise _NotStatic
+        return word[:size]
+    raise _NotStatic
+
+
+def _decode_values(types: list[str], data: bytes) -> tuple[Any, ...]:
+    """ABI-decode `data` as a tuple of `types`; raises ValueError when it does not fit."""
+    if len(data) == _WORD * len(types):
+        try:
+            return tuple(
+                _static_word(t, data[i * _WORD : (i + 1) * _WORD]) for i, t in enumerate(types)
+            )
+        except _NotStatic:
+            pass
+    # Imported here: only logs with dynamic arguments (or malformed words) need eth_abi.
+    from eth_abi import decode as abi_decode
+    from eth_abi.exceptions import DecodingError
+
+    try:
+        return tuple(abi_decode(types, data))
+    except DecodingError as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def decode_log(signature_text: str, topics: list[str], data: str) -> dict[str, Any] | None:
     """Decode a log with the endpoint's signature; None when the log does not fit it."""
-    sig = _signature(signature_text)
-    if not topics or topics[0].lower() != sig.topic0:
+    if not topics or topics[0].lower() != _topic0(signature_text):
         return None
+    sig = _signature(signature_text)
     indexed = [p for p in sig.params if p.indexed]
     plain = [p for p in sig.params if not p.indexed]
     if len(topics) - 1 != len(indexed):
@@ -151,9 +234,9 @@ def decode_log(signature_text: str, topics: list[str], data: str) -> dict[str, A
             if param.type in ("string", "bytes") or "[" in param.type:
                 args[param.name] = "0x" + raw.hex()  # dynamic indexed values are only hashed
             else:
-                args[param.name] = _json_safe(abi_decode([param.type], raw)[0], param.type)
-        values = abi_decode([p.type for p in plain], bytes.fromhex(data[2:])) if plain else ()
-    except (DecodingError, ValueError, OverflowError):
+                args[param.name] = _json_safe(_decode_values([param.type], raw)[0], param.type)
+        values = _decode_values([p.type for p in plain], bytes.fromhex(data[2:])) if plain else ()
+    except (ValueError, OverflowError):
         return None
     for param, value in zip(plain, values, strict=True):
         args[param.name] = _json_safe(value, param.type)
