@@ -156,6 +156,7 @@ def deliver(
                     break
             window.append(remaining.pop(0))
         results = in_parallel(lambda item: send(endpoint, item, settings), window)
+        down = False  # did an answer of this window count against the breaker?
         for item, result in zip(window, results, strict=True):
             report.sent += 1
             pending.append(result)
@@ -163,7 +164,6 @@ def deliver(
             metrics.record_attempt(outcome.ok, outcome.duration_ms / 1000)
             if outcome.ok:
                 report.succeeded += 1
-                breaker.record_success()
                 metrics.record_delivered_latency(
                     metrics.latency_since(item.block_timestamp, item.created_at)
                 )
@@ -177,13 +177,18 @@ def deliver(
                 outcome.status_code,
                 outcome.error,
             )
-            if counts_against_breaker(outcome) and breaker.record_failure():
-                defer_s = settings.breaker_reset_timeout_s
-                defer_reason = metrics.DeferReason.BREAKER_OPEN
+            if counts_against_breaker(outcome):
+                down = True
+                if breaker.record_failure():
+                    defer_s = settings.breaker_reset_timeout_s
+                    defer_reason = metrics.DeferReason.BREAKER_OPEN
             if outcome.status_code == 410:
                 report.disabled = True
         if report.disabled:
             break
+        # One breaker update per window (a Redis read each), not one per success.
+        if not down and any(r.outcome.ok for r in results):
+            breaker.record_success()
         all_ok = all(r.outcome.ok for r in results)
         window_size = min(window_size * 2, settings.delivery_window) if all_ok else 1
         if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_INTERVAL_S:

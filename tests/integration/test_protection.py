@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -303,3 +304,38 @@ def test_a_success_resets_failures_counted_by_other_workers(r):
     mine.record_success()
     assert not others[0].record_failure() and not others[1].record_failure()
     assert mine.state() == CLOSED
+
+
+# --- delivery window ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("db")
+def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(receiver):
+    in_flight = [0]
+    seen: list[int] = []  # requests in flight when each request arrived, in arrival order
+    lock = threading.Lock()
+
+    def answer(i: int) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            in_flight[0] += 1
+            seen.append(in_flight[0])
+        time.sleep(0.3)  # every request of a window arrives before the first is answered
+        with lock:
+            in_flight[0] -= 1
+        return (500, {}, b"down") if i == 7 else (200, {}, b"ok")
+
+    receiver.responders["/window"] = answer
+    endpoint_id, _ = add_endpoint(receiver.url("/window"))
+    with session_scope() as session:
+        groups = match_batch(
+            session,
+            [transfer(contract=address(51), block=1, log_index=i, value=i) for i in range(20)],
+            utcnow(),
+        )
+    (group,) = groups
+    settings = get_settings().__class__(**{**get_settings().__dict__, "delivery_window": 8})
+    report = deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
+
+    # 1, 2, 4, 8 (the 8th request overall fails), then 1, 2 and the last 2.
+    assert seen == [1, 1, 2, 1, 2, 3, 4, *range(1, 9), 1, 1, 2, 1, 2]
+    assert (report.sent, report.succeeded, report.failed_attempts) == (20, 19, 1)
