@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
+from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
-from ethhook.db.upsert import insert_ignore
 from ethhook.match.dispatch import DispatchGroup, chunk_groups, new_token
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,13 @@ def orphan_blocks(
         }
         for endpoint_id, event_id in told
     ]
-    inserted = session.execute(
-        insert_ignore(session, Delivery, ["endpoint_id", "event_id", "kind"]).returning(
-            Delivery.id, Delivery.endpoint_id
-        ),
+    inserted = insert_ignoring_conflicts(
+        session,
+        Delivery,
         rows,
-    ).all()
+        ["endpoint_id", "event_id", "kind"],
+        returning=["id", "endpoint_id"],
+    )
     pairs = [(endpoint_id, delivery_id) for delivery_id, endpoint_id in inserted]
     return [
         DispatchGroup(endpoint_id, ids, tokens[endpoint_id])

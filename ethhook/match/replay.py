@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import or_, tuple_, update
 from sqlalchemy.orm import Session
 
+from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, DeliveryStatus, EventKind
-from ethhook.db.upsert import insert_ignore
 from ethhook.match.dispatch import DispatchGroup, lease_available
 from ethhook.match.service import find_matches, store_events
 from ethhook.types import ChainEvent
@@ -51,7 +51,7 @@ def redeliver(
             )
     if not rows:
         return []
-    session.execute(insert_ignore(session, Delivery, ["endpoint_id", "event_id", "kind"]), rows)
+    insert_ignoring_conflicts(session, Delivery, rows, ["endpoint_id", "event_id", "kind"])
     keys = [(r["endpoint_id"], r["event_id"], r["kind"]) for r in rows if r["status"] == "pending"]
     pairs: list[tuple[int, int]] = []
     for start in range(0, len(keys), 500):

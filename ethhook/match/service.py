@@ -11,8 +11,8 @@ from sqlalchemy import false, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
+from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, EndpointFilter, Event, EventKind
-from ethhook.db.upsert import insert_ignore
 from ethhook.match.dispatch import DispatchGroup, chunk_groups, new_token
 from ethhook.types import ChainEvent
 
@@ -45,9 +45,7 @@ def store_events(session: Session, events: Sequence[ChainEvent], now: datetime) 
         }
         for e in events
     ]
-    # RETURNING makes SQLAlchemy send the rows as one multi-VALUES statement ("insertmanyvalues");
-    # without it psycopg2's executemany runs one INSERT round trip per event.
-    session.execute(insert_ignore(session, Event, ["id"]).returning(Event.id), rows).all()
+    insert_ignoring_conflicts(session, Event, rows, ["id"])
 
 
 def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, list[Match]]:
@@ -136,12 +134,13 @@ def create_deliveries(
             )
     if not rows:
         return []
-    inserted = session.execute(
-        insert_ignore(session, Delivery, ["endpoint_id", "event_id", "kind"]).returning(
-            Delivery.id, Delivery.endpoint_id, Delivery.status
-        ),
+    inserted = insert_ignoring_conflicts(
+        session,
+        Delivery,
         rows,
-    ).all()
+        ["endpoint_id", "event_id", "kind"],
+        returning=["id", "endpoint_id", "status"],
+    )
     pairs = [(ep, did) for did, ep, status in inserted if status == DeliveryStatus.PENDING]
     groups = []
     for endpoint_id, ids in chunk_groups(pairs, settings.deliveries_per_task):
