@@ -120,6 +120,10 @@ def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = No
         # One Redis round trip for the whole lot (kombu's publish batch; other transports publish
         # each message at once): per-message publishing cost ~1 ms here, more than matching.
         with app.producer_or_acquire() as producer, producer.batch():
+            # Declared once here rather than by every send_task (each copied the queue object: a
+            # quarter of the publishing cost).
+            queue = app.amqp.router.route({}, DELIVER_TASK)["queue"]
+            producer.maybe_declare(queue)
             for group in groups:
                 kwargs = {
                     "endpoint_id": group.endpoint_id,
@@ -131,6 +135,8 @@ def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = No
                     kwargs=kwargs,
                     producer=producer,
                     countdown=countdown,
+                    queue=queue,
+                    declare=[],
                     # What Flower shows; Celery's own saferepr of it cost a fifth of publishing.
                     argsrepr="()",
                     kwargsrepr=repr(kwargs)[:KWARGS_REPR_CHARS],
