@@ -156,7 +156,31 @@ def import_report(with_packages: bool, with_breakdown: bool) -> dict[str, Any]:
 # --- live processes -------------------------------------------------------------------------------
 
 
-def live_report(events: int) -> dict[str, Any]:
+class _Worker:
+    """A Celery worker started as tests.conftest.Worker does, plus extra command-line options."""
+
+    def __init__(self, name: str, queues: str, pool: str, concurrency: int, extra: list[str]):
+        import os
+
+        import tests.conftest as tc
+
+        self.log_path = tc.TMP / f"worker-{name}.log"
+        args = [str(tc.BIN / "celery"), "-A", "ethhook.celery_app", "worker", "-Q", queues]
+        args += ["-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO", *extra]
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            args, cwd=tc.ROOT, env=os.environ.copy(), stdout=self._log, stderr=subprocess.STDOUT
+        )
+        tc.wait_until(lambda: "ready." in self.log_path.read_text(), 60, 0.2, f"worker {name}")
+
+    def stop(self) -> None:
+        import tests.conftest as tc
+
+        tc.stop_process(self.proc, 20)
+        self._log.close()
+
+
+def live_report(events: int, deliver_args: list[str], http_only: bool) -> dict[str, Any]:
     """Idle and under-load peak RSS of the real processes (MB, main process and each child)."""
     import bench.common as c  # sets the ETHHOOK_* variables: import before ethhook's settings
     from tests.e2e.conftest import Anvil, ListenerProcess, Token, anvil_binary
@@ -180,11 +204,14 @@ def live_report(events: int) -> dict[str, Any]:
                     receiver.url(path), contracts=[token.address], events=[TRANSFER]
                 )
             receiver.configure(secrets)
-            match = c.start_worker("match", "match", "prefork", 2)
+            match = _Worker("match", "match", "prefork", 2, [])
             started.append(match)
-            deliver = c.start_worker("deliver", "deliver", "gevent", 200)
+            deliver = _Worker("deliver", "deliver", "gevent", 200, deliver_args)
             started.append(deliver)
-            listener = ListenerProcess({"ETHEREUM_WS": node.ws_url, "ETHEREUM_HTTP": node.http_url})
+            urls = {"ETHEREUM_HTTP": node.http_url}
+            if not http_only:
+                urls["ETHEREUM_WS"] = node.ws_url
+            listener = ListenerProcess(urls)
             started.append(listener)
             listener.wait_started(1)
             assert listener.proc is not None
@@ -231,11 +258,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--breakdown", action="store_true", help="MB by package, per process")
     parser.add_argument("--live", action="store_true", help="start the real processes too")
     parser.add_argument("--events", type=int, default=2000, help="events under load (--live)")
+    parser.add_argument(
+        "--deliver-args", default="", help="extra options for the deliver worker (--live)"
+    )
+    parser.add_argument(
+        "--http-only", action="store_true", help="the listener without a WebSocket URL (--live)"
+    )
     parser.add_argument("--json", metavar="FILE", help="write the numbers to FILE")
     args = parser.parse_args(argv)
     report = import_report(args.packages, args.breakdown)
     if args.live:
-        report["live"] = live_report(args.events)
+        report["live"] = live_report(args.events, args.deliver_args.split(), args.http_only)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
