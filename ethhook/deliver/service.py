@@ -40,7 +40,34 @@ USER_AGENT = f"EthHook/{__version__}"
 FLUSH_EVERY = 50
 FLUSH_INTERVAL_S = 1.0
 
+WINDOW_MEMORY_S = 10.0
+
 SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+class WindowMemory:
+    """The window each endpoint's last task in this process ended with; the next task starts there.
+
+    As TCP does after an idle period, a window unused for WINDOW_MEMORY_S starts again from one.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[int, float]] = {}
+
+    def start(self, endpoint_id: int) -> int:
+        size, at = self._last.get(endpoint_id, (1, 0.0))
+        return size if time.monotonic() - at < WINDOW_MEMORY_S else 1
+
+    def end(self, endpoint_id: int, size: int) -> None:
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[endpoint_id] = (size, time.monotonic())
+
+    def forget(self) -> None:
+        self._last.clear()
+
+
+windows = WindowMemory()
 
 
 @dataclass
@@ -140,8 +167,9 @@ def deliver(
 
     # Slow start: one request first; every window answered 2xx doubles the next one, up to
     # `delivery_window`; any failure shrinks it to one again. A failing endpoint therefore gets
-    # one request at a time per task, as if there were no window.
-    window_size = 1
+    # one request at a time per task, as if there were no window. A healthy endpoint's next task
+    # starts with the window this one ended with.
+    window_size = min(windows.start(endpoint.id), settings.delivery_window)
     while remaining and not defer_s:
         if time.monotonic() - started > budget_s:
             break
@@ -196,6 +224,7 @@ def deliver(
                 record(session, endpoint, pending, worker_token, utcnow())
             pending, last_flush = [], time.monotonic()
 
+    windows.end(endpoint.id, window_size)
     requeue = None
     with sessions() as session:
         now = utcnow()

@@ -25,7 +25,7 @@ from ethhook.db.models import (
 from ethhook.deliver import ssrf
 from ethhook.deliver.breaker import CLOSED, HALF_OPEN, OPEN, EndpointBreaker
 from ethhook.deliver.ratelimit import RateLimiter
-from ethhook.deliver.service import deliver
+from ethhook.deliver.service import deliver, windows
 from ethhook.endpoints import rotate_secret
 from ethhook.maintenance import jobs
 from ethhook.match.service import match_batch
@@ -334,8 +334,20 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
         )
     (group,) = groups
     settings = get_settings().__class__(**{**get_settings().__dict__, "delivery_window": 8})
+    windows.forget()
     report = deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
 
     # 1, 2, 4, 8 (the 8th request overall fails), then 1, 2 and the last 2.
     assert seen == [1, 1, 2, 1, 2, 3, 4, *range(1, 9), 1, 1, 2, 1, 2]
     assert (report.sent, report.succeeded, report.failed_attempts) == (20, 19, 1)
+
+    # The endpoint's next task starts with the window the last one ended with.
+    seen.clear()
+    with session_scope() as session:
+        (group,) = match_batch(
+            session,
+            [transfer(contract=address(51), block=2, log_index=i, value=i) for i in range(20)],
+            utcnow(),
+        )
+    deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
+    assert seen == [*range(1, 9), *range(1, 9), 1, 2, 3, 4]
