@@ -29,6 +29,8 @@ from ethhook.demo.localredis import LocalRedis
 ROOT = tc.ROOT
 BIN = tc.BIN
 TMP = tc.TMP
+# Greenlets per deliver worker, as workers/README.md recommends for production.
+DELIVER_CONCURRENCY = 100
 free_port = tc.free_port
 wait_until = tc.wait_until
 stop_process = tc.stop_process

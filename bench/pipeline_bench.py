@@ -101,6 +101,7 @@ class Pipeline:
             raise
 
     def _start(self, svc: c.Services, deliver_workers: int) -> None:
+        from ethhook.deliver.signing import generate_secret
         from tests.e2e.conftest import Anvil, ListenerProcess, Token, anvil_binary
         from tests.factories import TRANSFER
         from tests.integration.helpers import add_endpoint
@@ -121,8 +122,8 @@ class Pipeline:
         _, secrets["/lat/e0"] = add_endpoint(
             self.receiver.url("/lat/e0"), contracts=[self.token_b.address], events=[TRANSFER]
         )
-        _, secrets["/base"] = add_endpoint("http://127.0.0.1:9/unused-base")
-        self.base_secret = secrets["/base"]
+        # The baselines' signing secret: no endpoint (one without filters would get every event).
+        self.base_secret = secrets["/base"] = generate_secret()
         self.receiver.configure(secrets)
         self.match = c.start_worker("match", "match", "prefork", 2)
         self.started.append(self.match)
@@ -144,7 +145,7 @@ class Pipeline:
 
     def start_delivers(self, k: int) -> None:
         for i in range(k):
-            w = c.start_worker(f"deliver{i}", "deliver", "gevent", 200)
+            w = c.start_worker(f"deliver{i}", "deliver", "gevent", c.DELIVER_CONCURRENCY)
             self.delivers.append(w)
             self.started.append(w)
             self.rss.watch(f"deliver worker {i}", w.proc.pid)
@@ -477,7 +478,7 @@ def report(out: dict[str, Any]) -> str:
         "",
         "## Scaling (deliver stage draining a preloaded queue)",
         "",
-        "| deliver worker processes (gevent, 200 each) | webhooks/s (median of 3) | runs |",
+        f"| deliver worker processes (gevent, {c.DELIVER_CONCURRENCY} each) | webhooks/s (median of 3) | runs |",
         "|---:|---:|---|",
     ]
     for row in out["scaling"]:

@@ -1,4 +1,4 @@
-"""Profile one deliver worker (gevent, 200) draining a preloaded queue, with py-spy.
+"""Profile one deliver worker (gevent, 100 greenlets as workers/README.md recommends) draining a preloaded queue, with py-spy.
 
 Preloads `--events` synthetic events × 10 endpoints of pending deliveries (matched in-process, deliver
 tasks enqueued), starts the worker, records it with py-spy while it drains, and prints the functions
@@ -73,7 +73,7 @@ def main() -> None:
         try:
             expected = preload(receiver, args.events)
             c.log(f"profile: {expected} deliveries queued")
-            worker = c.start_worker("deliver-prof", "deliver", "gevent", 200)
+            worker = c.start_worker("deliver-prof", "deliver", "gevent", c.DELIVER_CONCURRENCY)
             try:
                 out = c.TMP / "deliver.pyspy"
                 subprocess.run(
