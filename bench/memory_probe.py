@@ -9,7 +9,7 @@ Import mode runs each process's entry imports in a fresh interpreter (as `ethhoo
 `celery -A ethhook.celery_app worker` would, including what they import lazily at run time) and
 prints the peak RSS after them and the top-level packages they pulled in. Live mode starts anvil,
 a private PostgreSQL database and redis-server, the match worker (prefork 2), the deliver worker
-(gevent 200) and `ethhook listen` exactly as the tests do, samples each process tree's RSS when
+(gevent, 100 greenlets) and `ethhook listen` exactly as the tests do, samples each process tree's RSS when
 idle and while a few thousand events flow through, and stops everything it started (by pid).
 """
 
@@ -45,7 +45,7 @@ m.app.loader.import_default_modules()
 import celery.apps.worker, celery.worker.consumer, celery.concurrency.prefork
 import kombu.transport.redis
 """,
-    # `celery -A ethhook.celery_app worker -Q deliver -P gevent -c 200` (patched before anything)
+    # `celery -A ethhook.celery_app worker -Q deliver -P gevent -c 100` (patched before anything)
     "deliver worker": """
 from gevent import monkey; monkey.patch_all()
 from celery.bin.celery import celery
@@ -206,7 +206,7 @@ def live_report(events: int, deliver_args: list[str], http_only: bool) -> dict[s
             receiver.configure(secrets)
             match = _Worker("match", "match", "prefork", 2, [])
             started.append(match)
-            deliver = _Worker("deliver", "deliver", "gevent", 200, deliver_args)
+            deliver = _Worker("deliver", "deliver", "gevent", c.DELIVER_CONCURRENCY, deliver_args)
             started.append(deliver)
             urls = {"ETHEREUM_HTTP": node.http_url}
             if not http_only:

@@ -115,6 +115,7 @@ class Settings:
     due_scan_limit: int = 5000
     deliveries_per_task: int = 100
     delivery_window: int = 8
+    endpoint_max_in_flight: int = 16
     match_batch_size: int = 100
     secret_rotation_grace_s: float = 86400.0
     breaker_fail_max: int = 5
@@ -159,6 +160,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "due_scan_limit": ("ETHHOOK_DUE_SCAN_LIMIT", _parse_positive_int),
     "deliveries_per_task": ("ETHHOOK_DELIVERIES_PER_TASK", _parse_positive_int),
     "delivery_window": ("ETHHOOK_DELIVERY_WINDOW", _parse_positive_int),
+    "endpoint_max_in_flight": ("ETHHOOK_ENDPOINT_MAX_IN_FLIGHT", _parse_positive_int),
     "match_batch_size": ("ETHHOOK_MATCH_BATCH_SIZE", _parse_positive_int),
     "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", _parse_non_negative_float),
     "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", _parse_positive_int),

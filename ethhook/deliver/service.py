@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from threading import Semaphore
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver import http
 from ethhook.deliver.breaker import EndpointBreaker
+from ethhook.deliver.inflight import endpoint_slots
 from ethhook.deliver.ratelimit import RateLimiter
 from ethhook.deliver.shared import redis_client
 from ethhook.deliver.signing import webhook_headers
@@ -81,19 +83,20 @@ class Report:
     disabled: bool = False
 
 
-def send(endpoint: EndpointView, work: Work, settings: Settings) -> Result:
-    started_at = utcnow()
-    headers = webhook_headers(
-        endpoint.secrets, work.webhook_id, int(started_at.timestamp()), work.body, USER_AGENT
-    )
-    outcome = http.post(
-        endpoint.url,
-        work.body,
-        headers,
-        settings.delivery_connect_timeout_s,
-        settings.delivery_read_timeout_s,
-        allow_private=settings.allow_private_targets,
-    )
+def send(endpoint: EndpointView, work: Work, settings: Settings, slot: Semaphore) -> Result:
+    with slot:  # the endpoint's cap on requests in flight from this process
+        started_at = utcnow()
+        headers = webhook_headers(
+            endpoint.secrets, work.webhook_id, int(started_at.timestamp()), work.body, USER_AGENT
+        )
+        outcome = http.post(
+            endpoint.url,
+            work.body,
+            headers,
+            settings.delivery_connect_timeout_s,
+            settings.delivery_read_timeout_s,
+            allow_private=settings.allow_private_targets,
+        )
     return Result(work, started_at, outcome)
 
 
@@ -170,6 +173,7 @@ def deliver(
     # one request at a time per task, as if there were no window. A healthy endpoint's next task
     # starts with the window this one ended with.
     window_size = min(windows.start(endpoint.id), settings.delivery_window)
+    slot = endpoint_slots.get(endpoint.id, settings.endpoint_max_in_flight)
     while remaining and not defer_s:
         if time.monotonic() - started > budget_s:
             break
@@ -183,7 +187,7 @@ def deliver(
                     defer_s, defer_reason = wait_s, metrics.DeferReason.RATE_LIMITED
                     break
             window.append(remaining.pop(0))
-        results = in_parallel(lambda item: send(endpoint, item, settings), window)
+        results = in_parallel(lambda item: send(endpoint, item, settings, slot), window)
         down = False  # did an answer of this window count against the breaker?
         for item, result in zip(window, results, strict=True):
             report.sent += 1

@@ -351,3 +351,49 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
         )
     deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
     assert seen == [*range(1, 9), *range(1, 9), 1, 2, 3, 4]
+
+
+@pytest.mark.usefixtures("db")
+def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks(receiver):
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def answer(_: int) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.2)
+        with lock:
+            in_flight[0] -= 1
+        return 200, {}, b"ok"
+
+    receiver.responders["/capped"] = answer
+    endpoint_id, _ = add_endpoint(receiver.url("/capped"))
+    groups = []
+    for block in (1, 2):
+        with session_scope() as session:
+            groups += match_batch(
+                session,
+                [
+                    transfer(contract=address(52), block=block, log_index=i, value=i)
+                    for i in range(12)
+                ],
+                utcnow(),
+            )
+    settings = get_settings().__class__(
+        **{**get_settings().__dict__, "delivery_window": 8, "endpoint_max_in_flight": 4}
+    )
+    windows.forget()
+    tasks = [
+        threading.Thread(
+            target=deliver, args=(session_scope, settings, endpoint_id, g.delivery_ids, g.token)
+        )
+        for g in groups
+    ]
+    for task in tasks:
+        task.start()
+    for task in tasks:
+        task.join(30)
+
+    assert len(receiver.on("/capped")) == 24
+    assert most[0] == 4  # two tasks with windows of up to 8 each, four requests at a time
