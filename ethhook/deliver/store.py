@@ -115,41 +115,59 @@ def load_endpoint(
 def load_work(
     session: Session, endpoint: EndpointView, delivery_ids: Sequence[int], settings: Settings
 ) -> list[Work]:
+    # Columns, not ORM objects: nothing here changes, and a hundred tasks each holding a hundred
+    # Event objects cost a deliver worker CPU and memory for nothing.
     rows = session.execute(
-        select(Delivery.id, Delivery.attempts, Delivery.kind, Delivery.created_at, Event)
+        select(
+            Delivery.id.label("delivery_id"),
+            Delivery.attempts,
+            Delivery.kind,
+            Delivery.created_at,
+            Event.id.label("event_id"),
+            Event.chain_id,
+            Event.block_number,
+            Event.block_hash,
+            Event.block_timestamp,
+            Event.transaction_hash,
+            Event.transaction_index,
+            Event.log_index,
+            Event.address,
+            Event.topics,
+            Event.data,
+        )
         .join(Event, Event.id == Delivery.event_id)
         .where(Delivery.id.in_(delivery_ids))
         .order_by(Event.chain_id, Event.block_number, Event.log_index, Delivery.id)
     ).all()
     work = []
-    for delivery_id, attempts, kind, created_at, event in rows:
+    for row in rows:
         body = build_body(
-            kind=kind,
-            created_at=created_at,
-            event_id=event.id,
-            chain_id=event.chain_id,
-            chain_name=settings.chain_name(event.chain_id),
-            block_number=event.block_number,
-            block_hash=event.block_hash,
-            block_timestamp=event.block_timestamp,
-            transaction_hash=event.transaction_hash,
-            transaction_index=event.transaction_index,
-            log_index=event.log_index,
-            address=event.address,
-            topics=list(event.topics),
-            data=event.data,
-            confirmations=endpoint.confirmations if kind == "event.confirmed" else 0,
-            removed=kind == "event.removed",
+            kind=row.kind,
+            created_at=row.created_at,
+            event_id=row.event_id,
+            chain_id=row.chain_id,
+            chain_name=settings.chain_name(row.chain_id),
+            block_number=row.block_number,
+            block_hash=row.block_hash,
+            block_timestamp=row.block_timestamp,
+            transaction_hash=row.transaction_hash,
+            transaction_index=row.transaction_index,
+            log_index=row.log_index,
+            address=row.address,
+            topics=list(row.topics),
+            data=row.data,
+            confirmations=endpoint.confirmations if row.kind == "event.confirmed" else 0,
+            removed=row.kind == "event.removed",
             signatures=endpoint.signatures,
         )
         work.append(
             Work(
-                delivery_id,
-                attempts,
-                webhook_id_for(endpoint.id, event.id, kind),
+                row.delivery_id,
+                row.attempts,
+                webhook_id_for(endpoint.id, row.event_id, row.kind),
                 body,
-                event.block_timestamp,
-                created_at,
+                row.block_timestamp,
+                row.created_at,
             )
         )
     return work
