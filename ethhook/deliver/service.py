@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"EthHook/{__version__}"
 FLUSH_EVERY = 50
 FLUSH_INTERVAL_S = 1.0
+LOAD_CHUNK = 20
 
 WINDOW_MEMORY_S = 10.0
 
@@ -151,7 +152,10 @@ def deliver(
             release_leases(session, claimed, worker_token)
             report.released = len(claimed)
             return report
-        work = load_work(session, endpoint, claimed, settings)
+        # Bodies are built LOAD_CHUNK at a time, as the sending reaches them: a worker's memory
+        # then grows with its concurrency, not with concurrency × deliveries per task.
+        remaining = load_work(session, endpoint, claimed[:LOAD_CHUNK], settings)
+    unloaded = claimed[LOAD_CHUNK:]
 
     client = redis_client(settings.redis_url)
     limiter = RateLimiter(client) if endpoint.rate_limit_per_s else None
@@ -164,7 +168,6 @@ def deliver(
     )
     pending: list[Result] = []
     last_flush = time.monotonic()
-    remaining = list(work)
     defer_s = breaker.before_request()
     defer_reason = metrics.DeferReason.BREAKER_OPEN if defer_s else ""
 
@@ -174,9 +177,13 @@ def deliver(
     # starts with the window this one ended with.
     window_size = min(windows.start(endpoint.id), settings.delivery_window)
     slot = endpoint_slots.get(endpoint.id, settings.endpoint_max_in_flight)
-    while remaining and not defer_s:
+    while (remaining or unloaded) and not defer_s:
         if time.monotonic() - started > budget_s:
             break
+        if len(remaining) < window_size and unloaded:
+            with sessions() as session:
+                remaining += load_work(session, endpoint, unloaded[:LOAD_CHUNK], settings)
+            unloaded = unloaded[LOAD_CHUNK:]
         # Each request of a window has its own rate-limit token; a limited one ends the window
         # and defers the rest.
         window: list[Work] = []
@@ -233,7 +240,7 @@ def deliver(
     with sessions() as session:
         now = utcnow()
         record(session, endpoint, pending, worker_token, now)
-        left = [w.delivery_id for w in remaining]
+        left = [w.delivery_id for w in remaining] + unloaded
         if report.disabled:
             disable_endpoint(session, endpoint.id, "the endpoint answered 410 Gone", now)
             log.warning("deliver.endpoint.disabled endpoint=%s reason=410-gone", endpoint.id)
