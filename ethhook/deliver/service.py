@@ -121,6 +121,42 @@ def counts_against_breaker(outcome: http.HttpOutcome) -> bool:
     return outcome.status_code is None or outcome.status_code >= 500
 
 
+def tally(
+    endpoint: EndpointView, results: Sequence[Result], breaker: EndpointBreaker, report: Report
+) -> bool:
+    """Count one window's answers in the report, the metrics and the breaker; True when the
+    breaker is open."""
+    opened = down = False
+    for result in results:
+        item, outcome = result.work, result.outcome
+        report.sent += 1
+        metrics.record_attempt(outcome.ok, outcome.duration_ms / 1000)
+        if outcome.ok:
+            report.succeeded += 1
+            metrics.record_delivered_latency(
+                metrics.latency_since(item.block_timestamp, item.created_at)
+            )
+            continue
+        report.failed_attempts += 1
+        log.info(
+            "deliver.attempt.failed endpoint=%s delivery=%s attempt=%d status=%s error=%s",
+            endpoint.id,
+            item.delivery_id,
+            item.attempts + 1,
+            outcome.status_code,
+            outcome.error,
+        )
+        if counts_against_breaker(outcome):
+            down = True
+            opened = breaker.record_failure() or opened
+        if outcome.status_code == 410:
+            report.disabled = True
+    # One breaker update per window (a Redis read each), not one per success.
+    if not down and any(r.outcome.ok for r in results):
+        breaker.record_success()
+    return opened
+
+
 def deliver(
     sessions: SessionFactory,
     settings: Settings,
@@ -195,39 +231,12 @@ def deliver(
                     break
             window.append(remaining.pop(0))
         results = in_parallel(lambda item: send(endpoint, item, settings, slot), window)
-        down = False  # did an answer of this window count against the breaker?
-        for item, result in zip(window, results, strict=True):
-            report.sent += 1
-            pending.append(result)
-            outcome = result.outcome
-            metrics.record_attempt(outcome.ok, outcome.duration_ms / 1000)
-            if outcome.ok:
-                report.succeeded += 1
-                metrics.record_delivered_latency(
-                    metrics.latency_since(item.block_timestamp, item.created_at)
-                )
-                continue
-            report.failed_attempts += 1
-            log.info(
-                "deliver.attempt.failed endpoint=%s delivery=%s attempt=%d status=%s error=%s",
-                endpoint.id,
-                item.delivery_id,
-                item.attempts + 1,
-                outcome.status_code,
-                outcome.error,
-            )
-            if counts_against_breaker(outcome):
-                down = True
-                if breaker.record_failure():
-                    defer_s = settings.breaker_reset_timeout_s
-                    defer_reason = metrics.DeferReason.BREAKER_OPEN
-            if outcome.status_code == 410:
-                report.disabled = True
+        pending += results
+        if tally(endpoint, results, breaker, report):
+            defer_s = settings.breaker_reset_timeout_s
+            defer_reason = metrics.DeferReason.BREAKER_OPEN
         if report.disabled:
             break
-        # One breaker update per window (a Redis read each), not one per success.
-        if not down and any(r.outcome.ok for r in results):
-            breaker.record_success()
         all_ok = all(r.outcome.ok for r in results)
         window_size = min(window_size * 2, settings.delivery_window) if all_ok else 1
         if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_INTERVAL_S:
