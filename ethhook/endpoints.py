@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from eth_utils import is_checksum_address
 from sqlalchemy.orm import Session
 
 from ethhook.config import BUILTIN_CHAINS, Settings, parse_retry_schedule
@@ -17,7 +16,7 @@ from ethhook.db.models import Endpoint, EndpointFilter, utcnow
 from ethhook.deliver.signing import generate_secret
 from ethhook.deliver.ssrf import check_url
 from ethhook.exceptions import InputError, NotFoundError
-from ethhook.match.abi import parse_event_filter
+from ethhook.match.abi import parse_event_filter, to_checksum_address
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 MAX_CONFIRMATIONS = 10_000
@@ -70,7 +69,7 @@ def parse_address(value: str) -> str:
     text = value.strip()
     if not _ADDRESS.match(text):
         raise InputError(f"invalid contract address {value!r}: expected 0x and 40 hex digits")
-    if text != text.lower() and text[2:] != text[2:].upper() and not is_checksum_address(text):
+    if text != text.lower() and text[2:] != text[2:].upper() and text != to_checksum_address(text):
         raise InputError(f"invalid contract address {value!r}: its EIP-55 checksum is wrong")
     return text.lower()
 

@@ -110,3 +110,23 @@ def test_dynamic_arguments_still_decode_through_eth_abi() -> None:
             "values": ["1", str(2**60)],
         },
     }
+
+
+@pytest.mark.parametrize(
+    ("given", "accepted"),
+    [
+        ("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", True),  # EIP-55's own example
+        ("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", True),  # all lower case: no checksum
+        ("0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED", True),  # all upper case: no checksum
+        ("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD", False),  # one letter's case wrong
+    ],
+)
+def test_registration_checks_a_mixed_case_address_with_this_checksum(given, accepted):
+    from ethhook.endpoints import parse_address
+    from ethhook.exceptions import InputError
+
+    if accepted:
+        assert parse_address(given) == given.lower()
+    else:
+        with pytest.raises(InputError, match="EIP-55 checksum is wrong"):
+            parse_address(given)
