@@ -3,7 +3,7 @@
 On PostgreSQL the rows travel as one array per column and `unnest` turns them back into rows: one
 short statement whatever the batch size, with nothing per row for SQLAlchemy to compile or bind.
 It is 2× cheaper than a multi-VALUES insert for the matcher's 100-row batches (bench/RESULTS.md).
-Other databases (SQLite for the demo) get SQLAlchemy's multi-row INSERT … ON CONFLICT DO NOTHING.
+SQLite (the demo's database) gets SQLAlchemy's multi-row INSERT … ON CONFLICT DO NOTHING.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
-
-from ethhook.db.upsert import insert_ignore
 
 
 def insert_ignoring_conflicts(
@@ -33,7 +32,9 @@ def insert_ignoring_conflicts(
     if dialect.name != "postgresql":
         # RETURNING makes SQLAlchemy send one multi-VALUES statement, not one INSERT per row.
         columns = table.c[*returning] if returning else table.primary_key.columns
-        statement = insert_ignore(session, model, list(conflict)).returning(*columns)
+        statement = (
+            sqlite.insert(model).on_conflict_do_nothing(index_elements=conflict).returning(*columns)
+        )
         inserted = [tuple(r) for r in session.execute(statement, rows)]
         return inserted if returning else []
     names = list(rows[0])
