@@ -16,7 +16,7 @@ from ethhook.db.models import Endpoint, EndpointFilter, utcnow
 from ethhook.deliver.signing import generate_secret
 from ethhook.deliver.ssrf import check_url
 from ethhook.exceptions import InputError, NotFoundError
-from ethhook.match.abi import parse_event_filter, to_checksum_address
+from ethhook.abi import parse_event_filter, to_checksum_address
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 MAX_CONFIRMATIONS = 10_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ethhook.match.abi import parse_event_signature
+from ethhook.abi import parse_event_signature
 from ethhook.types import ChainEvent, EventBatch
 
 TRANSFER = "Transfer(address indexed from, address indexed to, uint256 value)"

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from ethhook.match.abi import decode_log, to_checksum_address
+from ethhook.abi import decode_log, to_checksum_address
 
 
 # Contract addresses repeat (a few hot contracts carry most events): 4096 of them is ~1 MB.

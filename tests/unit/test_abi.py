@@ -5,7 +5,7 @@ from eth_abi import encode
 from eth_utils import to_checksum_address
 
 from ethhook.exceptions import InputError
-from ethhook.match.abi import decode_log, parse_event_filter, parse_event_signature
+from ethhook.abi import decode_log, parse_event_filter, parse_event_signature
 from tests.factories import TRANSFER, TRANSFER_TOPIC, address, word_address
 
 

@@ -1,4 +1,4 @@
-"""The static-argument decoder in ethhook.match.abi agrees with eth_abi word for word."""
+"""The static-argument decoder in ethhook.abi agrees with eth_abi word for word."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from eth_abi import decode
 from eth_utils import to_checksum_address as reference_checksum
 
-from ethhook.match.abi import _NotStatic, _static_word, decode_log, to_checksum_address
+from ethhook.abi import _NotStatic, _static_word, decode_log, to_checksum_address
 
 TYPES = (
     "address", "bool", "uint8", "uint16", "uint24", "uint64", "uint160", "uint256", "int8",
@@ -74,14 +74,14 @@ def test_static_events_decode_without_importing_eth_abi() -> None:
     # (it costs every deliver worker ~22 MB), and a log with a string argument does import it.
     code = (
         "import sys\n"
-        "from ethhook.match.abi import decode_log\n"
+        "from ethhook.abi import decode_log\n"
         "sig = 'Transfer(address indexed from, address indexed to, uint256 value)'\n"
         "t0 = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'\n"
         "a = '0x' + '00' * 12 + '11' * 20\n"
         "out = decode_log(sig, [t0, a, a], '0x' + '00' * 31 + '2a')\n"
         "assert out['args']['value'] == '42', out\n"
         "print('eth_abi' in sys.modules, 'eth_utils' in sys.modules)\n"
-        "from ethhook.match.abi import parse_event_signature\n"
+        "from ethhook.abi import parse_event_signature\n"
         "note = parse_event_signature('Note(string text)').topic0\n"
         "text = '0x' + (32).to_bytes(32, 'big').hex() + (2).to_bytes(32, 'big').hex()\n"
         "text += b'hi'.hex() + '00' * 30\n"
@@ -96,7 +96,7 @@ def test_static_events_decode_without_importing_eth_abi() -> None:
 def test_dynamic_arguments_still_decode_through_eth_abi() -> None:
     from eth_abi import encode
 
-    from ethhook.match.abi import parse_event_signature
+    from ethhook.abi import parse_event_signature
 
     sig = "Note(address indexed who, string text, uint256[] values)"
     topic0 = parse_event_signature(sig).topic0
