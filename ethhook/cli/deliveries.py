@@ -116,7 +116,7 @@ def cmd_delivery_retry(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
     from ethhook.db.models import Delivery
     from ethhook.deliver.manual import retry_deliveries
-    from ethhook.match.dispatch import enqueue_groups
+    from ethhook.workqueue import enqueue_groups
 
     if args.ids and (args.status or args.endpoint or args.since):
         raise InputError("give delivery ids or --status/--endpoint/--since, not both")
@@ -143,7 +143,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db.models import utcnow
     from ethhook.endpoints import get_endpoint, parse_chain
     from ethhook.listen.replay import fetch_range
-    from ethhook.match.dispatch import enqueue_groups
+    from ethhook.workqueue import enqueue_groups
     from ethhook.match.replay import redeliver
 
     if args.to_block < args.from_block:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.db.models import Delivery, DeliveryStatus, utcnow
 from ethhook.exceptions import InputError, NotFoundError
-from ethhook.match.dispatch import DispatchGroup, lease_available
+from ethhook.workqueue import DispatchGroup, lease_available
 
 RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SUCCEEDED)
 

@@ -27,14 +27,12 @@ from ethhook.deliver.store import (
     EndpointView,
     Result,
     Work,
-    claim,
-    defer,
     disable_endpoint,
     load_endpoint,
     load_work,
     record,
 )
-from ethhook.match.dispatch import enqueue_groups, release_leases
+from ethhook.workqueue import claim, defer, enqueue_groups, release_leases
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The database side of delivering: claim leased deliveries, load them, record attempts, defer."""
+"""The database side of delivering: load leased deliveries, record attempts, disable endpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, insert, or_, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from ethhook import metrics
@@ -17,12 +17,7 @@ from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoin
 from ethhook.deliver import http
 from ethhook.deliver.payload import build_body
 from ethhook.deliver.retry import next_retry, parse_retry_after
-from ethhook.match.dispatch import DispatchGroup, new_token
 from ethhook.types import webhook_id_for
-
-# Deferrals up to this long go back on the queue with a countdown; longer ones wait in the
-# database for the beat job (a long countdown is held in worker memory; see TOOLCHAIN-NOTES).
-SHORT_DEFER_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -54,37 +49,6 @@ class Result:
     work: Work
     started_at: datetime
     outcome: http.HttpOutcome
-
-
-def claim(
-    session: Session,
-    endpoint_id: int,
-    delivery_ids: Sequence[int],
-    token: str,
-    worker_token: str,
-    now: datetime,
-    lease_s: float,
-) -> list[int]:
-    """Take the deliveries this message was dispatched for (or that nobody holds and are due)."""
-    return sorted(
-        session.scalars(
-            update(Delivery)
-            .where(
-                Delivery.id.in_(delivery_ids),
-                Delivery.endpoint_id == endpoint_id,
-                Delivery.status == DeliveryStatus.PENDING,
-                or_(
-                    Delivery.lease_token == token,
-                    and_(
-                        or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
-                        Delivery.next_attempt_at <= now,
-                    ),
-                ),
-            )
-            .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
-            .returning(Delivery.id)
-        ).all()
-    )
 
 
 def load_endpoint(
@@ -266,45 +230,3 @@ def disable_endpoint(session: Session, endpoint_id: int, reason: str, now: datet
         .where(Endpoint.id == endpoint_id)
         .values(active=False, disabled_reason=reason[:500], disabled_at=now)
     )
-
-
-def defer(
-    session: Session,
-    endpoint_id: int,
-    delivery_ids: Sequence[int],
-    worker_token: str,
-    delay_s: float,
-    now: datetime,
-    dispatch_lease_s: float,
-) -> DispatchGroup | None:
-    """Put deliveries off by `delay_s` without using an attempt (rate limit, open breaker).
-
-    A short delay returns a group to re-enqueue with that countdown, leased to a new token; a long
-    one goes back to the database as due at now + delay_s.
-    """
-    if not delivery_ids:
-        return None
-    held = and_(Delivery.id.in_(delivery_ids), Delivery.lease_token == worker_token)
-    if delay_s <= SHORT_DEFER_S:
-        token = new_token()
-        ids = session.scalars(
-            update(Delivery)
-            .where(held)
-            .values(
-                lease_token=token,
-                lease_expires_at=now + timedelta(seconds=delay_s + dispatch_lease_s),
-                next_attempt_at=now + timedelta(seconds=delay_s),
-            )
-            .returning(Delivery.id)
-        ).all()
-        return DispatchGroup(endpoint_id, sorted(ids), token) if ids else None
-    session.execute(
-        update(Delivery)
-        .where(held)
-        .values(
-            lease_token=None,
-            lease_expires_at=None,
-            next_attempt_at=now + timedelta(seconds=delay_s),
-        )
-    )
-    return None

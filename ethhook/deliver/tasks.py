@@ -8,11 +8,12 @@ from ethhook.celery_app import app
 from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.deliver.service import deliver
+from ethhook.workqueue import DELIVER_TASK
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="ethhook.deliver.deliver_endpoint", acks_late=True)
+@app.task(name=DELIVER_TASK, acks_late=True)
 def deliver_endpoint(endpoint_id: int, delivery_ids: list[int], token: str) -> int:
     """Send the deliveries this message holds the lease for; returns how many were sent."""
     report = deliver(session_scope, get_settings(), endpoint_id, delivery_ids, token)

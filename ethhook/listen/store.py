@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 from ethhook.db import get_engine, session_scope
 from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event
 from ethhook.listen.records import BlockHeader
-from ethhook.match.dispatch import enqueue_groups
-from ethhook.match.reorg import orphan_blocks
+from ethhook.workqueue import enqueue_groups, orphan_blocks
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from ethhook.db.models import (
     Endpoint,
     Event,
 )
-from ethhook.match.dispatch import DispatchGroup, due_deliveries, lease_available
+from ethhook.workqueue import DispatchGroup, due_deliveries, lease_available
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
 from ethhook.maintenance import jobs
-from ethhook.match.dispatch import enqueue_groups
+from ethhook.workqueue import enqueue_groups
 
 
 @app.task(name="ethhook.maintenance.dispatch_due", acks_late=True)

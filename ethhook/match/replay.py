@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, tuple_, update
+from sqlalchemy import tuple_, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, DeliveryStatus, EventKind
-from ethhook.match.dispatch import DispatchGroup, lease_available
 from ethhook.match.service import find_matches, store_events
 from ethhook.types import ChainEvent
+from ethhook.workqueue import DispatchGroup, delivery_row, lease_available, lease_free
+from ethhook.workqueue.rows import DELIVERY_KEY
 
 
 def redeliver(
@@ -37,21 +38,19 @@ def redeliver(
             instant = match.confirmations == 0
             deep = event.block_number + match.confirmations <= head
             rows.append(
-                {
-                    "endpoint_id": match.endpoint_id,
-                    "event_id": event.event_id,
-                    "kind": EventKind.INSTANT if instant else EventKind.CONFIRMED,
-                    "status": DeliveryStatus.PENDING if deep else DeliveryStatus.WAITING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "release_block": None if instant else event.block_number + match.confirmations,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                delivery_row(
+                    match.endpoint_id,
+                    event.event_id,
+                    EventKind.INSTANT if instant else EventKind.CONFIRMED,
+                    DeliveryStatus.PENDING if deep else DeliveryStatus.WAITING,
+                    now,
+                    next_attempt_at=now,
+                    release_block=None if instant else event.block_number + match.confirmations,
+                )
             )
     if not rows:
         return []
-    insert_ignoring_conflicts(session, Delivery, rows, ["endpoint_id", "event_id", "kind"])
+    insert_ignoring_conflicts(session, Delivery, rows, DELIVERY_KEY)
     keys = [(r["endpoint_id"], r["event_id"], r["kind"]) for r in rows if r["status"] == "pending"]
     pairs: list[tuple[int, int]] = []
     for start in range(0, len(keys), 500):
@@ -63,7 +62,7 @@ def redeliver(
                 .where(
                     tuple_(Delivery.endpoint_id, Delivery.event_id, Delivery.kind).in_(chunk),
                     Delivery.status != DeliveryStatus.CANCELLED,
-                    or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+                    lease_free(Delivery, now),
                 )
                 .values(
                     status=DeliveryStatus.PENDING,

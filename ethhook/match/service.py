@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import false, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from ethhook.config import get_settings
 from ethhook.db.bulk import insert_ignoring_conflicts
-from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, EndpointFilter, Event, EventKind
-from ethhook.match.dispatch import DispatchGroup, chunk_groups, new_token
+from ethhook.db.models import DeliveryStatus, Endpoint, EndpointFilter, Event, EventKind
 from ethhook.types import ChainEvent
+from ethhook.workqueue import DispatchGroup, NewLeases, delivery_row, insert_deliveries
 
 
 @dataclass(frozen=True)
@@ -109,43 +108,34 @@ def create_deliveries(
     the block is deep enough. Instant deliveries are leased to their message token as they are
     inserted, so the message that follows the commit is the only one that sends them.
     """
-    settings = get_settings()
-    lease_until = now + timedelta(seconds=settings.dispatch_lease_s)
-    tokens: dict[int, str] = {}
+    leases = NewLeases(now)
     rows = []
     for event in events:
         for match in matches.get(event.event_id, []):
-            instant = match.confirmations == 0
-            token = tokens.setdefault(match.endpoint_id, new_token()) if instant else None
-            rows.append(
-                {
-                    "endpoint_id": match.endpoint_id,
-                    "event_id": event.event_id,
-                    "kind": EventKind.INSTANT if instant else EventKind.CONFIRMED,
-                    "status": DeliveryStatus.PENDING if instant else DeliveryStatus.WAITING,
-                    "attempts": 0,
-                    "next_attempt_at": now if instant else None,
-                    "release_block": None if instant else event.block_number + match.confirmations,
-                    "lease_token": token,
-                    "lease_expires_at": lease_until if instant else None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            if match.confirmations == 0:
+                row = delivery_row(
+                    match.endpoint_id,
+                    event.event_id,
+                    EventKind.INSTANT,
+                    DeliveryStatus.PENDING,
+                    now,
+                    next_attempt_at=now,
+                    token=leases.token(match.endpoint_id),
+                    lease_expires_at=leases.expires_at,
+                )
+            else:
+                row = delivery_row(
+                    match.endpoint_id,
+                    event.event_id,
+                    EventKind.CONFIRMED,
+                    DeliveryStatus.WAITING,
+                    now,
+                    release_block=event.block_number + match.confirmations,
+                )
+            rows.append(row)
     if not rows:
         return []
-    inserted = insert_ignoring_conflicts(
-        session,
-        Delivery,
-        rows,
-        ["endpoint_id", "event_id", "kind"],
-        returning=["id", "endpoint_id", "status"],
-    )
-    pairs = [(ep, did) for did, ep, status in inserted if status == DeliveryStatus.PENDING]
-    groups = []
-    for endpoint_id, ids in chunk_groups(pairs, settings.deliveries_per_task):
-        groups.append(DispatchGroup(endpoint_id, ids, tokens[endpoint_id]))
-    return groups
+    return insert_deliveries(session, rows, leases)
 
 
 def match_batch(

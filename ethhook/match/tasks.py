@@ -10,9 +10,9 @@ from ethhook import metrics
 from ethhook.celery_app import app
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
-from ethhook.match.dispatch import enqueue_groups
 from ethhook.match.service import match_batch
 from ethhook.types import EventBatch
+from ethhook.workqueue import enqueue_groups
 
 log = logging.getLogger(__name__)
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ethhook.config import get_settings
-from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
-from ethhook.match.dispatch import DispatchGroup, chunk_groups, new_token
+from ethhook.workqueue.lease import DispatchGroup
+from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -62,32 +61,18 @@ def orphan_blocks(
     )
     if not told:
         return []
-    settings = get_settings()
-    tokens: dict[int, str] = {}
+    leases = NewLeases(now)
     rows = [
-        {
-            "endpoint_id": endpoint_id,
-            "event_id": event_id,
-            "kind": EventKind.REMOVED,
-            "status": DeliveryStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "lease_token": tokens.setdefault(endpoint_id, new_token()),
-            "lease_expires_at": now + timedelta(seconds=settings.dispatch_lease_s),
-            "created_at": now,
-            "updated_at": now,
-        }
+        delivery_row(
+            endpoint_id,
+            event_id,
+            EventKind.REMOVED,
+            DeliveryStatus.PENDING,
+            now,
+            next_attempt_at=now,
+            token=leases.token(endpoint_id),
+            lease_expires_at=leases.expires_at,
+        )
         for endpoint_id, event_id in told
     ]
-    inserted = insert_ignoring_conflicts(
-        session,
-        Delivery,
-        rows,
-        ["endpoint_id", "event_id", "kind"],
-        returning=["id", "endpoint_id"],
-    )
-    pairs = [(endpoint_id, delivery_id) for delivery_id, endpoint_id in inserted]
-    return [
-        DispatchGroup(endpoint_id, ids, tokens[endpoint_id])
-        for endpoint_id, ids in chunk_groups(pairs, settings.deliveries_per_task)
-    ]
+    return insert_deliveries(session, rows, leases)

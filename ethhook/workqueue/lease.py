@@ -1,30 +1,24 @@
-"""Hand deliveries to the deliver queue: lease them to a message token, commit, then enqueue.
-
-A delivery is sent only by the holder of its lease. A message carries the token it was leased to;
-a duplicate message (broker redelivery, a second beat) finds the lease taken and does nothing, and a
-lost message (Redis flushed) lets the lease expire so the beat job dispatches the delivery again.
-"""
+"""Leases: hand rows to one message token, claim them for one worker, give them back or defer them."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from kombu.exceptions import KombuError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint
 
-log = logging.getLogger(__name__)
-
-DELIVER_TASK = "ethhook.deliver.deliver_endpoint"
-KWARGS_REPR_CHARS = 1024
+# Deferrals up to this long go back on the queue with a countdown; longer ones wait in the
+# database for the beat job (Celery holds a countdown message in worker memory, and on Redis one
+# longer than the visibility timeout is redelivered again and again).
+SHORT_DEFER_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +32,11 @@ class DispatchGroup:
 
 def new_token() -> str:
     return str(uuid.uuid4())
+
+
+def lease_free(model: Any, now: datetime) -> ColumnElement[bool]:
+    """Nobody holds the row: it was never leased, or its lease has expired."""
+    return or_(model.lease_expires_at.is_(None), model.lease_expires_at < now)
 
 
 def chunk_groups(pairs: Iterable[tuple[int, int]], per_task: int) -> list[tuple[int, list[int]]]:
@@ -67,7 +66,7 @@ def lease_available(
             .where(
                 Delivery.id.in_(ids),
                 Delivery.status == DeliveryStatus.PENDING,
-                or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+                lease_free(Delivery, now),
             )
             .values(lease_token=token, lease_expires_at=expires)
             .returning(Delivery.id)
@@ -85,7 +84,7 @@ def due_deliveries(session: Session, now: datetime, limit: int) -> list[tuple[in
         .where(
             Delivery.status == DeliveryStatus.PENDING,
             Delivery.next_attempt_at <= now,
-            or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+            lease_free(Delivery, now),
             Endpoint.active.is_(True),
         )
         .order_by(Delivery.next_attempt_at)
@@ -95,6 +94,34 @@ def due_deliveries(session: Session, now: datetime, limit: int) -> list[tuple[in
         # A second beat process running by mistake skips rows this one is leasing.
         query = query.with_for_update(skip_locked=True, of=Delivery)
     return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def claim(
+    session: Session,
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    token: str,
+    worker_token: str,
+    now: datetime,
+    lease_s: float,
+) -> list[int]:
+    """Take the deliveries this message was dispatched for (or that nobody holds and are due)."""
+    return sorted(
+        session.scalars(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(delivery_ids),
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                or_(
+                    Delivery.lease_token == token,
+                    and_(lease_free(Delivery, now), Delivery.next_attempt_at <= now),
+                ),
+            )
+            .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
+            .returning(Delivery.id)
+        ).all()
+    )
 
 
 def release_leases(session: Session, delivery_ids: Sequence[int], token: str) -> None:
@@ -107,45 +134,43 @@ def release_leases(session: Session, delivery_ids: Sequence[int], token: str) ->
         )
 
 
-def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = None) -> int:
-    """Publish one deliver task per group (after the leases were committed); returns the count.
+def defer(
+    session: Session,
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    worker_token: str,
+    delay_s: float,
+    now: datetime,
+    dispatch_lease_s: float,
+) -> DispatchGroup | None:
+    """Put deliveries off by `delay_s` without using an attempt (rate limit, open breaker).
 
-    A broker failure is logged, not raised: the leases expire and the beat job dispatches again.
+    A short delay returns a group to re-enqueue with that countdown, leased to a new token; a long
+    one goes back to the database as due at now + delay_s.
     """
-    if not groups:
-        return 0
-    from ethhook.celery_app import app
-
-    try:
-        # One Redis round trip for the whole lot (kombu's publish batch; other transports publish
-        # each message at once): per-message publishing cost ~1 ms here, more than matching.
-        with app.producer_or_acquire() as producer, producer.batch():
-            # Declared once here rather than by every send_task (each copied the queue object: a
-            # quarter of the publishing cost).
-            queue = app.amqp.router.route({}, DELIVER_TASK)["queue"]
-            producer.maybe_declare(queue)
-            for group in groups:
-                kwargs = {
-                    "endpoint_id": group.endpoint_id,
-                    "delivery_ids": group.delivery_ids,
-                    "token": group.token,
-                }
-                app.send_task(
-                    DELIVER_TASK,
-                    kwargs=kwargs,
-                    producer=producer,
-                    countdown=countdown,
-                    queue=queue,
-                    declare=[],
-                    # What Flower shows; Celery's own saferepr of it cost a fifth of publishing.
-                    argsrepr="()",
-                    kwargsrepr=repr(kwargs)[:KWARGS_REPR_CHARS],
-                )
-    except (KombuError, OSError) as exc:
-        log.warning(
-            "dispatch.enqueue.failed groups=%d error=%s; the beat job will dispatch them again",
-            len(groups),
-            exc,
+    if not delivery_ids:
+        return None
+    held = and_(Delivery.id.in_(delivery_ids), Delivery.lease_token == worker_token)
+    if delay_s <= SHORT_DEFER_S:
+        token = new_token()
+        ids = session.scalars(
+            update(Delivery)
+            .where(held)
+            .values(
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=delay_s + dispatch_lease_s),
+                next_attempt_at=now + timedelta(seconds=delay_s),
+            )
+            .returning(Delivery.id)
+        ).all()
+        return DispatchGroup(endpoint_id, sorted(ids), token) if ids else None
+    session.execute(
+        update(Delivery)
+        .where(held)
+        .values(
+            lease_token=None,
+            lease_expires_at=None,
+            next_attempt_at=now + timedelta(seconds=delay_s),
         )
-        return 0
-    return len(groups)
+    )
+    return None

@@ -1,0 +1,40 @@
+"""The work queue: rows in PostgreSQL leased to the Celery messages that carry them.
+
+A row (a delivery) is worked on only by the holder of its lease. A message carries the token it was
+leased to: a duplicate message (broker redelivery, a second beat) finds the lease taken and does
+nothing, and a lost message (Redis flushed) lets the lease expire so the due scan dispatches the
+row again. PostgreSQL is the truth; a message is only a trigger.
+"""
+
+from ethhook.workqueue.enqueue import DELIVER_TASK, enqueue_groups
+from ethhook.workqueue.lease import (
+    DispatchGroup,
+    chunk_groups,
+    claim,
+    defer,
+    due_deliveries,
+    lease_available,
+    lease_free,
+    new_token,
+    release_leases,
+)
+from ethhook.workqueue.orphans import orphan_blocks
+from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
+
+__all__ = [
+    "DELIVER_TASK",
+    "DispatchGroup",
+    "NewLeases",
+    "chunk_groups",
+    "claim",
+    "defer",
+    "delivery_row",
+    "due_deliveries",
+    "enqueue_groups",
+    "insert_deliveries",
+    "lease_available",
+    "lease_free",
+    "new_token",
+    "orphan_blocks",
+    "release_leases",
+]
