@@ -18,6 +18,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check ethhook celeryconfig.py workers
 	$(BIN)/mypy ethhook
+	$(BIN)/lint-imports
 
 # The whole pipeline on a local chain (anvil), with a verifying receiver and a summary.
 DEMO_ARGS ?=

@@ -42,7 +42,8 @@ worker_send_task_events = True
 task_send_sent_event = False
 broker_connection_retry_on_startup = True
 
-# gevent pools need a connection per greenlet for acks (see TOOLCHAIN-NOTES); the visibility timeout
+# gevent pools need a connection per greenlet for acks (with kombu's default of 10, acks failed
+# under load and their tasks ran twice); the visibility timeout
 # outlives the longest task so Redis does not hand a running task to a second worker.
 broker_transport_options = {"max_connections": 1000, "visibility_timeout": 3600}
 broker_pool_limit = 100

@@ -125,6 +125,8 @@ class Settings:
     worker_metrics_port: int = 9808
     metrics_host: str = "0.0.0.0"  # noqa: S104 (scraped from other hosts and containers)
     chains_file: str | None = None
+    # Where the demo and the test fixtures install the anvil chain node with npm.
+    anvil_cache_dir: str = str(Path.home() / ".cache/ethhook/anvil")
     chains: tuple[ChainConfig, ...] = field(default_factory=tuple)
 
     def chain_by_id(self, chain_id: int) -> ChainConfig | None:
@@ -170,13 +172,13 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "worker_metrics_port": ("ETHHOOK_WORKER_METRICS_PORT", _parse_non_negative_int),
     "metrics_host": ("ETHHOOK_METRICS_HOST", str),
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
+    "anvil_cache_dir": ("ETHHOOK_ANVIL_CACHE", str),
 }
 
 # ETHEREUM_WS, ETHEREUM_HTTP, … : the built-in chains' node URLs.
 CHAIN_URL_VARIABLES: tuple[str, ...] = tuple(
     f"{name.upper()}_{kind}" for name in BUILTIN_CHAINS for kind in ("WS", "HTTP")
 )
-ENV_VARIABLES: tuple[str, ...] = tuple(env for env, _ in _PARSERS.values()) + CHAIN_URL_VARIABLES
 
 
 def _load_chains(env: Mapping[str, str], chains_file: str | None) -> tuple[ChainConfig, ...]:

@@ -19,7 +19,3 @@ class NotFoundError(InputError):
 
 class TransientError(EthHookError):
     """A failure worth retrying later (network, node, broker)."""
-
-
-class PermanentError(EthHookError):
-    """A failure that retrying will not fix."""

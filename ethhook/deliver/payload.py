@@ -1,4 +1,4 @@
-"""The webhook body (DESIGN.md §3), built from a stored event for one endpoint."""
+"""The webhook body (Standard Webhooks envelope, event fields), built for one endpoint."""
 
 from __future__ import annotations
 

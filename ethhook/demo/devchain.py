@@ -19,10 +19,10 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
+from ethhook.config import get_settings
 from ethhook.exceptions import EthHookError
 
 ANVIL_VERSION = "1.7.1"
-ANVIL_CACHE = Path(os.environ.get("ETHHOOK_ANVIL_CACHE", Path.home() / ".cache/ethhook/anvil"))
 ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "TestToken.json"
 # anvil's first default account: unlocked and funded, so eth_sendTransaction needs no key.
 ACCOUNT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
@@ -30,13 +30,14 @@ ACCOUNT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
 
 def anvil_binary() -> Path:
     """The native anvil binary of `@foundry-rs/anvil`, installed with npm into the cache if missing."""
-    pattern = str(ANVIL_CACHE / "node_modules/@foundry-rs/anvil-*/bin/anvil")
+    cache = Path(get_settings().anvil_cache_dir)
+    pattern = str(cache / "node_modules/@foundry-rs/anvil-*/bin/anvil")
     found = glob.glob(pattern)
     if not found:
         npm = shutil.which("npm")
         if npm is None:
             raise EthHookError("the demo needs npm (Node.js) to install the anvil chain node")
-        ANVIL_CACHE.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
             [
                 npm,
@@ -44,7 +45,7 @@ def anvil_binary() -> Path:
                 "--no-audit",
                 "--no-fund",
                 "--prefix",
-                str(ANVIL_CACHE),
+                str(cache),
                 f"@foundry-rs/anvil@{ANVIL_VERSION}",
             ],
             capture_output=True,
@@ -56,7 +57,7 @@ def anvil_binary() -> Path:
             raise EthHookError(f"npm could not install anvil: {' '.join(tail)}")
         found = glob.glob(pattern)
     if not found:
-        raise EthHookError(f"anvil not found under {ANVIL_CACHE} after npm install")
+        raise EthHookError(f"anvil not found under {cache} after npm install")
     return Path(found[0])
 
 
