@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,6 +77,18 @@ def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, li
             or_(f.address.is_(None), f.topic0.is_(None), pair_match),
         )
     ).all()
+    return pair_with_filters(events, [tuple(row) for row in rows])
+
+
+# One filter row of the batched query: endpoint id, chain id, address, topic0 (None = any) and
+# the endpoint's confirmations (None when the endpoint is disabled).
+FilterRow = tuple[int, int | None, str | None, str | None, int | None]
+
+
+def pair_with_filters(
+    events: Sequence[ChainEvent], rows: Iterable[FilterRow]
+) -> dict[str, list[Match]]:
+    """Each event's endpoints, from the filter rows the batched query found (no database)."""
     by_address: dict[str | None, list[tuple[int, int | None, str | None, int]]] = defaultdict(list)
     for endpoint_id, chain_id, address, topic0, confirmations in rows:
         if confirmations is not None:  # None: the endpoint is disabled
