@@ -284,9 +284,9 @@ def metric_names_in(expr: str) -> set[str]:
 
 
 def test_alert_expressions_use_only_exported_metrics() -> None:
-    from ethhook import metrics
+    from tests.metric_names import iter_metric_names
 
-    known = set(metrics.iter_metric_names()) | {"up"}
+    known = set(iter_metric_names()) | {"up"}
     rules = yaml.safe_load(ALERTS.read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
     wanted = {
@@ -328,9 +328,9 @@ def test_prometheus_scrapes_listener_and_every_worker() -> None:
 def test_dashboard_queries_use_exported_metrics() -> None:
     import json
 
-    from ethhook import metrics
+    from tests.metric_names import iter_metric_names
 
-    known = set(metrics.iter_metric_names()) | {"up"}
+    known = set(iter_metric_names()) | {"up"}
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [
         target["expr"]
@@ -348,9 +348,9 @@ def test_dashboard_queries_use_exported_metrics() -> None:
 
 
 def _value(name: str, **labels: str) -> float:
-    from ethhook import metrics
+    from tests.metric_names import registry
 
-    return metrics.registry().get_sample_value(name, labels) or 0.0
+    return registry().get_sample_value(name, labels) or 0.0
 
 
 def test_metric_helpers_increment_and_read_back() -> None:
@@ -396,9 +396,9 @@ def test_metric_helpers_increment_and_read_back() -> None:
 
 
 def test_design_metric_names_are_defined() -> None:
-    from ethhook import metrics
+    from tests.metric_names import METRIC_NAMES, registry
 
-    exported = {m.name for m in metrics.registry().collect()}
+    exported = {m.name for m in registry().collect()}
     exported |= {name + "_total" for name in exported}  # counters' family names drop _total
     scrape_time = {
         "deliveries_pending",
@@ -407,7 +407,7 @@ def test_design_metric_names_are_defined() -> None:
         "deliveries_oldest_due_seconds",
         "celery_queue_length",
     }
-    assert metrics.METRIC_NAMES == (metrics.METRIC_NAMES & exported) | scrape_time
+    assert METRIC_NAMES == (METRIC_NAMES & exported) | scrape_time
     assert {
         "events_received_total",
         "webhooks_delivered_total",
@@ -417,7 +417,7 @@ def test_design_metric_names_are_defined() -> None:
         "listener_lag_blocks",
         "circuit_breaker_open",
         "deliveries_pending",
-    } <= metrics.METRIC_NAMES
+    } <= METRIC_NAMES
 
 
 def test_scrape_time_gauges_read_the_database_and_the_broker(db: None, redis_server: str) -> None:
@@ -504,7 +504,7 @@ for i in range(3):  # like prefork pool processes
 for pid in children:
     os.waitpid(pid, 0)
 sys.stdout.write(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode())
-folder = metrics._multiproc_dir
+folder = metrics.server._multiproc_dir
 metrics.stop_worker_metrics()
 sys.stdout.write(f"folder-left={os.path.exists(folder)}\\n")
 """

@@ -4,8 +4,8 @@ import pytest
 from eth_abi import encode
 from eth_utils import to_checksum_address
 
-from ethhook.exceptions import InputError
 from ethhook.abi import decode_log, parse_event_filter, parse_event_signature
+from ethhook.exceptions import InputError
 from tests.factories import TRANSFER, TRANSFER_TOPIC, address, word_address
 
 
