@@ -1,4 +1,4 @@
-"""Shared pieces of the `ethhook` command: one-line usage errors, argument types, output."""
+"""What every `ethhook` command shares: the parser, how commands join it, argument types, output."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
+from ethhook.config import Settings
 from ethhook.exceptions import InputError
 
 EXIT_USAGE = 2
+
+# What a command runs: the parsed arguments and the settings in, the exit code out.
+Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 class Parser(argparse.ArgumentParser):
@@ -18,6 +22,25 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# What `add_subparsers()` returns: argparse names its type privately, and it is generic only to
+# the type checker, hence the quotes.
+Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+def add_group(commands: Commands, name: str, help_text: str) -> Commands:
+    """Add `ethhook NAME ACTION`: a command whose actions are commands of their own."""
+    group = commands.add_parser(name, help=help_text)
+    return group.add_subparsers(dest="cmd", required=True, metavar="ACTION")
+
+
+def add_command(commands: Commands, name: str, handler: Handler, help_text: str) -> Parser:
+    """Add a command that runs `handler`; like every command, it prints JSON with --json."""
+    parser = commands.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=handler)
+    return parser
 
 
 def json_default(value: Any) -> Any:

@@ -7,9 +7,71 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ethhook.cli.common import describe, emit, json_default, since, table
+from ethhook.cli.common import (
+    Commands,
+    Parser,
+    add_command,
+    add_group,
+    describe,
+    emit,
+    json_default,
+    non_negative_int,
+    positive_int,
+    since,
+    table,
+)
 from ethhook.config import Settings
+from ethhook.db.models import DeliveryStatus
 from ethhook.exceptions import InputError, NotFoundError
+
+
+def register(commands: Commands) -> None:
+    group = add_group(commands, "delivery", "inspect and retry deliveries")
+    listing = add_command(group, "list", cmd_delivery_list, "list deliveries, newest filters first")
+    _add_filters(listing)
+    listing.add_argument("--limit", type=positive_int, default=100)
+    retry = add_command(
+        group,
+        "retry",
+        cmd_delivery_retry,
+        "send deliveries again now: by ids, or every one matching --status/--endpoint/--since",
+    )
+    retry.add_argument("ids", nargs="*", type=positive_int, help="delivery ids")
+    _add_filters(retry)
+    show = add_command(group, "show", cmd_delivery_show, "show a delivery with every attempt")
+    show.add_argument("id", type=positive_int, help="delivery id")
+    _register_replay(commands)
+
+
+def _add_filters(parser: Parser) -> None:
+    """The filters `delivery list` and `delivery retry` share (see _delivery_query)."""
+    parser.add_argument("--status", choices=DeliveryStatus.ALL, default=None)
+    parser.add_argument("--endpoint", type=positive_int, default=None, metavar="ID")
+    parser.add_argument(
+        "--since",
+        default=None,
+        metavar="ISO",
+        help="created at or after, e.g. 2026-11-27T08:00Z",
+    )
+
+
+def _register_replay(commands: Commands) -> None:
+    replay = add_command(
+        commands,
+        "replay",
+        cmd_replay,
+        "re-read a block range from the chain and deliver it again (same webhook-ids)",
+    )
+    replay.add_argument("--chain", required=True, metavar="ID_OR_NAME", help="chain id or name")
+    replay.add_argument("--from-block", type=non_negative_int, required=True, metavar="A")
+    replay.add_argument("--to-block", type=non_negative_int, required=True, metavar="B")
+    replay.add_argument(
+        "--endpoint",
+        type=positive_int,
+        default=None,
+        metavar="ID",
+        help="deliver to this endpoint only (default: every matching endpoint)",
+    )
 
 
 def _delivery_json(delivery: Any) -> dict[str, Any]:
@@ -143,8 +205,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db.models import utcnow
     from ethhook.endpoints import get_endpoint, parse_chain
     from ethhook.listen.replay import fetch_range
-    from ethhook.workqueue import enqueue_groups
     from ethhook.match.replay import redeliver
+    from ethhook.workqueue import enqueue_groups
 
     if args.to_block < args.from_block:
         raise InputError(f"--to-block {args.to_block} is before --from-block {args.from_block}")

@@ -5,8 +5,45 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ethhook.cli.common import Commands, add_command, number, positive_int
 from ethhook.config import Settings
 from ethhook.exceptions import InputError
+
+
+def register(commands: Commands) -> None:
+    add_command(commands, "listen", cmd_listen, "run the chain listener (all configured chains)")
+    up = add_command(
+        commands,
+        "up",
+        cmd_up,
+        "run the listener, a match worker, a deliver worker and beat together on this machine",
+    )
+    up.add_argument("--workdir", default=".ethhook", help="folder for beat's schedule file")
+    up.add_argument("--deliver-pool", default="gevent", choices=["gevent", "threads", "prefork"])
+    up.add_argument("--deliver-concurrency", type=positive_int, default=100)
+    demo = add_command(
+        commands,
+        "demo",
+        cmd_demo,
+        "the whole pipeline on a local chain with a verifying receiver; nothing to set up",
+    )
+    demo.add_argument("--events", type=positive_int, default=1000, help="Transfer events to emit")
+    demo.add_argument(
+        "--workdir",
+        default=".ethhook-demo",
+        help="working folder (SQLite database, Redis socket, logs)",
+    )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep everything running after the summary, until Ctrl-C",
+    )
+    demo.add_argument(
+        "--timeout-s",
+        type=number,
+        default=180.0,
+        help="give up waiting for webhooks after this long",
+    )
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,31 +1,116 @@
-"""`ethhook db` and `ethhook endpoint`: the schema and the registered endpoints."""
+"""`ethhook endpoint`: register, inspect, pause, re-key and delete webhook endpoints."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ethhook.cli.common import describe, emit, json_default, table
+from ethhook.cli.common import (
+    Commands,
+    Handler,
+    Parser,
+    add_command,
+    add_group,
+    describe,
+    emit,
+    json_default,
+    non_negative_int,
+    number,
+    positive_int,
+    table,
+)
 from ethhook.config import Settings
 from ethhook.exceptions import InputError
 
 
-def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from alembic import command
-    from alembic.config import Config
+def register(commands: Commands) -> None:
+    group = add_group(commands, "endpoint", "register and manage webhook endpoints")
+    _register_add(group)
+    add_command(group, "list", cmd_endpoint_list, "list endpoints")
+    _by_id(group, "show", cmd_endpoint_show, "show an endpoint, its secret and its delivery counts")
+    disable = _by_id(
+        group, "disable", cmd_endpoint_disable, "stop delivering to an endpoint (deliveries wait)"
+    )
+    disable.add_argument("--reason", default=None, help="why (shown by endpoint show)")
+    _by_id(
+        group,
+        "enable",
+        cmd_endpoint_enable,
+        "resume an endpoint; the deliveries that waited are sent",
+    )
+    rotate = _by_id(
+        group,
+        "rotate-secret",
+        cmd_endpoint_rotate,
+        "new secret; the old one signs too for a grace period",
+    )
+    rotate.add_argument(
+        "--grace-s",
+        type=number,
+        default=None,
+        help="seconds the old secret keeps signing (default ETHHOOK_SECRET_ROTATION_GRACE_S)",
+    )
+    _by_id(group, "delete", cmd_endpoint_delete, "delete an endpoint and its deliveries")
 
-    root = Path(__file__).resolve().parents[2]
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
-    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
-    command.upgrade(config, "head")
-    emit(args, {"upgraded": True}, lambda: "database is at the latest schema")
-    return 0
+
+def _by_id(group: Commands, name: str, handler: Handler, help_text: str) -> Parser:
+    """A command about one endpoint, named by its id."""
+    parser = add_command(group, name, handler, help_text)
+    parser.add_argument("id", type=positive_int, help="endpoint id")
+    return parser
+
+
+def _register_add(group: Commands) -> None:
+    add = add_command(
+        group, "add", cmd_endpoint_add, "register an endpoint; prints its id and secret"
+    )
+    add.add_argument("--url", required=True, help="http(s) URL that receives the webhooks")
+    add.add_argument(
+        "--chain",
+        action="append",
+        default=[],
+        metavar="ID_OR_NAME",
+        help="chain id or name (repeatable; default: every chain)",
+    )
+    add.add_argument(
+        "--contract",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="contract address (repeatable; default: every contract)",
+    )
+    add.add_argument(
+        "--event",
+        action="append",
+        default=[],
+        metavar="SIGNATURE",
+        help="Solidity event signature, e.g. 'Transfer(address indexed from, address "
+        "indexed to, uint256 value)', or a topic0 (repeatable; default: every event)",
+    )
+    add.add_argument(
+        "--confirmations",
+        type=non_negative_int,
+        default=0,
+        help="blocks to wait before delivering (0 = instant, with event.removed on reorgs)",
+    )
+    add.add_argument(
+        "--rate-limit",
+        type=number,
+        default=None,
+        metavar="PER_SECOND",
+        help="at most this many requests per second to this endpoint",
+    )
+    add.add_argument(
+        "--retry-schedule",
+        default=None,
+        metavar="S,S,…",
+        help="delays in seconds before each attempt, e.g. 0,5,300 (default: the global one)",
+    )
+    add.add_argument("--name", default=None, help="a label for humans")
 
 
 def _endpoint_json(endpoint: Any, with_secret: bool = False) -> dict[str, Any]:
@@ -135,28 +220,6 @@ def _breaker_state(endpoint_id: int, settings: Settings) -> str:
         return f"unknown (Redis unreachable: {exc})"
 
 
-def _endpoint_change(args: argparse.Namespace, change: Callable[[Session], Any], verb: str) -> int:
-    from ethhook.db import session_scope
-
-    with session_scope() as session:
-        endpoint = change(session)
-        data = _endpoint_json(endpoint, with_secret=verb == "rotated the secret of")
-    emit(
-        args,
-        data,
-        lambda: (
-            f"{verb} endpoint {args.id}"
-            + (
-                f"\nsecret: {data['secret']}\nthe previous secret keeps signing until "
-                f"{json_default(data['previous_secret_expires_at'])}"
-                if "secret" in data
-                else ""
-            )
-        ),
-    )
-    return 0
-
-
 def cmd_endpoint_disable(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.endpoints import set_active
 
@@ -177,8 +240,38 @@ def cmd_endpoint_rotate(args: argparse.Namespace, settings: Settings) -> int:
     if grace < 0:
         raise InputError(f"invalid --grace-s {grace:g}: expected 0 or more seconds")
     return _endpoint_change(
-        args, lambda s: rotate_secret(s, args.id, grace), "rotated the secret of"
+        args,
+        lambda s: rotate_secret(s, args.id, grace),
+        "rotated the secret of",
+        reveal_secret=True,
     )
+
+
+def _endpoint_change(
+    args: argparse.Namespace,
+    change: Callable[[Session], Any],
+    done: str,
+    *,
+    reveal_secret: bool = False,
+) -> int:
+    """Apply `change` to the endpoint, then say what was `done` (and the new secret if asked)."""
+    from ethhook.db import session_scope
+
+    with session_scope() as session:
+        data = _endpoint_json(change(session), with_secret=reveal_secret)
+    emit(args, data, lambda: change_summary(args.id, done, data, reveal_secret=reveal_secret))
+    return 0
+
+
+def change_summary(
+    endpoint_id: int, done: str, data: dict[str, Any], *, reveal_secret: bool
+) -> str:
+    """The human line(s) after a change: `disabled endpoint 3`, plus the secret after a rotation."""
+    text = f"{done} endpoint {endpoint_id}"
+    if reveal_secret:
+        expires = json_default(data["previous_secret_expires_at"])
+        text += f"\nsecret: {data['secret']}\nthe previous secret keeps signing until {expires}"
+    return text
 
 
 def cmd_endpoint_delete(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,101 @@
+"""The `ethhook` parser: the command tree each module registers, and what each command accepts."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ethhook.cli import build_parser, deliveries, endpoints
+from ethhook.db.models import DeliveryStatus
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
+def _command(*names: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for name in names:
+        parser = _commands(parser)[name]
+    return parser
+
+
+def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
+    return next(a for a in parser._actions if flag in a.option_strings)
+
+
+def test_the_commands_are_listed_in_their_order():
+    top = _commands(build_parser())
+    assert list(top) == ["db", "endpoint", "delivery", "replay", "listen", "up", "demo"]
+    assert list(_commands(top["db"])) == ["upgrade"]
+    assert list(_commands(top["endpoint"])) == [
+        "add",
+        "list",
+        "show",
+        "disable",
+        "enable",
+        "rotate-secret",
+        "delete",
+    ]
+    assert list(_commands(top["delivery"])) == ["list", "retry", "show"]
+
+
+def test_every_command_runs_a_handler_and_takes_json():
+    def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...]):
+        subs = _commands(parser)
+        if not subs:
+            yield path, parser
+        for name, sub in subs.items():
+            yield from leaves(sub, (*path, name))
+
+    found = list(leaves(build_parser(), ()))
+    assert len(found) == 15
+    for path, parser in found:
+        assert callable(parser.get_default("func")), path
+        assert _option(parser, "--json").default is False, path
+
+
+@pytest.mark.parametrize("action", ["list", "retry"])
+def test_the_status_choices_are_the_models_statuses(action):
+    choices = _option(_command("delivery", action), "--status").choices
+    assert choices is not None and tuple(choices) == DeliveryStatus.ALL
+
+
+def test_delivery_filters_parse_into_the_handler_arguments():
+    args = build_parser().parse_args(
+        ["delivery", "retry", "--status", "failed", "--endpoint", "4", "--since", "2026-11-27"]
+    )
+    assert args.func is deliveries.cmd_delivery_retry
+    assert (args.ids, args.status, args.endpoint, args.since) == ([], "failed", 4, "2026-11-27")
+
+
+def test_only_disable_takes_a_reason_and_only_rotate_secret_a_grace():
+    parse = build_parser().parse_args
+    disable = parse(["endpoint", "disable", "3", "--reason", "gone"])
+    rotate = parse(["endpoint", "rotate-secret", "3", "--grace-s", "60"])
+    enable = parse(["endpoint", "enable", "3"])
+    assert (disable.func, disable.id, disable.reason) == (endpoints.cmd_endpoint_disable, 3, "gone")
+    assert (rotate.func, rotate.id, rotate.grace_s) == (endpoints.cmd_endpoint_rotate, 3, 60.0)
+    assert enable.func is endpoints.cmd_endpoint_enable
+    assert not hasattr(enable, "reason") and not hasattr(enable, "grace_s")
+
+
+def test_an_option_of_another_command_is_a_one_line_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["endpoint", "enable", "3", "--reason", "x"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == (
+        "ethhook: error: unrecognized arguments: --reason x (see --help)\n"
+    )
+
+
+def test_a_status_outside_the_model_is_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["delivery", "list", "--status", "lost"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == (
+        "ethhook delivery list: error: argument --status: invalid choice: 'lost' (choose from "
+        "'waiting', 'pending', 'succeeded', 'failed', 'cancelled') (see --help)\n"
+    )
