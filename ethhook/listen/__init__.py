@@ -22,6 +22,10 @@ so a chain whose node is down or answers garbage never holds up another. Per cha
   release a confirmed delivery for an orphaned event.
 * A new or changed endpoint reaches the log filter within `runner.WATCH_REFRESH_S` seconds.
 
+The follower's decisions are pure functions (`plan`: which range next; `reorg`: the common
+ancestor and what it orphans); `sync` asks the node and sequences them, `progress` publishes and
+saves through the store and the publisher that `runner.make_follower` hands the follower.
+
 `ethhook listen` calls `run_listener`; SIGTERM/SIGINT publish what is in hand, save the cursor and
 exit 0.
 """

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ethhook.listen.errors import RpcBadResponse
+from ethhook.listen.errors import ChainMoved, RpcBadResponse
 from ethhook.types import ChainEvent
 
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -80,3 +81,35 @@ def parse_log(raw: Any, chain_id: int, method: str = "eth_getLogs") -> ChainEven
         data=data.lower(),
         removed=bool(raw.get("removed", False)),
     )
+
+
+def logs_to_events(
+    raw_logs: Sequence[object],
+    chain_id: int,
+    headers: Mapping[int, BlockHeader],
+    addresses: frozenset[str] | None,
+) -> list[ChainEvent]:
+    """Validate the logs of a range against its headers; the events, in chain order."""
+    events = []
+    for raw in raw_logs:
+        event = parse_log(raw, chain_id)
+        if event.removed:
+            continue
+        header = headers.get(event.block_number)
+        if header is None:
+            raise RpcBadResponse(
+                "eth_getLogs",
+                f"log of block {event.block_number} outside the range asked for",
+            )
+        if event.block_hash != header.hash:
+            raise ChainMoved(
+                f"a log of block {event.block_number} has hash {event.block_hash[:10]}…, "
+                f"the header {header.hash[:10]}…"
+            )
+        if addresses is not None and event.address not in addresses:
+            continue
+        if event.block_timestamp != header.timestamp:
+            event = replace(event, block_timestamp=header.timestamp)
+        events.append(event)
+    events.sort(key=lambda e: (e.block_number, e.log_index))
+    return events

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from ethhook.config import ChainConfig
 from ethhook.exceptions import InputError
 from ethhook.listen.errors import RpcError
-from ethhook.listen.follower import logs_to_events
-from ethhook.listen.records import BlockHeader
+from ethhook.listen.records import BlockHeader, logs_to_events
 from ethhook.listen.rpc import RpcClient
 from ethhook.types import ChainEvent
 

@@ -1,7 +1,7 @@
 """Raw JSON-RPC clients for everything but subscriptions: HTTP (aiohttp) or a second WebSocket.
 
 Raw JSON, not web3's formatters: `eth_getLogs` through web3's result formatters is ~8x slower
-(TOOLCHAIN-NOTES), and the answers are validated in `records` anyway.
+than parsing the JSON here, and `records` validates the answers anyway.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,7 +14,8 @@ from ethhook.config import ChainConfig, Settings
 from ethhook.exceptions import ConfigError
 from ethhook.listen import health
 from ethhook.listen.follower import ChainFollower
-from ethhook.listen.store import WatchList, load_watch_list
+from ethhook.listen.publish import publish_batches
+from ethhook.listen.store import DatabaseStore, WatchList, load_watch_list
 from ethhook.listen.threads import BlockingLane
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,15 @@ WATCH_REFRESH_S = 2.0
 SHUTDOWN_GRACE_S = 5.0
 # A chain task that died of a bug is started again after this pause (the others keep going).
 RESTART_DELAY_S = 5.0
+
+
+def make_follower(
+    chain: ChainConfig, settings: Settings, watch: Callable[[], WatchList]
+) -> ChainFollower:
+    """A follower that stores in the database and publishes to the broker."""
+    return ChainFollower(
+        chain, settings.match_batch_size, watch, DatabaseStore(chain.chain_id), publish_batches
+    )
 
 
 class Listener:
@@ -74,7 +85,7 @@ class Listener:
         self.stop.set()
 
     def _start(self, chain: ChainConfig) -> None:
-        follower = ChainFollower(chain, self.settings.match_batch_size, self.current_watch)
+        follower = make_follower(chain, self.settings, self.current_watch)
         self.followers[chain.chain_id] = follower
         self.tasks[asyncio.create_task(follower.run(), name=f"listen-{chain.name}")] = (
             chain.chain_id

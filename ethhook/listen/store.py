@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session
 from ethhook.db import get_engine, session_scope
 from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event
 from ethhook.listen.records import BlockHeader
+from ethhook.listen.reorg import KEEP_BLOCKS
 from ethhook.workqueue import enqueue_groups, orphan_blocks
 
 log = logging.getLogger(__name__)
 
-# Recent canonical hashes kept per chain (the matcher's confirmation check needs >= 256).
-KEEP_BLOCKS = 300
 # Advisory lock keys: this base plus the chain id ("EHLS" in ASCII, shifted clear of chain ids).
 LOCK_KEY_BASE = 0x45484C53 << 32
 
@@ -231,6 +230,30 @@ def stored_event_counts(chain_id: int, block_hashes: Sequence[str]) -> dict[str,
         return {block_hash: count for block_hash, count in rows}
 
 
+class DatabaseStore:
+    """The follower's store for one chain: the functions above bound to its chain id, and the
+    chain's lock (see `progress.ChainStore`)."""
+
+    def __init__(self, chain_id: int) -> None:
+        self.chain_id = chain_id
+        self.lock = ChainLock(chain_id)
+
+    def load_state(self) -> ChainState:
+        return load_state(self.chain_id)
+
+    def save_range(self, headers: Sequence[BlockHeader], stale_hashes: Sequence[str]) -> int:
+        return save_range(self.chain_id, headers, stale_hashes)
+
+    def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int:
+        return rewind(self.chain_id, ancestor, orphaned_hashes)
+
+    def orphan_again(self, block_hashes: Sequence[str]) -> int:
+        return orphan_again(self.chain_id, block_hashes)
+
+    def stored_event_counts(self, block_hashes: Sequence[str]) -> dict[str, int]:
+        return stored_event_counts(self.chain_id, block_hashes)
+
+
 @dataclass(frozen=True)
 class WatchList:
     """Which contracts each chain's active endpoints watch; `None` means every contract."""
@@ -243,10 +266,6 @@ class WatchList:
         if any(address is None for address in relevant):
             return None
         return frozenset(a for a in relevant if a is not None)
-
-
-# Until the database has answered once, fetch every log: skipping logs is not undoable.
-WATCH_EVERYTHING = WatchList(rows=frozenset({(None, None)}))
 
 
 def load_watch_list() -> WatchList:

@@ -1,22 +1,26 @@
 """The follower against an in-memory chain: catch-up in shrinking ranges, reorg walk-back, nodes that
-lag, and events published before a crash that are no longer canonical. The database and broker
-functions are replaced by recorders; everything else is the real code."""
+lag, and events published before a crash that are no longer canonical. The store and the publisher
+it is handed are recorders; everything else is the real code."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from ethhook.config import ChainConfig
-from ethhook.listen import follower as follower_module
 from ethhook.listen.errors import RpcErrorResponse
 from ethhook.listen.follower import ChainFollower
+from ethhook.listen.records import BlockHeader
 from ethhook.listen.rpc import RpcClient
-from ethhook.listen.store import WATCH_EVERYTHING, ChainState
+from ethhook.listen.store import ChainState, WatchList
+from ethhook.listen.sync import Limits
+from ethhook.types import EventBatch
 
+WATCH_EVERYTHING = WatchList(rows=frozenset({(None, None)}))
 TOKEN = "0x" + "ab" * 20
 TOPIC = "0x" + "dd" * 32
 
@@ -52,18 +56,31 @@ class FakeChain:
         return orphaned
 
     def header(self, number: int) -> dict[str, Any] | None:
-        if number >= len(self.blocks) or (self.hidden_from is not None and number >= self.hidden_from):
+        if number >= len(self.blocks) or (
+            self.hidden_from is not None and number >= self.hidden_from
+        ):
             return None
         b = self.blocks[number]
-        return {"number": hex(number), "hash": b["hash"], "parentHash": b["parent"],
-                "timestamp": hex(1000 + 12 * number)}
+        return {
+            "number": hex(number),
+            "hash": b["hash"],
+            "parentHash": b["parent"],
+            "timestamp": hex(1000 + 12 * number),
+        }
 
     def logs(self, start: int, end: int) -> list[dict[str, Any]]:
         return [
-            {"address": TOKEN, "topics": [TOPIC], "data": "0x" + f"{number:064x}",
-             "blockNumber": hex(number), "blockHash": self.blocks[number]["hash"],
-             "transactionHash": h("tx", number), "transactionIndex": "0x0",
-             "logIndex": hex(i), "removed": False}
+            {
+                "address": TOKEN,
+                "topics": [TOPIC],
+                "data": "0x" + f"{number:064x}",
+                "blockNumber": hex(number),
+                "blockHash": self.blocks[number]["hash"],
+                "transactionHash": h("tx", number),
+                "transactionIndex": "0x0",
+                "logIndex": hex(i),
+                "removed": False,
+            }
             for number in range(start, min(end, len(self.blocks) - 1) + 1)
             for i in range(self.logs_per_block)
         ]
@@ -81,8 +98,11 @@ class FakeChain:
         elif method == "eth_getLogs":
             start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
             if end - start + 1 > self.max_range:
-                return {"jsonrpc": "2.0", "id": call["id"],
-                        "error": {"code": -32005, "message": "range too large"}}
+                return {
+                    "jsonrpc": "2.0",
+                    "id": call["id"],
+                    "error": {"code": -32005, "message": "range too large"},
+                }
             result = self.logs(start, end)
         else:
             raise AssertionError(method)
@@ -100,7 +120,7 @@ class FakeChain:
 class FreeLock:
     """The chain lock, always free (no database here)."""
 
-    def __init__(self, chain_id: int) -> None:
+    def __init__(self) -> None:
         self.just_taken = False
 
     def hold(self) -> bool:
@@ -111,66 +131,68 @@ class FreeLock:
 
 
 class Recorder:
-    """Stands in for the database and the broker."""
+    """Stands in for the database (the follower's store) and the broker (its publisher)."""
 
     def __init__(self, state: ChainState) -> None:
         self.state = state
+        self.lock = FreeLock()
         self.published: list[Any] = []  # events, in publishing order
         self.saves: list[tuple[int, int, list[str]]] = []
         self.rewinds: list[tuple[int, list[str]]] = []
         self.sweeps: list[list[str]] = []
 
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(follower_module, "load_state", lambda chain_id: self.state)
-        monkeypatch.setattr(follower_module, "publish_batches", self.publish)
-        monkeypatch.setattr(follower_module, "save_range", self.save)
-        monkeypatch.setattr(follower_module, "rewind", self.rewind)
-        monkeypatch.setattr(follower_module, "stored_event_counts", self.counts)
-        monkeypatch.setattr(follower_module, "orphan_again", self.orphan_again)
-        monkeypatch.setattr(follower_module, "ChainLock", FreeLock)
+    def load_state(self) -> ChainState:
+        return self.state
 
-    def publish(self, batches: list[Any]) -> int:
+    def publish(self, batches: Sequence[EventBatch]) -> int:
         for batch in batches:
             assert len(batch.events) <= 100
             self.published.extend(batch.events)
         return len(batches)
 
-    def save(self, chain_id: int, headers: list[Any], stale: Any = ()) -> int:
-        self.saves.append((headers[0].number, headers[-1].number, sorted(stale)))
+    def save_range(self, headers: Sequence[BlockHeader], stale_hashes: Sequence[str]) -> int:
+        self.saves.append((headers[0].number, headers[-1].number, sorted(stale_hashes)))
         return 0
 
-    def rewind(self, chain_id: int, ancestor: Any, orphaned: list[str]) -> int:
-        self.rewinds.append((ancestor.number, sorted(orphaned)))
+    def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int:
+        self.rewinds.append((ancestor.number, sorted(orphaned_hashes)))
         return 0
 
-    def orphan_again(self, chain_id: int, hashes: list[str]) -> int:
-        self.sweeps.append(sorted(hashes))
+    def orphan_again(self, block_hashes: Sequence[str]) -> int:
+        self.sweeps.append(sorted(block_hashes))
         return 0
 
-    def counts(self, chain_id: int, hashes: list[str]) -> dict[str, int]:
+    def stored_event_counts(self, block_hashes: Sequence[str]) -> dict[str, int]:
         result: dict[str, int] = {}
         for by_hash in self.state.unsaved.values():  # already in the database
             for block_hash, count in by_hash.items():
-                if block_hash in hashes:
+                if block_hash in block_hashes:
                     result[block_hash] = count
         for e in self.published:
-            if e.block_hash in hashes:
+            if e.block_hash in block_hashes:
                 result[e.block_hash] = result.get(e.block_hash, 0) + 1
         return result
 
 
-def make(chain: FakeChain, recorder: Recorder) -> ChainFollower:
+def make(chain: FakeChain, recorder: Recorder, limits: Limits | None = None) -> ChainFollower:
     config = ChainConfig(name="ethereum", chain_id=1, http_url="http://fake")
-    return ChainFollower(config, 100, lambda: WATCH_EVERYTHING, rpc=RpcClient(chain))
+    return ChainFollower(
+        config,
+        100,
+        lambda: WATCH_EVERYTHING,
+        store=recorder,
+        publish=recorder.publish,
+        rpc=RpcClient(chain),
+        limits=limits or Limits(),
+    )
 
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def test_first_start_follows_from_the_head_without_replaying_history(monkeypatch):
+def test_first_start_follows_from_the_head_without_replaying_history():
     chain, recorder = FakeChain(50), Recorder(ChainState(cursor=None))
-    recorder.install(monkeypatch)
     follower = make(chain, recorder)
     run(follower.sync())
     assert recorder.saves == [(50, 50, [])]
@@ -178,10 +200,11 @@ def test_first_start_follows_from_the_head_without_replaying_history(monkeypatch
     assert follower.cursor == (50, chain.blocks[50]["hash"])
 
 
-def test_catch_up_shrinks_refused_ranges_and_publishes_every_event_once_in_order(monkeypatch):
+def test_catch_up_shrinks_refused_ranges_and_publishes_every_event_once_in_order():
     chain = FakeChain(300, logs_per_block=3, max_range=40)
-    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
-    recorder.install(monkeypatch)
+    recorder = Recorder(
+        ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
+    )
     follower = make(chain, recorder)
     run(follower.sync())
     keys = [(e.block_number, e.log_index) for e in recorder.published]
@@ -190,17 +213,21 @@ def test_catch_up_shrinks_refused_ranges_and_publishes_every_event_once_in_order
     assert recorder.saves[0][0] == 1 and recorder.saves[-1][1] == 300
     assert all(b[0] == a[1] + 1 for a, b in zip(recorder.saves, recorder.saves[1:]))
     assert all(end - start + 1 <= 40 for start, end, _ in recorder.saves)
-    refused = [p for m, p in chain.calls if m == "eth_getLogs"
-               and int(p[0]["toBlock"], 16) - int(p[0]["fromBlock"], 16) + 1 > 40]
+    refused = [
+        p
+        for m, p in chain.calls
+        if m == "eth_getLogs" and int(p[0]["toBlock"], 16) - int(p[0]["fromBlock"], 16) + 1 > 40
+    ]
     assert len(refused) == 2  # 100 → 50 → 25, then growing back only up to refusals again
     assert follower.cursor == (300, chain.blocks[300]["hash"])
     assert all(e.block_timestamp == 1000 + 12 * e.block_number for e in recorder.published)
 
 
-def test_reorg_walks_back_to_the_common_ancestor_and_reads_the_new_blocks(monkeypatch):
+def test_reorg_walks_back_to_the_common_ancestor_and_reads_the_new_blocks():
     chain = FakeChain(20)
-    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
-    recorder.install(monkeypatch)
+    recorder = Recorder(
+        ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
+    )
     follower = make(chain, recorder)
     run(follower.sync())
     orphaned = chain.reorg(3)
@@ -210,13 +237,14 @@ def test_reorg_walks_back_to_the_common_ancestor_and_reads_the_new_blocks(monkey
     new_blocks = {e.block_hash for e in recorder.published[-10:]}
     assert new_blocks == {chain.blocks[n]["hash"] for n in range(18, 23)}
     assert follower.cursor == (22, chain.blocks[22]["hash"])
-    assert not set(orphaned) & set(follower.blocks.values())
+    assert not set(orphaned) & set(follower.progress.blocks.values())
 
 
-def test_reorg_at_the_same_height_is_found_without_new_blocks(monkeypatch):
+def test_reorg_at_the_same_height_is_found_without_new_blocks():
     chain = FakeChain(10)
-    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
-    recorder.install(monkeypatch)
+    recorder = Recorder(
+        ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
+    )
     follower = make(chain, recorder)
     run(follower.sync())
     orphaned = chain.reorg(1)
@@ -226,10 +254,11 @@ def test_reorg_at_the_same_height_is_found_without_new_blocks(monkeypatch):
     assert follower.cursor == (10, chain.blocks[10]["hash"])
 
 
-def test_a_node_behind_its_peers_is_not_a_reorg(monkeypatch):
+def test_a_node_behind_its_peers_is_not_a_reorg():
     chain = FakeChain(10)
-    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
-    recorder.install(monkeypatch)
+    recorder = Recorder(
+        ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
+    )
     follower = make(chain, recorder)
     run(follower.sync())
     chain.hidden_from = 8  # a load-balanced node that has not seen blocks 8-10 yet
@@ -238,34 +267,38 @@ def test_a_node_behind_its_peers_is_not_a_reorg(monkeypatch):
     assert follower.cursor == (10, chain.blocks[10]["hash"])
 
 
-def test_a_reorg_deeper_than_the_stored_hashes_resumes_below_them(monkeypatch):
+def test_a_reorg_deeper_than_the_stored_hashes_resumes_below_them():
     chain = FakeChain(10)
     stored = {n: chain.blocks[n]["hash"] for n in (8, 9, 10)}
     recorder = Recorder(ChainState(cursor=(10, stored[10]), blocks=stored))
-    recorder.install(monkeypatch)
     follower = make(chain, recorder)
     chain.reorg(5)
     run(follower.sync())
     assert recorder.rewinds == [(7, sorted(stored.values()))]
 
 
-def test_events_published_before_a_crash_on_a_block_since_replaced_are_orphaned(monkeypatch):
+def test_events_published_before_a_crash_on_a_block_since_replaced_are_orphaned():
     # the listener published block 7, then died before saving it; meanwhile 7..10 were replaced
     chain = FakeChain(10)
     stale = chain.blocks[7]["hash"]
     chain.reorg(4)
-    recorder = Recorder(ChainState(cursor=(6, chain.blocks[6]["hash"]),
-                                   blocks={6: chain.blocks[6]["hash"]}, unsaved={7: {stale: 2}}))
-    recorder.install(monkeypatch)
+    recorder = Recorder(
+        ChainState(
+            cursor=(6, chain.blocks[6]["hash"]),
+            blocks={6: chain.blocks[6]["hash"]},
+            unsaved={7: {stale: 2}},
+        )
+    )
     follower = make(chain, recorder)
     run(follower.sync())
     assert recorder.saves == [(7, 10, [stale])]
 
 
-def test_a_single_block_failure_is_raised_for_the_caller_to_back_off(monkeypatch):
+def test_a_single_block_failure_is_raised_for_the_caller_to_back_off():
     chain = FakeChain(5, max_range=0)  # refuses everything
-    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
-    recorder.install(monkeypatch)
+    recorder = Recorder(
+        ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
+    )
     follower = make(chain, recorder)
     with pytest.raises(RpcErrorResponse):
         for _ in range(10):
@@ -274,12 +307,12 @@ def test_a_single_block_failure_is_raised_for_the_caller_to_back_off(monkeypatch
     assert follower.cursor == (0, chain.blocks[0]["hash"])
 
 
-def test_a_range_with_too_many_logs_makes_the_next_range_smaller(monkeypatch):
+def test_a_range_with_too_many_logs_makes_the_next_range_smaller():
     chain = FakeChain(400, logs_per_block=30)
-    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
-    recorder.install(monkeypatch)
-    monkeypatch.setattr(follower_module, "MAX_LOGS_PER_RANGE", 1000)
-    follower = make(chain, recorder)
+    recorder = Recorder(
+        ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
+    )
+    follower = make(chain, recorder, Limits(max_logs_per_range=1000))
     run(follower.sync())
     sizes = [end - start + 1 for start, end, _ in recorder.saves]
     assert sizes[:3] == [100, 50, 25]  # 3000 and 1500 logs, then 750
@@ -287,12 +320,12 @@ def test_a_range_with_too_many_logs_makes_the_next_range_smaller(monkeypatch):
     assert len(recorder.published) == 400 * 30
 
 
-def test_orphaned_blocks_are_swept_again_for_events_the_matcher_stored_late(monkeypatch):
+def test_orphaned_blocks_are_swept_again_for_events_the_matcher_stored_late():
     chain = FakeChain(10)
-    recorder = Recorder(ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]}))
-    recorder.install(monkeypatch)
-    monkeypatch.setattr(follower_module, "SWEEP_DELAYS_S", (0.0, 0.0, 3600.0))
-    follower = make(chain, recorder)
+    recorder = Recorder(
+        ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
+    )
+    follower = make(chain, recorder, Limits(sweep_delays_s=(0.0, 0.0, 3600.0)))
     run(follower.sync())
     orphaned = chain.reorg(2)
     run(follower.sync())
@@ -301,4 +334,4 @@ def test_orphaned_blocks_are_swept_again_for_events_the_matcher_stored_late(monk
     assert recorder.sweeps == [sorted(orphaned)]
     run(follower.sync())
     assert recorder.sweeps == [sorted(orphaned)]  # the last one is an hour away
-    assert len(follower.sweeps) == 1
+    assert len(follower.progress.sweeps) == 1

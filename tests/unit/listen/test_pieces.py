@@ -7,24 +7,32 @@ import pytest
 from ethhook.listen.backoff import Backoff
 from ethhook.listen.chunks import ChunkSizer
 from ethhook.listen.errors import ChainMoved, RpcBadResponse
-from ethhook.listen.follower import logs_to_events
 from ethhook.listen.publish import split
-from ethhook.listen.records import BlockHeader, parse_header, parse_log
-from ethhook.listen.store import WATCH_EVERYTHING, WatchList
+from ethhook.listen.records import BlockHeader, logs_to_events, parse_header, parse_log
+from ethhook.listen.store import WatchList
 
 H1 = "0x" + "11" * 32
 H2 = "0x" + "22" * 32
 TX = "0x" + "aa" * 32
 TOKEN = "0x" + "ab" * 20
 OTHER = "0x" + "cd" * 20
+WATCH_EVERYTHING = WatchList(rows=frozenset({(None, None)}))
 
 
-def raw_log(block: int = 5, block_hash: str = H1, index: int = 0, address: str = TOKEN,
-            **over: object) -> dict[str, object]:
-    log = {"address": address.upper().replace("0X", "0x"), "topics": [H2.upper().replace("0X", "0x")],
-           "data": "0x" + "00" * 31 + "07", "blockNumber": hex(block), "blockHash": block_hash,
-           "transactionHash": TX, "transactionIndex": "0x0", "logIndex": hex(index),
-           "removed": False}
+def raw_log(
+    block: int = 5, block_hash: str = H1, index: int = 0, address: str = TOKEN, **over: object
+) -> dict[str, object]:
+    log = {
+        "address": address.upper().replace("0X", "0x"),
+        "topics": [H2.upper().replace("0X", "0x")],
+        "data": "0x" + "00" * 31 + "07",
+        "blockNumber": hex(block),
+        "blockHash": block_hash,
+        "transactionHash": TX,
+        "transactionIndex": "0x0",
+        "logIndex": hex(index),
+        "removed": False,
+    }
     log.update(over)
     return log
 
@@ -97,16 +105,28 @@ def test_chunk_sizer_rejects_nonsense():
 
 
 def test_header_is_parsed_and_lowercased():
-    header = parse_header({"number": "0x10", "hash": H1.upper().replace("0X", "0x"),
-                           "parentHash": H2, "timestamp": "0x5"})
+    header = parse_header(
+        {
+            "number": "0x10",
+            "hash": H1.upper().replace("0X", "0x"),
+            "parentHash": H2,
+            "timestamp": "0x5",
+        }
+    )
     assert header == BlockHeader(16, H1, H2, 5)
 
 
-@pytest.mark.parametrize("raw", [
-    None, "0x1", [], {"number": "16", "hash": H1, "parentHash": H2, "timestamp": "0x1"},
-    {"number": "0x10", "hash": "0x12", "parentHash": H2, "timestamp": "0x1"},
-    {"number": "0x10", "hash": H1, "parentHash": H2},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "0x1",
+        [],
+        {"number": "16", "hash": H1, "parentHash": H2, "timestamp": "0x1"},
+        {"number": "0x10", "hash": "0x12", "parentHash": H2, "timestamp": "0x1"},
+        {"number": "0x10", "hash": H1, "parentHash": H2},
+    ],
+)
 def test_malformed_headers_are_bad_responses(raw):
     with pytest.raises(RpcBadResponse):
         parse_header(raw)
@@ -119,11 +139,20 @@ def test_log_becomes_a_lowercase_chain_event():
     assert event.data.endswith("07")
 
 
-@pytest.mark.parametrize("override", [
-    {"address": "0x12"}, {"topics": "nope"}, {"topics": [H1] * 5}, {"topics": ["0x12"]},
-    {"data": "0x123"}, {"data": None}, {"blockHash": "0xnothex"}, {"logIndex": None},
-    {"blockNumber": "5"},
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"address": "0x12"},
+        {"topics": "nope"},
+        {"topics": [H1] * 5},
+        {"topics": ["0x12"]},
+        {"data": "0x123"},
+        {"data": None},
+        {"blockHash": "0xnothex"},
+        {"logIndex": None},
+        {"blockNumber": "5"},
+    ],
+)
 def test_malformed_logs_are_bad_responses(override):
     with pytest.raises(RpcBadResponse):
         parse_log(raw_log(**override), chain_id=1)
@@ -134,7 +163,10 @@ def test_logs_take_their_timestamp_from_the_header_and_come_in_chain_order():
     logs = [raw_log(6, H2, 0), raw_log(5, H1, 3), raw_log(5, H1, 1, address=OTHER)]
     events = logs_to_events(logs, 1, headers, addresses=None)
     assert [(e.block_number, e.log_index, e.block_timestamp) for e in events] == [
-        (5, 1, 1000), (5, 3, 1000), (6, 0, 1012)]
+        (5, 1, 1000),
+        (5, 3, 1000),
+        (6, 0, 1012),
+    ]
 
 
 def test_logs_of_contracts_nobody_watches_are_dropped():
