@@ -12,13 +12,12 @@ from ethhook.metrics import exposition
 
 log = logging.getLogger(__name__)
 
-LISTEN_HOST = "0.0.0.0"  # noqa: S104 (scraped from other hosts and containers)
-
 
 async def serve(
-    port: int, health: Callable[[], dict[str, Any]], host: str = LISTEN_HOST
+    port: int, health: Callable[[], dict[str, Any]], host: str
 ) -> asyncio.AbstractServer | None:
-    """Serve /metrics and /health; returns None (and logs) when the port is taken."""
+    """Serve /metrics and /health on `host` (the settings' metrics_host); returns None (and logs)
+    when the port is taken."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

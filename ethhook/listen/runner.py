@@ -56,7 +56,7 @@ class Listener:
             loop.add_signal_handler(sig, self._on_signal, sig)
         lane = BlockingLane("listen-watch")
         server = (
-            await health.serve(self.settings.metrics_port, self.health)
+            await health.serve(self.settings.metrics_port, self.health, self.settings.metrics_host)
             if self.settings.metrics_port
             else None
         )
