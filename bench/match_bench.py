@@ -137,8 +137,8 @@ def match_stage(finder: Callable | None, enqueue: Callable | None = None) -> Cal
     """One batch through store → find → insert deliveries → commit → enqueue; returns deliveries."""
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from ethhook.workqueue import enqueue_groups
     from ethhook.match.service import create_deliveries, find_matches, store_events
+    from ethhook.workqueue import enqueue_groups
 
     find = finder or find_matches
     publish = enqueue or enqueue_groups

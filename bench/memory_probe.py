@@ -235,6 +235,7 @@ def live_report(events: int, deliver_args: list[str], http_only: bool) -> dict[s
             t0 = time.monotonic()
             for k in range(txs):
                 token.emit_transfers(per_tx, 1000 + k * per_tx, wait=False)
+            node.confirm_sent()  # every one mined (anvil can leave one pending)
             c.wait_until(lambda: receiver.stats()["count"] >= want, 600, 0.2, "load webhooks")
             out["load_seconds"] = time.monotonic() - t0
             rss.stop()

@@ -185,6 +185,7 @@ class Pipeline:
         for k in range(txs):
             self.token_a.emit_transfers(per_tx, self.base + k * per_tx, wait=False)
         self.base += txs * per_tx
+        self.node.confirm_sent()  # every one mined (anvil can leave one pending)
         mined = time.time()
         c.wait_until(
             lambda: self.receiver.stats()["count"] >= expected,
@@ -221,6 +222,7 @@ class Pipeline:
             sent_at[tx.lower()] = at
         self.base += txs * per_tx
         send_s = time.time() - t0
+        self.node.confirm_sent()
         expected = txs * per_tx
         deadline = time.time() + 60
         while self.receiver.stats()["count"] < expected and time.time() < deadline:
@@ -299,6 +301,7 @@ class Pipeline:
         for k in range(txs):
             self.token_a.emit_transfers(per_tx, self.base + k * per_tx, wait=False)
         self.base += txs * per_tx
+        self.node.confirm_sent()
         want = before + txs * per_tx * THROUGHPUT_ENDPOINTS
         c.wait_until(lambda: pending() >= want, 180, 0.2, f"{want} pending deliveries")
         return txs * per_tx * THROUGHPUT_ENDPOINTS

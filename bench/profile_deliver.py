@@ -17,8 +17,8 @@ import bench.common as c
 def preload(receiver: c.ReceiverProcess, events: int, endpoints: int = 10) -> int:
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from ethhook.workqueue import enqueue_groups
     from ethhook.match.service import match_batch
+    from ethhook.workqueue import enqueue_groups
     from tests.factories import TRANSFER, address, transfer
     from tests.integration.helpers import add_endpoint
 

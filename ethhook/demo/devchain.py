@@ -1,10 +1,11 @@
 """A local anvil chain node (from the npm package, installed into a cache when missing) and the
-test token deployed on it, spoken to over plain JSON-RPC."""
+test token deployed on it, spoken to over plain JSON-RPC; every transaction sent is confirmed."""
 
 from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,13 @@ ANVIL_VERSION = "1.7.1"
 ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "TestToken.json"
 # anvil's first default account: unlocked and funded, so eth_sendTransaction needs no key.
 ACCOUNT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+CONFIRM_TIMEOUT_S = 30.0
+NUDGE_AFTER_S = 1.0
+
+logger = logging.getLogger(__name__)
+
+Rpc = Callable[..., Any]
+"""`rpc(method, *params)`: one JSON-RPC call to the node, returning its result."""
 
 
 def anvil_binary() -> Path:
@@ -59,6 +68,59 @@ def anvil_binary() -> Path:
     if not found:
         raise EthHookError(f"anvil not found under {cache} after npm install")
     return Path(found[0])
+
+
+def confirm_receipts(
+    rpc: Rpc,
+    tx_hashes: Sequence[str],
+    timeout_s: float = CONFIRM_TIMEOUT_S,
+    nudge_after_s: float = NUDGE_AFTER_S,
+) -> list[dict[str, Any]]:
+    """The receipt of every transaction, in order, once each is mined.
+
+    anvil's automine can leave a sent transaction pending (foundry-rs/foundry#10122), so a wait
+    alone may never end: while receipts are missing `nudge_after_s` into the wait, and again
+    every `nudge_after_s`, one `evm_mine` per pending transaction mines them (one each: a
+    transaction declaring a large gas limit fills a block alone). After `timeout_s` a one-line
+    error names what is still missing.
+    """
+    receipts: dict[str, dict[str, Any]] = {}
+    started = time.monotonic()
+    deadline = started + timeout_s
+    next_nudge = started + nudge_after_s
+    nudges = 0
+    while True:
+        for tx_hash in tx_hashes:
+            if tx_hash not in receipts:
+                receipt = rpc("eth_getTransactionReceipt", tx_hash)
+                if receipt:
+                    receipts[tx_hash] = dict(receipt)
+        pending = [tx_hash for tx_hash in dict.fromkeys(tx_hashes) if tx_hash not in receipts]
+        if not pending:
+            return [receipts[tx_hash] for tx_hash in tx_hashes]
+        now = time.monotonic()
+        if now > deadline:
+            raise EthHookError(
+                f"{len(pending)} of {len(tx_hashes)} transactions not mined in {timeout_s:g} s "
+                f"despite {nudges} evm_mine nudges (first: {pending[0]}); is the chain node stuck?"
+            )
+        if now >= next_nudge:
+            logger.warning(
+                "devchain.nudge pending=%d first=%s waited_s=%.1f (mining them with evm_mine)",
+                len(pending),
+                pending[0],
+                now - started,
+            )
+            for _ in pending:
+                rpc("evm_mine")
+            nudges += 1
+            next_nudge = now + nudge_after_s
+        time.sleep(0.02)
+
+
+def events_in(receipts: Sequence[dict[str, Any]]) -> int:
+    """The events these transactions emitted: the logs of their receipts (none if reverted)."""
+    return sum(len(receipt["logs"]) for receipt in receipts)
 
 
 def free_port() -> int:
@@ -133,24 +195,21 @@ class DevChain:
             )
         artifact = json.loads(ARTIFACT.read_text())
         data = artifact["bytecode"] + encode(["string", "string"], ["Demo", "DEMO"]).hex()
-        receipt = self.receipt(self.send(None, data))
+        receipt = self.confirm(self.send(None, data))
         if not receipt.get("contractAddress") or receipt.get("status") != "0x1":
             raise EthHookError(f"deploying the test token failed (see {self.log_path})")
         return str(receipt["contractAddress"]).lower()
 
-    def receipt(self, tx_hash: str, timeout_s: float = 30) -> dict[str, Any]:
-        """The transaction's receipt, once it is mined."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
-            if receipt:
-                return dict(receipt)
-            if time.monotonic() > deadline:
-                raise EthHookError(f"transaction {tx_hash} was not mined in {timeout_s:g} s")
-            time.sleep(0.05)
+    def confirm(self, tx_hash: str) -> dict[str, Any]:
+        """The transaction's receipt, once it is mined (nudged with evm_mine if it stays pending)."""
+        return confirm_receipts(self.rpc, [tx_hash])[0]
+
+    def confirm_all(self, tx_hashes: Sequence[str]) -> list[dict[str, Any]]:
+        """Every transaction's receipt, in order, once all are mined."""
+        return confirm_receipts(self.rpc, tx_hashes)
 
     def emit_transfers(self, token: str, n: int, base: int) -> str:
-        """One transaction emitting n Transfer events; returns its hash."""
+        """Send one transaction emitting n Transfer events; returns its hash (confirm it)."""
         selector = function_signature_to_4byte_selector("emitTransfers(uint256,uint256)")
         return self.send(token, "0x" + (selector + encode(["uint256", "uint256"], [n, base])).hex())
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ethhook.config import CHAIN_URL_VARIABLES
-from ethhook.demo.devchain import DevChain, free_port
+from ethhook.demo.devchain import DevChain, events_in, free_port
 from ethhook.demo.localredis import LocalRedis
 from ethhook.demo.receiver import DemoReceiver
 from ethhook.exceptions import EthHookError
@@ -151,6 +151,32 @@ def _events_seen(workdir: Path) -> int:
         return 0
 
 
+@dataclass
+class Emitted:
+    """What the chain recorded: when each transaction was sent, and the events in its receipts."""
+
+    sent_at: dict[str, float]  # transaction hash (lower case) → time.time() before sending
+    events: int
+
+
+def emit_events(chain: DevChain, token: str, n: int, stop: threading.Event) -> Emitted:
+    """Send transactions emitting n Transfer events back to back, then confirm every one.
+
+    The count is the logs in the receipts, never the calls made: a transaction anvil left
+    pending, or one that reverted, emitted nothing a webhook could be sent for.
+    """
+    sent_at: dict[str, float] = {}
+    requested = 0
+    while requested < n and not stop.is_set():
+        batch = min(EVENTS_PER_TX, n - requested)
+        sent = time.time()
+        tx = chain.emit_transfers(token, batch, 1_000 + requested)
+        sent_at[tx.lower()] = sent
+        requested += batch
+    # Confirming after the last send keeps the sends back to back; a pending one is nudged.
+    return Emitted(sent_at, events_in(chain.confirm_all(list(sent_at))))
+
+
 def _drive(
     options: DemoOptions,
     chain: DevChain,
@@ -161,16 +187,12 @@ def _drive(
     stop: threading.Event,
 ) -> int:
     n = options.events
-    sent_at: dict[str, float] = {}
     started = time.monotonic()
     print(f"  emitting {n} Transfer events …", flush=True)
-    emitted = 0
-    while emitted < n and not stop.is_set():
-        batch = min(EVENTS_PER_TX, n - emitted)
-        sent = time.time()
-        tx = chain.emit_transfers(token, batch, 1_000 + emitted)
-        sent_at[tx.lower()] = sent
-        emitted += batch
+    emission = emit_events(chain, token, n, stop)
+    sent_at, emitted = emission.sent_at, emission.events
+    if emitted != n:
+        print(f"  only {emitted} of {n} events are in the mined transactions' receipts")
     deadline = time.monotonic() + options.timeout_s
     tty = sys.stdout.isatty()
     line = ""
@@ -178,12 +200,13 @@ def _drive(
         delivered = receiver.count()
         lat = receiver.latencies_ms(sent_at)
         line = (
-            f"  events seen {_events_seen(workdir):>6}/{n}   webhooks delivered {delivered:>6}/{n}"
+            f"  events seen {_events_seen(workdir):>6}/{emitted}"
+            f"   webhooks delivered {delivered:>6}/{emitted}"
             f"   latency p50 {_percentile(lat, 50):6.0f} ms  p95 {_percentile(lat, 95):6.0f} ms"
             f"  p99 {_percentile(lat, 99):6.0f} ms"
         )
         print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
-        if delivered >= n or time.monotonic() > deadline:
+        if delivered >= emitted or time.monotonic() > deadline:
             break
         stop.wait(0.5 if tty else 2.0)
     elapsed = time.monotonic() - started
@@ -191,10 +214,15 @@ def _drive(
         print()
     delivered = receiver.count()
     lat = receiver.latencies_ms(sent_at)
-    ok = delivered == n and receiver.unverified == 0 and receiver.duplicates == 0
+    ok = (
+        emitted == n
+        and delivered == emitted
+        and receiver.unverified == 0
+        and receiver.duplicates == 0
+    )
     print(
         "\nSummary\n"
-        f"  events emitted          {emitted}\n"
+        f"  events emitted          {emitted} (logs in {len(sent_at)} mined transactions)\n"
         f"  events seen             {_events_seen(workdir)}\n"
         f"  webhooks delivered      {delivered} (every signature verified: "
         f"{'yes' if receiver.unverified == 0 else f'no, {receiver.unverified} failed'})\n"

@@ -19,7 +19,7 @@ from eth_utils import function_signature_to_4byte_selector
 
 from ethhook.config import BUILTIN_CHAINS
 from ethhook.demo.devchain import ACCOUNT as DEPLOYER
-from ethhook.demo.devchain import anvil_binary
+from ethhook.demo.devchain import anvil_binary, confirm_receipts
 from tests.conftest import BIN, ROOT, TMP, free_port, wait_until
 
 ARTIFACT = json.loads((ROOT / "contracts" / "TestToken.json").read_text())
@@ -40,6 +40,7 @@ class Anvil:
         self.state_path = TMP / f"{name}-{self.port}.state.json"
         self.proc: subprocess.Popen[bytes] | None = None
         self.session = requests.Session()
+        self.unconfirmed: list[str] = []  # sent with wait=False; confirm_sent() waits for them
         self.start()
 
     @property
@@ -111,19 +112,27 @@ class Anvil:
         self.rpc("anvil_mine", hex(blocks))
 
     def send(self, to: str | None, data: str, wait: bool = True) -> str:
+        """Send a transaction; with wait, confirm it (anvil can leave one pending: the demo's
+        confirm_receipts nudges it with evm_mine); without, confirm_sent() does it later."""
         tx: dict[str, Any] = {"from": DEPLOYER, "data": data, "gas": hex(8_000_000)}
         if to is not None:
             tx["to"] = to
         tx_hash: str = self.rpc("eth_sendTransaction", tx)
         if wait:
-            receipt = wait_until(
-                lambda: self.rpc("eth_getTransactionReceipt", tx_hash),
-                30,
-                0.02,
-                what=f"receipt of {tx_hash}",
-            )
+            (receipt,) = confirm_receipts(self.rpc, [tx_hash])
             assert receipt["status"] == "0x1", receipt
+        else:
+            self.unconfirmed.append(tx_hash)
         return tx_hash
+
+    def confirm_sent(self) -> list[dict[str, Any]]:
+        """The receipts of every transaction sent with wait=False since the last call, each
+        mined and successful; count events from their logs (`events_in`), not from the calls."""
+        hashes, self.unconfirmed = self.unconfirmed, []
+        receipts = confirm_receipts(self.rpc, hashes)
+        for receipt in receipts:
+            assert receipt["status"] == "0x1", receipt
+        return receipts
 
 
 def calldata(signature: str, types: list[str], args: list[Any]) -> str:

@@ -52,6 +52,8 @@ def test_four_chains_are_named_right_and_one_stopped_node_does_not_delay_the_oth
     for cid, token in tokens.items():
         for k in range(3):
             token.emit_transfers(10, cid * 1000 + 10 * k, wait=False)
+    for node in nodes.values():
+        node.confirm_sent()
 
     # Then every webhook names the chain its event came from
     wait_until(lambda: len(receiver.on("/all")) >= 120, 60, 0.1, "120 webhooks")

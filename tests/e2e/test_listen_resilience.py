@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from ethhook.demo.devchain import events_in
 from tests.conftest import wait_until
 from tests.e2e.conftest import Token, cursor_of, python_launcher, wait_for_cursor
 from tests.e2e.fakes import FakeRpc, TcpProxy, wait_quiet
@@ -43,6 +44,9 @@ def emit(token, txs: int, per_tx: int, base: int, pause: float = 0.0) -> set[int
         sent |= {start + i for i in range(per_tx)}
         if pause:
             time.sleep(pause)
+    if not pause:
+        # Every transaction mined, and the chain holds exactly the events counted here.
+        assert events_in(token.node.confirm_sent()) == len(sent)
     return sent
 
 

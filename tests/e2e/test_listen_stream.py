@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ethhook.demo.devchain import events_in
 from tests.conftest import wait_until
 from tests.e2e.conftest import Token, expected_transfer, wait_for_cursor
 from tests.factories import TRANSFER
@@ -24,6 +25,8 @@ def stream_transfers(token, txs: int, per_tx: int, base: int) -> dict[tuple[str,
         for i in range(per_tx):
             args = expected_transfer(start, i)
             expected[(args["to"], args["value"])] = 1
+    # Every transaction mined, and the chain holds exactly the events expected here.
+    assert events_in(token.node.confirm_sent()) == len(expected)
     return expected
 
 
