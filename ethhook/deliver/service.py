@@ -1,28 +1,34 @@
-"""Delivery → signed POST: the order of checks per attempt, and the loop over one message."""
+"""Delivery → signed POST: claim one message's deliveries, send them in windows, settle the rest."""
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from threading import Semaphore
 
 from sqlalchemy.orm import Session
 
-from ethhook import __version__, metrics
+from ethhook import metrics
 from ethhook.config import Settings
 from ethhook.db.models import utcnow
-from ethhook.deliver import http
+from ethhook.deliver.backlog import Backlog
 from ethhook.deliver.breaker import EndpointBreaker
 from ethhook.deliver.inflight import endpoint_slots
+from ethhook.deliver.policy import (
+    Action,
+    Deferral,
+    counts_against_breaker,
+    deferral,
+    flush_due,
+    sending_budget_s,
+    settle,
+)
 from ethhook.deliver.ratelimit import RateLimiter
+from ethhook.deliver.send import send_window
 from ethhook.deliver.shared import redis_client
-from ethhook.deliver.signing import webhook_headers
 from ethhook.deliver.store import (
     EndpointView,
     Result,
@@ -32,43 +38,12 @@ from ethhook.deliver.store import (
     load_work,
     record,
 )
+from ethhook.deliver.window import first_window, next_window, windows
 from ethhook.workqueue import claim, defer, enqueue_groups, release_leases
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = f"EthHook/{__version__}"
-FLUSH_EVERY = 50
-FLUSH_INTERVAL_S = 1.0
-LOAD_CHUNK = 20
-
-WINDOW_MEMORY_S = 10.0
-
 SessionFactory = Callable[[], AbstractContextManager[Session]]
-
-
-class WindowMemory:
-    """The window each endpoint's last task in this process ended with; the next task starts there.
-
-    As TCP does after an idle period, a window unused for WINDOW_MEMORY_S starts again from one.
-    """
-
-    def __init__(self) -> None:
-        self._last: dict[int, tuple[int, float]] = {}
-
-    def start(self, endpoint_id: int) -> int:
-        size, at = self._last.get(endpoint_id, (1, 0.0))
-        return size if time.monotonic() - at < WINDOW_MEMORY_S else 1
-
-    def end(self, endpoint_id: int, size: int) -> None:
-        if len(self._last) > 10_000:
-            self._last.clear()
-        self._last[endpoint_id] = (size, time.monotonic())
-
-    def forget(self) -> None:
-        self._last.clear()
-
-
-windows = WindowMemory()
 
 
 @dataclass
@@ -82,41 +57,128 @@ class Report:
     disabled: bool = False
 
 
-def send(endpoint: EndpointView, work: Work, settings: Settings, slot: Semaphore) -> Result:
-    with slot:  # the endpoint's cap on requests in flight from this process
-        started_at = utcnow()
-        headers = webhook_headers(
-            endpoint.secrets, work.webhook_id, int(started_at.timestamp()), work.body, USER_AGENT
+@dataclass(frozen=True)
+class Claimed:
+    """What one task holds: the endpoint, the token its leases are under, the work to send."""
+
+    endpoint: EndpointView
+    worker_token: str
+    backlog: Backlog
+
+
+def deliver(
+    sessions: SessionFactory,
+    settings: Settings,
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    token: str,
+) -> Report:
+    """Send one endpoint's deliveries from one message; every step is safe to run twice.
+
+    Per attempt: endpoint active → rate limit → circuit breaker → signed POST. Being rate limited or
+    finding the breaker open defers the rest of the message without using an attempt.
+    """
+    report = Report()
+    deadline = time.monotonic() + sending_budget_s(settings.delivery_lease_s, _request_s(settings))
+    task = _claim(sessions, settings, endpoint_id, delivery_ids, token, report)
+    if task is None:
+        return report
+    stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
+    _settle(sessions, settings, task, unrecorded, stopped_by, report)
+    return report
+
+
+def _request_s(settings: Settings) -> float:
+    return settings.delivery_connect_timeout_s + settings.delivery_read_timeout_s
+
+
+def _claim(
+    sessions: SessionFactory,
+    settings: Settings,
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    token: str,
+    report: Report,
+) -> Claimed | None:
+    """Claim the message's deliveries, load the endpoint and the first bodies; None when there is
+    nothing to send (nothing claimed, or the endpoint is gone or disabled: leases given back)."""
+    worker_token = str(uuid.uuid4())
+    with sessions() as session:
+        now = utcnow()
+        claimed = claim(
+            session, endpoint_id, delivery_ids, token, worker_token, now, settings.delivery_lease_s
         )
-        outcome = http.post(
-            endpoint.url,
-            work.body,
-            headers,
-            settings.delivery_connect_timeout_s,
-            settings.delivery_read_timeout_s,
-            allow_private=settings.allow_private_targets,
-        )
-    return Result(work, started_at, outcome)
+        report.skipped = len(delivery_ids) - len(claimed)
+        if not claimed:
+            return None
+        endpoint = load_endpoint(session, endpoint_id, settings, now)
+        if endpoint is None or not endpoint.active:
+            release_leases(session, claimed, worker_token)
+            report.released = len(claimed)
+            return None
+        backlog = Backlog(claimed, lambda ids: load_work(session, endpoint, ids, settings))
+    return Claimed(endpoint, worker_token, backlog)
 
 
-def in_parallel(fn: Callable[[Work], Result], items: Sequence[Work]) -> list[Result]:
-    """fn over items at once, results in order: greenlets under a gevent pool, else threads."""
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    if "gevent" in sys.modules:
-        from gevent import monkey
+def _send_windows(
+    sessions: SessionFactory, settings: Settings, task: Claimed, deadline: float, report: Report
+) -> tuple[Deferral | None, list[Result]]:
+    """Windows of requests until the work is sent, the time is up, a refusal defers the rest or
+    the endpoint answers 410; returns the refusal, if any, and the results not yet recorded."""
+    endpoint, backlog = task.endpoint, task.backlog
+    client = redis_client(settings.redis_url)
+    limiter = RateLimiter(client) if endpoint.rate_limit_per_s else None
+    breaker = EndpointBreaker(
+        client,
+        endpoint.id,
+        settings.breaker_fail_max,
+        settings.breaker_reset_timeout_s,
+        _request_s(settings) + 5,
+    )
+    pending: list[Result] = []
+    last_flush = time.monotonic()
+    stopped_by = deferral(breaker.before_request(), metrics.DeferReason.BREAKER_OPEN)
+    size = first_window(windows.start(endpoint.id), settings.delivery_window)
+    slot = endpoint_slots.get(endpoint.id, settings.endpoint_max_in_flight)
 
-        if monkey.is_module_patched("socket"):
-            from gevent.pool import Group
+    def load(ids: Sequence[int]) -> list[Work]:
+        with sessions() as session:
+            return load_work(session, endpoint, ids, settings)
 
-            return list(Group().imap(fn, items))
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        return list(pool.map(fn, items))
+    while backlog and stopped_by is None and time.monotonic() <= deadline:
+        backlog.top_up(size, load)
+        window, stopped_by = _take_window(backlog, size, endpoint, limiter)
+        results = send_window(endpoint, window, settings, slot)
+        pending += results
+        if tally(endpoint, results, breaker, report):
+            stopped_by = deferral(
+                settings.breaker_reset_timeout_s, metrics.DeferReason.BREAKER_OPEN
+            )
+        if report.disabled:
+            break
+        size = next_window(size, (r.outcome.ok for r in results), settings.delivery_window)
+        if flush_due(len(pending), time.monotonic() - last_flush):
+            with sessions() as session:
+                record(session, endpoint, pending, task.worker_token, utcnow())
+            pending, last_flush = [], time.monotonic()
+    windows.end(endpoint.id, size)
+    return stopped_by, pending
 
 
-def counts_against_breaker(outcome: http.HttpOutcome) -> bool:
-    """Timeouts, connection errors and 5xx say the endpoint is down; 4xx do not."""
-    return outcome.status_code is None or outcome.status_code >= 500
+def _take_window(
+    backlog: Backlog, size: int, endpoint: EndpointView, limiter: RateLimiter | None
+) -> tuple[list[Work], Deferral | None]:
+    """Up to `size` loaded deliveries, each with its own rate-limit token; a limited one ends the
+    window and defers the rest."""
+    window: list[Work] = []
+    while backlog.has_loaded() and len(window) < size:
+        if limiter is not None and endpoint.rate_limit_per_s is not None:
+            wait_s = limiter.acquire(endpoint.id, endpoint.rate_limit_per_s)
+            limited = deferral(wait_s, metrics.DeferReason.RATE_LIMITED)
+            if limited is not None:
+                return window, limited
+        window.append(backlog.pop())
+    return window, None
 
 
 def tally(
@@ -157,120 +219,46 @@ def tally(
     return opened
 
 
-def deliver(
+def _settle(
     sessions: SessionFactory,
     settings: Settings,
-    endpoint_id: int,
-    delivery_ids: Sequence[int],
-    token: str,
-) -> Report:
-    """Send one endpoint's deliveries from one message; every step is safe to run twice.
-
-    Per attempt: endpoint active → rate limit → circuit breaker → signed POST. Being rate limited or
-    finding the breaker open defers the rest of the message without using an attempt.
-    """
-    report = Report()
-    worker_token = str(uuid.uuid4())
-    started = time.monotonic()
-    request_s = settings.delivery_connect_timeout_s + settings.delivery_read_timeout_s
-    # Stop starting new requests while the lease still covers one more full attempt.
-    budget_s = max(settings.delivery_lease_s - request_s - 5, 1.0)
-    with sessions() as session:
-        now = utcnow()
-        claimed = claim(
-            session, endpoint_id, delivery_ids, token, worker_token, now, settings.delivery_lease_s
-        )
-        report.skipped = len(delivery_ids) - len(claimed)
-        if not claimed:
-            return report
-        endpoint = load_endpoint(session, endpoint_id, settings, now)
-        if endpoint is None or not endpoint.active:
-            release_leases(session, claimed, worker_token)
-            report.released = len(claimed)
-            return report
-        # Bodies are built LOAD_CHUNK at a time, as the sending reaches them: a worker's memory
-        # then grows with its concurrency, not with concurrency × deliveries per task.
-        remaining = load_work(session, endpoint, claimed[:LOAD_CHUNK], settings)
-    unloaded = claimed[LOAD_CHUNK:]
-
-    client = redis_client(settings.redis_url)
-    limiter = RateLimiter(client) if endpoint.rate_limit_per_s else None
-    breaker = EndpointBreaker(
-        client,
-        endpoint.id,
-        settings.breaker_fail_max,
-        settings.breaker_reset_timeout_s,
-        request_s + 5,
-    )
-    pending: list[Result] = []
-    last_flush = time.monotonic()
-    defer_s = breaker.before_request()
-    defer_reason = metrics.DeferReason.BREAKER_OPEN if defer_s else ""
-
-    # Slow start: one request first; every window answered 2xx doubles the next one, up to
-    # `delivery_window`; any failure shrinks it to one again. A failing endpoint therefore gets
-    # one request at a time per task, as if there were no window. A healthy endpoint's next task
-    # starts with the window this one ended with.
-    window_size = min(windows.start(endpoint.id), settings.delivery_window)
-    slot = endpoint_slots.get(endpoint.id, settings.endpoint_max_in_flight)
-    while (remaining or unloaded) and not defer_s:
-        if time.monotonic() - started > budget_s:
-            break
-        if len(remaining) < window_size and unloaded:
-            with sessions() as session:
-                remaining += load_work(session, endpoint, unloaded[:LOAD_CHUNK], settings)
-            unloaded = unloaded[LOAD_CHUNK:]
-        # Each request of a window has its own rate-limit token; a limited one ends the window
-        # and defers the rest.
-        window: list[Work] = []
-        while remaining and len(window) < window_size:
-            if limiter is not None and endpoint.rate_limit_per_s is not None:
-                wait_s = limiter.acquire(endpoint.id, endpoint.rate_limit_per_s)
-                if wait_s:
-                    defer_s, defer_reason = wait_s, metrics.DeferReason.RATE_LIMITED
-                    break
-            window.append(remaining.pop(0))
-        results = in_parallel(lambda item: send(endpoint, item, settings, slot), window)
-        pending += results
-        if tally(endpoint, results, breaker, report):
-            defer_s = settings.breaker_reset_timeout_s
-            defer_reason = metrics.DeferReason.BREAKER_OPEN
-        if report.disabled:
-            break
-        all_ok = all(r.outcome.ok for r in results)
-        window_size = min(window_size * 2, settings.delivery_window) if all_ok else 1
-        if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_INTERVAL_S:
-            with sessions() as session:
-                record(session, endpoint, pending, worker_token, utcnow())
-            pending, last_flush = [], time.monotonic()
-
-    windows.end(endpoint.id, window_size)
+    task: Claimed,
+    unrecorded: Sequence[Result],
+    stopped_by: Deferral | None,
+    report: Report,
+) -> None:
+    """Record the last attempts, then disable, defer or release what was not sent; a short
+    deferral goes back on the queue once that is committed."""
+    endpoint, worker_token, left = task.endpoint, task.worker_token, task.backlog.left()
+    decision = settle(report.disabled, stopped_by, len(left))
     requeue = None
     with sessions() as session:
         now = utcnow()
-        record(session, endpoint, pending, worker_token, now)
-        left = [w.delivery_id for w in remaining] + unloaded
-        if report.disabled:
-            disable_endpoint(session, endpoint.id, "the endpoint answered 410 Gone", now)
-            log.warning("deliver.endpoint.disabled endpoint=%s reason=410-gone", endpoint.id)
-            release_leases(session, left, worker_token)
-            report.released = len(left)
-        elif defer_s and left:
+        record(session, endpoint, unrecorded, worker_token, now)
+        if decision.action is Action.DEFER:
             requeue = defer(
-                session, endpoint.id, left, worker_token, defer_s, now, settings.dispatch_lease_s
+                session,
+                endpoint.id,
+                left,
+                worker_token,
+                decision.delay_s,
+                now,
+                settings.dispatch_lease_s,
             )
             report.deferred = len(left)
-            metrics.record_deferred(defer_reason, len(left))
+            metrics.record_deferred(decision.reason, len(left))
             log.info(
                 "deliver.deferred endpoint=%s deliveries=%d reason=%s delay_s=%.2f",
                 endpoint.id,
                 len(left),
-                defer_reason,
-                defer_s,
+                decision.reason,
+                decision.delay_s,
             )
-        elif left:
+        else:  # a disabled endpoint's deliveries wait, unleased, for it to be enabled again
+            if decision.action is Action.DISABLE:
+                disable_endpoint(session, endpoint.id, "the endpoint answered 410 Gone", now)
+                log.warning("deliver.endpoint.disabled endpoint=%s reason=410-gone", endpoint.id)
             release_leases(session, left, worker_token)
             report.released = len(left)
     if requeue is not None:
-        enqueue_groups([requeue], countdown=defer_s)
-    return report
+        enqueue_groups([requeue], countdown=decision.delay_s)

@@ -22,10 +22,11 @@ from ethhook.db.models import (
     Event,
     utcnow,
 )
-from ethhook.deliver import ssrf
+from ethhook.deliver import service, ssrf
 from ethhook.deliver.breaker import CLOSED, HALF_OPEN, OPEN, EndpointBreaker
 from ethhook.deliver.ratelimit import RateLimiter
-from ethhook.deliver.service import deliver, windows
+from ethhook.deliver.service import deliver
+from ethhook.deliver.window import WindowMemory
 from ethhook.endpoints import rotate_secret
 from ethhook.maintenance import jobs
 from ethhook.match.service import match_batch
@@ -309,7 +310,13 @@ def test_a_success_resets_failures_counted_by_other_workers(r):
 # --- delivery window ----------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("db")
+@pytest.fixture()
+def fresh_windows(monkeypatch):
+    """A window memory of the test's own: no window carried over from other tests' tasks."""
+    monkeypatch.setattr(service, "windows", WindowMemory())
+
+
+@pytest.mark.usefixtures("db", "fresh_windows")
 def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(receiver):
     in_flight = [0]
     seen: list[int] = []  # requests in flight when each request arrived, in arrival order
@@ -334,7 +341,6 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
         )
     (group,) = groups
     settings = get_settings().__class__(**{**get_settings().__dict__, "delivery_window": 8})
-    windows.forget()
     report = deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
 
     # 1, 2, 4, 8 (the 8th request overall fails), then 1, 2 and the last 2.
@@ -353,7 +359,7 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
     assert seen == [*range(1, 9), *range(1, 9), 1, 2, 3, 4]
 
 
-@pytest.mark.usefixtures("db")
+@pytest.mark.usefixtures("db", "fresh_windows")
 def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks(receiver):
     in_flight, most = [0], [0]
     lock = threading.Lock()
@@ -383,7 +389,6 @@ def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks
     settings = get_settings().__class__(
         **{**get_settings().__dict__, "delivery_window": 8, "endpoint_max_in_flight": 4}
     )
-    windows.forget()
     tasks = [
         threading.Thread(
             target=deliver, args=(session_scope, settings, endpoint_id, g.delivery_ids, g.token)

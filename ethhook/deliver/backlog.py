@@ -1,0 +1,39 @@
+"""A task's claimed deliveries, their bodies built a chunk at a time as the sending reaches them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ethhook.deliver.store import Work
+
+# A worker's memory then grows with its concurrency, not with concurrency × deliveries per task.
+LOAD_CHUNK = 20
+
+Loader = Callable[[Sequence[int]], list[Work]]
+
+
+class Backlog:
+    """Loaded work first, in order, then the ids still to load; `load` builds the bodies."""
+
+    def __init__(self, claimed: Sequence[int], load: Loader) -> None:
+        self._loaded = load(claimed[:LOAD_CHUNK])
+        self._unloaded = list(claimed[LOAD_CHUNK:])
+
+    def __bool__(self) -> bool:
+        return bool(self._loaded or self._unloaded)
+
+    def top_up(self, size: int, load: Loader) -> None:
+        """Load one more chunk when fewer than `size` bodies are ready."""
+        if len(self._loaded) < size and self._unloaded:
+            self._loaded += load(self._unloaded[:LOAD_CHUNK])
+            self._unloaded = self._unloaded[LOAD_CHUNK:]
+
+    def has_loaded(self) -> bool:
+        return bool(self._loaded)
+
+    def pop(self) -> Work:
+        return self._loaded.pop(0)
+
+    def left(self) -> list[int]:
+        """The ids not sent, loaded or not, in order."""
+        return [w.delivery_id for w in self._loaded] + self._unloaded

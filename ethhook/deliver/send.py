@@ -1,0 +1,55 @@
+"""One window of signed POSTs sent at once, each within the endpoint's cap on requests in flight."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from threading import Semaphore
+
+from ethhook import __version__
+from ethhook.config import Settings
+from ethhook.db.models import utcnow
+from ethhook.deliver import http
+from ethhook.deliver.signing import webhook_headers
+from ethhook.deliver.store import EndpointView, Result, Work
+
+USER_AGENT = f"EthHook/{__version__}"
+
+
+def send(endpoint: EndpointView, work: Work, settings: Settings, slot: Semaphore) -> Result:
+    with slot:  # the endpoint's cap on requests in flight from this process
+        started_at = utcnow()
+        headers = webhook_headers(
+            endpoint.secrets, work.webhook_id, int(started_at.timestamp()), work.body, USER_AGENT
+        )
+        outcome = http.post(
+            endpoint.url,
+            work.body,
+            headers,
+            settings.delivery_connect_timeout_s,
+            settings.delivery_read_timeout_s,
+            allow_private=settings.allow_private_targets,
+        )
+    return Result(work, started_at, outcome)
+
+
+def in_parallel(fn: Callable[[Work], Result], items: Sequence[Work]) -> list[Result]:
+    """fn over items at once, results in order: greenlets under a gevent pool, else threads."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    if "gevent" in sys.modules:
+        from gevent import monkey
+
+        if monkey.is_module_patched("socket"):
+            from gevent.pool import Group
+
+            return list(Group().imap(fn, items))
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(fn, items))
+
+
+def send_window(
+    endpoint: EndpointView, window: Sequence[Work], settings: Settings, slot: Semaphore
+) -> list[Result]:
+    return in_parallel(lambda item: send(endpoint, item, settings, slot), window)

@@ -1,0 +1,47 @@
+"""A task's backlog builds bodies a chunk at a time, as the windows reach them."""
+
+from datetime import UTC, datetime
+
+from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
+from ethhook.deliver.store import Work
+
+
+class Loader:
+    def __init__(self, missing: frozenset[int] = frozenset()) -> None:
+        self.calls: list[list[int]] = []
+        self.missing = missing
+
+    def __call__(self, ids):
+        self.calls.append(list(ids))
+        created = datetime(2026, 12, 1, tzinfo=UTC)
+        return [Work(i, 0, f"msg_{i}", b"{}", 0, created) for i in ids if i not in self.missing]
+
+
+def test_only_the_first_chunk_is_loaded_at_the_start():
+    load = Loader()
+    backlog = Backlog(list(range(1, 46)), load)
+    assert load.calls == [list(range(1, LOAD_CHUNK + 1))]
+    assert backlog.left() == list(range(1, 46))
+
+
+def test_a_chunk_is_loaded_when_fewer_bodies_are_ready_than_the_window_needs():
+    first, more = Loader(), Loader()
+    backlog = Backlog(list(range(1, 46)), first)
+    for _ in range(LOAD_CHUNK - 4):
+        backlog.pop()
+    backlog.top_up(4, more)  # four ready, four needed
+    assert more.calls == []
+    backlog.top_up(8, more)
+    assert more.calls == [list(range(LOAD_CHUNK + 1, 2 * LOAD_CHUNK + 1))]
+    assert backlog.left() == list(range(LOAD_CHUNK - 3, 46))
+
+
+def test_sending_takes_the_work_in_order_until_none_is_left():
+    backlog = Backlog([3, 4, 5], Loader())
+    assert [backlog.pop().delivery_id for _ in range(3)] == [3, 4, 5]
+    assert not backlog.has_loaded() and not backlog and backlog.left() == []
+
+
+def test_a_delivery_that_no_longer_loads_is_not_left_over():
+    backlog = Backlog([1, 2, 3], Loader(missing=frozenset({2})))
+    assert backlog.left() == [1, 3]
