@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ethhook.config import CHAIN_URL_VARIABLES
 from ethhook.demo.devchain import DevChain, events_in, free_port
@@ -76,40 +77,10 @@ def run_demo(options: DemoOptions) -> int:
             f'ws_url = "{chain.ws_url}"\nhttp_url = "{chain.http_url}"\npoll_interval_s = 0.5\n'
         )
         metrics_port = free_port()
-        env = {
-            **os.environ,
-            "ETHHOOK_DATABASE_URL": f"sqlite:///{workdir / 'ethhook.db'}",
-            "ETHHOOK_BROKER_URL": redis.broker_url,
-            "ETHHOOK_REDIS_URL": redis.url,
-            "ETHHOOK_ALLOW_PRIVATE_TARGETS": "true",
-            "ETHHOOK_CHAINS_FILE": str(workdir / "chains.toml"),
-            "ETHHOOK_METRICS_PORT": str(metrics_port),
-            "ETHHOOK_WORKER_METRICS_PORT": "0",
-            "ETHHOOK_DUE_SCAN_INTERVAL_S": "0.5",
-        }
-        for var in CHAIN_URL_VARIABLES:
-            env.pop(var, None)
+        env = _demo_env(workdir, redis, metrics_port)
         _run_cli(env, "db", "upgrade")
         token = chain.deploy_token()
-        endpoint = json.loads(
-            _run_cli(
-                env,
-                "endpoint",
-                "add",
-                "--url",
-                receiver.url,
-                "--chain",
-                "anvil",
-                "--contract",
-                token,
-                "--event",
-                TRANSFER,
-                "--name",
-                "demo receiver",
-                "--json",
-            )
-        )
-        receiver.secret = endpoint["secret"]
+        endpoint = _register_endpoint(env, receiver.url, token)
         print(f"  token {token} deployed; endpoint {endpoint['id']} → {receiver.url}")
         children = standard_children(
             workdir / "celerybeat-schedule",
@@ -130,6 +101,45 @@ def run_demo(options: DemoOptions) -> int:
         receiver.stop()
         redis.stop()
         chain.stop()
+
+
+def _demo_env(workdir: Path, redis: LocalRedis, metrics_port: int) -> dict[str, str]:
+    """The environment of every demo process: SQLite, the private Redis, the demo chain only."""
+    env = {
+        **os.environ,
+        "ETHHOOK_DATABASE_URL": f"sqlite:///{workdir / 'ethhook.db'}",
+        "ETHHOOK_BROKER_URL": redis.broker_url,
+        "ETHHOOK_REDIS_URL": redis.url,
+        "ETHHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        "ETHHOOK_CHAINS_FILE": str(workdir / "chains.toml"),
+        "ETHHOOK_METRICS_PORT": str(metrics_port),
+        "ETHHOOK_WORKER_METRICS_PORT": "0",
+        "ETHHOOK_DUE_SCAN_INTERVAL_S": "0.5",
+    }
+    for var in CHAIN_URL_VARIABLES:
+        env.pop(var, None)
+    return env
+
+
+def _register_endpoint(env: dict[str, str], url: str, token: str) -> dict[str, Any]:
+    """The demo's endpoint, registered with the real command line."""
+    answer = _run_cli(
+        env,
+        "endpoint",
+        "add",
+        "--url",
+        url,
+        "--chain",
+        "anvil",
+        "--contract",
+        token,
+        "--event",
+        TRANSFER,
+        "--name",
+        "demo receiver",
+        "--json",
+    )
+    return dict(json.loads(answer))
 
 
 def _wait_for_listener(workdir: Path, stop: threading.Event) -> None:
@@ -193,7 +203,31 @@ def _drive(
     sent_at, emitted = emission.sent_at, emission.events
     if emitted != n:
         print(f"  only {emitted} of {n} events are in the mined transactions' receipts")
-    deadline = time.monotonic() + options.timeout_s
+    _show_progress(receiver, workdir, sent_at, emitted, options.timeout_s, stop)
+    elapsed = time.monotonic() - started
+    ok = _summary(receiver, workdir, sent_at, n, emitted, elapsed)
+    if options.keep_running and not stop.is_set():
+        print(
+            f"\nStill running (Ctrl-C to stop). Try, in another shell:\n"
+            f"  export ETHHOOK_DATABASE_URL=sqlite:///{workdir / 'ethhook.db'}\n"
+            f"  export ETHHOOK_BROKER_URL=redis+socket://{workdir / 'redis.sock'}\n"
+            f"  ethhook delivery list --limit 5\n"
+            f"  chain RPC {chain.http_url}   metrics http://127.0.0.1:{metrics_port}/metrics"
+        )
+        stop.wait()
+    return 0 if ok else 1
+
+
+def _show_progress(
+    receiver: DemoReceiver,
+    workdir: Path,
+    sent_at: dict[str, float],
+    emitted: int,
+    timeout_s: float,
+    stop: threading.Event,
+) -> None:
+    """One live line (or a line every 2 s when not on a terminal) until everything arrived."""
+    deadline = time.monotonic() + timeout_s
     tty = sys.stdout.isatty()
     line = ""
     while not stop.is_set():
@@ -209,13 +243,23 @@ def _drive(
         if delivered >= emitted or time.monotonic() > deadline:
             break
         stop.wait(0.5 if tty else 2.0)
-    elapsed = time.monotonic() - started
     if tty:
         print()
+
+
+def _summary(
+    receiver: DemoReceiver,
+    workdir: Path,
+    sent_at: dict[str, float],
+    requested: int,
+    emitted: int,
+    elapsed: float,
+) -> bool:
+    """Print the summary; True when every emitted event arrived once, verified."""
     delivered = receiver.count()
     lat = receiver.latencies_ms(sent_at)
     ok = (
-        emitted == n
+        emitted == requested
         and delivered == emitted
         and receiver.unverified == 0
         and receiver.duplicates == 0
@@ -234,13 +278,4 @@ def _drive(
     )
     if not ok:
         print(f"  logs: {workdir}/*.log")
-    if options.keep_running and not stop.is_set():
-        print(
-            f"\nStill running (Ctrl-C to stop). Try, in another shell:\n"
-            f"  export ETHHOOK_DATABASE_URL=sqlite:///{workdir / 'ethhook.db'}\n"
-            f"  export ETHHOOK_BROKER_URL=redis+socket://{workdir / 'redis.sock'}\n"
-            f"  ethhook delivery list --limit 5\n"
-            f"  chain RPC {chain.http_url}   metrics http://127.0.0.1:{metrics_port}/metrics"
-        )
-        stop.wait()
-    return 0 if ok else 1
+    return ok
