@@ -81,6 +81,7 @@ def run_demo(options: DemoOptions) -> int:
         _run_cli(env, "db", "upgrade")
         token = chain.deploy_token()
         endpoint = _register_endpoint(env, receiver.url, token)
+        receiver.secret = endpoint["secret"]
         print(f"  token {token} deployed; endpoint {endpoint['id']} → {receiver.url}")
         children = standard_children(
             workdir / "celerybeat-schedule",
