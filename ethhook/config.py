@@ -9,10 +9,24 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ethhook.exceptions import ConfigError
+from ethhook.redact import redact_url
 
 DEFAULT_RETRY_SCHEDULE_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+
+# What fits where values are used. Chain ids, block numbers and row ids are PostgreSQL BIGINTs.
+BIGINT_MAX = 2**63 - 1
+# The longest duration a setting or an endpoint option may name: ten years still fits every
+# datetime, timedelta and socket timeout computed from it (1e300 seconds overflows them all).
+MAX_DURATION_S = 10 * 365 * 86400
+MAX_RETENTION_DAYS = MAX_DURATION_S // 86400
+MAX_CONFIRMATIONS = 10_000
+MAX_RETRY_ATTEMPTS = 50
+# Batch sizes, scan limits and windows: far above any useful value, far below any overflow.
+MAX_COUNT = 1_000_000
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -49,32 +63,50 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _parse_positive_float(raw: str) -> float:
+def check_seconds(value: float, *, zero_ok: bool) -> float:
+    """`value` if it is a usable duration in seconds, else ValueError saying what is expected.
+
+    Written so that NaN fails too: every comparison with NaN is false.
+    """
+    low_ok = value >= 0 if zero_ok else value > 0
+    if not (low_ok and value <= MAX_DURATION_S):
+        low = "from 0" if zero_ok else "greater than 0 and"
+        raise ValueError(f"expected seconds {low} up to {MAX_DURATION_S} (10 years)")
+    return value
+
+
+def _parse_positive_seconds(raw: str) -> float:
+    return check_seconds(float(raw), zero_ok=False)
+
+
+def _parse_non_negative_seconds(raw: str) -> float:
+    return check_seconds(float(raw), zero_ok=True)
+
+
+def _parse_retention_days(raw: str) -> float:
     value = float(raw)
-    if not value > 0:
-        raise ValueError("expected a number greater than 0")
+    if not 0 < value <= MAX_RETENTION_DAYS:
+        raise ValueError(f"expected days greater than 0 and up to {MAX_RETENTION_DAYS}")
     return value
 
 
-def _parse_non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if value < 0:
-        raise ValueError("expected a number of 0 or more")
-    return value
+def _int_parser(low: int, high: int) -> Callable[[str], int]:
+    """A parser of a whole number from `low` to `high`."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:  # not digits, or more digits than Python converts
+            value = None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+        return value
+
+    return parse
 
 
-def _parse_non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("expected an integer of 0 or more")
-    return value
-
-
-def _parse_positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("expected an integer of 1 or more")
-    return value
+_parse_count = _int_parser(1, MAX_COUNT)
+_parse_port = _int_parser(0, MAX_PORT)  # 0 = off
 
 
 def parse_retry_schedule(raw: str) -> tuple[float, ...]:
@@ -82,18 +114,73 @@ def parse_retry_schedule(raw: str) -> tuple[float, ...]:
     parts = [p.strip() for p in raw.split(",") if p.strip()]
     if not parts:
         raise ValueError("expected comma-separated delays in seconds, e.g. 0,5,300")
+    if len(parts) > MAX_RETRY_ATTEMPTS:
+        raise ValueError(f"at most {MAX_RETRY_ATTEMPTS} attempts")
     delays = tuple(float(p) for p in parts)
-    if any(d < 0 for d in delays):
-        raise ValueError("delays must be 0 or more seconds")
-    if len(delays) > 50:
-        raise ValueError("at most 50 attempts")
+    if not all(0 <= d <= MAX_DURATION_S for d in delays):
+        raise ValueError(f"each delay must be from 0 to {MAX_DURATION_S} seconds (10 years)")
     return delays
 
 
-def _parse_url(raw: str) -> str:
+def _check_url(raw: str, example: str) -> str:
+    """`raw` if it looks like a URL whose port (if any) is a real one."""
     if "://" not in raw:
-        raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+        raise ValueError(f"expected a URL such as {example}")
+    try:
+        urlsplit(raw).port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError as exc:
+        raise ValueError(f"expected a URL with a port from 0 to {MAX_PORT} ({exc})") from None
     return raw
+
+
+def _parse_url(raw: str) -> str:
+    return _check_url(raw, "redis://127.0.0.1:6379/0")
+
+
+# The databases EthHook is tested on: dialect → the drivers that may follow a "+".
+_DATABASES = {"postgresql": ("", "psycopg2"), "sqlite": ("", "pysqlite")}
+
+
+def _parse_database_url(raw: str) -> str:
+    dialect, _, driver = raw.partition("://")[0].lower().partition("+")
+    if "://" not in raw or driver not in _DATABASES.get(dialect, ()):
+        raise ValueError(
+            "EthHook supports PostgreSQL (postgresql+psycopg2://USER@HOST:5432/DB) "
+            "or SQLite (sqlite:///PATH)"
+        )
+    return _check_url(raw, "postgresql+psycopg2://USER@HOST:5432/DB")
+
+
+def _shown(raw: str) -> str:
+    """A setting's value as an error message may quote it: a URL as scheme://host:port only
+    (credentials, and the path and query where providers put API keys, become …), at most 100
+    characters of anything else."""
+    if "://" in raw:
+        text = redact_url(raw)
+        text += "…" if text != raw else ""
+    else:
+        text = raw
+    return repr(text if len(text) <= 100 else text[:100] + "…")
+
+
+def parse_secret_keys(raw: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys, newest first: the newest encrypts, any of them decrypts."""
+    from cryptography.fernet import Fernet  # here: only a process given keys pays for the import
+
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        raise ConfigError("ETHHOOK_SECRET_KEYS: expected comma-separated Fernet keys, newest first")
+    for i, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            # A ConfigError, not a ValueError: load_settings would quote the value, a secret.
+            raise ConfigError(
+                f"ETHHOOK_SECRET_KEYS: key {i} of {len(keys)} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes; make one with `python -c 'from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())'`)"
+            ) from None
+    return keys
 
 
 @dataclass(frozen=True)
@@ -118,12 +205,15 @@ class Settings:
     endpoint_max_in_flight: int = 16
     match_batch_size: int = 100
     secret_rotation_grace_s: float = 86400.0
+    # Fernet keys, newest first, that encrypt endpoint secrets at rest (ethhook/db/secrets.py).
+    secret_keys: tuple[str, ...] = field(default=(), repr=False)
     breaker_fail_max: int = 5
     breaker_reset_timeout_s: float = 30.0
     auto_disable_after_s: float = 5 * 86400.0
     metrics_port: int = 3000
     worker_metrics_port: int = 9808
-    metrics_host: str = "0.0.0.0"  # noqa: S104 (scraped from other hosts and containers)
+    # Loopback unless told otherwise: deployments scraped from other hosts set 0.0.0.0 themselves.
+    metrics_host: str = "127.0.0.1"
     chains_file: str | None = None
     # Where the demo and the test fixtures install the anvil chain node with npm.
     anvil_cache_dir: str = str(Path.home() / ".cache/ethhook/anvil")
@@ -147,29 +237,30 @@ class Settings:
 
 # (env variable, parser) per field; fields not listed here are derived.
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "database_url": ("ETHHOOK_DATABASE_URL", _parse_url),
+    "database_url": ("ETHHOOK_DATABASE_URL", _parse_database_url),
     "broker_url": ("ETHHOOK_BROKER_URL", _parse_url),
     "redis_url": ("ETHHOOK_REDIS_URL", _parse_url),
     "allow_private_targets": ("ETHHOOK_ALLOW_PRIVATE_TARGETS", _parse_bool),
-    "delivery_connect_timeout_s": ("ETHHOOK_DELIVERY_CONNECT_TIMEOUT_S", _parse_positive_float),
-    "delivery_read_timeout_s": ("ETHHOOK_DELIVERY_READ_TIMEOUT_S", _parse_positive_float),
+    "delivery_connect_timeout_s": ("ETHHOOK_DELIVERY_CONNECT_TIMEOUT_S", _parse_positive_seconds),
+    "delivery_read_timeout_s": ("ETHHOOK_DELIVERY_READ_TIMEOUT_S", _parse_positive_seconds),
     "retry_schedule_s": ("ETHHOOK_RETRY_SCHEDULE_S", parse_retry_schedule),
-    "retention_days": ("ETHHOOK_RETENTION_DAYS", _parse_positive_float),
-    "cleanup_batch_size": ("ETHHOOK_CLEANUP_BATCH_SIZE", _parse_positive_int),
-    "dispatch_lease_s": ("ETHHOOK_DISPATCH_LEASE_S", _parse_positive_float),
-    "delivery_lease_s": ("ETHHOOK_DELIVERY_LEASE_S", _parse_positive_float),
-    "due_scan_interval_s": ("ETHHOOK_DUE_SCAN_INTERVAL_S", _parse_positive_float),
-    "due_scan_limit": ("ETHHOOK_DUE_SCAN_LIMIT", _parse_positive_int),
-    "deliveries_per_task": ("ETHHOOK_DELIVERIES_PER_TASK", _parse_positive_int),
-    "delivery_window": ("ETHHOOK_DELIVERY_WINDOW", _parse_positive_int),
-    "endpoint_max_in_flight": ("ETHHOOK_ENDPOINT_MAX_IN_FLIGHT", _parse_positive_int),
-    "match_batch_size": ("ETHHOOK_MATCH_BATCH_SIZE", _parse_positive_int),
-    "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", _parse_non_negative_float),
-    "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", _parse_positive_int),
-    "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", _parse_positive_float),
-    "auto_disable_after_s": ("ETHHOOK_AUTO_DISABLE_AFTER_S", _parse_positive_float),
-    "metrics_port": ("ETHHOOK_METRICS_PORT", _parse_non_negative_int),
-    "worker_metrics_port": ("ETHHOOK_WORKER_METRICS_PORT", _parse_non_negative_int),
+    "retention_days": ("ETHHOOK_RETENTION_DAYS", _parse_retention_days),
+    "cleanup_batch_size": ("ETHHOOK_CLEANUP_BATCH_SIZE", _parse_count),
+    "dispatch_lease_s": ("ETHHOOK_DISPATCH_LEASE_S", _parse_positive_seconds),
+    "delivery_lease_s": ("ETHHOOK_DELIVERY_LEASE_S", _parse_positive_seconds),
+    "due_scan_interval_s": ("ETHHOOK_DUE_SCAN_INTERVAL_S", _parse_positive_seconds),
+    "due_scan_limit": ("ETHHOOK_DUE_SCAN_LIMIT", _parse_count),
+    "deliveries_per_task": ("ETHHOOK_DELIVERIES_PER_TASK", _parse_count),
+    "delivery_window": ("ETHHOOK_DELIVERY_WINDOW", _parse_count),
+    "endpoint_max_in_flight": ("ETHHOOK_ENDPOINT_MAX_IN_FLIGHT", _parse_count),
+    "match_batch_size": ("ETHHOOK_MATCH_BATCH_SIZE", _parse_count),
+    "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", _parse_non_negative_seconds),
+    "secret_keys": ("ETHHOOK_SECRET_KEYS", parse_secret_keys),
+    "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", _parse_count),
+    "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", _parse_positive_seconds),
+    "auto_disable_after_s": ("ETHHOOK_AUTO_DISABLE_AFTER_S", _parse_positive_seconds),
+    "metrics_port": ("ETHHOOK_METRICS_PORT", _parse_port),
+    "worker_metrics_port": ("ETHHOOK_WORKER_METRICS_PORT", _parse_port),
     "metrics_host": ("ETHHOOK_METRICS_HOST", str),
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
     "anvil_cache_dir": ("ETHHOOK_ANVIL_CACHE", str),
@@ -187,8 +278,11 @@ def _load_chains(env: Mapping[str, str], chains_file: str | None) -> tuple[Chain
         ws = env.get(f"{name.upper()}_WS") or None
         http = env.get(f"{name.upper()}_HTTP") or None
         for var, url in ((f"{name.upper()}_WS", ws), (f"{name.upper()}_HTTP", http)):
-            if url is not None and "://" not in url:
-                raise ConfigError(f"{var}: expected a URL such as ws://127.0.0.1:8545, got {url!r}")
+            if url is not None:
+                try:
+                    _check_url(url, "ws://127.0.0.1:8545")
+                except ValueError as exc:
+                    raise ConfigError(f"{var}={_shown(url)} is invalid: {exc}") from None
         chains[chain_id] = ChainConfig(name=name, chain_id=chain_id, ws_url=ws, http_url=http)
     if chains_file:
         for chain in _read_chains_file(chains_file):
@@ -207,24 +301,47 @@ def _read_chains_file(path: str) -> list[ChainConfig]:
     for i, entry in enumerate(data.get("chains", [])):
         where = f"ETHHOOK_CHAINS_FILE: {path}: chains[{i}]"
         try:
-            chain = ChainConfig(
-                name=str(entry["name"]),
-                chain_id=int(entry["chain_id"]),
-                ws_url=entry.get("ws_url") or None,
-                http_url=entry.get("http_url") or None,
-                default_confirmations=int(entry.get("default_confirmations", 0)),
-                poll_interval_s=float(entry.get("poll_interval_s", 1.0)),
-            )
+            result.append(_chain_entry(entry))
         except KeyError as exc:
             raise ConfigError(f"{where}: missing key {exc.args[0]!r}") from exc
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}") from exc
-        if chain.chain_id < 1 or chain.default_confirmations < 0 or chain.poll_interval_s <= 0:
-            raise ConfigError(
-                f"{where}: chain_id, default_confirmations or poll_interval_s out of range"
-            )
-        result.append(chain)
     return result
+
+
+def _chain_entry(entry: Mapping[str, Any]) -> ChainConfig:
+    """One [[chains]] table, every value checked (TOML has inf and nan, and any type anywhere)."""
+
+    def whole(key: str, low: int, high: int, default: int | None = None) -> int:
+        value = entry[key] if default is None else entry.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{key} must be an integer from {low} to {high}")
+        return value
+
+    def url(key: str) -> str | None:
+        value = entry.get(key) or None
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key} must be a string")
+        return None if value is None else _check_url(value, "ws://127.0.0.1:8545")
+
+    name = entry["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("name must be a non-empty string")
+    poll = entry.get("poll_interval_s", 1.0)
+    if isinstance(poll, bool) or not isinstance(poll, int | float):
+        raise ValueError("poll_interval_s must be a number")
+    try:
+        check_seconds(float(poll), zero_ok=False)
+    except ValueError as exc:
+        raise ValueError(f"poll_interval_s: {exc}") from None
+    return ChainConfig(
+        name=name,
+        chain_id=whole("chain_id", 1, BIGINT_MAX),
+        ws_url=url("ws_url"),
+        http_url=url("http_url"),
+        default_confirmations=whole("default_confirmations", 0, MAX_CONFIRMATIONS, 0),
+        poll_interval_s=float(poll),
+    )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -238,7 +355,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{var}={raw!r} is invalid: {exc}") from exc
+            raise ConfigError(f"{var}={_shown(raw)} is invalid: {exc}") from None
     values["chains"] = _load_chains(env, values.get("chains_file"))
     known = {f.name for f in fields(Settings)}
     assert set(values) <= known

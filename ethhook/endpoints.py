@@ -7,19 +7,45 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from ethhook.config import BUILTIN_CHAINS, Settings, parse_retry_schedule
+from ethhook.abi import parse_event_filter, to_checksum_address
+from ethhook.config import (
+    BIGINT_MAX,
+    BUILTIN_CHAINS,
+    MAX_CONFIRMATIONS,
+    Settings,
+    check_seconds,
+    parse_retry_schedule,
+)
 from ethhook.db.models import Endpoint, EndpointFilter, utcnow
 from ethhook.deliver.signing import generate_secret
-from ethhook.deliver.ssrf import check_url
+from ethhook.deliver.ssrf import check_url, forbidden_port
 from ethhook.exceptions import InputError, NotFoundError
-from ethhook.abi import parse_event_filter, to_checksum_address
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-MAX_CONFIRMATIONS = 10_000
+
+
+def _length(column: Any) -> int:
+    """The size n of a String(n) column of the model."""
+    return int(column.type.length)
+
+
+# Read from the model: longer text is refused here, not by the database.
+MAX_NAME_LENGTH = _length(Endpoint.name)
+MAX_URL_LENGTH = _length(Endpoint.url)
+MAX_REASON_LENGTH = _length(Endpoint.disabled_reason)
+# An --event as typed; the longest real-world signatures are a few hundred characters.
+MAX_EVENT_LENGTH = 1000
+# The rate limiter spaces requests by 1/rate in whole microseconds, kept in Redis.
+MIN_RATE_LIMIT_PER_S = 0.001
+MAX_RATE_LIMIT_PER_S = 1_000_000
+# NUL (PostgreSQL refuses it), other control characters (they garble terminals and logs) and
+# lone surrogates (command-line bytes that are not UTF-8 arrive as those; no database takes them).
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -37,19 +63,45 @@ class EndpointSpec:
     name: str | None
 
 
+def check_length(value: str, what: str, max_length: int) -> str:
+    """`value` if it has at most `max_length` characters (a VARCHAR counts characters)."""
+    if len(value) > max_length:
+        raise InputError(f"invalid {what}: {len(value)} characters, at most {max_length} fit")
+    return value
+
+
+def check_text(value: str, what: str, max_length: int) -> str:
+    """`value` if its column stores it as given: at most `max_length` characters of text."""
+    if _UNSTORABLE.search(check_length(value, what, max_length)):
+        raise InputError(
+            f"invalid {what}: it contains control characters or bytes that are not UTF-8"
+        )
+    return value
+
+
+def check_grace(grace_s: float) -> float:
+    """How long a rotated-out secret may keep signing: 0 seconds to MAX_DURATION_S."""
+    try:
+        return check_seconds(grace_s, zero_ok=True)
+    except ValueError as exc:
+        raise InputError(f"invalid --grace-s {grace_s:g}: {exc}") from None
+
+
 def parse_url(url: str) -> str:
-    parts = urlsplit(url.strip())
+    text = check_text(url.strip(), "URL", MAX_URL_LENGTH)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:  # a bad port, or an unclosed [IPv6 literal
+        raise InputError(f"invalid URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https"):
         raise InputError(f"invalid URL {url!r}: only http:// and https:// endpoints are supported")
     if not parts.hostname:
         raise InputError(f"invalid URL {url!r}: it has no host name")
-    if len(url) > 2048:
-        raise InputError("invalid URL: longer than 2048 characters")
-    try:
-        parts.port  # noqa: B018  (raises ValueError for a bad port)
-    except ValueError as exc:
-        raise InputError(f"invalid URL {url!r}: {exc}") from exc
-    return url.strip()
+    reason = forbidden_port(port)
+    if reason:
+        raise InputError(f"invalid URL {url!r}: {reason}; give a port from 1 to 65535")
+    return text
 
 
 def parse_chain(value: str, settings: Settings) -> int:
@@ -59,8 +111,11 @@ def parse_chain(value: str, settings: Settings) -> int:
             return chain.chain_id
     if text in BUILTIN_CHAINS:
         return BUILTIN_CHAINS[text]
-    if text.isdigit() and int(text) > 0:
-        return int(text)
+    if text.isascii() and text.isdigit():
+        digits = text.lstrip("0")  # and at most 19 of them: int() refuses 4300 and more
+        if not digits or len(digits) > 19 or int(digits) > BIGINT_MAX:
+            raise InputError(f"invalid chain id {value!r}: expected 1 to {BIGINT_MAX}")
+        return int(digits)
     names = ", ".join(sorted({c.name for c in settings.chains} | set(BUILTIN_CHAINS)))
     raise InputError(f"unknown chain {value!r}: use a chain id (e.g. 1) or a name ({names})")
 
@@ -90,7 +145,7 @@ def build_spec(
     topics: list[str] = []
     signatures: list[str] = []
     for text in events:
-        topic0, signature = parse_event_filter(text)
+        topic0, signature = parse_event_filter(check_length(text, "--event", MAX_EVENT_LENGTH))
         if topic0 not in topics:
             topics.append(topic0)
         if signature is not None and signature.text not in signatures:
@@ -99,9 +154,12 @@ def build_spec(
         raise InputError(
             f"invalid --confirmations {confirmations}: expected 0 to {MAX_CONFIRMATIONS}"
         )
-    if rate_limit_per_s is not None and not rate_limit_per_s > 0:
+    if rate_limit_per_s is not None and not (
+        MIN_RATE_LIMIT_PER_S <= rate_limit_per_s <= MAX_RATE_LIMIT_PER_S
+    ):
         raise InputError(
-            f"invalid --rate-limit {rate_limit_per_s:g}: expected requests per second > 0"
+            f"invalid --rate-limit {rate_limit_per_s:g}: expected requests per second from "
+            f"{MIN_RATE_LIMIT_PER_S:g} to {MAX_RATE_LIMIT_PER_S}"
         )
     schedule = None
     if retry_schedule is not None:
@@ -121,7 +179,7 @@ def build_spec(
         confirmations=confirmations,
         rate_limit_per_s=rate_limit_per_s,
         retry_schedule_s=schedule,
-        name=name,
+        name=None if name is None else check_text(name, "--name", MAX_NAME_LENGTH),
     )
 
 
@@ -159,7 +217,30 @@ def get_endpoint(session: Session, endpoint_id: int) -> Endpoint:
     return endpoint
 
 
+@dataclass(frozen=True)
+class EndpointSecrets:
+    """The secret that signs an endpoint's webhooks, and the previous one while it signs too."""
+
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+
+def endpoint_secrets(
+    session: Session, endpoint_id: int, now: datetime | None = None
+) -> EndpointSecrets:
+    """What `ethhook endpoint secret` shows: only the secrets that sign at `now`."""
+    endpoint = get_endpoint(session, endpoint_id)
+    if endpoint.previous_secret_signs(now or utcnow()):
+        return EndpointSecrets(
+            endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at
+        )
+    return EndpointSecrets(endpoint.secret, None, None)
+
+
 def set_active(session: Session, endpoint_id: int, active: bool, reason: str | None) -> Endpoint:
+    if reason is not None:
+        check_text(reason, "--reason", MAX_REASON_LENGTH)
     endpoint = get_endpoint(session, endpoint_id)
     endpoint.active = active
     endpoint.disabled_reason = None if active else reason
@@ -173,6 +254,7 @@ def rotate_secret(
     session: Session, endpoint_id: int, grace_s: float, now: datetime | None = None
 ) -> Endpoint:
     """A new secret; the old one keeps signing beside it for `grace_s` seconds."""
+    check_grace(grace_s)
     now = now or utcnow()
     endpoint = get_endpoint(session, endpoint_id)
     endpoint.previous_secret = endpoint.secret

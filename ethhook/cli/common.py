@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeAlias
 
-from ethhook.config import Settings
+from ethhook.config import BIGINT_MAX, Settings
 from ethhook.exceptions import InputError
 
 EXIT_USAGE = 2
@@ -68,40 +69,47 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 def since(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
+        # In UTC, as the database compares it: 9999-12-31T23:00-05:00 is past the last datetime.
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise InputError(
             f"invalid --since {text!r}: expected ISO 8601, e.g. 2026-11-27T08:00:00Z"
         ) from exc
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _integer(text: str, low: int, expected: str) -> int:
+    """`text` as an integer from `low` to BIGINT_MAX: every id, block number and count a command
+    takes fits the database's widest integer column, so none reaches it and overflows there."""
+    try:
+        value = int(text)
+    except ValueError:  # not digits, or more digits than Python converts
+        value = None
+    if value is None or value < low:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text[:40]!r}")
+    if value > BIGINT_MAX:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is out of range (at most {BIGINT_MAX})")
+    return value
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    """An id, a limit or a count."""
+    return _integer(text, 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer of 0 or more, got {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {text!r}")
-    return value
+    """A block number or a number of confirmations."""
+    return _integer(text, 0, "an integer of 0 or more")
 
 
 def number(text: str) -> float:
+    """A finite number: no option means infinity, and NaN compares false with every limit."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text[:40]!r}")
+    return value
 
 
 def describe(data: dict[str, Any]) -> str:

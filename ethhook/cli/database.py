@@ -1,4 +1,4 @@
-"""`ethhook db`: the database schema."""
+"""`ethhook db`: the database schema, and the encryption of the secrets stored in it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,17 @@ def register(commands: Commands) -> None:
     add_command(
         group, "upgrade", cmd_db_upgrade, "apply database migrations (alembic upgrade head)"
     )
+    reencrypt = add_command(
+        group,
+        "reencrypt",
+        cmd_db_reencrypt,
+        "rewrite every endpoint secret under the newest ETHHOOK_SECRET_KEYS key",
+    )
+    reencrypt.add_argument(
+        "--decrypt",
+        action="store_true",
+        help="store the secrets as plaintext instead (before removing ETHHOOK_SECRET_KEYS)",
+    )
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,4 +37,31 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     command.upgrade(config, "head")
     emit(args, {"upgraded": True}, lambda: "database is at the latest schema")
+    return 0
+
+
+def cmd_db_reencrypt(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.db import session_scope
+    from ethhook.db.secrets import reencrypt_endpoints
+
+    read = rewritten = last_id = 0
+    while True:
+        # A transaction per batch: the work is idempotent, so an interrupted run is simply rerun.
+        with session_scope() as session:
+            batch, changed, last_id = reencrypt_endpoints(
+                session, settings.secret_keys, to_plaintext=args.decrypt, after_id=last_id
+            )
+        read, rewritten = read + batch, rewritten + changed
+        if batch == 0:
+            break
+    target = "as plaintext" if args.decrypt else "under the newest key"
+    data = {"endpoints": read, "rewritten": rewritten, "encrypted": not args.decrypt}
+    emit(
+        args,
+        data,
+        lambda: (
+            f"rewrote the secrets of {rewritten} of {read} endpoints {target} "
+            f"({read - rewritten} already were)"
+        ),
+    )
     return 0

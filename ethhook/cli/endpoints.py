@@ -24,14 +24,25 @@ from ethhook.cli.common import (
     table,
 )
 from ethhook.config import Settings
-from ethhook.exceptions import InputError
 
 
 def register(commands: Commands) -> None:
     group = add_group(commands, "endpoint", "register and manage webhook endpoints")
     _register_add(group)
     add_command(group, "list", cmd_endpoint_list, "list endpoints")
-    _by_id(group, "show", cmd_endpoint_show, "show an endpoint, its secret and its delivery counts")
+    _by_id(
+        group,
+        "show",
+        cmd_endpoint_show,
+        "show an endpoint and its delivery counts (its secret: `endpoint secret`)",
+    )
+    _by_id(
+        group,
+        "secret",
+        cmd_endpoint_secret,
+        "print the secret that signs an endpoint's webhooks (and the previous one while it "
+        "still signs)",
+    )
     disable = _by_id(
         group, "disable", cmd_endpoint_disable, "stop delivering to an endpoint (deliveries wait)"
     )
@@ -188,7 +199,8 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         endpoint = get_endpoint(session, args.id)
-        data = _endpoint_json(endpoint, with_secret=True)
+        data = _endpoint_json(endpoint)
+        data["previous_secret_expires_at"] = endpoint.previous_secret_expires_at
         counts = session.execute(
             select(Delivery.status, func.count())
             .where(Delivery.endpoint_id == endpoint.id)
@@ -199,6 +211,31 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
     data["circuit_breaker"] = _breaker_state(args.id, settings)
     emit(args, data, lambda: describe(data))
     return 0
+
+
+def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.db import session_scope
+    from ethhook.endpoints import endpoint_secrets
+
+    with session_scope() as session:
+        secrets = endpoint_secrets(session, args.id)
+    data = {
+        "id": args.id,
+        "secret": secrets.secret,
+        "previous_secret": secrets.previous_secret,
+        "previous_secret_expires_at": secrets.previous_secret_expires_at,
+    }
+    emit(args, data, lambda: secret_summary(data))
+    return 0
+
+
+def secret_summary(data: dict[str, Any]) -> str:
+    """`secret: whsec_…`, and during a rotation the previous secret and when it stops signing."""
+    text = f"secret: {data['secret']}"
+    if data["previous_secret"] is not None:
+        expires = json_default(data["previous_secret_expires_at"])
+        text += f"\nprevious secret: {data['previous_secret']} (keeps signing until {expires})"
+    return text
 
 
 def _breaker_state(endpoint_id: int, settings: Settings) -> str:
@@ -237,8 +274,6 @@ def cmd_endpoint_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.endpoints import rotate_secret
 
     grace = settings.secret_rotation_grace_s if args.grace_s is None else args.grace_s
-    if grace < 0:
-        raise InputError(f"invalid --grace-s {grace:g}: expected 0 or more seconds")
     return _endpoint_change(
         args,
         lambda s: rotate_secret(s, args.id, grace),

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ethhook.db.secrets import EncryptedSecret
+
 # BIGINT primary keys on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -83,8 +85,9 @@ class Endpoint(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
     url: Mapped[str] = mapped_column(String(2048))
-    secret: Mapped[str] = mapped_column(String(100))
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    # Encrypted at rest when ETHHOOK_SECRET_KEYS is set; read back as plaintext (db/secrets.py).
+    secret: Mapped[str] = mapped_column(EncryptedSecret())
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedSecret())
     previous_secret_expires_at: Mapped[datetime | None]
     # Solidity signatures (normalised text) that the endpoint asked decoded arguments for.
     event_signatures: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -102,6 +105,11 @@ class Endpoint(Base):
     filters: Mapped[list[EndpointFilter]] = relationship(
         back_populates="endpoint", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    def previous_secret_signs(self, now: datetime) -> bool:
+        """Whether the previous secret still signs beside the current one (rotation grace)."""
+        expires = self.previous_secret_expires_at
+        return bool(self.previous_secret) and expires is not None and expires > now
 
     def _distinct(self, attr: str) -> list[Any]:
         return sorted({getattr(f, attr) for f in self.filters if getattr(f, attr) is not None})

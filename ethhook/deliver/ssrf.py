@@ -1,7 +1,9 @@
-"""SSRF guard: refuse private, loopback, link-local, CGNAT and metadata addresses.
+"""SSRF guard: refuse private, loopback, link-local, CGNAT and metadata addresses, and port 0.
 
 Checked at registration (after resolving the host) and again at connect time, on the address the
 socket actually connects to, so a DNS answer that changes between the two cannot get through.
+An IPv6 address that carries an IPv4 address inside it (IPv4-mapped and -compatible, 6to4, NAT64,
+Teredo) is judged by the IPv4 address too: the network delivers it there.
 """
 
 from __future__ import annotations
@@ -27,10 +29,49 @@ class ForbiddenTarget(OSError):
     """A connection to a non-public address was refused."""
 
 
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, but some stacks still route it
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: v4 in the last 32 bits
+# RFC 8215 local-use NAT64: where the IPv4 address sits depends on the operator's prefix length,
+# so no address inside it can be judged by its IPv4 part; none of them is public anyway.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address reaches through a translation or tunnel mechanism."""
+    if ip.ipv4_mapped is not None:  # ::ffff:0:0/96
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:  # 2002::/16, the IPv4 address in bits 16..48
+        return [ip.sixtofour]
+    if ip.teredo is not None:  # 2001::/32: the server in bits 32..64, the client XORed at the end
+        return list(ip.teredo)
+    last32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _NAT64:
+        return [last32]
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # not :: (unspecified) nor ::1 (loopback)
+        return [last32]
+    return []
+
+
+def forbidden_port(port: int | None) -> str | None:
+    """Why connecting to `port` is refused: port 0 is no server's port (stacks differ on what a
+    connect to it does, and urllib3 turns it into the scheme's default port in places)."""
+    return "port 0, which no server listens on" if port == 0 else None
+
+
 def forbidden_reason(ip: IPAddress) -> str | None:
     """Why connecting to `ip` is refused, or None when it is a public address."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return "a local-use NAT64 address"
+        inner = embedded_ipv4(ip)
+        for v4 in inner:
+            reason = forbidden_reason(v4)
+            if reason:
+                return f"an IPv6 address that leads to {v4}, {reason}"
+        if inner and (ip.ipv4_mapped is not None or ip in _NAT64):
+            # A translation, not a tunnel: the public IPv4 host is where the connection goes
+            # (DNS64 answers 64:ff9b::… for every IPv4-only host on an IPv6-only network).
+            return None
     if ip.is_loopback:
         return "a loopback address"
     if ip.is_link_local:
@@ -94,6 +135,9 @@ class _GuardMixin:
             raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc  # type: ignore[arg-type]
 
     def _connect_checked(self) -> socket.socket:
+        port_reason = forbidden_port(self.port)
+        if port_reason:
+            raise ForbiddenTarget(f"refused to connect to {self.host}: {port_reason}")
         error: OSError | None = None
         for _family, _, _, _, sockaddr in _resolve(self._dns_host, self.port):
             ip = ipaddress.ip_address(sockaddr[0])

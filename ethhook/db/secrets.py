@@ -1,0 +1,160 @@
+"""Endpoint signing secrets encrypted at rest with the ETHHOOK_SECRET_KEYS Fernet keys.
+
+A stored value is either plaintext (written before keys were configured) or `enc:<Fernet token>`.
+With keys, EncryptedSecret encrypts what it writes with the newest key and decrypts what it reads
+with any of them, so every reader (the deliver worker, the CLI) sees plaintext; plaintext rows stay
+readable, and `ethhook db reencrypt` rewrites them all under the newest key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, cast
+
+from sqlalchemy import String, Table, select, type_coerce, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from ethhook.config import get_settings
+from ethhook.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+PREFIX = "enc:"
+# A Fernet token of a 50-character whsec_ secret is 164 characters; room for longer secrets.
+STORED_LENGTH = 500
+# SQLite does not enforce VARCHAR lengths, and changing a declared type there means rebuilding the
+# table, which (foreign keys on) cascades to every filter and delivery: SQLite keeps its 100.
+SQLITE_STORED_LENGTH = 100
+
+NO_KEYS = (
+    "endpoint secrets are encrypted at rest: set ETHHOOK_SECRET_KEYS to the key(s) they were "
+    "encrypted with"
+)
+WRONG_KEYS = (
+    "no key in ETHHOOK_SECRET_KEYS decrypts an endpoint secret: add the key it was encrypted with "
+    "after the newest one"
+)
+
+
+@lru_cache(maxsize=4)
+def _cipher(keys: tuple[str, ...]) -> MultiFernet:
+    from cryptography.fernet import Fernet, MultiFernet
+
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def is_encrypted(stored: str) -> bool:
+    return stored.startswith(PREFIX)
+
+
+def encrypt(plaintext: str, keys: Sequence[str]) -> str:
+    """`enc:` and a Fernet token of `plaintext` under the newest (first) key."""
+    return PREFIX + _cipher(tuple(keys)).encrypt(plaintext.encode()).decode()
+
+
+def decrypt(stored: str, keys: Sequence[str]) -> str:
+    """The plaintext of a stored value (plaintext itself when it was stored unencrypted)."""
+    if not is_encrypted(stored):
+        return stored
+    if not keys:
+        raise ConfigError(NO_KEYS)
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return _cipher(tuple(keys)).decrypt(stored[len(PREFIX) :].encode()).decode()
+    except InvalidToken:
+        raise ConfigError(WRONG_KEYS) from None
+
+
+def is_current(stored: str, keys: Sequence[str], to_plaintext: bool = False) -> bool:
+    """Whether `stored` is already what `reencrypt_endpoints` writes: a token under the newest
+    key (or plaintext, `to_plaintext`)."""
+    if to_plaintext:
+        return not is_encrypted(stored)
+    if not is_encrypted(stored):
+        return False
+    from cryptography.fernet import InvalidToken
+
+    try:
+        _cipher((keys[0],)).decrypt(stored[len(PREFIX) :].encode())
+    except InvalidToken:
+        return False
+    return True
+
+
+class EncryptedSecret(TypeDecorator[str]):
+    """A signing secret: encrypted on write when ETHHOOK_SECRET_KEYS is set, plaintext on read.
+
+    Not for WHERE clauses: every encryption of a value differs, so equality never matches.
+    """
+
+    impl = String(STORED_LENGTH)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[str]:
+        length = SQLITE_STORED_LENGTH if dialect.name == "sqlite" else STORED_LENGTH
+        return dialect.type_descriptor(String(length))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        keys = get_settings().secret_keys
+        if value is None or not keys:
+            return value
+        return encrypt(value, keys)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return decrypt(value, get_settings().secret_keys)
+
+
+def reencrypt_endpoints(
+    session: Session,
+    keys: Sequence[str],
+    *,
+    to_plaintext: bool = False,
+    after_id: int = 0,
+    limit: int = 500,
+) -> tuple[int, int, int]:
+    """Rewrite the secrets of up to `limit` endpoints with ids above `after_id` under the newest
+    of `keys` (or as plaintext); returns (endpoints read, endpoints rewritten, last id read).
+
+    Reads and writes stored values as they are: one already under the newest key is left alone,
+    so running it again rewrites nothing.
+    """
+    if not keys and not to_plaintext:
+        raise ConfigError("set ETHHOOK_SECRET_KEYS (Fernet keys, newest first) to encrypt with")
+    from ethhook.db.models import Endpoint
+
+    table = cast(Table, Endpoint.__table__)
+    raw = {name: type_coerce(table.c[name], String) for name in _COLUMNS}
+    rows = session.execute(
+        select(table.c.id, *raw.values())
+        .where(table.c.id > after_id)
+        .order_by(table.c.id)
+        .limit(limit)
+        # Locked until the batch commits: a rotation meanwhile waits instead of being overwritten.
+        .with_for_update()
+    ).all()
+    rewritten = 0
+    for endpoint_id, *stored_values in rows:
+        values = {
+            name: type_coerce(_rewrap(stored, keys, to_plaintext), String)
+            for name, stored in zip(_COLUMNS, stored_values, strict=True)
+            if stored is not None and not is_current(stored, keys, to_plaintext)
+        }
+        if values:
+            session.execute(update(table).where(table.c.id == endpoint_id).values(values))
+            rewritten += 1
+    return len(rows), rewritten, rows[-1][0] if rows else after_id
+
+
+_COLUMNS = ("secret", "previous_secret")
+
+
+def _rewrap(stored: str, keys: Sequence[str], to_plaintext: bool) -> str:
+    plaintext = decrypt(stored, keys)
+    return plaintext if to_plaintext else encrypt(plaintext, keys)
