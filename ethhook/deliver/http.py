@@ -104,6 +104,24 @@ def post(
         return HttpOutcome(None, elapsed_ms(), error=f"connection error: {_reason(exc)}")
     except (HTTPError, OSError) as exc:
         return HttpOutcome(None, elapsed_ms(), error=f"request failed: {_reason(exc)}")
+    chunks, error = _read_capped(response, read_timeout_s)
+    text = b"".join(chunks)[:STORED_BODY_BYTES].decode("utf-8", "replace")
+    if 300 <= response.status < 400:
+        location = response.headers.get("location", "")
+        error = f"redirect {response.status} to {location[:200]!r} not followed"
+    return HttpOutcome(
+        response.status,
+        elapsed_ms(),
+        error=error,
+        body=text,
+        retry_after=response.headers.get("retry-after"),
+    )
+
+
+def _read_capped(
+    response: urllib3.BaseHTTPResponse, read_timeout_s: float
+) -> tuple[list[bytes], str | None]:
+    """Read at most MAX_READ_BYTES of the answer; returns the chunks and an error, if any."""
     chunks: list[bytes] = []
     size = 0
     error = None
@@ -135,17 +153,7 @@ def post(
         if not complete:
             response.close()  # unread bytes left: the connection cannot be reused
         response.release_conn()
-    text = b"".join(chunks)[:STORED_BODY_BYTES].decode("utf-8", "replace")
-    if 300 <= response.status < 400:
-        location = response.headers.get("location", "")
-        error = f"redirect {response.status} to {location[:200]!r} not followed"
-    return HttpOutcome(
-        response.status,
-        elapsed_ms(),
-        error=error,
-        body=text,
-        retry_after=response.headers.get("retry-after"),
-    )
+    return chunks, error
 
 
 def _reason(exc: BaseException) -> str:

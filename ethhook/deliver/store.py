@@ -152,21 +152,7 @@ def record(
     """
     if not results:
         return
-    session.execute(
-        insert(DeliveryAttempt).returning(DeliveryAttempt.id),
-        [
-            {
-                "delivery_id": r.work.delivery_id,
-                "attempt_number": r.work.attempts + 1,
-                "started_at": r.started_at,
-                "duration_ms": round(r.outcome.duration_ms, 3),
-                "status_code": r.outcome.status_code,
-                "error": r.outcome.error[:500] if r.outcome.error else None,
-                "response_body": r.outcome.body,
-            }
-            for r in results
-        ],
-    ).all()
+    _insert_attempts(session, results)
     same_state: dict[tuple[str, datetime | None, int, int | None, str | None], list[int]] = (
         defaultdict(list)
     )
@@ -201,6 +187,24 @@ def record(
         .where(Endpoint.id == endpoint.id, failing.is_not(None) if any_ok else failing.is_(None))
         .values(failing_since=None if any_ok else now)
     )
+
+
+def _insert_attempts(session: Session, results: Sequence[Result]) -> None:
+    session.execute(
+        insert(DeliveryAttempt).returning(DeliveryAttempt.id),
+        [
+            {
+                "delivery_id": r.work.delivery_id,
+                "attempt_number": r.work.attempts + 1,
+                "started_at": r.started_at,
+                "duration_ms": round(r.outcome.duration_ms, 3),
+                "status_code": r.outcome.status_code,
+                "error": r.outcome.error[:500] if r.outcome.error else None,
+                "response_body": r.outcome.body,
+            }
+            for r in results
+        ],
+    ).all()
 
 
 def _status_error(outcome: http.HttpOutcome) -> str:
