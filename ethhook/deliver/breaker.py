@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pybreaker
 import redis
@@ -54,6 +56,15 @@ class EndpointBreaker:
                 return None
         return self._storage
 
+    def _redis(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A Redis call whose failure must not stop the delivery: the attempts around it are
+        recorded in PostgreSQL whatever the breaker's state (None when Redis failed)."""
+        try:
+            return call(*args, **kwargs)
+        except redis.RedisError as exc:
+            log.warning("deliver.breaker.unavailable endpoint=%s error=%s", self.endpoint_id, exc)
+            return None
+
     def state(self) -> str:
         store = self._store()
         return store.state if store is not None else CLOSED
@@ -73,7 +84,7 @@ class EndpointBreaker:
             if remaining > 0:
                 return remaining
         # Open past its timeout, or half-open: exactly one worker gets the trial request.
-        if self._client.set(self._trial_key, b"1", nx=True, px=self._trial_ttl_ms):
+        if self._redis(self._client.set, self._trial_key, b"1", nx=True, px=self._trial_ttl_ms):
             store.state = HALF_OPEN
             self._had_failures = True
             log.info("deliver.breaker.half_open endpoint=%s", self.endpoint_id)
@@ -91,7 +102,7 @@ class EndpointBreaker:
             store.state = CLOSED
             metrics.set_breaker_open(self.endpoint_id, False)
             log.info("deliver.breaker.closed endpoint=%s", self.endpoint_id)
-        self._client.delete(self._trial_key)
+        self._redis(self._client.delete, self._trial_key)
         self._had_failures = False
 
     def record_failure(self) -> bool:
@@ -107,7 +118,7 @@ class EndpointBreaker:
         if state == HALF_OPEN or store.counter >= self.fail_max:
             store.state = OPEN
             store.opened_at = datetime.now(UTC)
-            self._client.delete(self._trial_key)
+            self._redis(self._client.delete, self._trial_key)
             metrics.set_breaker_open(self.endpoint_id, True)
             log.warning(
                 "deliver.breaker.opened endpoint=%s failures=%d reset_s=%g",
