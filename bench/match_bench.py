@@ -1,7 +1,8 @@
 """Matching: events/s through the match stage, beside one endpoint query per event.
 
-The match stage is what `ethhook.match.match_events` does for a batch: store the events, find the
-endpoints, insert the deliveries, commit, enqueue the deliver tasks (to a real Redis broker). The
+The match stage is what `ethhook.match.match_events` does for a batch the listener stored: claim
+the events, find the endpoints, insert the deliveries, commit, enqueue the deliver tasks (to a real
+Redis broker). The
 baseline does the same work but asks PostgreSQL once per event (the same query, one event at a
 time) — the design behind the original system's crisis. Runs alternate between the two.
 
@@ -22,7 +23,7 @@ from datetime import datetime
 import bench.common as c
 
 CONTRACTS = 10_000
-PHASES = ("store_events", "find_matches", "create_deliveries", "commit", "enqueue")
+PHASES = ("claim_events", "find_matches", "create_deliveries", "commit", "enqueue")
 
 
 def contract(n: int) -> str:
@@ -134,24 +135,28 @@ def one_message(groups: Sequence) -> int:
 
 
 def match_stage(finder: Callable | None, enqueue: Callable | None = None) -> Callable[[list], int]:
-    """One batch through store → find → insert deliveries → commit → enqueue; returns deliveries."""
+    """One batch, stored as the listener stores it (not timed), through the matcher's claim →
+    find → insert deliveries → commit → enqueue; returns deliveries."""
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from ethhook.match.service import create_deliveries, find_matches, store_events
-    from ethhook.workqueue import enqueue_groups
+    from ethhook.match.service import create_deliveries, find_matches
+    from ethhook.workqueue import claim_unmatched, enqueue_groups, store_events
 
     find = finder or find_matches
     publish = enqueue or enqueue_groups
 
     def run(events: list) -> int:
-        t0 = time.perf_counter()
         now: datetime = utcnow()
         with session_scope() as session:
-            store_events(session, events, now)
+            (batch,) = store_events(session, events, now)
+        t0 = time.perf_counter()
+        with session_scope() as session:
+            claimed = claim_unmatched(session, batch.event_ids, batch.token, now)
+            assert len(claimed) == len(events)
             t1 = time.perf_counter()
-            found = find(session, events)
+            found = find(session, claimed)
             t2 = time.perf_counter()
-            groups = create_deliveries(session, events, found, now)
+            groups = create_deliveries(session, claimed, found, now)
             t3 = time.perf_counter()
         t4 = time.perf_counter()
         publish(groups)

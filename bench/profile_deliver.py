@@ -17,10 +17,9 @@ import bench.common as c
 def preload(receiver: c.ReceiverProcess, events: int, endpoints: int = 10) -> int:
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from ethhook.match.service import match_batch
     from ethhook.workqueue import enqueue_groups
     from tests.factories import TRANSFER, address, transfer
-    from tests.integration.helpers import add_endpoint
+    from tests.integration.helpers import add_endpoint, store_and_match
 
     token = address(7)
     secrets = {}
@@ -35,7 +34,7 @@ def preload(receiver: c.ReceiverProcess, events: int, endpoints: int = 10) -> in
             for i in range(min(100, events - start))
         ]
         with session_scope() as session:
-            groups = match_batch(session, batch, utcnow())
+            groups = store_and_match(session, batch, utcnow())
         enqueue_groups(groups)
         total += sum(len(g.delivery_ids) for g in groups)
     return total

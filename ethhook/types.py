@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -60,22 +60,4 @@ class ChainEvent:
             topics=[str(t).lower() for t in raw["topics"]],
             data=str(raw["data"]).lower(),
             removed=bool(raw.get("removed", False)),
-        )
-
-
-@dataclass(frozen=True)
-class EventBatch:
-    """A batch of events from one chain, published as one matcher task."""
-
-    chain_id: int
-    events: list[ChainEvent] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"chain_id": self.chain_id, "events": [e.to_json() for e in self.events]}
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> EventBatch:
-        return cls(
-            chain_id=int(raw["chain_id"]),
-            events=[ChainEvent.from_json(e) for e in raw["events"]],
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from ethhook.abi import parse_event_signature
-from ethhook.types import ChainEvent, EventBatch
+from ethhook.types import ChainEvent
 
 TRANSFER = "Transfer(address indexed from, address indexed to, uint256 value)"
 APPROVAL = "Approval(address indexed owner, address indexed spender, uint256 value)"
@@ -48,10 +48,3 @@ def transfer(
         topics=[topic0, word_address(address(sender)), word_address(address(to))],
         data="0x" + value.to_bytes(32, "big").hex(),
     )
-
-
-def batches(events: list[ChainEvent], size: int) -> list[EventBatch]:
-    return [
-        EventBatch(chain_id=events[i].chain_id, events=events[i : i + size])
-        for i in range(0, len(events), size)
-    ]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -152,11 +153,22 @@ class EndpointFilter(Base):
 
 
 class Event(Base):
+    """A contract log the listener stored; until `matched_at` it is the matcher's outbox."""
+
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("chain_id", "block_hash", "log_index"),
         Index(None, "chain_id", "block_number"),
         Index(None, "created_at"),
+        # The due scan for unmatched events reads only this (small) partial index.
+        Index(
+            "ix_events_unmatched",
+            "chain_id",
+            "block_number",
+            "log_index",
+            postgresql_where=text("matched_at IS NULL"),
+            sqlite_where=text("matched_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -172,6 +184,11 @@ class Event(Base):
     data: Mapped[str] = mapped_column(Text)
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the matcher created the event's deliveries; NULL while it waits for the matcher.
+    matched_at: Mapped[datetime | None]
+    # Which matcher message holds the unmatched event, until lease_expires_at.
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None]
 
 
 class Delivery(Base):

@@ -11,11 +11,11 @@ so a chain whose node is down or answers garbage never holds up another. Per cha
   must chain onto the cursor block by parent hash and every log must carry its header's hash,
   otherwise the range is read again (or, when the cursor block itself was replaced, the follower
   walks back to the common ancestor and marks the orphaned blocks' events removed).
-* A range's events are published (batches of `match_batch_size`, one matcher task each) as soon
-  as the range is read, and only then are its block hashes and the cursor saved, in one
-  transaction. The cursor never passes a block whose events were not published; a crash between
-  the two republishes the range, which the matcher's unique keys make harmless. The range is
-  the unit of flushing: events are never held back waiting for a timer.
+* A range's events, its block hashes and the cursor are stored in one transaction, so the cursor
+  never passes an event that is not in the database; the stored events are the matcher's outbox.
+  Only then are they published to the matcher (batches of `match_batch_size` event ids, one task
+  each, leased to the message); a batch whose message is lost is found again by the beat job when
+  its lease expires. The range is the unit of flushing: events are never held back for a timer.
 * `chain_cursors.head_number` is set to the cursor, i.e. the highest block the listener has
   verified to be one chain with the blocks below it: confirmations are counted only over
   blocks checked by parent hash, so a reorg the listener has not processed yet can never

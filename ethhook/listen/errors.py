@@ -35,10 +35,6 @@ class RpcErrorResponse(RpcError):
         self.message = message
 
 
-class PublishError(TransientError):
-    """The broker refused or could not take an event batch; the cursor stays where it was."""
-
-
 class ChainMoved(TransientError):  # noqa: N818 (a signal, not a failure)
     """The chain changed while a range was being read (a reorg in progress); read it again."""
 

@@ -1,9 +1,10 @@
 """Follow one chain until stopped: a pass to the node's head, wait for the next; back off on errors.
 
 Every pass reads a range of blocks (headers in one batch, logs in one `eth_getLogs`), checks that
-the headers form one chain with the cursor block, publishes the range's events, and only then moves
-the cursor past it. A failure anywhere leaves the cursor where it was, so the range is read again;
-the matcher's unique keys make a republished event a no-op.
+the headers form one chain with the cursor block, and stores the range's events with its blocks
+and the cursor in one transaction; the matcher tasks are published after it. A failure before the
+commit leaves the cursor where it was, so the range is read again (the events' unique keys make a
+re-read range store nothing twice).
 
 The pass is `sync.ChainSync`; what was published and saved is `progress.ChainProgress`, over the
 store and the publisher the follower is handed (`runner.make_follower` passes the real ones).
@@ -23,7 +24,7 @@ from ethhook import metrics
 from ethhook.config import ChainConfig
 from ethhook.exceptions import EthHookError
 from ethhook.listen.backoff import Backoff
-from ethhook.listen.errors import ChainLocked, ChainMoved, PublishError, RpcError
+from ethhook.listen.errors import ChainLocked, ChainMoved, RpcError
 from ethhook.listen.progress import ChainProgress, ChainStore, Publish
 from ethhook.listen.rpc import RpcClient
 from ethhook.listen.sync import DEFAULT_LIMITS, ChainSync, Limits
@@ -46,8 +47,6 @@ def describe_failure(exc: BaseException) -> tuple[str, str]:
     """The stable event name and the detail of the log line for a failed pass."""
     if isinstance(exc, RpcError):
         return "listen.rpc.error", f"method={exc.method} error={exc.detail}"
-    if isinstance(exc, PublishError):
-        return "listen.publish.failed", f"error={exc}"
     if isinstance(exc, ChainLocked):
         return "listen.chain.locked", f"detail={exc}"
     if isinstance(exc, ChainMoved):
@@ -64,7 +63,6 @@ class ChainFollower:
     def __init__(
         self,
         chain: ChainConfig,
-        batch_size: int,
         watch: Callable[[], WatchList],
         store: ChainStore,
         publish: Publish,
@@ -82,10 +80,6 @@ class ChainFollower:
             store,
             publish,
             self.lane,
-            batch_size,
-            limits.matcher_wait_s,
-            limits.sweep_delays_s,
-            stopping=lambda: self.stopping,
         )
         self.catch_up = ChainSync(
             chain, watch, self.rpc, self.progress, limits, stopping=lambda: self.stopping

@@ -1,28 +1,23 @@
-"""One chain's progress: cursor, recent blocks and published events, kept in step with the store.
+"""One chain's progress: cursor and recent blocks, kept in step with the store.
 
 The store and the publisher are handed in (`ChainStore`, `Publish`): `runner.make_follower` passes
-the database (`store.DatabaseStore`) and the broker (`publish.publish_batches`), tests pass fakes.
-Their calls block, so they run on the chain's lane, one after another.
+the database (`store.DatabaseStore`) and the broker (`workqueue.enqueue_match_groups`), tests pass
+fakes. Their calls block, so they run on the chain's lane, one after another.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ethhook.listen import reorg
-from ethhook.listen.publish import split
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.threads import BlockingLane
-from ethhook.types import ChainEvent, EventBatch
+from ethhook.types import ChainEvent
+from ethhook.workqueue import MatchGroup
 
 if TYPE_CHECKING:
     from ethhook.listen.store import ChainState
-
-log = logging.getLogger(__name__)
 
 
 class Lock(Protocol):
@@ -44,22 +39,22 @@ class ChainStore(Protocol):
 
     def load_state(self) -> ChainState: ...
 
-    def save_range(self, headers: Sequence[BlockHeader], stale_hashes: Sequence[str]) -> int: ...
+    def save_range(
+        self, headers: Sequence[BlockHeader], events: Sequence[ChainEvent]
+    ) -> list[MatchGroup]: ...
 
     def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int: ...
 
-    def orphan_again(self, block_hashes: Sequence[str]) -> int: ...
 
-    def stored_event_counts(self, block_hashes: Sequence[str]) -> dict[str, int]: ...
-
-
-# Sends event batches to the matcher, or raises PublishError; returns the batches sent.
-Publish = Callable[[Sequence[EventBatch]], int]
+# Hands stored events to the matcher (after the commit); returns the tasks sent. A broker that
+# refuses them is logged, not raised: the events are leased in the database, and the beat job
+# dispatches them again when the lease expires.
+Publish = Callable[[Sequence[MatchGroup]], int]
 
 
 class ChainProgress:
-    """What the follower has published and saved for one chain: publishes a range's events, then
-    saves its blocks and the cursor; on a reorg, marks the orphaned blocks' events removed."""
+    """What the follower has saved for one chain: a range's events, its blocks and the cursor in
+    one transaction, then the matcher tasks; on a reorg, the orphaned blocks' events removed."""
 
     def __init__(
         self,
@@ -68,25 +63,15 @@ class ChainProgress:
         store: ChainStore,
         publish: Publish,
         lane: BlockingLane,
-        batch_size: int,
-        matcher_wait_s: float,
-        sweep_delays_s: Sequence[float],
-        stopping: Callable[[], bool],
     ) -> None:
         self.chain = chain
         self.chain_id = chain_id
         self.store = store
         self.publish = publish
         self.lane = lane
-        self.batch_size = batch_size
-        self.matcher_wait_s = matcher_wait_s
-        self.sweep_delays_s = tuple(sweep_delays_s)
-        self.stopping = stopping
         self.loaded = False
         self.cursor: tuple[int, str] | None = None
         self.blocks: reorg.Blocks = {}
-        self.published: reorg.Published = {}
-        self.sweeps: reorg.Sweeps = []
         # True while a store or broker call must not be cancelled by a stop.
         self.committing = False
 
@@ -95,79 +80,28 @@ class ChainProgress:
         state = await self.lane.run(self.store.load_state)
         self.cursor = state.cursor
         self.blocks = state.blocks
-        self.published = state.unsaved
         self.loaded = True
 
     async def commit(self, headers: Sequence[BlockHeader], events: Sequence[ChainEvent]) -> None:
-        """Publish, then save the blocks and the cursor: nothing here is interrupted by a stop."""
+        """Store the events with the blocks and the cursor, then publish the matcher tasks:
+        nothing here is interrupted by a stop."""
         self.committing = True
         try:
-            await self.lane.run(self.publish, split(self.chain_id, events, self.batch_size))
-            self.published = reorg.count_published(self.published, events)
-            stale = reorg.stale_hashes(self.published, headers)
-            if stale:
-                await self._wait_for_matcher(stale)
-            await self.lane.run(self.store.save_range, headers, stale)
-            self._schedule_sweeps(stale)
+            groups = await self.lane.run(self.store.save_range, headers, events)
+            await self.lane.run(self.publish, groups)
         finally:
             self.committing = False
         last = headers[-1]
         self.cursor = (last.number, last.hash)
-        self.blocks, self.published = reorg.after_save(self.blocks, self.published, headers)
+        self.blocks = reorg.after_save(self.blocks, headers)
 
     async def rewind(self, ancestor: BlockHeader) -> None:
         """A reorg down to `ancestor`: mark the events of the blocks above it removed."""
-        after = reorg.rewind_to(ancestor, self.blocks, self.published)
-        orphaned = list(after.orphaned.values())
-        await self._wait_for_matcher(orphaned)
+        after = reorg.rewind_to(ancestor, self.blocks)
         self.committing = True
         try:
-            await self.lane.run(self.store.rewind, ancestor, orphaned)
+            await self.lane.run(self.store.rewind, ancestor, list(after.orphaned.values()))
         finally:
             self.committing = False
-        self._schedule_sweeps(orphaned)
         self.cursor = (ancestor.number, ancestor.hash)
-        self.blocks, self.published = after.blocks, after.published
-
-    async def sweep(self) -> None:
-        """Mark removed the events of orphaned blocks that the matcher stored after the reorg."""
-        due, later = reorg.due_sweeps(self.sweeps, time.monotonic())
-        if not due:
-            return
-        tasks = await self.lane.run(self.store.orphan_again, due)
-        self.sweeps = later
-        if tasks:
-            log.warning(
-                "listen.reorg.late_events chain=%s blocks=%d removed_tasks=%d "
-                "(the matcher stored them after the reorg was handled)",
-                self.chain,
-                len(due),
-                tasks,
-            )
-
-    def _schedule_sweeps(self, block_hashes: Sequence[str]) -> None:
-        self.sweeps = reorg.schedule_sweeps(
-            self.sweeps, block_hashes, time.monotonic(), self.sweep_delays_s
-        )
-
-    async def _wait_for_matcher(self, block_hashes: Sequence[str]) -> None:
-        """Wait (bounded) until the matcher stored the events published for these blocks, so
-        that marking them removed covers every one of them."""
-        expected = reorg.expected_counts(self.published, block_hashes)
-        if not expected:
-            return
-        deadline = time.monotonic() + self.matcher_wait_s
-        while True:
-            stored = await self.lane.run(self.store.stored_event_counts, list(expected))
-            if all(stored.get(h, 0) >= n for h, n in expected.items()):
-                return
-            if time.monotonic() > deadline or self.stopping():
-                log.warning(
-                    "listen.reorg.matcher_behind chain=%s blocks=%d waited=%.0fs; "
-                    "marking the events stored so far",
-                    self.chain,
-                    len(expected),
-                    self.matcher_wait_s,
-                )
-                return
-            await asyncio.sleep(0.1)
+        self.blocks = after.blocks

@@ -14,9 +14,9 @@ from ethhook.config import ChainConfig, Settings
 from ethhook.exceptions import ConfigError
 from ethhook.listen import health
 from ethhook.listen.follower import ChainFollower
-from ethhook.listen.publish import publish_batches
 from ethhook.listen.store import DatabaseStore, WatchList, load_watch_list
 from ethhook.listen.threads import BlockingLane
+from ethhook.workqueue import enqueue_match_groups
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,7 @@ def make_follower(
     chain: ChainConfig, settings: Settings, watch: Callable[[], WatchList]
 ) -> ChainFollower:
     """A follower that stores in the database and publishes to the broker."""
-    return ChainFollower(
-        chain, settings.match_batch_size, watch, DatabaseStore(chain.chain_id), publish_batches
-    )
+    return ChainFollower(chain, watch, DatabaseStore(chain.chain_id), enqueue_match_groups)
 
 
 class Listener:

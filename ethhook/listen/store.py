@@ -1,25 +1,26 @@
-"""The listener's database side: cursor, recent block hashes, reorg rewinds and the watch list.
+"""The listener's database side: events with their blocks and cursor, reorg rewinds, the watch list.
 
 Plain blocking functions (run in a worker thread by the follower); each is one transaction, and
-`event.removed` work found in it is enqueued only after it committed.
+the work found in it (matcher tasks, `event.removed` deliveries) is enqueued only after it
+committed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, delete, func, select, text
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ethhook.db import get_engine, session_scope
-from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event
+from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event, utcnow
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.reorg import KEEP_BLOCKS
-from ethhook.workqueue import enqueue_groups, orphan_blocks
+from ethhook.types import ChainEvent
+from ethhook.workqueue import MatchGroup, enqueue_groups, orphan_blocks, store_events
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,6 @@ class ChainState:
     cursor: tuple[int, str] | None
     # number → hash of the recent canonical blocks, contiguous up to the cursor.
     blocks: dict[int, str] = field(default_factory=dict)
-    # Events stored past the cursor: published, but the listener stopped before saving the cursor.
-    unsaved: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 def load_state(chain_id: int) -> ChainState:
@@ -116,39 +115,36 @@ def load_state(chain_id: int) -> ChainState:
         while number in blocks:
             contiguous[number] = blocks[number]
             number -= 1
-        unsaved: dict[int, dict[str, int]] = defaultdict(dict)
-        for number, block_hash, count in session.execute(
-            select(Event.block_number, Event.block_hash, func.count())
-            .where(
-                Event.chain_id == chain_id,
-                Event.block_number > cursor.block_number,
-                Event.removed.is_(False),
-            )
-            .group_by(Event.block_number, Event.block_hash)
-        ).all():
-            unsaved[number][block_hash] = count
-        return ChainState(
-            cursor=(cursor.block_number, cursor.block_hash),
-            blocks=contiguous,
-            unsaved=dict(unsaved),
-        )
+        return ChainState(cursor=(cursor.block_number, cursor.block_hash), blocks=contiguous)
 
 
 def save_range(
-    chain_id: int, headers: Sequence[BlockHeader], stale_hashes: Iterable[str] = ()
-) -> int:
-    """Record processed blocks as canonical and move the cursor to the last one.
+    chain_id: int, headers: Sequence[BlockHeader], events: Sequence[ChainEvent]
+) -> list[MatchGroup]:
+    """Store a range's events, record its blocks as canonical and move the cursor to the last
+    one, in one transaction: the cursor never passes an event that is not stored. Returns the
+    matcher tasks to publish after the commit.
 
-    `stale_hashes` are blocks at these heights whose events were published earlier but which are
-    no longer canonical: their events are marked removed in the same transaction.
-    Returns the number of `event.removed` delivery tasks enqueued.
+    Events stored earlier at these heights in blocks that are not canonical (a reorg the listener
+    did not see, as when it was stopped) are marked removed in the same transaction.
     """
     if not headers:
-        return 0
+        return []
     first, last = headers[0], headers[-1]
+    now = utcnow()
     with session_scope() as session:
-        stale = sorted(set(stale_hashes))
-        groups = orphan_blocks(session, chain_id, stale) if stale else []
+        groups = store_events(session, events, now)
+        stale = session.scalars(
+            select(Event.block_hash)
+            .where(
+                Event.chain_id == chain_id,
+                Event.block_number.between(first.number, last.number),
+                Event.block_hash.not_in([h.hash for h in headers]),
+                Event.removed.is_(False),
+            )
+            .distinct()
+        ).all()
+        removed = orphan_blocks(session, chain_id, sorted(stale), now) if stale else []
         session.execute(
             delete(ChainBlock).where(
                 ChainBlock.chain_id == chain_id,
@@ -166,7 +162,8 @@ def save_range(
             for h in headers[-KEEP_BLOCKS:]
         )
         _set_cursor(session, chain_id, last.number, last.hash)
-    return enqueue_groups(groups)
+    enqueue_groups(removed)
+    return groups
 
 
 def rewind(chain_id: int, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int:
@@ -193,14 +190,6 @@ def rewind(chain_id: int, ancestor: BlockHeader, orphaned_hashes: Sequence[str])
     return enqueue_groups(groups)
 
 
-def orphan_again(chain_id: int, block_hashes: Sequence[str]) -> int:
-    """Mark removed the events the matcher stored for orphaned blocks after the reorg was handled
-    (a batch still queued at the time); returns the `event.removed` tasks enqueued."""
-    with session_scope() as session:
-        groups = orphan_blocks(session, chain_id, list(block_hashes))
-    return enqueue_groups(groups)
-
-
 def _set_cursor(session: Session, chain_id: int, number: int, block_hash: str) -> None:
     cursor = session.get(ChainCursor, chain_id)
     if cursor is None:
@@ -217,19 +206,6 @@ def _set_cursor(session: Session, chain_id: int, number: int, block_hash: str) -
         cursor.head_number = number
 
 
-def stored_event_counts(chain_id: int, block_hashes: Sequence[str]) -> dict[str, int]:
-    """How many events the matcher has stored for each of these blocks."""
-    if not block_hashes:
-        return {}
-    with session_scope() as session:
-        rows = session.execute(
-            select(Event.block_hash, func.count())
-            .where(Event.chain_id == chain_id, Event.block_hash.in_(list(block_hashes)))
-            .group_by(Event.block_hash)
-        ).all()
-        return {block_hash: count for block_hash, count in rows}
-
-
 class DatabaseStore:
     """The follower's store for one chain: the functions above bound to its chain id, and the
     chain's lock (see `progress.ChainStore`)."""
@@ -241,17 +217,13 @@ class DatabaseStore:
     def load_state(self) -> ChainState:
         return load_state(self.chain_id)
 
-    def save_range(self, headers: Sequence[BlockHeader], stale_hashes: Sequence[str]) -> int:
-        return save_range(self.chain_id, headers, stale_hashes)
+    def save_range(
+        self, headers: Sequence[BlockHeader], events: Sequence[ChainEvent]
+    ) -> list[MatchGroup]:
+        return save_range(self.chain_id, headers, events)
 
     def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int:
         return rewind(self.chain_id, ancestor, orphaned_hashes)
-
-    def orphan_again(self, block_hashes: Sequence[str]) -> int:
-        return orphan_again(self.chain_id, block_hashes)
-
-    def stored_event_counts(self, block_hashes: Sequence[str]) -> dict[str, int]:
-        return stored_event_counts(self.chain_id, block_hashes)
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,6 @@ class Limits:
     max_logs_per_range: int = 10_000
     # Headers fetched per batch while walking back to a common ancestor.
     reorg_window: int = 64
-    # Before marking a reorged block's events removed, wait this long for the matcher to store them.
-    matcher_wait_s: float = 30.0
-    # After a reorg, look again this long after for events of the orphaned blocks that the matcher
-    # stored late (a batch that was still queued), and mark them removed too.
-    sweep_delays_s: tuple[float, ...] = (5.0, 30.0, 120.0)
 
 
 DEFAULT_LIMITS = Limits()
@@ -86,7 +81,6 @@ class ChainSync:
             await self.progress.load()
         if not self.chain_checked:
             await self._check_chain_id()
-        await self.progress.sweep()
         head = await self.rpc.block_number()
         self.node_head = head
         metrics.set_chain_head(self.chain.name, head)

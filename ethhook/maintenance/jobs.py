@@ -17,7 +17,14 @@ from ethhook.db.models import (
     Endpoint,
     Event,
 )
-from ethhook.workqueue import DispatchGroup, due_deliveries, lease_available
+from ethhook.workqueue import (
+    DispatchGroup,
+    MatchGroup,
+    due_deliveries,
+    due_events,
+    lease_available,
+    lease_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +67,25 @@ def dispatch_due(session: Session, now: datetime, limit: int) -> list[DispatchGr
     return lease_available(session, due_deliveries(session, now, limit), now)
 
 
+def dispatch_unmatched(session: Session, now: datetime, limit: int) -> list[MatchGroup]:
+    """Lease stored events whose matcher message was lost or failed; the caller enqueues them."""
+    groups = lease_events(session, due_events(session, now, limit), now)
+    if groups:
+        log.info(
+            "maintenance.unmatched.dispatched events=%d tasks=%d",
+            sum(len(g.event_ids) for g in groups),
+            len(groups),
+        )
+    return groups
+
+
 def cleanup(
     session: Session, now: datetime, retention_days: float, batch_size: int
 ) -> dict[str, int]:
     """Delete finished deliveries, their attempts and their events past retention, in batches.
 
-    A delivery that may still be sent (waiting or pending) is never deleted, nor is its event.
+    A delivery that may still be sent (waiting or pending) is never deleted, nor is its event,
+    nor an event the matcher has not seen yet.
     """
     cutoff = now - timedelta(days=retention_days)
     counts = {"attempts": 0, "deliveries": 0, "events": 0}
@@ -99,7 +119,11 @@ def cleanup(
     delete_batches("deliveries", Delivery, old_deliveries)
     old_events = (
         select(Event.id)
-        .where(Event.created_at < cutoff, ~exists().where(Delivery.event_id == Event.id))
+        .where(
+            Event.created_at < cutoff,
+            Event.matched_at.is_not(None),
+            ~exists().where(Delivery.event_id == Event.id),
+        )
         .limit(batch_size)
     )
     delete_batches("events", Event, old_events)

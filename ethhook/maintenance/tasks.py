@@ -7,13 +7,17 @@ from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
 from ethhook.maintenance import jobs
-from ethhook.workqueue import enqueue_groups
+from ethhook.workqueue import enqueue_groups, enqueue_match_groups
 
 
 @app.task(name="ethhook.maintenance.dispatch_due", acks_late=True)
 def dispatch_due() -> int:
-    """Release confirmed deliveries, then lease and enqueue everything that is due."""
+    """Lease and enqueue unmatched events past their lease, release confirmed deliveries, then
+    lease and enqueue every delivery that is due."""
     settings = get_settings()
+    with session_scope() as session:
+        unmatched = jobs.dispatch_unmatched(session, utcnow(), settings.due_scan_limit)
+    enqueue_match_groups(unmatched)
     with session_scope() as session:
         jobs.release_confirmed(session, utcnow())
     with session_scope() as session:

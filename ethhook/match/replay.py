@@ -10,9 +10,15 @@ from sqlalchemy.orm import Session
 
 from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, DeliveryStatus, EventKind
-from ethhook.match.service import find_matches, store_events
+from ethhook.match.service import find_matches
 from ethhook.types import ChainEvent
-from ethhook.workqueue import DispatchGroup, delivery_row, lease_available, lease_free
+from ethhook.workqueue import (
+    DispatchGroup,
+    delivery_row,
+    lease_available,
+    lease_free,
+    store_matched,
+)
 from ethhook.workqueue.rows import DELIVERY_KEY
 
 
@@ -28,7 +34,7 @@ def redeliver(
     Existing deliveries keep their id and webhook-id (receivers deduplicate on it); missing ones
     are created. A confirmed delivery whose block is not yet deep enough waits as usual.
     """
-    store_events(session, events, now)
+    store_matched(session, events, now)
     matches = find_matches(session, events)
     rows = []
     for event in events:

@@ -1,4 +1,4 @@
-"""Batch → delivery rows: store events, find endpoints with ONE query, insert deliveries in bulk."""
+"""Stored events → delivery rows: find endpoints with ONE query, insert deliveries in bulk."""
 
 from __future__ import annotations
 
@@ -10,41 +10,21 @@ from datetime import datetime
 from sqlalchemy import false, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from ethhook.db.bulk import insert_ignoring_conflicts
-from ethhook.db.models import DeliveryStatus, Endpoint, EndpointFilter, Event, EventKind
+from ethhook.db.models import DeliveryStatus, Endpoint, EndpointFilter, EventKind
 from ethhook.types import ChainEvent
-from ethhook.workqueue import DispatchGroup, NewLeases, delivery_row, insert_deliveries
+from ethhook.workqueue import (
+    DispatchGroup,
+    NewLeases,
+    claim_unmatched,
+    delivery_row,
+    insert_deliveries,
+)
 
 
 @dataclass(frozen=True)
 class Match:
     endpoint_id: int
     confirmations: int
-
-
-def store_events(session: Session, events: Sequence[ChainEvent], now: datetime) -> None:
-    """Insert the events; ones already stored (a replayed batch) are left as they are."""
-    if not events:
-        return
-    rows = [
-        {
-            "id": e.event_id,
-            "chain_id": e.chain_id,
-            "block_number": e.block_number,
-            "block_hash": e.block_hash,
-            "block_timestamp": e.block_timestamp,
-            "transaction_hash": e.transaction_hash,
-            "transaction_index": e.transaction_index,
-            "log_index": e.log_index,
-            "address": e.address,
-            "topics": e.topics,
-            "data": e.data,
-            "removed": False,
-            "created_at": now,
-        }
-        for e in events
-    ]
-    insert_ignoring_conflicts(session, Event, rows, ["id"])
 
 
 def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, list[Match]]:
@@ -150,9 +130,12 @@ def create_deliveries(
     return insert_deliveries(session, rows, leases)
 
 
-def match_batch(
-    session: Session, events: Sequence[ChainEvent], now: datetime
-) -> list[DispatchGroup]:
-    """Everything the matcher does for one batch, in the caller's transaction."""
-    store_events(session, events, now)
-    return create_deliveries(session, events, find_matches(session, events), now)
+def match_stored(
+    session: Session, event_ids: Sequence[str], token: str, now: datetime
+) -> tuple[int, list[DispatchGroup]]:
+    """Everything the matcher does for one message, in the caller's transaction: claim the stored
+    events it was leased, mark them matched and create their deliveries. Returns the number of
+    events claimed and the deliver tasks to enqueue after the commit."""
+    events = claim_unmatched(session, event_ids, token, now)
+    live = [e for e in events if not e.removed]  # reorged out before matching: nothing to send
+    return len(events), create_deliveries(session, live, find_matches(session, live), now)

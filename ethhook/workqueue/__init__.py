@@ -1,12 +1,20 @@
 """The work queue: rows in PostgreSQL leased to the Celery messages that carry them.
 
-A row (a delivery) is worked on only by the holder of its lease. A message carries the token it was
+A row (an unmatched event, a delivery) is worked on only by the holder of its lease. A message carries the token it was
 leased to: a duplicate message (broker redelivery, a second beat) finds the lease taken and does
 nothing, and a lost message (Redis flushed) lets the lease expire so the due scan dispatches the
 row again. PostgreSQL is the truth; a message is only a trigger.
 """
 
-from ethhook.workqueue.enqueue import DELIVER_TASK, enqueue_groups
+from ethhook.workqueue.enqueue import DELIVER_TASK, MATCH_TASK, enqueue_groups, enqueue_match_groups
+from ethhook.workqueue.events import (
+    MatchGroup,
+    claim_unmatched,
+    due_events,
+    lease_events,
+    store_events,
+    store_matched,
+)
 from ethhook.workqueue.lease import (
     DispatchGroup,
     chunk_groups,
@@ -23,7 +31,15 @@ from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
 
 __all__ = [
     "DELIVER_TASK",
+    "MATCH_TASK",
     "DispatchGroup",
+    "MatchGroup",
+    "claim_unmatched",
+    "due_events",
+    "enqueue_match_groups",
+    "lease_events",
+    "store_events",
+    "store_matched",
     "NewLeases",
     "chunk_groups",
     "claim",

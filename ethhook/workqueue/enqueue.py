@@ -1,26 +1,46 @@
-"""Publish deliver tasks for leased groups, after the leases were committed."""
+"""Publish the tasks for leased work, after the leases were committed."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from kombu.exceptions import KombuError
 
+from ethhook.workqueue.events import MatchGroup
 from ethhook.workqueue.lease import DispatchGroup
 
 log = logging.getLogger(__name__)
 
+MATCH_TASK = "ethhook.match.match_events"
 DELIVER_TASK = "ethhook.deliver.deliver_endpoint"
 KWARGS_REPR_CHARS = 1024
 
 
 def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = None) -> int:
-    """Publish one deliver task per group (after the leases were committed); returns the count.
+    """Publish one deliver task per group; returns the count (0 when the broker failed)."""
+    return _publish(
+        DELIVER_TASK,
+        [
+            {"endpoint_id": g.endpoint_id, "delivery_ids": g.delivery_ids, "token": g.token}
+            for g in groups
+        ],
+        countdown,
+    )
 
-    A broker failure is logged, not raised: the leases expire and the beat job dispatches again.
-    """
-    if not groups:
+
+def enqueue_match_groups(groups: Sequence[MatchGroup]) -> int:
+    """Publish one matcher task per group of stored events; returns the count (0 on failure)."""
+    return _publish(
+        MATCH_TASK, [{"event_ids": g.event_ids, "token": g.token} for g in groups], None
+    )
+
+
+def _publish(task: str, messages: Sequence[dict[str, Any]], countdown: float | None) -> int:
+    """One task per kwargs dict. A broker failure is logged, not raised: the work is leased in
+    the database, and when the leases expire the beat job dispatches it again."""
+    if not messages:
         return 0
     from ethhook.celery_app import app
 
@@ -30,16 +50,11 @@ def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = No
         with app.producer_or_acquire() as producer, producer.batch():
             # Declared once here rather than by every send_task (each copied the queue object: a
             # quarter of the publishing cost).
-            queue = app.amqp.router.route({}, DELIVER_TASK)["queue"]
+            queue = app.amqp.router.route({}, task)["queue"]
             producer.maybe_declare(queue)
-            for group in groups:
-                kwargs = {
-                    "endpoint_id": group.endpoint_id,
-                    "delivery_ids": group.delivery_ids,
-                    "token": group.token,
-                }
+            for kwargs in messages:
                 app.send_task(
-                    DELIVER_TASK,
+                    task,
                     kwargs=kwargs,
                     producer=producer,
                     countdown=countdown,
@@ -51,9 +66,11 @@ def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = No
                 )
     except (KombuError, OSError) as exc:
         log.warning(
-            "dispatch.enqueue.failed groups=%d error=%s; the beat job will dispatch them again",
-            len(groups),
+            "dispatch.enqueue.failed task=%s messages=%d error=%s; "
+            "the beat job will dispatch them again",
+            task,
+            len(messages),
             exc,
         )
         return 0
-    return len(groups)
+    return len(messages)

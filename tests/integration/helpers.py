@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import Delivery, Endpoint, EndpointFilter, Event
+from ethhook.db.models import Delivery, Endpoint, EndpointFilter, Event, utcnow
 from ethhook.endpoints import build_spec, create_endpoint
+from ethhook.types import ChainEvent
+from ethhook.workqueue import enqueue_match_groups, store_events
 
 BIN = Path(sys.executable).parent
 
@@ -51,3 +56,21 @@ def ethhook(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     return subprocess.run(
         [str(BIN / "ethhook"), *args], capture_output=True, text=True, env=full_env, timeout=60
     )
+
+
+def store_and_match(session: Session, events: Sequence[ChainEvent], now: datetime) -> list[Any]:
+    """What the listener and then the matcher do with these events, in one transaction; returns
+    the deliver tasks to enqueue."""
+    from ethhook.match.service import match_stored
+
+    groups = []
+    for group in store_events(session, events, now):
+        groups += match_stored(session, group.event_ids, group.token, now)[1]
+    return groups
+
+
+def publish_events(events: Sequence[ChainEvent]) -> int:
+    """Store events as the listener does, commit, and publish their matcher tasks."""
+    with session_scope() as session:
+        groups = store_events(session, events, utcnow())
+    return enqueue_match_groups(groups)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from celery.signals import before_task_publish
 from sqlalchemy import event, func, select
 
+from ethhook.config import get_settings
 from ethhook.db import get_engine, session_scope
 from ethhook.db.models import Delivery, Event, utcnow
-from ethhook.match.service import match_batch
+from ethhook.match.service import match_stored
 from ethhook.match.tasks import match_events
-from tests.factories import APPROVAL_TOPIC, TRANSFER, address, batches, transfer
-from tests.integration.helpers import add_endpoint
+from ethhook.workqueue import store_events
+from tests.factories import APPROVAL_TOPIC, TRANSFER, address, transfer
+from tests.integration.helpers import add_endpoint, store_and_match
 
 
 class SelectCounter:
@@ -24,14 +28,20 @@ class SelectCounter:
 
 
 def count_selects(events) -> int:  # noqa: ANN001
+    """SELECTs of one matcher message carrying every one of these stored events."""
+    with session_scope() as session:
+        store_events(session, events, utcnow())
+    # Past the listener's leases, so that one message may claim the whole lot.
+    later = utcnow() + timedelta(seconds=2 * get_settings().dispatch_lease_s)
     counter = SelectCounter()
     engine = get_engine()
     event.listen(engine, "before_cursor_execute", counter)
     try:
         with session_scope() as session:
-            match_batch(session, events, utcnow())
+            claimed, _ = match_stored(session, [e.event_id for e in events], "none", later)
     finally:
         event.remove(engine, "before_cursor_execute", counter)
+    assert claimed == len(events)
     return counter.selects
 
 
@@ -60,9 +70,9 @@ def test_a_replayed_batch_creates_nothing_twice():
     add_endpoint("http://127.0.0.1:1/a", contracts=[contract])
     events = [transfer(contract=contract, block=1, log_index=i, value=i) for i in range(20)]
     with session_scope() as session:
-        first = match_batch(session, events, utcnow())
+        first = store_and_match(session, events, utcnow())
     with session_scope() as session:
-        second = match_batch(session, events, utcnow())
+        second = store_and_match(session, events, utcnow())
     assert sum(len(g.delivery_ids) for g in first) == 20
     assert second == []
     with session_scope() as session:
@@ -83,7 +93,7 @@ def test_filters_on_chain_contract_and_event_each_narrow_the_match():
         transfer(chain_id=1, contract=c2, block=1, log_index=2, value=1, topic0=APPROVAL_TOPIC),
     ]
     with session_scope() as session:
-        match_batch(session, events, utcnow())
+        store_and_match(session, events, utcnow())
         pairs = set(session.execute(select(Delivery.endpoint_id, Delivery.event_id)).all())
     e0, e1, e2 = (e.event_id for e in events)
     assert pairs == {
@@ -111,7 +121,9 @@ def test_a_delivery_message_carries_one_endpoints_deliveries_from_the_batch():
     before_task_publish.connect(capture)
     try:
         # The task body, run in this process; it publishes to the real (test) Redis broker.
-        match_events.run(batch=batches(events, 100)[0].to_json())
+        with session_scope() as session:
+            (group,) = store_events(session, events, utcnow())
+        match_events.run(event_ids=group.event_ids, token=group.token)
     finally:
         before_task_publish.disconnect(capture)
     assert sorted(m["endpoint_id"] for m in published) == [ep_a, ep_b]

@@ -14,15 +14,14 @@ def test_scrape_time_gauges_read_the_database_and_the_broker(db: None, redis_ser
     from ethhook import metrics
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from ethhook.match.service import match_batch
     from tests.factories import address, transfer
-    from tests.integration.helpers import add_endpoint
+    from tests.integration.helpers import add_endpoint, store_and_match
 
     contract = address(77)
     add_endpoint("https://hooks.example.com/m", contracts=[contract])
     events = [transfer(contract=contract, block=5, log_index=i, value=i) for i in range(3)]
     with session_scope() as session:
-        match_batch(session, events, utcnow())
+        store_and_match(session, events, utcnow())
     queue = "ethhook-test-metrics"  # no worker consumes it
     client = redis.Redis.from_url(f"{redis_server}/0")
     client.delete(queue)

@@ -1,4 +1,4 @@
-"""Batches to a real Celery worker on real Redis; signed webhooks at loopback receivers."""
+"""Stored events to a real Celery worker on real Redis; signed webhooks at loopback receivers."""
 
 from __future__ import annotations
 
@@ -20,17 +20,11 @@ from tests.factories import (
     TRANSFER,
     TRANSFER_TOPIC,
     address,
-    batches,
     transfer,
 )
-from tests.integration.helpers import add_endpoint, ethhook
+from tests.integration.helpers import add_endpoint, ethhook, publish_events
 
 pytestmark = pytest.mark.usefixtures("db", "worker")
-
-
-def publish(events: list[ChainEvent], size: int = 100) -> None:
-    for batch in batches(events, size):
-        app.send_task("ethhook.match.match_events", kwargs={"batch": batch.to_json()})
 
 
 def mixed_events(n: int) -> list[ChainEvent]:
@@ -77,7 +71,7 @@ def test_1000_events_reach_exactly_the_matching_endpoints_once_each_and_signed(r
     expected = {(p, e.event_id) for p in filters for e in events if wanted(p, e)}
     assert 600 < len(expected) < 3000
 
-    publish(events)
+    publish_events(events)
     wait_until(lambda: len(receiver.requests) >= len(expected), 120, 0.2, "all webhooks")
     time.sleep(2)  # anything extra (a duplicate) would arrive now
     got = [(r.path, r.json["data"]["event_id"]) for r in receiver.requests]
@@ -107,7 +101,7 @@ def test_failed_attempts_follow_the_schedule_then_dead_letter_and_manual_retry_s
     )
     endpoint_id, secret = add_endpoint(receiver.url("/down"), retry_schedule="0,1,2")
     receiver.secrets["/down"] = secret
-    publish([transfer(contract=address(5), block=1, log_index=0, value=1)])
+    publish_events([transfer(contract=address(5), block=1, log_index=0, value=1)])
 
     def delivery() -> Delivery | None:
         with session_scope() as session:
@@ -148,7 +142,7 @@ def test_retry_by_filter_resends_every_failed_delivery_of_an_endpoint(receiver):
     answers = {"status": 503}
     receiver.responders["/flaky"] = lambda n: (answers["status"], {}, b"")
     endpoint_id, _ = add_endpoint(receiver.url("/flaky"), retry_schedule="0")
-    publish([transfer(contract=address(6), block=2, log_index=i, value=i) for i in range(5)])
+    publish_events([transfer(contract=address(6), block=2, log_index=i, value=i) for i in range(5)])
 
     def statuses() -> list[str]:
         with session_scope() as session:
@@ -178,7 +172,7 @@ def test_flushing_redis_before_workers_ran_loses_no_delivery(receiver, worker, r
         "deliver", destination=["main@" + _hostname()], reply=True, timeout=5
     )
     try:
-        publish(events, size=50)
+        publish_events(events)
 
         def created() -> int:
             with session_scope() as session:
@@ -212,7 +206,9 @@ def test_an_auto_disabled_endpoint_holds_its_deliveries_until_enabled(receiver):
     answers = {"status": 500}
     receiver.responders["/dead"] = lambda n: (answers["status"], {}, b"")
     endpoint_id, _ = add_endpoint(receiver.url("/dead"), retry_schedule="0,2,2,2,2,2")
-    publish([transfer(contract=address(11), block=9, log_index=i, value=i) for i in range(10)])
+    publish_events(
+        [transfer(contract=address(11), block=9, log_index=i, value=i) for i in range(10)]
+    )
     wait_until(lambda: len(receiver.on("/dead")) >= 10, 30, 0.1, "the first attempts")
 
     from ethhook.db.models import utcnow

@@ -29,9 +29,8 @@ from ethhook.deliver.service import deliver
 from ethhook.deliver.window import WindowMemory
 from ethhook.endpoints import rotate_secret
 from ethhook.maintenance import jobs
-from ethhook.match.service import match_batch
 from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, ethhook, row_counts
+from tests.integration.helpers import add_endpoint, ethhook, row_counts, store_and_match
 
 
 @pytest.fixture()
@@ -124,7 +123,7 @@ def _deliver_now(endpoint_id: int, settings=None) -> None:  # noqa: ANN001
     """Create one delivery for the endpoint and run the delivery code in this process."""
     contract = address(50)
     with session_scope() as session:
-        groups = match_batch(
+        groups = store_and_match(
             session, [transfer(contract=contract, block=1, log_index=0, value=1)], utcnow()
         )
     for group in groups:
@@ -225,7 +224,7 @@ def test_cleanup_removes_only_rows_past_retention_in_batches_and_never_pending()
     now = utcnow()
     events = [transfer(contract=address(60), block=1, log_index=i, value=i) for i in range(30)]
     with session_scope() as session:
-        match_batch(session, events, now - timedelta(days=40))
+        store_and_match(session, events, now - timedelta(days=40))
         ids = session.scalars(select(Delivery.id).order_by(Delivery.id)).all()
         old_done, old_pending, recent_done = ids[:20], ids[20:25], ids[25:]
         session.execute(
@@ -334,7 +333,7 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
     receiver.responders["/window"] = answer
     endpoint_id, _ = add_endpoint(receiver.url("/window"))
     with session_scope() as session:
-        groups = match_batch(
+        groups = store_and_match(
             session,
             [transfer(contract=address(51), block=1, log_index=i, value=i) for i in range(20)],
             utcnow(),
@@ -350,7 +349,7 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
     # The endpoint's next task starts with the window the last one ended with.
     seen.clear()
     with session_scope() as session:
-        (group,) = match_batch(
+        (group,) = store_and_match(
             session,
             [transfer(contract=address(51), block=2, log_index=i, value=i) for i in range(20)],
             utcnow(),
@@ -378,7 +377,7 @@ def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks
     groups = []
     for block in (1, 2):
         with session_scope() as session:
-            groups += match_batch(
+            groups += store_and_match(
                 session,
                 [
                     transfer(contract=address(52), block=block, log_index=i, value=i)

@@ -1,4 +1,4 @@
-"""The same code on RabbitMQ: batches in, signed webhooks out, through a worker on an AMQP broker."""
+"""The same code on RabbitMQ: stored events in, signed webhooks out, through a worker on AMQP."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
+from ethhook.db import session_scope
+from ethhook.db.models import utcnow
+from ethhook.workqueue import MATCH_TASK, store_events
 from tests.conftest import Worker, wait_until
-from tests.factories import address, batches, transfer
+from tests.factories import address, transfer
 from tests.integration.helpers import add_endpoint
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672"
@@ -48,8 +51,12 @@ def test_a_worker_on_rabbitmq_delivers_every_matching_event_once(receiver, vhost
             transfer(contract=address(90), block=1 + i // 50, log_index=i, value=i)
             for i in range(300)
         ]
-        for batch in batches(events, 100):
-            publisher.send_task("ethhook.match.match_events", kwargs={"batch": batch.to_json()})
+        with session_scope() as session:
+            groups = store_events(session, events, utcnow())
+        for group in groups:
+            publisher.send_task(
+                MATCH_TASK, kwargs={"event_ids": group.event_ids, "token": group.token}
+            )
         wait_until(lambda: len(receiver.requests) >= 900, 60, 0.2, "900 webhooks over RabbitMQ")
         per_id = Counter(r.webhook_id for r in receiver.requests)
         assert len(per_id) == 900 and set(per_id.values()) == {1}

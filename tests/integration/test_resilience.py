@@ -18,7 +18,7 @@ from ethhook.types import webhook_id_for
 from tests.conftest import TMP, Worker, stop_process, wait_until
 from tests.factories import address, transfer
 from tests.integration.helpers import add_endpoint, ethhook
-from tests.integration.test_pipeline import publish
+from tests.integration.helpers import publish_events as publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 

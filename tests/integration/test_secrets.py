@@ -17,9 +17,8 @@ from ethhook.db.models import utcnow
 from ethhook.deliver.service import deliver
 from ethhook.deliver.store import load_endpoint
 from ethhook.endpoints import rotate_secret
-from ethhook.match.service import match_batch
 from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, ethhook
+from tests.integration.helpers import add_endpoint, ethhook, store_and_match
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -99,7 +98,7 @@ def test_with_keys_the_table_holds_no_secret_and_webhooks_still_verify(use_keys,
     # secret `endpoint add` printed.
     receiver.secrets["/enc"] = secret
     with session_scope() as session:
-        groups = match_batch(
+        groups = store_and_match(
             session, [transfer(contract=address(70), block=1, log_index=0, value=1)], utcnow()
         )
     (group,) = [g for g in groups if g.endpoint_id == endpoint_id]

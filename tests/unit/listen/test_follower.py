@@ -1,6 +1,5 @@
 """The follower against an in-memory chain: catch-up in shrinking ranges, reorg walk-back, nodes that
-lag, and events published before a crash that are no longer canonical. The store and the publisher
-it is handed are recorders; everything else is the real code."""
+lag. The store and the publisher it is handed are recorders; everything else is the real code."""
 
 from __future__ import annotations
 
@@ -18,7 +17,8 @@ from ethhook.listen.records import BlockHeader
 from ethhook.listen.rpc import RpcClient
 from ethhook.listen.store import ChainState, WatchList
 from ethhook.listen.sync import Limits
-from ethhook.types import EventBatch
+from ethhook.types import ChainEvent
+from ethhook.workqueue import MatchGroup
 
 WATCH_EVERYTHING = WatchList(rows=frozenset({(None, None)}))
 TOKEN = "0x" + "ab" * 20
@@ -136,49 +136,35 @@ class Recorder:
     def __init__(self, state: ChainState) -> None:
         self.state = state
         self.lock = FreeLock()
-        self.published: list[Any] = []  # events, in publishing order
-        self.saves: list[tuple[int, int, list[str]]] = []
+        self.published: list[ChainEvent] = []  # events stored with their range, in order
+        self.saves: list[tuple[int, int]] = []
         self.rewinds: list[tuple[int, list[str]]] = []
-        self.sweeps: list[list[str]] = []
+        self.groups: list[MatchGroup] = []  # what was handed to the matcher, after each save
 
     def load_state(self) -> ChainState:
         return self.state
 
-    def publish(self, batches: Sequence[EventBatch]) -> int:
-        for batch in batches:
-            assert len(batch.events) <= 100
-            self.published.extend(batch.events)
-        return len(batches)
+    def publish(self, groups: Sequence[MatchGroup]) -> int:
+        assert len(self.groups) < len(self.saves)  # published only after the range was saved
+        self.groups.extend(groups)
+        return len(groups)
 
-    def save_range(self, headers: Sequence[BlockHeader], stale_hashes: Sequence[str]) -> int:
-        self.saves.append((headers[0].number, headers[-1].number, sorted(stale_hashes)))
-        return 0
+    def save_range(
+        self, headers: Sequence[BlockHeader], events: Sequence[ChainEvent]
+    ) -> list[MatchGroup]:
+        self.saves.append((headers[0].number, headers[-1].number))
+        self.published.extend(events)
+        return [MatchGroup(1, [e.event_id for e in events], f"token-{len(self.saves)}")]
 
     def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int:
         self.rewinds.append((ancestor.number, sorted(orphaned_hashes)))
         return 0
-
-    def orphan_again(self, block_hashes: Sequence[str]) -> int:
-        self.sweeps.append(sorted(block_hashes))
-        return 0
-
-    def stored_event_counts(self, block_hashes: Sequence[str]) -> dict[str, int]:
-        result: dict[str, int] = {}
-        for by_hash in self.state.unsaved.values():  # already in the database
-            for block_hash, count in by_hash.items():
-                if block_hash in block_hashes:
-                    result[block_hash] = count
-        for e in self.published:
-            if e.block_hash in block_hashes:
-                result[e.block_hash] = result.get(e.block_hash, 0) + 1
-        return result
 
 
 def make(chain: FakeChain, recorder: Recorder, limits: Limits | None = None) -> ChainFollower:
     config = ChainConfig(name="ethereum", chain_id=1, http_url="http://fake")
     return ChainFollower(
         config,
-        100,
         lambda: WATCH_EVERYTHING,
         store=recorder,
         publish=recorder.publish,
@@ -195,7 +181,7 @@ def test_first_start_follows_from_the_head_without_replaying_history():
     chain, recorder = FakeChain(50), Recorder(ChainState(cursor=None))
     follower = make(chain, recorder)
     run(follower.sync())
-    assert recorder.saves == [(50, 50, [])]
+    assert recorder.saves == [(50, 50)]
     assert recorder.published == []
     assert follower.cursor == (50, chain.blocks[50]["hash"])
 
@@ -212,7 +198,11 @@ def test_catch_up_shrinks_refused_ranges_and_publishes_every_event_once_in_order
     # the saved ranges are contiguous and none is wider than the provider allows
     assert recorder.saves[0][0] == 1 and recorder.saves[-1][1] == 300
     assert all(b[0] == a[1] + 1 for a, b in zip(recorder.saves, recorder.saves[1:]))
-    assert all(end - start + 1 <= 40 for start, end, _ in recorder.saves)
+    assert all(end - start + 1 <= 40 for start, end in recorder.saves)
+    # every range's events went to the matcher after its save, each event once
+    assert [i for g in recorder.groups for i in g.event_ids] == [
+        e.event_id for e in recorder.published
+    ]
     refused = [
         p
         for m, p in chain.calls
@@ -277,23 +267,6 @@ def test_a_reorg_deeper_than_the_stored_hashes_resumes_below_them():
     assert recorder.rewinds == [(7, sorted(stored.values()))]
 
 
-def test_events_published_before_a_crash_on_a_block_since_replaced_are_orphaned():
-    # the listener published block 7, then died before saving it; meanwhile 7..10 were replaced
-    chain = FakeChain(10)
-    stale = chain.blocks[7]["hash"]
-    chain.reorg(4)
-    recorder = Recorder(
-        ChainState(
-            cursor=(6, chain.blocks[6]["hash"]),
-            blocks={6: chain.blocks[6]["hash"]},
-            unsaved={7: {stale: 2}},
-        )
-    )
-    follower = make(chain, recorder)
-    run(follower.sync())
-    assert recorder.saves == [(7, 10, [stale])]
-
-
 def test_a_single_block_failure_is_raised_for_the_caller_to_back_off():
     chain = FakeChain(5, max_range=0)  # refuses everything
     recorder = Recorder(
@@ -314,24 +287,7 @@ def test_a_range_with_too_many_logs_makes_the_next_range_smaller():
     )
     follower = make(chain, recorder, Limits(max_logs_per_range=1000))
     run(follower.sync())
-    sizes = [end - start + 1 for start, end, _ in recorder.saves]
+    sizes = [end - start + 1 for start, end in recorder.saves]
     assert sizes[:3] == [100, 50, 25]  # 3000 and 1500 logs, then 750
     assert max(sizes[2:]) <= 25
     assert len(recorder.published) == 400 * 30
-
-
-def test_orphaned_blocks_are_swept_again_for_events_the_matcher_stored_late():
-    chain = FakeChain(10)
-    recorder = Recorder(
-        ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
-    )
-    follower = make(chain, recorder, Limits(sweep_delays_s=(0.0, 0.0, 3600.0)))
-    run(follower.sync())
-    orphaned = chain.reorg(2)
-    run(follower.sync())
-    assert recorder.sweeps == []
-    run(follower.sync())  # the next pass looks again, once for the two sweeps due
-    assert recorder.sweeps == [sorted(orphaned)]
-    run(follower.sync())
-    assert recorder.sweeps == [sorted(orphaned)]  # the last one is an hour away
-    assert len(follower.progress.sweeps) == 1

@@ -7,7 +7,6 @@ import pytest
 from ethhook.listen.backoff import Backoff
 from ethhook.listen.chunks import ChunkSizer
 from ethhook.listen.errors import ChainMoved, RpcBadResponse
-from ethhook.listen.publish import split
 from ethhook.listen.records import BlockHeader, logs_to_events, parse_header, parse_log
 from ethhook.listen.store import WatchList
 
@@ -191,7 +190,7 @@ def test_removed_logs_are_ignored():
     assert logs_to_events([raw_log(5, H1, 0, removed=True)], 1, headers, None) == []
 
 
-# --- watch list and batches ---------------------------------------------------------------------
+# --- watch list ---------------------------------------------------------------------------
 
 
 def test_watch_list_per_chain():
@@ -201,12 +200,3 @@ def test_watch_list_per_chain():
     assert watch.addresses_for(10) is None  # an endpoint watches every contract on chain 10
     assert WatchList(frozenset()).addresses_for(1) == frozenset()
     assert WATCH_EVERYTHING.addresses_for(42161) is None
-
-
-def test_split_cuts_batches_of_at_most_the_size_in_order():
-    headers = {5: BlockHeader(5, H1, H2, 1)}
-    events = logs_to_events([raw_log(5, H1, i) for i in range(250)], 1, headers, None)
-    batches = split(1, events, 100)
-    assert [len(b.events) for b in batches] == [100, 100, 50]
-    assert [e.log_index for b in batches for e in b.events] == list(range(250))
-    assert split(1, [], 100) == []

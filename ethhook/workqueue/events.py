@@ -1,0 +1,221 @@
+"""Events as the matcher's outbox: stored unmatched and leased to matcher messages, found again
+by the due scan when a message is lost, and claimed by the matcher in the statement that marks
+them matched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ethhook.config import get_settings
+from ethhook.db.bulk import insert_ignoring_conflicts
+from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind
+from ethhook.types import ChainEvent
+from ethhook.workqueue.lease import lease_free, new_token
+
+
+@dataclass(frozen=True)
+class MatchGroup:
+    """One matcher task: stored events of one chain, in chain order, leased to one token."""
+
+    chain_id: int
+    event_ids: list[str]
+    token: str
+
+
+def _event_row(event: ChainEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "id": event.event_id,
+        "chain_id": event.chain_id,
+        "block_number": event.block_number,
+        "block_hash": event.block_hash,
+        "block_timestamp": event.block_timestamp,
+        "transaction_hash": event.transaction_hash,
+        "transaction_index": event.transaction_index,
+        "log_index": event.log_index,
+        "address": event.address,
+        "topics": event.topics,
+        "data": event.data,
+        "removed": False,
+        "created_at": now,
+        "matched_at": None,
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
+
+
+def store_events(session: Session, events: Sequence[ChainEvent], now: datetime) -> list[MatchGroup]:
+    """Store a range's events as unmatched, leased in batches to the matcher tasks the caller
+    publishes after the commit; returns those batches.
+
+    An event stored already is left as it is (a re-read range stores nothing twice), unless it
+    had been orphaned by a reorg that has since been undone (A→B→A): it is then restored and
+    matched again.
+    """
+    if not events:
+        return []
+    settings = get_settings()
+    expires = now + timedelta(seconds=settings.dispatch_lease_s)
+    size = settings.match_batch_size
+    tokens = {e.event_id: new_token() for e in events[::size]}
+    token_of = {e.event_id: tokens[events[i - i % size].event_id] for i, e in enumerate(events)}
+    rows = []
+    for event in events:
+        row = _event_row(event, now)
+        row["lease_token"] = token_of[event.event_id]
+        row["lease_expires_at"] = expires
+        rows.append(row)
+    inserted = {r[0] for r in insert_ignoring_conflicts(session, Event, rows, ["id"], ["id"])}
+    existing = [e.event_id for e in events if e.event_id not in inserted]
+    restored = set(_restore_orphaned(session, existing, token_of, expires, now))
+    leased = [e for e in events if e.event_id in inserted or e.event_id in restored]
+    return _groups((e.chain_id, e.event_id, token_of[e.event_id]) for e in leased)
+
+
+def store_matched(session: Session, events: Sequence[ChainEvent], now: datetime) -> None:
+    """Store events whose deliveries the caller creates itself (a replay); stored ones stay."""
+    rows = [{**_event_row(e, now), "matched_at": now} for e in events]
+    insert_ignoring_conflicts(session, Event, rows, ["id"])
+
+
+def _restore_orphaned(
+    session: Session,
+    event_ids: Sequence[str],
+    token_of: dict[str, str],
+    expires: datetime,
+    now: datetime,
+) -> list[str]:
+    """Bring back events that are canonical again; their unsent deliveries go out after all."""
+    if not event_ids:
+        return []
+    restored = list(
+        session.scalars(
+            update(Event)
+            .where(Event.id.in_(event_ids), Event.removed.is_(True))
+            .values(removed=False, matched_at=None, lease_token=None, lease_expires_at=None)
+            .returning(Event.id)
+        ).all()
+    )
+    if not restored:
+        return []
+    for event_id in restored:
+        session.execute(
+            update(Event)
+            .where(Event.id == event_id)
+            .values(lease_token=token_of[event_id], lease_expires_at=expires)
+        )
+    # Confirmed deliveries cancelled by the reorg wait for their confirmations again (the beat
+    # job checks the block is canonical before releasing them); an `event.removed` not yet
+    # attempted is no longer true and is cancelled.
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.event_id.in_(restored),
+            Delivery.kind == EventKind.CONFIRMED,
+            Delivery.status == DeliveryStatus.CANCELLED,
+        )
+        .values(status=DeliveryStatus.WAITING, updated_at=now)
+    )
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.event_id.in_(restored),
+            Delivery.kind == EventKind.REMOVED,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.attempts == 0,
+        )
+        .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+    )
+    return restored
+
+
+def _groups(items: Iterable[tuple[int, str, str]]) -> list[MatchGroup]:
+    """(chain_id, event_id, token) in chain order → one group per token."""
+    groups: dict[str, MatchGroup] = {}
+    for chain_id, event_id, token in items:
+        group = groups.setdefault(token, MatchGroup(chain_id, [], token))
+        group.event_ids.append(event_id)
+    return list(groups.values())
+
+
+def claim_unmatched(
+    session: Session, event_ids: Sequence[str], token: str, now: datetime
+) -> list[ChainEvent]:
+    """Mark matched, and return, the events this message was leased (or that nobody holds).
+
+    One statement claims and loads them. The caller creates their deliveries in the same
+    transaction: if it fails, the rollback leaves them unmatched for a retry, and a duplicate
+    message waits on the row locks, then finds them matched and does nothing.
+    """
+    if not event_ids:
+        return []
+    rows = session.execute(
+        update(Event)
+        .where(
+            Event.id.in_(event_ids),
+            Event.matched_at.is_(None),
+            (Event.lease_token == token) | lease_free(Event, now),
+        )
+        .values(matched_at=now, lease_token=None, lease_expires_at=None)
+        .returning(
+            Event.chain_id,
+            Event.block_number,
+            Event.block_hash,
+            Event.block_timestamp,
+            Event.transaction_hash,
+            Event.transaction_index,
+            Event.log_index,
+            Event.address,
+            Event.topics,
+            Event.data,
+            Event.removed,
+        )
+    ).all()
+    events = [ChainEvent(**row._asdict()) for row in rows]
+    return sorted(events, key=lambda e: (e.chain_id, e.block_number, e.log_index))
+
+
+def due_events(session: Session, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """(chain_id, event_id) of unmatched events that no matcher message holds, in chain order."""
+    query = (
+        select(Event.chain_id, Event.id)
+        .where(Event.matched_at.is_(None), lease_free(Event, now))
+        .order_by(Event.chain_id, Event.block_number, Event.log_index)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # A second beat process running by mistake skips rows this one is leasing.
+        query = query.with_for_update(skip_locked=True)
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def lease_events(
+    session: Session, pairs: Sequence[tuple[int, str]], now: datetime
+) -> list[MatchGroup]:
+    """Lease due unmatched events to fresh tokens, a matcher batch each; returns what it leased."""
+    settings = get_settings()
+    expires = now + timedelta(seconds=settings.dispatch_lease_s)
+    size = settings.match_batch_size
+    by_chain: dict[int, list[str]] = {}
+    for chain_id, event_id in pairs:
+        by_chain.setdefault(chain_id, []).append(event_id)
+    leased = []
+    for chain_id, ids in by_chain.items():
+        for start in range(0, len(ids), size):
+            chunk, token = ids[start : start + size], new_token()
+            claimed = set(
+                session.scalars(
+                    update(Event)
+                    .where(Event.id.in_(chunk), Event.matched_at.is_(None), lease_free(Event, now))
+                    .values(lease_token=token, lease_expires_at=expires)
+                    .returning(Event.id)
+                ).all()
+            )
+            if claimed:
+                leased.append(MatchGroup(chain_id, [i for i in chunk if i in claimed], token))
+    return leased

@@ -1,0 +1,153 @@
+"""Stored events are the matcher's outbox: leased to one message, claimed once, found again when
+the message is lost, brought back when a reorg is undone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from ethhook.config import get_settings
+from ethhook.db import session_scope
+from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
+from ethhook.listen.records import BlockHeader
+from ethhook.listen.store import save_range
+from ethhook.maintenance.jobs import dispatch_unmatched
+from ethhook.match.service import match_stored
+from ethhook.workqueue import orphan_blocks, store_events
+from tests.factories import address, h32, transfer
+from tests.integration.helpers import add_endpoint
+
+pytestmark = pytest.mark.usefixtures("db")
+
+TOKEN = address(40)
+
+
+def events(n: int, block: int = 1, chain_id: int = 1):  # noqa: ANN201
+    return [
+        transfer(chain_id=chain_id, contract=TOKEN, block=block + i // 50, log_index=i, value=i)
+        for i in range(n)
+    ]
+
+
+def unmatched() -> list[str]:
+    with session_scope() as session:
+        return list(session.scalars(select(Event.id).where(Event.matched_at.is_(None))).all())
+
+
+def test_stored_events_are_leased_in_batches_in_chain_order_and_stored_once():
+    batch = events(250)
+    with session_scope() as session:
+        groups = store_events(session, batch, utcnow())
+    with session_scope() as session:
+        again = store_events(session, batch, utcnow())
+
+    size = get_settings().match_batch_size
+    assert [len(g.event_ids) for g in groups] == [size, size, 250 - 2 * size]
+    assert [i for g in groups for i in g.event_ids] == [e.event_id for e in batch]
+    assert len({g.token for g in groups}) == 3
+    assert again == []  # a re-read range publishes nothing
+    assert sorted(unmatched()) == sorted(e.event_id for e in batch)
+
+
+def test_only_the_leased_message_claims_its_events_and_only_once():
+    add_endpoint("http://127.0.0.1:1/a", contracts=[TOKEN])
+    now = utcnow()
+    with session_scope() as session:
+        (group,) = store_events(session, events(10), now)
+
+    with session_scope() as session:
+        stranger, _ = match_stored(session, group.event_ids, "another-token", now)
+    with session_scope() as session:
+        claimed, deliveries = match_stored(session, group.event_ids, group.token, now)
+    with session_scope() as session:
+        duplicate, nothing = match_stored(session, group.event_ids, group.token, now)
+
+    assert (stranger, claimed, duplicate) == (0, 10, 0)
+    assert sum(len(g.delivery_ids) for g in deliveries) == 10 and nothing == []
+    assert unmatched() == []
+
+
+def test_a_failed_match_leaves_the_events_unmatched_for_the_retried_message():
+    add_endpoint("http://127.0.0.1:1/a", contracts=[TOKEN])
+    with session_scope() as session:
+        (group,) = store_events(session, events(5), utcnow())
+
+    with pytest.raises(RuntimeError), session_scope() as session:
+        match_stored(session, group.event_ids, group.token, utcnow())
+        raise RuntimeError("the database went away before the commit")
+
+    assert len(unmatched()) == 5
+    with session_scope() as session:
+        claimed, _ = match_stored(session, group.event_ids, group.token, utcnow())
+    assert claimed == 5
+
+
+def test_beat_dispatches_unmatched_events_only_once_their_lease_has_expired():
+    now = utcnow()
+    with session_scope() as session:
+        (lost,) = store_events(session, events(30), now)
+    with session_scope() as session:
+        assert dispatch_unmatched(session, now, 1000) == []  # the listener's message may come
+    later = now + timedelta(seconds=get_settings().dispatch_lease_s + 1)
+    with session_scope() as session:
+        (found,) = dispatch_unmatched(session, later, 1000)
+    with session_scope() as session:
+        assert dispatch_unmatched(session, later, 1000) == []  # leased again, to `found`
+
+    assert found.event_ids == lost.event_ids and found.token != lost.token
+    with session_scope() as session:
+        late, _ = match_stored(session, lost.event_ids, lost.token, later)
+        claimed, _ = match_stored(session, found.event_ids, found.token, later)
+    assert (late, claimed) == (0, 30)
+
+
+def test_events_of_a_reorg_that_is_undone_are_restored_and_their_unsent_deliveries_go_out():
+    instant = add_endpoint("http://127.0.0.1:1/instant", contracts=[TOKEN])[0]
+    confirmed = add_endpoint("http://127.0.0.1:1/conf", contracts=[TOKEN], confirmations=5)[0]
+    block_a = events(3, block=7)
+    now = utcnow()
+    with session_scope() as session:
+        (group,) = store_events(session, block_a, now)
+        match_stored(session, group.event_ids, group.token, now)
+    with session_scope() as session:  # A is orphaned by B: instant ones are told, confirmed wait
+        orphan_blocks(session, 1, [block_a[0].block_hash], now)
+
+    with session_scope() as session:  # B is orphaned by A again: the listener stores A anew
+        (restored,) = store_events(session, block_a, now)
+        claimed, groups = match_stored(session, restored.event_ids, restored.token, now)
+
+    assert claimed == 3 and groups == []  # nothing new to create: the deliveries exist
+    with session_scope() as session:
+        rows = session.execute(select(Delivery.endpoint_id, Delivery.kind, Delivery.status)).all()
+        removed = session.scalars(select(Event.removed)).all()
+    assert set(removed) == {False}
+    assert sorted(rows) == sorted(
+        [(instant, EventKind.INSTANT, DeliveryStatus.PENDING)] * 3
+        + [(instant, EventKind.REMOVED, DeliveryStatus.CANCELLED)] * 3
+        + [(confirmed, EventKind.CONFIRMED, DeliveryStatus.WAITING)] * 3
+    )
+
+
+def test_saving_a_range_orphans_events_stored_at_its_heights_in_other_blocks():
+    add_endpoint("http://127.0.0.1:1/a", contracts=[TOKEN])
+    stale = events(2, block=5)  # stored in a block that is not on the chain any more
+    with session_scope() as session:
+        store_events(session, stale, utcnow())
+    canonical = BlockHeader(5, h32("other", 5), h32("parent", 4), 1000)
+    fresh = [
+        transfer(contract=TOKEN, block=5, log_index=9, value=1).__class__(
+            **{
+                **transfer(contract=TOKEN, block=5, log_index=9, value=1).__dict__,
+                "block_hash": canonical.hash,
+            }
+        )
+    ]
+
+    groups = save_range(1, [canonical], fresh)
+
+    assert [g.event_ids for g in groups] == [[fresh[0].event_id]]
+    with session_scope() as session:
+        by_hash = dict(session.execute(select(Event.block_hash, Event.removed)).all())
+    assert by_hash == {stale[0].block_hash: True, canonical.hash: False}
