@@ -1,0 +1,42 @@
+"""Killed workers under a steady stream of events: nothing is lost; a repeated webhook-id only where
+a deliver worker died between a POST and its record."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.faults.harness import settle
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_deliver_worker_killed_twice_loses_no_event(rig):
+    stream = rig.stream()
+    for _ in range(2):
+        time.sleep(3)
+        rig.pipeline.kill("deliver", signal.SIGKILL)
+        time.sleep(1)
+        rig.pipeline.start("deliver")
+    time.sleep(2)
+    expected = stream.stop()
+
+    outcome = settle(rig.receiver, expected, 120, "deliver worker SIGKILL x2")
+
+    assert outcome.lost == 0 and outcome.unverified == 0
+
+
+def test_a_match_worker_killed_loses_no_event_and_repeats_none(rig):
+    stream = rig.stream()
+    time.sleep(3)
+    rig.pipeline.kill("match", signal.SIGKILL)
+    time.sleep(2)
+    rig.pipeline.start("match")
+    time.sleep(2)
+    expected = stream.stop()
+
+    outcome = settle(rig.receiver, expected, 120, "match worker SIGKILL")
+
+    assert outcome.lost == 0 and outcome.repeated_ids == 0
