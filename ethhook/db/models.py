@@ -191,6 +191,23 @@ class Event(Base):
     lease_expires_at: Mapped[datetime | None]
 
 
+def event_record_columns() -> tuple[Any, ...]:
+    """The events columns that make a `types.ChainEvent` (all but removed), in its field order."""
+    e = Event
+    return (
+        e.chain_id,
+        e.block_number,
+        e.block_hash,
+        e.block_timestamp,
+        e.transaction_hash,
+        e.transaction_index,
+        e.log_index,
+        e.address,
+        e.topics,
+        e.data,
+    )
+
+
 class Delivery(Base):
     """One event (of one kind) for one endpoint; attempts hang off it."""
 

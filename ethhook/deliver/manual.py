@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.db.models import Delivery, DeliveryStatus, utcnow
 from ethhook.exceptions import InputError, NotFoundError
-from ethhook.workqueue import DispatchGroup, lease_available
+from ethhook.workqueue import DispatchGroup, due_now, lease_available
 
 RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SUCCEEDED)
 
@@ -38,15 +38,5 @@ def retry_deliveries(session: Session, delivery_ids: Sequence[int]) -> list[Disp
     now = utcnow()
     for start in range(0, len(delivery_ids), 1000):
         chunk = list(delivery_ids[start : start + 1000])
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(chunk))
-            .values(
-                status=DeliveryStatus.PENDING,
-                next_attempt_at=now,
-                lease_token=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        )
+        session.execute(update(Delivery).where(Delivery.id.in_(chunk)).values(**due_now(now)))
     return lease_available(session, [(found[i].endpoint_id, i) for i in delivery_ids], now)

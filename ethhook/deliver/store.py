@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from ethhook import metrics
 from ethhook.config import Settings
-from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Event
+from ethhook.db.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Endpoint,
+    Event,
+    event_record_columns,
+)
 from ethhook.deliver import http
 from ethhook.deliver.payload import build_body
 from ethhook.deliver.retry import next_retry, parse_retry_after
@@ -88,16 +95,7 @@ def load_work(
             Delivery.kind,
             Delivery.created_at,
             Event.id.label("event_id"),
-            Event.chain_id,
-            Event.block_number,
-            Event.block_hash,
-            Event.block_timestamp,
-            Event.transaction_hash,
-            Event.transaction_index,
-            Event.log_index,
-            Event.address,
-            Event.topics,
-            Event.data,
+            *event_record_columns(),
         )
         .join(Event, Event.id == Delivery.event_id)
         .where(Delivery.id.in_(delivery_ids))

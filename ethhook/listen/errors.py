@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from ethhook.exceptions import TransientError
+from ethhook.redact import redact_in
+
+
+def error_text(exc: BaseException, url: str | None) -> str:
+    """`Type: message` of a transport's exception, with the node URL it may quote redacted."""
+    return f"{type(exc).__name__}: {redact_in(str(exc), url)}"
 
 
 class RpcError(TransientError):

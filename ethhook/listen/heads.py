@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 
 import websockets
@@ -11,6 +12,8 @@ from web3 import AsyncWeb3, WebSocketProvider
 from web3.exceptions import Web3Exception
 
 from ethhook.listen.backoff import Backoff
+from ethhook.listen.errors import error_text
+from ethhook.redact import redact_in, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class HeadSubscription:
     ) -> None:
         self.chain = chain
         self.url = url
+        self.shown_url = redact_url(url)  # providers put keys in the path and the query
         self.on_head = on_head
         self.on_connected = on_connected
         self.backoff = backoff or Backoff(base_s=0.5, cap_s=30.0)
@@ -44,10 +48,18 @@ class HeadSubscription:
                 await self._follow()
                 problem = "the node closed the subscription"
             except (OSError, TimeoutError, websockets.WebSocketException, Web3Exception) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            except Exception as exc:  # a web3 internal error must not end the subscription for good
-                log.error("listen.ws.unexpected chain=%s error=%r", self.chain, exc, exc_info=True)
-                problem = f"{type(exc).__name__}: {exc}"
+                problem = error_text(exc, self.url)
+            # A web3 internal error must not end the subscription for good. It is logged with its
+            # traceback as text, redacted (not exc_info): the messages in it may quote the URL.
+            except Exception as exc:  # noqa: BLE001 (logged below, traceback included)
+                problem = error_text(exc, self.url)
+                log.error(
+                    "listen.ws.unexpected chain=%s url=%s error=%s\n%s",
+                    self.chain,
+                    self.shown_url,
+                    problem,
+                    redact_in("".join(traceback.format_exception(exc)).rstrip(), self.url),
+                )
             finally:
                 was_live, self.live = self.live, False
             delay = self.backoff.next_delay()
@@ -55,7 +67,7 @@ class HeadSubscription:
                 "listen.ws.%s chain=%s url=%s error=%s; reconnecting in %.1fs",
                 "disconnected" if was_live else "connect_failed",
                 self.chain,
-                self.url,
+                self.shown_url,
                 problem,
                 delay,
             )
@@ -73,7 +85,7 @@ class HeadSubscription:
             await w3.eth.subscribe("newHeads")
             self.live = True
             self.backoff.reset()
-            log.info("listen.ws.subscribed chain=%s url=%s", self.chain, self.url)
+            log.info("listen.ws.subscribed chain=%s url=%s", self.chain, self.shown_url)
             self.on_connected()
             self.on_head(None)
             async for message in w3.socket.process_subscriptions():

@@ -20,6 +20,7 @@ from ethhook.listen.errors import (
     RpcConnectionError,
     RpcErrorResponse,
     RpcTimeout,
+    error_text,
 )
 from ethhook.listen.records import BlockHeader, parse_header, quantity
 
@@ -80,7 +81,7 @@ class HttpTransport:
         except TimeoutError:
             raise RpcTimeout(label, f"no answer within {RPC_TIMEOUT_S:g}s") from None
         except aiohttp.ClientError as exc:
-            raise RpcConnectionError(label, f"{type(exc).__name__}: {exc}") from None
+            raise RpcConnectionError(label, error_text(exc, self.url)) from None
         return _parse(body, label)
 
     async def close(self) -> None:
@@ -123,7 +124,7 @@ class WebSocketTransport:
                 raise RpcTimeout(label, f"no answer within {RPC_TIMEOUT_S:g}s") from None
             except (OSError, websockets.WebSocketException) as exc:
                 await self._drop()
-                raise RpcConnectionError(label, f"{type(exc).__name__}: {exc}") from None
+                raise RpcConnectionError(label, error_text(exc, self.url)) from None
 
     async def _drop(self) -> None:
         ws, self._ws = self._ws, None

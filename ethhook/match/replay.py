@@ -15,6 +15,7 @@ from ethhook.types import ChainEvent
 from ethhook.workqueue import (
     DispatchGroup,
     delivery_row,
+    due_now,
     lease_available,
     lease_free,
     store_matched,
@@ -70,13 +71,7 @@ def redeliver(
                     Delivery.status != DeliveryStatus.CANCELLED,
                     lease_free(Delivery, now),
                 )
-                .values(
-                    status=DeliveryStatus.PENDING,
-                    next_attempt_at=now,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
+                .values(**due_now(now))
                 .returning(Delivery.id, Delivery.endpoint_id)
             ).all()
         ]

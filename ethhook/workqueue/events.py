@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
 from ethhook.db.bulk import insert_ignoring_conflicts
-from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind
+from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, event_record_columns
 from ethhook.types import ChainEvent
 from ethhook.workqueue.lease import lease_free, new_token
 
@@ -162,19 +162,7 @@ def claim_unmatched(
             (Event.lease_token == token) | lease_free(Event, now),
         )
         .values(matched_at=now, lease_token=None, lease_expires_at=None)
-        .returning(
-            Event.chain_id,
-            Event.block_number,
-            Event.block_hash,
-            Event.block_timestamp,
-            Event.transaction_hash,
-            Event.transaction_index,
-            Event.log_index,
-            Event.address,
-            Event.topics,
-            Event.data,
-            Event.removed,
-        )
+        .returning(*event_record_columns(), Event.removed)
     ).all()
     events = [ChainEvent(**row._asdict()) for row in rows]
     return sorted(events, key=lambda e: (e.chain_id, e.block_number, e.log_index))

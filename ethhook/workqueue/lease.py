@@ -39,6 +39,18 @@ def lease_free(model: Any, now: datetime) -> ColumnElement[bool]:
     return or_(model.lease_expires_at.is_(None), model.lease_expires_at < now)
 
 
+def due_now(now: datetime) -> dict[str, Any]:
+    """The values that make a delivery pending, due now and held by nobody (a manual retry, a
+    replay)."""
+    return {
+        "status": DeliveryStatus.PENDING,
+        "next_attempt_at": now,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+
+
 def chunk_groups(pairs: Iterable[tuple[int, int]], per_task: int) -> list[tuple[int, list[int]]]:
     """Group (endpoint_id, delivery_id) pairs by endpoint, at most `per_task` ids per group."""
     by_endpoint: dict[int, list[int]] = defaultdict(list)
