@@ -353,9 +353,12 @@ def settle(
     timeout_s: float,
     fault: str,
     path: str = PATH,
+    linger_s: float = 1.0,
 ) -> Outcome:
     """Wait until every expected event arrived (or the timeout), then count, over these events
-    only: what was lost, and how many webhook-ids arrived more than once. The outcome is printed
+    only: what was lost, and how many webhook-ids arrived more than once (`linger_s` after the
+    last one arrived: a delivery whose worker died is sent again when its lease expires). The
+    outcome is printed
     and, when ETHHOOK_FAULT_REPORT names a file, appended to it as one JSON line."""
     wanted = set(expected)
     started = time.monotonic()
@@ -363,7 +366,7 @@ def settle(
     while time.monotonic() < deadline and not wanted <= arrived(receiver, path):
         time.sleep(0.25)
     recovered_s = time.monotonic() - started
-    time.sleep(1.0)  # anything still in flight lands in the counts
+    time.sleep(linger_s)  # anything still in flight (or due again) lands in the counts
     ours = [
         r
         for r in receiver.on(path)
@@ -418,3 +421,45 @@ def pipeline_env(database_url: str, redis_url: str, node: Any, broker_url: str =
         "ETHEREUM_WS": node.ws_url,
         "ETHEREUM_HTTP": node.http_url,
     }
+
+
+class _SendClock:
+    """A node whose `eth_sendTransaction` calls note when each transaction was sent."""
+
+    def __init__(self, node: Any, sent_at: dict[str, float]) -> None:
+        self.node = node
+        self.sent_at = sent_at
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        at = time.time()
+        result = self.node.rpc(method, *params)
+        if method == "eth_sendTransaction":
+            self.sent_at[result.lower()] = at
+        return result
+
+
+@dataclass
+class TimedStream(Stream):
+    """A Stream that also keeps when each transaction was sent (wall clock, like `Received.at`;
+    anvil mines a transaction as it arrives), for latencies from sent to webhook received."""
+
+    sent_at: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.node = _SendClock(self.node, self.sent_at)
+
+    @property
+    def alive(self) -> bool:
+        """Still sending (a failed `eth_sendTransaction` ends the thread)."""
+        return self._thread is not None and self._thread.is_alive()
+
+
+def first_arrivals(receiver: Receiver, path: str = PATH) -> dict[tuple[str, int], float]:
+    """(transaction hash, log index) → when its first verified webhook arrived."""
+    first: dict[tuple[str, int], float] = {}
+    for request in receiver.on(path):
+        if request.verified and request.status == 200:
+            data = request.json["data"]
+            key = (data["transaction_hash"].lower(), int(data["log_index"]))
+            first[key] = min(first.get(key, request.at), request.at)
+    return first
