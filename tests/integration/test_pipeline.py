@@ -217,6 +217,16 @@ def test_an_auto_disabled_endpoint_holds_its_deliveries_until_enabled(receiver):
     with session_scope() as session:
         assert jobs.auto_disable(session, utcnow(), after_s=0.001) == [endpoint_id]
     answers["status"] = 200
+
+    def none_held() -> bool:  # tasks that claimed deliveries before the disable have finished
+        with session_scope() as session:
+            return not session.scalars(
+                select(Delivery.id).where(
+                    Delivery.endpoint_id == endpoint_id, Delivery.lease_token.is_not(None)
+                )
+            ).first()
+
+    wait_until(none_held, 30, 0.1, "the tasks in flight at the disable to finish")
     seen = len(receiver.on("/dead"))
     time.sleep(4)  # past the retry delay: nothing is sent to a disabled endpoint
     assert len(receiver.on("/dead")) == seen
