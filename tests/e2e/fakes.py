@@ -1,5 +1,6 @@
-"""Loopback stand-ins between the listener and anvil: a TCP proxy that can sever every connection,
-and a JSON-RPC server that forwards to anvil but answers garbage, errors and timeouts on demand."""
+"""Loopback stand-ins between the listener and anvil: a TCP proxy that can sever every connection
+or hold them all silent, and a JSON-RPC server that forwards to anvil but answers garbage, errors
+and timeouts on demand."""
 
 from __future__ import annotations
 
@@ -15,14 +16,18 @@ import requests
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target port; `sever()` drops every connection and refuses
-    new ones until `restore()` (HTTP and WebSocket alike: anvil serves both on one port)."""
+    """Forwards 127.0.0.1:<port> to a target port (HTTP and WebSocket alike: anvil serves both on
+    one port). `sever()` drops every connection and refuses new ones until `restore()`; `hold()`
+    keeps every connection open but forwards no byte either way, new connections accepted and
+    held too, until `release()` (a node that hangs: no answers, no heads)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.severed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._running = True
@@ -59,6 +64,9 @@ class TcpProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                # Held: this chunk waits here, and what follows it in the kernel's buffers. A
+                # close is still passed on (an abandoned connection must not pile up meanwhile).
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -82,9 +90,21 @@ class TcpProxy:
     def restore(self) -> None:
         self.severed = False
 
+    @property
+    def held(self) -> bool:
+        return not self._flowing.is_set()
+
+    def hold(self) -> None:
+        self._flowing.clear()
+
+    def release(self) -> None:
+        """Forward again, in order, everything held meanwhile."""
+        self._flowing.set()
+
     def close(self) -> None:
         self._running = False
         self.sever()
+        self._flowing.set()  # held pipes find their sockets closed and end
         self.listener.close()
 
 

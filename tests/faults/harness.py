@@ -337,6 +337,12 @@ class Outcome:
         )
 
 
+def complete(request: Any) -> bool:
+    """The whole body arrived (a deliver worker killed mid-send leaves a truncated request,
+    which no receiver would accept: it is neither a delivery nor a signature failure)."""
+    return len(request.body) == int(request.headers.get("content-length", -1))
+
+
 def arrived(receiver: Receiver, path: str = PATH) -> set[tuple[str, int]]:
     """(transaction hash, log index) of every event that arrived verified at `path`."""
     keys = set()
@@ -371,6 +377,7 @@ def settle(
         r
         for r in receiver.on(path)
         if r.status == 200
+        and r.verified
         and (r.json["data"]["transaction_hash"].lower(), int(r.json["data"]["log_index"])) in wanted
     ]
     per_id = Counter(r.webhook_id for r in ours)
@@ -379,7 +386,7 @@ def settle(
         received=len(per_id),
         lost=len(wanted - arrived(receiver, path)),
         repeated_ids=sum(1 for n in per_id.values() if n > 1),
-        unverified=sum(1 for r in receiver.on(path) if r.verified is False),
+        unverified=sum(1 for r in receiver.on(path) if r.verified is False and complete(r)),
     )
     print(f"FAULT {fault}: {outcome} settled_s={recovered_s:.1f}")
     report = os.environ.get("ETHHOOK_FAULT_REPORT")
@@ -454,12 +461,24 @@ class TimedStream(Stream):
         return self._thread is not None and self._thread.is_alive()
 
 
-def first_arrivals(receiver: Receiver, path: str = PATH) -> dict[tuple[str, int], float]:
-    """(transaction hash, log index) → when its first verified webhook arrived."""
-    first: dict[tuple[str, int], float] = {}
-    for request in receiver.on(path):
-        if request.verified and request.status == 200:
-            data = request.json["data"]
-            key = (data["transaction_hash"].lower(), int(data["log_index"]))
-            first[key] = min(first.get(key, request.at), request.at)
-    return first
+class Arrivals:
+    """When the first verified webhook of each event arrived, read incrementally from a receiver
+    (each request parsed once: the soak's receiver holds hundreds of thousands)."""
+
+    def __init__(self, receiver: Receiver, path: str = PATH) -> None:
+        self.receiver = receiver
+        self.path = path
+        self.first: dict[tuple[str, int], float] = {}
+        self._read = 0
+
+    def update(self) -> dict[tuple[str, int], float]:
+        """(transaction hash, log index) → arrival of its first verified webhook, so far."""
+        for request in self.receiver.requests[self._read :]:
+            if request.status is None:
+                break  # still being answered: read again next time
+            self._read += 1
+            if request.path == self.path and request.verified and request.status == 200:
+                data = request.json["data"]
+                key = (data["transaction_hash"].lower(), int(data["log_index"]))
+                self.first[key] = min(self.first.get(key, request.at), request.at)
+        return self.first

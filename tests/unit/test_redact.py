@@ -1,8 +1,8 @@
-"""redact_url: only scheme, host and port of a URL reach the logs."""
+"""redact_url and redact_in: only scheme, host and port of a URL reach the logs."""
 
 import pytest
 
-from ethhook.redact import UNPARSEABLE, redact_url
+from ethhook.redact import UNPARSEABLE, redact_in, redact_url
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,47 @@ def test_a_key_anywhere_but_the_host_never_survives() -> None:
         f"https://{key}@a.example.com",
     ):
         assert key not in redact_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "message", "logged"),
+    [
+        (
+            "wss://eth.example.com/v2/KEY123?apikey=Q456",
+            "Could not connect to: wss://eth.example.com/v2/KEY123?apikey=Q456. Retries exceeded.",
+            "Could not connect to: wss://eth.example.com. Retries exceeded.",
+        ),
+        (
+            "https://user:PW789@node.example.com:8443/rpc/KEY123",
+            "400, message='Bad Request', url='https://user:PW789@node.example.com:8443/rpc/KEY123'",
+            "400, message='Bad Request', url='https://node.example.com:8443'",
+        ),
+        # Only parts of it quoted, or percent-decoded: the parts go, whatever surrounds them
+        (
+            "https://node.example.com/v3/KEY%2F123?k=Q%20456",
+            "GET /v3/KEY/123 refused; query k=Q 456",
+            "GET … refused; query …",
+        ),
+        (
+            "https://user:PW789@node.example.com",
+            "auth failed for user with PW789",
+            "auth failed for … with …",
+        ),
+        # Nothing to hide: the message is left alone ("/" alone hides no key)
+        (
+            "http://127.0.0.1:8545/",
+            "Cannot connect to host 127.0.0.1:8545 / ssl:default",
+            "Cannot connect to host 127.0.0.1:8545 / ssl:default",
+        ),
+        (None, "no URL: wss://x.example.com/KEY stays", "no URL: wss://x.example.com/KEY stays"),
+    ],
+)
+def test_redact_in_replaces_the_url_and_its_secret_parts_in_a_message(
+    url: str | None, message: str, logged: str
+) -> None:
+    assert redact_in(message, url) == logged
+
+
+def test_redact_in_an_unparseable_url_leaves_none_of_it() -> None:
+    url = "http://[::1/KEY123"
+    assert redact_in(f"bad URL {url}!", url) == f"bad URL {UNPARSEABLE}!"
