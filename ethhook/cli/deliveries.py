@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
-
-from sqlalchemy import select
 
 from ethhook.cli.common import (
     Commands,
@@ -22,7 +21,8 @@ from ethhook.cli.common import (
 )
 from ethhook.config import Settings
 from ethhook.db.models import DeliveryStatus
-from ethhook.exceptions import InputError, NotFoundError
+from ethhook.exceptions import InputError
+from ethhook.service.deliveries import DeliveryFilter, DeliveryView
 
 
 def register(commands: Commands) -> None:
@@ -44,7 +44,7 @@ def register(commands: Commands) -> None:
 
 
 def _add_filters(parser: Parser) -> None:
-    """The filters `delivery list` and `delivery retry` share (see _delivery_query)."""
+    """The filters `delivery list` and `delivery retry` share (see _where)."""
     parser.add_argument("--status", choices=DeliveryStatus.ALL, default=None)
     parser.add_argument("--endpoint", type=positive_int, default=None, metavar="ID")
     parser.add_argument(
@@ -74,44 +74,35 @@ def _register_replay(commands: Commands) -> None:
     )
 
 
-def _delivery_json(delivery: Any) -> dict[str, Any]:
-    from ethhook.types import webhook_id_for
-
-    return {
-        "id": delivery.id,
-        "webhook_id": webhook_id_for(delivery.endpoint_id, delivery.event_id, delivery.kind),
-        "endpoint_id": delivery.endpoint_id,
-        "event_id": delivery.event_id,
-        "kind": delivery.kind,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "next_attempt_at": delivery.next_attempt_at,
-        "last_status_code": delivery.last_status_code,
-        "last_error": delivery.last_error,
-        "created_at": delivery.created_at,
-        "updated_at": delivery.updated_at,
-    }
+def _delivery_json(delivery: DeliveryView) -> dict[str, Any]:
+    return dataclasses.asdict(delivery)
 
 
-def _delivery_query(args: argparse.Namespace) -> Any:
-    from ethhook.db.models import Delivery
-
-    query = select(Delivery).order_by(Delivery.id)
-    if args.status:
-        query = query.where(Delivery.status == args.status)
-    if args.endpoint:
-        query = query.where(Delivery.endpoint_id == args.endpoint)
-    if args.since:
-        query = query.where(Delivery.created_at >= since(args.since))
-    return query
+def _where(args: argparse.Namespace) -> DeliveryFilter:
+    """The deliveries --status/--endpoint/--since select."""
+    return DeliveryFilter(
+        status=args.status,
+        endpoint_id=args.endpoint,
+        since=since(args.since) if args.since else None,
+    )
 
 
 def cmd_delivery_list(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
+    from ethhook.service.deliveries import list_deliveries
+    from ethhook.service.pages import MAX_LIMIT
 
+    where = _where(args)
+    data: list[dict[str, Any]] = []
+    cursor: str | None = None
     with session_scope() as session:
-        deliveries = session.scalars(_delivery_query(args).limit(args.limit)).all()
-        data = [_delivery_json(d) for d in deliveries]
+        while len(data) < args.limit:
+            limit = min(MAX_LIMIT, args.limit - len(data))
+            page = list_deliveries(session, where, cursor=cursor, limit=limit)
+            data += [_delivery_json(d) for d in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
     rows = [
         (
             d["id"],
@@ -131,24 +122,12 @@ def cmd_delivery_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_delivery_show(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.db.models import Delivery
+    from ethhook.service.deliveries import show_delivery
 
     with session_scope() as session:
-        delivery = session.get(Delivery, args.id)
-        if delivery is None:
-            raise NotFoundError(f"no delivery with id {args.id} (see `ethhook delivery list`)")
-        data = _delivery_json(delivery)
-        data["attempt_list"] = [
-            {
-                "attempt": a.attempt_number,
-                "started_at": a.started_at,
-                "duration_ms": a.duration_ms,
-                "status_code": a.status_code,
-                "error": a.error,
-                "response_body": a.response_body,
-            }
-            for a in delivery.attempt_rows
-        ]
+        details = show_delivery(session, args.id)
+    data = _delivery_json(details.delivery)
+    data["attempt_list"] = [dataclasses.asdict(a) for a in details.attempts]
 
     def human() -> str:
         head = {k: v for k, v in data.items() if k != "attempt_list"}
@@ -176,65 +155,50 @@ def cmd_delivery_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_delivery_retry(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.db.models import Delivery
-    from ethhook.deliver.manual import retry_deliveries
+    from ethhook.service.deliveries import retry_deliveries, retry_matching
     from ethhook.workqueue import enqueue_groups
 
     if args.ids and (args.status or args.endpoint or args.since):
         raise InputError("give delivery ids or --status/--endpoint/--since, not both")
-    if not args.ids and not args.status:
-        raise InputError(
-            "give delivery ids, or --status failed (with --endpoint/--since) to retry many"
-        )
+    where = _where(args)
     with session_scope() as session:
         if args.ids:
-            ids = list(dict.fromkeys(args.ids))
+            plan = retry_deliveries(session, args.ids)
         else:
-            ids = list(session.scalars(_delivery_query(args).with_only_columns(Delivery.id)))
-        groups = retry_deliveries(session, ids)
-    count = sum(len(g.delivery_ids) for g in groups)
-    enqueued = enqueue_groups(groups)
+            plan = retry_matching(session, where)
+    count = plan.count
+    enqueued = enqueue_groups(plan.groups)
     data = {"retried": count, "enqueued_tasks": enqueued}
     emit(args, data, lambda: f"retrying {count} deliveries ({enqueued} tasks enqueued)")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.config import ChainConfig
     from ethhook.db import session_scope
-    from ethhook.db.models import utcnow
-    from ethhook.endpoints import get_endpoint, parse_chain
     from ethhook.listen.replay import fetch_range
-    from ethhook.match.replay import redeliver
+    from ethhook.service.replays import plan_replay, redeliver_range
     from ethhook.workqueue import enqueue_groups
 
-    if args.to_block < args.from_block:
-        raise InputError(f"--to-block {args.to_block} is before --from-block {args.from_block}")
-    chain_id = parse_chain(args.chain, settings)
-    chain = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
-    addresses: list[str] | None = None
-    if args.endpoint is not None:
-        with session_scope() as session:
-            endpoint = get_endpoint(session, args.endpoint)
-            if not endpoint.active:
-                raise InputError(
-                    f"endpoint {endpoint.id} is disabled; `ethhook endpoint enable` it first"
-                )
-            watched = {f.address for f in endpoint.filters if f.chain_id in (None, chain_id)}
-            if not watched:
-                raise InputError(f"endpoint {endpoint.id} does not watch chain {chain.name}")
-            addresses = None if None in watched else sorted(a for a in watched if a)
-    events, head = fetch_range(chain, args.from_block, args.to_block, addresses)
     with session_scope() as session:
-        groups = redeliver(session, events, head, utcnow(), args.endpoint)
+        target = plan_replay(
+            session,
+            settings,
+            chain=args.chain,
+            from_block=args.from_block,
+            to_block=args.to_block,
+            endpoint_id=args.endpoint,
+        )
+    events, head = fetch_range(target.chain, args.from_block, args.to_block, target.addresses)
+    with session_scope() as session:
+        groups = redeliver_range(session, target, events, head)
     count = sum(len(g.delivery_ids) for g in groups)
     enqueue_groups(groups)
-    data = {"chain_id": chain_id, "events": len(events), "deliveries": count}
+    data = {"chain_id": target.chain.chain_id, "events": len(events), "deliveries": count}
     emit(
         args,
         data,
         lambda: (
-            f"replaying {len(events)} events of {chain.name} blocks "
+            f"replaying {len(events)} events of {target.chain.name} blocks "
             f"{args.from_block}-{args.to_block}: {count} deliveries queued"
         ),
     )

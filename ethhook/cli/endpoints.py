@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ethhook.cli.common import (
@@ -24,6 +23,7 @@ from ethhook.cli.common import (
     table,
 )
 from ethhook.config import Settings
+from ethhook.service.endpoints import EndpointView, EndpointWithSecret
 
 
 def register(commands: Commands) -> None:
@@ -124,31 +124,35 @@ def _register_add(group: Commands) -> None:
     add.add_argument("--name", default=None, help="a label for humans")
 
 
-def _endpoint_json(endpoint: Any, with_secret: bool = False) -> dict[str, Any]:
-    data = {
+def _endpoint_json(endpoint: EndpointView) -> dict[str, Any]:
+    return {
         "id": endpoint.id,
         "name": endpoint.name,
         "url": endpoint.url,
         "active": endpoint.active,
         "disabled_reason": endpoint.disabled_reason,
-        "chains": endpoint.chain_ids,
+        "chains": endpoint.chains,
         "contracts": endpoint.contracts,
-        "events": endpoint.event_signatures,
+        "events": endpoint.events,
         "topics": endpoint.topics,
         "confirmations": endpoint.confirmations,
         "rate_limit_per_s": endpoint.rate_limit_per_s,
         "retry_schedule_s": endpoint.retry_schedule_s,
         "created_at": endpoint.created_at,
     }
-    if with_secret:
-        data["secret"] = endpoint.secret
-        data["previous_secret_expires_at"] = endpoint.previous_secret_expires_at
+
+
+def _with_secret(created: EndpointWithSecret) -> dict[str, Any]:
+    data = _endpoint_json(created.endpoint)
+    data["secret"] = created.secret
+    data["previous_secret_expires_at"] = created.endpoint.previous_secret_expires_at
     return data
 
 
 def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.endpoints import build_spec, create_endpoint
+    from ethhook.service.endpoints import create_endpoint
+    from ethhook.service.validation import build_spec
 
     spec = build_spec(
         url=args.url,
@@ -162,19 +166,25 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         settings=settings,
     )
     with session_scope() as session:
-        endpoint = create_endpoint(session, spec)
-        data = _endpoint_json(endpoint, with_secret=True)
+        data = _with_secret(create_endpoint(session, spec))
     emit(args, data, lambda: describe(data))
     return 0
 
 
 def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.db.models import Endpoint
+    from ethhook.service.endpoints import list_endpoints
+    from ethhook.service.pages import MAX_LIMIT
 
+    data: list[dict[str, Any]] = []
+    cursor: str | None = None
     with session_scope() as session:
-        endpoints = session.scalars(select(Endpoint).order_by(Endpoint.id)).all()
-        data = [_endpoint_json(e) for e in endpoints]
+        while True:
+            page = list_endpoints(session, cursor=cursor, limit=MAX_LIMIT)
+            data += [_endpoint_json(e) for e in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
     rows = [
         (
             d["id"],
@@ -194,28 +204,22 @@ def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.db.models import Delivery
-    from ethhook.endpoints import get_endpoint
+    from ethhook.service.endpoints import breaker_state, show_endpoint
 
     with session_scope() as session:
-        endpoint = get_endpoint(session, args.id)
-        data = _endpoint_json(endpoint)
-        data["previous_secret_expires_at"] = endpoint.previous_secret_expires_at
-        counts = session.execute(
-            select(Delivery.status, func.count())
-            .where(Delivery.endpoint_id == endpoint.id)
-            .group_by(Delivery.status)
-        ).all()
-        data["deliveries"] = {status: count for status, count in counts}
-        data["failing_since"] = endpoint.failing_since
-    data["circuit_breaker"] = _breaker_state(args.id, settings)
+        details = show_endpoint(session, args.id)
+    data = _endpoint_json(details.endpoint)
+    data["previous_secret_expires_at"] = details.endpoint.previous_secret_expires_at
+    data["deliveries"] = details.deliveries
+    data["failing_since"] = details.endpoint.failing_since
+    data["circuit_breaker"] = breaker_state(args.id, settings)
     emit(args, data, lambda: describe(data))
     return 0
 
 
 def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.endpoints import endpoint_secrets
+    from ethhook.service.endpoints import endpoint_secrets
 
     with session_scope() as session:
         secrets = endpoint_secrets(session, args.id)
@@ -238,40 +242,21 @@ def secret_summary(data: dict[str, Any]) -> str:
     return text
 
 
-def _breaker_state(endpoint_id: int, settings: Settings) -> str:
-    import redis
-
-    from ethhook.deliver.breaker import EndpointBreaker
-    from ethhook.deliver.shared import redis_client
-
-    breaker = EndpointBreaker(
-        redis_client(settings.redis_url),
-        endpoint_id,
-        settings.breaker_fail_max,
-        settings.breaker_reset_timeout_s,
-        1.0,
-    )
-    try:
-        return breaker.state()
-    except redis.RedisError as exc:
-        return f"unknown (Redis unreachable: {exc})"
-
-
 def cmd_endpoint_disable(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.endpoints import set_active
+    from ethhook.service.endpoints import set_active
 
     reason = args.reason or "disabled by an operator"
     return _endpoint_change(args, lambda s: set_active(s, args.id, False, reason), "disabled")
 
 
 def cmd_endpoint_enable(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.endpoints import set_active
+    from ethhook.service.endpoints import set_active
 
     return _endpoint_change(args, lambda s: set_active(s, args.id, True, None), "enabled")
 
 
 def cmd_endpoint_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.endpoints import rotate_secret
+    from ethhook.service.endpoints import rotate_secret
 
     grace = settings.secret_rotation_grace_s if args.grace_s is None else args.grace_s
     return _endpoint_change(
@@ -284,7 +269,7 @@ def cmd_endpoint_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _endpoint_change(
     args: argparse.Namespace,
-    change: Callable[[Session], Any],
+    change: Callable[[Session], EndpointView | EndpointWithSecret],
     done: str,
     *,
     reveal_secret: bool = False,
@@ -293,7 +278,11 @@ def _endpoint_change(
     from ethhook.db import session_scope
 
     with session_scope() as session:
-        data = _endpoint_json(change(session), with_secret=reveal_secret)
+        changed = change(session)
+    if isinstance(changed, EndpointWithSecret):
+        data = _with_secret(changed) if reveal_secret else _endpoint_json(changed.endpoint)
+    else:
+        data = _endpoint_json(changed)
     emit(args, data, lambda: change_summary(args.id, done, data, reveal_secret=reveal_secret))
     return 0
 
@@ -311,9 +300,9 @@ def change_summary(
 
 def cmd_endpoint_delete(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.endpoints import get_endpoint
+    from ethhook.service.endpoints import delete_endpoint
 
     with session_scope() as session:
-        session.delete(get_endpoint(session, args.id))
+        delete_endpoint(session, args.id)
     emit(args, {"deleted": args.id}, lambda: f"deleted endpoint {args.id} and its deliveries")
     return 0

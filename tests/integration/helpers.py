@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, Endpoint, EndpointFilter, Event, utcnow
-from ethhook.endpoints import build_spec, create_endpoint
+from ethhook.service.endpoints import create_endpoint
+from ethhook.service.validation import build_spec
 from ethhook.types import ChainEvent
 from ethhook.workqueue import enqueue_match_groups, store_events
 
@@ -37,8 +38,8 @@ def add_endpoint(url: str, **kw: Any) -> tuple[int, str]:
         settings=get_settings(),
     )
     with session_scope() as session:
-        endpoint = create_endpoint(session, spec)
-        return endpoint.id, endpoint.secret
+        created = create_endpoint(session, spec)
+        return created.endpoint.id, created.secret
 
 
 def row_counts() -> dict[str, int]:

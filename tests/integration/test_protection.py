@@ -27,8 +27,8 @@ from ethhook.deliver.breaker import CLOSED, HALF_OPEN, OPEN, EndpointBreaker
 from ethhook.deliver.ratelimit import RateLimiter
 from ethhook.deliver.service import deliver
 from ethhook.deliver.window import WindowMemory
-from ethhook.endpoints import rotate_secret
 from ethhook.maintenance import jobs
+from ethhook.service.endpoints import rotate_secret
 from tests.factories import address, transfer
 from tests.integration.helpers import add_endpoint, ethhook, row_counts, store_and_match
 

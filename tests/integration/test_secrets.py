@@ -16,7 +16,7 @@ from ethhook.db import get_engine, session_scope
 from ethhook.db.models import utcnow
 from ethhook.deliver.service import deliver
 from ethhook.deliver.store import load_endpoint
-from ethhook.endpoints import rotate_secret
+from ethhook.service.endpoints import rotate_secret
 from tests.factories import address, transfer
 from tests.integration.helpers import add_endpoint, ethhook, store_and_match
 

@@ -122,8 +122,8 @@ def test_dynamic_arguments_still_decode_through_eth_abi() -> None:
     ],
 )
 def test_registration_checks_a_mixed_case_address_with_this_checksum(given, accepted):
-    from ethhook.endpoints import parse_address
     from ethhook.exceptions import InputError
+    from ethhook.service.validation import parse_address
 
     if accepted:
         assert parse_address(given) == given.lower()

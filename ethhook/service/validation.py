@@ -1,16 +1,12 @@
-"""Endpoint registration and changes: validation of user input, filter rows, secret rotation."""
+"""Validation of endpoint input: every field checked once, for `add`, `update` and the API alike."""
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-
-from sqlalchemy.orm import Session
 
 from ethhook.abi import parse_event_filter, to_checksum_address
 from ethhook.config import (
@@ -21,10 +17,9 @@ from ethhook.config import (
     check_seconds,
     parse_retry_schedule,
 )
-from ethhook.db.models import Endpoint, EndpointFilter, utcnow
-from ethhook.deliver.signing import generate_secret
+from ethhook.db.models import Endpoint
 from ethhook.deliver.ssrf import check_url, forbidden_port
-from ethhook.exceptions import InputError, NotFoundError
+from ethhook.exceptions import InputError
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -129,6 +124,67 @@ def parse_address(value: str) -> str:
     return text.lower()
 
 
+def parse_events(events: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The topic0s and the Solidity signatures (normalised text) of `--event` values."""
+    topics: list[str] = []
+    signatures: list[str] = []
+    for text in events:
+        topic0, signature = parse_event_filter(check_length(text, "--event", MAX_EVENT_LENGTH))
+        if topic0 not in topics:
+            topics.append(topic0)
+        if signature is not None and signature.text not in signatures:
+            signatures.append(signature.text)
+    return tuple(topics), tuple(signatures)
+
+
+def check_confirmations(confirmations: int) -> int:
+    if not 0 <= confirmations <= MAX_CONFIRMATIONS:
+        raise InputError(
+            f"invalid --confirmations {confirmations}: expected 0 to {MAX_CONFIRMATIONS}"
+        )
+    return confirmations
+
+
+def check_rate_limit(rate_limit_per_s: float | None) -> float | None:
+    if rate_limit_per_s is not None and not (
+        MIN_RATE_LIMIT_PER_S <= rate_limit_per_s <= MAX_RATE_LIMIT_PER_S
+    ):
+        raise InputError(
+            f"invalid --rate-limit {rate_limit_per_s:g}: expected requests per second from "
+            f"{MIN_RATE_LIMIT_PER_S:g} to {MAX_RATE_LIMIT_PER_S}"
+        )
+    return rate_limit_per_s
+
+
+def check_retry_schedule(retry_schedule: str | None) -> tuple[float, ...] | None:
+    if retry_schedule is None:
+        return None
+    try:
+        return parse_retry_schedule(retry_schedule)
+    except ValueError as exc:
+        raise InputError(f"invalid --retry-schedule {retry_schedule!r}: {exc}") from exc
+
+
+def check_endpoint_url(url: str, settings: Settings) -> str:
+    """A URL webhooks may go to: well formed, and not private unless the settings allow it."""
+    url = parse_url(url)
+    if not settings.allow_private_targets:
+        check_url(url)
+    return url
+
+
+def check_name(name: str | None) -> str | None:
+    return None if name is None else check_text(name, "--name", MAX_NAME_LENGTH)
+
+
+def parse_chains(chains: Sequence[str], settings: Settings) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(parse_chain(c, settings) for c in chains))
+
+
+def parse_addresses(contracts: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(parse_address(c) for c in contracts))
+
+
 def build_spec(
     *,
     url: str,
@@ -142,122 +198,19 @@ def build_spec(
     settings: Settings,
 ) -> EndpointSpec:
     """Validate every field; raise InputError about the first bad one."""
-    topics: list[str] = []
-    signatures: list[str] = []
-    for text in events:
-        topic0, signature = parse_event_filter(check_length(text, "--event", MAX_EVENT_LENGTH))
-        if topic0 not in topics:
-            topics.append(topic0)
-        if signature is not None and signature.text not in signatures:
-            signatures.append(signature.text)
-    if not 0 <= confirmations <= MAX_CONFIRMATIONS:
-        raise InputError(
-            f"invalid --confirmations {confirmations}: expected 0 to {MAX_CONFIRMATIONS}"
-        )
-    if rate_limit_per_s is not None and not (
-        MIN_RATE_LIMIT_PER_S <= rate_limit_per_s <= MAX_RATE_LIMIT_PER_S
-    ):
-        raise InputError(
-            f"invalid --rate-limit {rate_limit_per_s:g}: expected requests per second from "
-            f"{MIN_RATE_LIMIT_PER_S:g} to {MAX_RATE_LIMIT_PER_S}"
-        )
-    schedule = None
-    if retry_schedule is not None:
-        try:
-            schedule = parse_retry_schedule(retry_schedule)
-        except ValueError as exc:
-            raise InputError(f"invalid --retry-schedule {retry_schedule!r}: {exc}") from exc
-    url = parse_url(url)
-    if not settings.allow_private_targets:
-        check_url(url)
+    topics, signatures = parse_events(events)
+    check_confirmations(confirmations)
+    check_rate_limit(rate_limit_per_s)
+    schedule = check_retry_schedule(retry_schedule)
+    url = check_endpoint_url(url, settings)
     return EndpointSpec(
         url=url,
-        chain_ids=tuple(dict.fromkeys(parse_chain(c, settings) for c in chains)),
-        contracts=tuple(dict.fromkeys(parse_address(c) for c in contracts)),
-        topics=tuple(topics),
-        signatures=tuple(signatures),
+        chain_ids=parse_chains(chains, settings),
+        contracts=parse_addresses(contracts),
+        topics=topics,
+        signatures=signatures,
         confirmations=confirmations,
         rate_limit_per_s=rate_limit_per_s,
         retry_schedule_s=schedule,
-        name=None if name is None else check_text(name, "--name", MAX_NAME_LENGTH),
+        name=check_name(name),
     )
-
-
-def filter_rows(spec: EndpointSpec) -> list[EndpointFilter]:
-    """The cross product of the chain, contract and topic lists; an empty list matches anything."""
-    return [
-        EndpointFilter(chain_id=chain_id, address=address, topic0=topic0)
-        for chain_id, address, topic0 in itertools.product(
-            spec.chain_ids or (None,), spec.contracts or (None,), spec.topics or (None,)
-        )
-    ]
-
-
-def create_endpoint(session: Session, spec: EndpointSpec) -> Endpoint:
-    endpoint = Endpoint(
-        name=spec.name,
-        url=spec.url,
-        secret=generate_secret(),
-        event_signatures=list(spec.signatures),
-        confirmations=spec.confirmations,
-        rate_limit_per_s=spec.rate_limit_per_s,
-        retry_schedule_s=list(spec.retry_schedule_s) if spec.retry_schedule_s else None,
-        active=True,
-        filters=filter_rows(spec),
-    )
-    session.add(endpoint)
-    session.flush()
-    return endpoint
-
-
-def get_endpoint(session: Session, endpoint_id: int) -> Endpoint:
-    endpoint = session.get(Endpoint, endpoint_id)
-    if endpoint is None:
-        raise NotFoundError(f"no endpoint with id {endpoint_id} (see `ethhook endpoint list`)")
-    return endpoint
-
-
-@dataclass(frozen=True)
-class EndpointSecrets:
-    """The secret that signs an endpoint's webhooks, and the previous one while it signs too."""
-
-    secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
-
-
-def endpoint_secrets(
-    session: Session, endpoint_id: int, now: datetime | None = None
-) -> EndpointSecrets:
-    """What `ethhook endpoint secret` shows: only the secrets that sign at `now`."""
-    endpoint = get_endpoint(session, endpoint_id)
-    if endpoint.previous_secret_signs(now or utcnow()):
-        return EndpointSecrets(
-            endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at
-        )
-    return EndpointSecrets(endpoint.secret, None, None)
-
-
-def set_active(session: Session, endpoint_id: int, active: bool, reason: str | None) -> Endpoint:
-    if reason is not None:
-        check_text(reason, "--reason", MAX_REASON_LENGTH)
-    endpoint = get_endpoint(session, endpoint_id)
-    endpoint.active = active
-    endpoint.disabled_reason = None if active else reason
-    endpoint.disabled_at = None if active else utcnow()
-    if active:
-        endpoint.failing_since = None
-    return endpoint
-
-
-def rotate_secret(
-    session: Session, endpoint_id: int, grace_s: float, now: datetime | None = None
-) -> Endpoint:
-    """A new secret; the old one keeps signing beside it for `grace_s` seconds."""
-    check_grace(grace_s)
-    now = now or utcnow()
-    endpoint = get_endpoint(session, endpoint_id)
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = now + timedelta(seconds=grace_s)
-    endpoint.secret = generate_secret()
-    return endpoint

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from ethhook.config import Settings
-from ethhook.endpoints import (
+from ethhook.service.endpoints import rotate_secret, set_active
+from ethhook.service.validation import (
     MAX_EVENT_LENGTH,
     MAX_NAME_LENGTH,
     MAX_REASON_LENGTH,
@@ -21,8 +22,6 @@ from ethhook.endpoints import (
     build_spec,
     parse_chain,
     parse_url,
-    rotate_secret,
-    set_active,
 )
 from ethhook.exceptions import InputError
 

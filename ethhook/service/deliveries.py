@@ -1,0 +1,176 @@
+"""Deliveries: list and show them with their attempts, and send chosen ones again now."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ethhook.db.models import Delivery, DeliveryStatus, utcnow
+from ethhook.exceptions import InputError, NotFoundError
+from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
+from ethhook.types import webhook_id_for
+from ethhook.workqueue import DispatchGroup, due_now, lease_available
+
+RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SUCCEEDED)
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """Which deliveries `list` shows and a bulk `retry` sends again; None = any."""
+
+    status: str | None = None
+    endpoint_id: int | None = None
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in DeliveryStatus.ALL:
+            raise InputError(
+                f"invalid status {self.status!r}: expected one of {', '.join(DeliveryStatus.ALL)}"
+            )
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    id: int
+    webhook_id: str
+    endpoint_id: int
+    event_id: str
+    kind: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_body: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryDetails:
+    delivery: DeliveryView
+    attempts: list[AttemptView]
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """Deliveries made due and leased; enqueue `groups` after the session commits."""
+
+    groups: list[DispatchGroup]
+
+    @property
+    def count(self) -> int:
+        return sum(len(g.delivery_ids) for g in self.groups)
+
+
+def view(delivery: Delivery) -> DeliveryView:
+    return DeliveryView(
+        id=delivery.id,
+        webhook_id=webhook_id_for(delivery.endpoint_id, delivery.event_id, delivery.kind),
+        endpoint_id=delivery.endpoint_id,
+        event_id=delivery.event_id,
+        kind=delivery.kind,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        updated_at=delivery.updated_at,
+    )
+
+
+def _filtered(query: Any, where: DeliveryFilter) -> Any:
+    if where.status:
+        query = query.where(Delivery.status == where.status)
+    if where.endpoint_id:
+        query = query.where(Delivery.endpoint_id == where.endpoint_id)
+    if where.since:
+        query = query.where(Delivery.created_at >= where.since)
+    return query
+
+
+def list_deliveries(
+    session: Session,
+    where: DeliveryFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[DeliveryView]:
+    check_limit(limit)
+    query = select(Delivery).where(Delivery.id > decode_cursor(cursor))
+    query = _filtered(query, where).order_by(Delivery.id).limit(limit + 1)
+    return page_of([view(d) for d in session.scalars(query)], limit)
+
+
+def show_delivery(session: Session, delivery_id: int) -> DeliveryDetails:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFoundError(f"no delivery with id {delivery_id} (see `ethhook delivery list`)")
+    attempts = [
+        AttemptView(
+            attempt=a.attempt_number,
+            started_at=a.started_at,
+            duration_ms=a.duration_ms,
+            status_code=a.status_code,
+            error=a.error,
+            response_body=a.response_body,
+        )
+        for a in delivery.attempt_rows
+    ]
+    return DeliveryDetails(view(delivery), attempts)
+
+
+def retry_deliveries(session: Session, delivery_ids: Sequence[int]) -> RetryPlan:
+    """Make the deliveries due now and lease them; the caller commits, then enqueues the groups.
+
+    A retried delivery gets one more attempt (plus any the schedule still had); if that fails it is
+    `failed` again. Every id is checked before anything changes.
+    """
+    delivery_ids = list(dict.fromkeys(delivery_ids))
+    rows = session.execute(
+        select(Delivery.id, Delivery.endpoint_id, Delivery.status).where(
+            Delivery.id.in_(delivery_ids)
+        )
+    ).all()
+    found = {row.id: row for row in rows}
+    missing = [i for i in delivery_ids if i not in found]
+    if missing:
+        raise NotFoundError(f"no delivery with id {missing[0]} (see `ethhook delivery list`)")
+    for row in rows:
+        if row.status not in RETRYABLE:
+            raise InputError(
+                f"delivery {row.id} is {row.status}: only pending, failed or succeeded deliveries "
+                "can be retried"
+            )
+    now = utcnow()
+    for start in range(0, len(delivery_ids), 1000):
+        chunk = delivery_ids[start : start + 1000]
+        session.execute(update(Delivery).where(Delivery.id.in_(chunk)).values(**due_now(now)))
+    return RetryPlan(
+        lease_available(session, [(found[i].endpoint_id, i) for i in delivery_ids], now)
+    )
+
+
+def retry_matching(session: Session, where: DeliveryFilter) -> RetryPlan:
+    """`retry --status failed [--endpoint] [--since]`: every delivery the filter selects."""
+    if where.status is None:
+        raise InputError(
+            "give delivery ids, or --status failed (with --endpoint/--since) to retry many"
+        )
+    ids = session.scalars(_filtered(select(Delivery.id), where).order_by(Delivery.id))
+    return retry_deliveries(session, list(ids))

@@ -1,0 +1,213 @@
+"""Endpoints: register, list, show, change, pause, re-key and delete them."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from ethhook.config import Settings
+from ethhook.db.models import Delivery, Endpoint, EndpointFilter, utcnow
+from ethhook.deliver.signing import generate_secret
+from ethhook.exceptions import NotFoundError
+from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
+from ethhook.service.validation import (
+    MAX_REASON_LENGTH,
+    EndpointSpec,
+    check_grace,
+    check_text,
+)
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """An endpoint as users see it: never its secrets."""
+
+    id: int
+    name: str | None
+    url: str
+    active: bool
+    disabled_reason: str | None
+    chains: list[int]
+    contracts: list[str]
+    events: list[str]
+    topics: list[str]
+    confirmations: int
+    rate_limit_per_s: float | None
+    retry_schedule_s: list[float] | None
+    created_at: datetime
+    previous_secret_expires_at: datetime | None
+    failing_since: datetime | None
+
+
+@dataclass(frozen=True)
+class EndpointWithSecret:
+    """An endpoint just created or re-keyed, with the secret that signs its webhooks now."""
+
+    endpoint: EndpointView
+    secret: str
+
+
+@dataclass(frozen=True)
+class EndpointDetails:
+    """`show`: the endpoint and how many of its deliveries are in each status."""
+
+    endpoint: EndpointView
+    deliveries: dict[str, int]
+
+
+@dataclass(frozen=True)
+class EndpointSecrets:
+    """The secret that signs an endpoint's webhooks, and the previous one while it signs too."""
+
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+
+def view(endpoint: Endpoint) -> EndpointView:
+    return EndpointView(
+        id=endpoint.id,
+        name=endpoint.name,
+        url=endpoint.url,
+        active=endpoint.active,
+        disabled_reason=endpoint.disabled_reason,
+        chains=endpoint.chain_ids,
+        contracts=endpoint.contracts,
+        events=list(endpoint.event_signatures),
+        topics=endpoint.topics,
+        confirmations=endpoint.confirmations,
+        rate_limit_per_s=endpoint.rate_limit_per_s,
+        retry_schedule_s=endpoint.retry_schedule_s,
+        created_at=endpoint.created_at,
+        previous_secret_expires_at=endpoint.previous_secret_expires_at,
+        failing_since=endpoint.failing_since,
+    )
+
+
+def filter_rows(
+    chain_ids: tuple[int, ...], contracts: tuple[str, ...], topics: tuple[str, ...]
+) -> list[EndpointFilter]:
+    """The cross product of the chain, contract and topic lists; an empty list matches anything."""
+    return [
+        EndpointFilter(chain_id=chain_id, address=address, topic0=topic0)
+        for chain_id, address, topic0 in itertools.product(
+            chain_ids or (None,), contracts or (None,), topics or (None,)
+        )
+    ]
+
+
+def create_endpoint(session: Session, spec: EndpointSpec) -> EndpointWithSecret:
+    endpoint = Endpoint(
+        name=spec.name,
+        url=spec.url,
+        secret=generate_secret(),
+        event_signatures=list(spec.signatures),
+        confirmations=spec.confirmations,
+        rate_limit_per_s=spec.rate_limit_per_s,
+        retry_schedule_s=list(spec.retry_schedule_s) if spec.retry_schedule_s else None,
+        active=True,
+        filters=filter_rows(spec.chain_ids, spec.contracts, spec.topics),
+    )
+    session.add(endpoint)
+    session.flush()
+    return EndpointWithSecret(view(endpoint), endpoint.secret)
+
+
+def get_endpoint(session: Session, endpoint_id: int) -> Endpoint:
+    """The endpoint row; a missing one is NotFoundError."""
+    endpoint = session.get(Endpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFoundError(f"no endpoint with id {endpoint_id} (see `ethhook endpoint list`)")
+    return endpoint
+
+
+def list_endpoints(
+    session: Session, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+) -> Page[EndpointView]:
+    check_limit(limit)
+    query = (
+        select(Endpoint)
+        .where(Endpoint.id > decode_cursor(cursor))
+        .order_by(Endpoint.id)
+        .limit(limit + 1)
+        .options(selectinload(Endpoint.filters))
+    )
+    return page_of([view(e) for e in session.scalars(query)], limit)
+
+
+def show_endpoint(session: Session, endpoint_id: int) -> EndpointDetails:
+    endpoint = get_endpoint(session, endpoint_id)
+    counts = session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.endpoint_id == endpoint.id)
+        .group_by(Delivery.status)
+    ).all()
+    return EndpointDetails(view(endpoint), {status: count for status, count in counts})
+
+
+def endpoint_secrets(
+    session: Session, endpoint_id: int, now: datetime | None = None
+) -> EndpointSecrets:
+    """What `ethhook endpoint secret` shows: only the secrets that sign at `now`."""
+    endpoint = get_endpoint(session, endpoint_id)
+    if endpoint.previous_secret_signs(now or utcnow()):
+        return EndpointSecrets(
+            endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at
+        )
+    return EndpointSecrets(endpoint.secret, None, None)
+
+
+def set_active(
+    session: Session, endpoint_id: int, active: bool, reason: str | None
+) -> EndpointView:
+    if reason is not None:
+        check_text(reason, "--reason", MAX_REASON_LENGTH)
+    endpoint = get_endpoint(session, endpoint_id)
+    endpoint.active = active
+    endpoint.disabled_reason = None if active else reason
+    endpoint.disabled_at = None if active else utcnow()
+    if active:
+        endpoint.failing_since = None
+    return view(endpoint)
+
+
+def rotate_secret(
+    session: Session, endpoint_id: int, grace_s: float, now: datetime | None = None
+) -> EndpointWithSecret:
+    """A new secret; the old one keeps signing beside it for `grace_s` seconds."""
+    check_grace(grace_s)
+    now = now or utcnow()
+    endpoint = get_endpoint(session, endpoint_id)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = now + timedelta(seconds=grace_s)
+    endpoint.secret = generate_secret()
+    return EndpointWithSecret(view(endpoint), endpoint.secret)
+
+
+def delete_endpoint(session: Session, endpoint_id: int) -> None:
+    """Delete the endpoint with its filters, deliveries and attempts."""
+    session.delete(get_endpoint(session, endpoint_id))
+
+
+def breaker_state(endpoint_id: int, settings: Settings) -> str:
+    """The endpoint's circuit breaker as every deliver worker sees it (kept in Redis)."""
+    import redis
+
+    from ethhook.deliver.breaker import EndpointBreaker
+    from ethhook.deliver.shared import redis_client
+
+    breaker = EndpointBreaker(
+        redis_client(settings.redis_url),
+        endpoint_id,
+        settings.breaker_fail_max,
+        settings.breaker_reset_timeout_s,
+        1.0,
+    )
+    try:
+        return breaker.state()
+    except redis.RedisError as exc:
+        return f"unknown (Redis unreachable: {exc})"
