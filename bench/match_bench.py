@@ -46,9 +46,10 @@ def populate(upto: int, have: int) -> None:
     with get_engine().begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO endpoints (id, url, secret, event_signatures, confirmations, active,"
-                " created_at, updated_at)"
-                " SELECT g, 'http://127.0.0.1:9/e' || g,"
+                "INSERT INTO endpoints (id, application_id, url, secret, event_signatures,"
+                " confirmations, active, created_at, updated_at)"
+                " SELECT g, (SELECT id FROM applications WHERE name = 'default'),"
+                " 'http://127.0.0.1:9/e' || g,"
                 " 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '[]'::json, 0, true, now(), now()"
                 " FROM generate_series(:a, :b) g"
             ),

@@ -17,5 +17,9 @@ class NotFoundError(InputError):
     """A named endpoint, delivery or chain does not exist."""
 
 
+class PermissionDeniedError(InputError):
+    """The caller's key may not take this action at all (only the operator key may)."""
+
+
 class TransientError(EthHookError):
     """A failure worth retrying later (network, node, broker)."""

@@ -131,9 +131,11 @@ def db(database: str) -> Iterator[None]:
         conn.execute(
             text(
                 "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, endpoints, "
-                "chain_cursors, chain_blocks RESTART IDENTITY CASCADE"
+                "chain_cursors, chain_blocks, api_keys RESTART IDENTITY CASCADE"
             )
         )
+        # The built-in application stays, as the migration made it.
+        conn.execute(text("DELETE FROM applications WHERE name <> 'default'"))
     yield
 
 

@@ -23,6 +23,7 @@ from ethhook.config import Settings
 from ethhook.db.models import DeliveryStatus
 from ethhook.exceptions import InputError
 from ethhook.service.deliveries import DeliveryFilter, DeliveryView
+from ethhook.service.scope import OPERATOR
 
 
 def register(commands: Commands) -> None:
@@ -98,7 +99,7 @@ def cmd_delivery_list(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope() as session:
         while len(data) < args.limit:
             limit = min(MAX_LIMIT, args.limit - len(data))
-            page = list_deliveries(session, where, cursor=cursor, limit=limit)
+            page = list_deliveries(session, where, scope=OPERATOR, cursor=cursor, limit=limit)
             data += [_delivery_json(d) for d in page.items]
             if page.next_cursor is None:
                 break
@@ -125,7 +126,7 @@ def cmd_delivery_show(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.deliveries import show_delivery
 
     with session_scope() as session:
-        details = show_delivery(session, args.id)
+        details = show_delivery(session, args.id, scope=OPERATOR)
     data = _delivery_json(details.delivery)
     data["attempt_list"] = [dataclasses.asdict(a) for a in details.attempts]
 
@@ -163,9 +164,9 @@ def cmd_delivery_retry(args: argparse.Namespace, settings: Settings) -> int:
     where = _where(args)
     with session_scope() as session:
         if args.ids:
-            plan = retry_deliveries(session, args.ids)
+            plan = retry_deliveries(session, args.ids, scope=OPERATOR)
         else:
-            plan = retry_matching(session, where)
+            plan = retry_matching(session, where, scope=OPERATOR)
     count = plan.count
     enqueued = enqueue_groups(plan.groups)
     data = {"retried": count, "enqueued_tasks": enqueued}
@@ -187,6 +188,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             from_block=args.from_block,
             to_block=args.to_block,
             endpoint_id=args.endpoint,
+            scope=OPERATOR,
         )
     events, head = fetch_range(target.chain, args.from_block, args.to_block, target.addresses)
     with session_scope() as session:

@@ -24,12 +24,16 @@ from ethhook.cli.common import (
 )
 from ethhook.config import Settings
 from ethhook.service.endpoints import EndpointView, EndpointWithSecret
+from ethhook.service.scope import OPERATOR
 
 
 def register(commands: Commands) -> None:
     group = add_group(commands, "endpoint", "register and manage webhook endpoints")
     _register_add(group)
-    add_command(group, "list", cmd_endpoint_list, "list endpoints")
+    listing = add_command(group, "list", cmd_endpoint_list, "list endpoints")
+    listing.add_argument(
+        "--app", type=positive_int, default=None, metavar="ID", help="this application's only"
+    )
     _by_id(
         group,
         "show",
@@ -122,6 +126,13 @@ def _register_add(group: Commands) -> None:
         help="delays in seconds before each attempt, e.g. 0,5,300 (default: the global one)",
     )
     add.add_argument("--name", default=None, help="a label for humans")
+    add.add_argument(
+        "--app",
+        type=positive_int,
+        default=None,
+        metavar="ID",
+        help="the application it belongs to (default: the built-in `default`)",
+    )
 
 
 def _endpoint_json(endpoint: EndpointView) -> dict[str, Any]:
@@ -139,6 +150,7 @@ def _endpoint_json(endpoint: EndpointView) -> dict[str, Any]:
         "rate_limit_per_s": endpoint.rate_limit_per_s,
         "retry_schedule_s": endpoint.retry_schedule_s,
         "created_at": endpoint.created_at,
+        "application_id": endpoint.application_id,
     }
 
 
@@ -166,7 +178,8 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         settings=settings,
     )
     with session_scope() as session:
-        data = _with_secret(create_endpoint(session, spec))
+        created = create_endpoint(session, spec, scope=OPERATOR, application_id=args.app)
+        data = _with_secret(created)
     emit(args, data, lambda: describe(data))
     return 0
 
@@ -180,7 +193,9 @@ def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
     cursor: str | None = None
     with session_scope() as session:
         while True:
-            page = list_endpoints(session, cursor=cursor, limit=MAX_LIMIT)
+            page = list_endpoints(
+                session, scope=OPERATOR, application_id=args.app, cursor=cursor, limit=MAX_LIMIT
+            )
             data += [_endpoint_json(e) for e in page.items]
             if page.next_cursor is None:
                 break
@@ -207,7 +222,7 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import breaker_state, show_endpoint
 
     with session_scope() as session:
-        details = show_endpoint(session, args.id)
+        details = show_endpoint(session, args.id, scope=OPERATOR)
     data = _endpoint_json(details.endpoint)
     data["previous_secret_expires_at"] = details.endpoint.previous_secret_expires_at
     data["deliveries"] = details.deliveries
@@ -222,7 +237,7 @@ def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import endpoint_secrets
 
     with session_scope() as session:
-        secrets = endpoint_secrets(session, args.id)
+        secrets = endpoint_secrets(session, args.id, scope=OPERATOR)
     data = {
         "id": args.id,
         "secret": secrets.secret,
@@ -246,13 +261,17 @@ def cmd_endpoint_disable(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import set_active
 
     reason = args.reason or "disabled by an operator"
-    return _endpoint_change(args, lambda s: set_active(s, args.id, False, reason), "disabled")
+    return _endpoint_change(
+        args, lambda s: set_active(s, args.id, False, reason, scope=OPERATOR), "disabled"
+    )
 
 
 def cmd_endpoint_enable(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import set_active
 
-    return _endpoint_change(args, lambda s: set_active(s, args.id, True, None), "enabled")
+    return _endpoint_change(
+        args, lambda s: set_active(s, args.id, True, None, scope=OPERATOR), "enabled"
+    )
 
 
 def cmd_endpoint_rotate(args: argparse.Namespace, settings: Settings) -> int:
@@ -261,7 +280,7 @@ def cmd_endpoint_rotate(args: argparse.Namespace, settings: Settings) -> int:
     grace = settings.secret_rotation_grace_s if args.grace_s is None else args.grace_s
     return _endpoint_change(
         args,
-        lambda s: rotate_secret(s, args.id, grace),
+        lambda s: rotate_secret(s, args.id, grace, scope=OPERATOR),
         "rotated the secret of",
         reveal_secret=True,
     )
@@ -303,6 +322,6 @@ def cmd_endpoint_delete(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import delete_endpoint
 
     with session_scope() as session:
-        delete_endpoint(session, args.id)
+        delete_endpoint(session, args.id, scope=OPERATOR)
     emit(args, {"deleted": args.id}, lambda: f"deleted endpoint {args.id} and its deliveries")
     return 0

@@ -1,4 +1,4 @@
-"""The tables: endpoints and their filters, events, deliveries, attempts, and the listener's cursor."""
+"""The tables: applications and their API keys, endpoints and their filters, events, deliveries, attempts, and the listener's cursor."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -80,10 +81,65 @@ class EventKind:
     REMOVED = "event.removed"
 
 
-class Endpoint(Base):
-    __tablename__ = "endpoints"
+# The application that endpoints registered without naming one join; created by migration 0005.
+DEFAULT_APPLICATION = "default"
+
+
+class Application(Base):
+    """A tenant: it owns endpoints (and through them deliveries) and has an API key."""
+
+    __tablename__ = "applications"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKeyRole:
+    APPLICATION = "application"  # manages its application's resources
+    OPERATOR = "operator"  # manages every application; one at most
+
+
+class ApiKey(Base):
+    """An API key, stored only as its SHA-256: one lookup by hash says whose it is.
+
+    The operator key belongs to no application, so it is a row here (application_id NULL) rather
+    than a column of one; a partial unique index keeps it to one.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index(None, "application_id"),
+        Index(
+            "uq_api_keys_operator",
+            "role",
+            unique=True,
+            postgresql_where=text("role = 'operator'"),
+            sqlite_where=text("role = 'operator'"),
+        ),
+        CheckConstraint(
+            "(role = 'operator' AND application_id IS NULL) OR "
+            "(role = 'application' AND application_id IS NOT NULL)",
+            name="ck_api_keys_role",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(String(12))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoints"
+    __table_args__ = (Index(None, "application_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Deleting an application with endpoints is refused (service.apps), and by this key too.
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
     name: Mapped[str | None] = mapped_column(String(200))
     url: Mapped[str] = mapped_column(String(2048))
     # Encrypted at rest when ETHHOOK_SECRET_KEYS is set; read back as plaintext (db/secrets.py).

@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ethhook.db.models import Delivery, DeliveryStatus, utcnow
+from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, utcnow
 from ethhook.exceptions import InputError, NotFoundError
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
+from ethhook.service.scope import Scope
 from ethhook.types import webhook_id_for
 from ethhook.workqueue import DispatchGroup, due_now, lease_available
 
@@ -94,7 +95,16 @@ def view(delivery: Delivery) -> DeliveryView:
     )
 
 
-def _filtered(query: Any, where: DeliveryFilter) -> Any:
+def _in_scope(query: Any, scope: Scope) -> Any:
+    """Only the deliveries of the scope's endpoints (another application's are missing)."""
+    if scope is None:
+        return query
+    mine = select(Endpoint.id).where(Endpoint.application_id == scope)
+    return query.where(Delivery.endpoint_id.in_(mine))
+
+
+def _filtered(query: Any, where: DeliveryFilter, scope: Scope) -> Any:
+    query = _in_scope(query, scope)
     if where.status:
         query = query.where(Delivery.status == where.status)
     if where.endpoint_id:
@@ -108,17 +118,19 @@ def list_deliveries(
     session: Session,
     where: DeliveryFilter,
     *,
+    scope: Scope,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> Page[DeliveryView]:
     check_limit(limit)
     query = select(Delivery).where(Delivery.id > decode_cursor(cursor))
-    query = _filtered(query, where).order_by(Delivery.id).limit(limit + 1)
+    query = _filtered(query, where, scope).order_by(Delivery.id).limit(limit + 1)
     return page_of([view(d) for d in session.scalars(query)], limit)
 
 
-def show_delivery(session: Session, delivery_id: int) -> DeliveryDetails:
-    delivery = session.get(Delivery, delivery_id)
+def show_delivery(session: Session, delivery_id: int, *, scope: Scope) -> DeliveryDetails:
+    query = _in_scope(select(Delivery).where(Delivery.id == delivery_id), scope)
+    delivery = session.scalar(query)
     if delivery is None:
         raise NotFoundError(f"no delivery with id {delivery_id} (see `ethhook delivery list`)")
     attempts = [
@@ -135,18 +147,17 @@ def show_delivery(session: Session, delivery_id: int) -> DeliveryDetails:
     return DeliveryDetails(view(delivery), attempts)
 
 
-def retry_deliveries(session: Session, delivery_ids: Sequence[int]) -> RetryPlan:
+def retry_deliveries(session: Session, delivery_ids: Sequence[int], *, scope: Scope) -> RetryPlan:
     """Make the deliveries due now and lease them; the caller commits, then enqueues the groups.
 
     A retried delivery gets one more attempt (plus any the schedule still had); if that fails it is
     `failed` again. Every id is checked before anything changes.
     """
     delivery_ids = list(dict.fromkeys(delivery_ids))
-    rows = session.execute(
-        select(Delivery.id, Delivery.endpoint_id, Delivery.status).where(
-            Delivery.id.in_(delivery_ids)
-        )
-    ).all()
+    query = select(Delivery.id, Delivery.endpoint_id, Delivery.status).where(
+        Delivery.id.in_(delivery_ids)
+    )
+    rows = session.execute(_in_scope(query, scope)).all()
     found = {row.id: row for row in rows}
     missing = [i for i in delivery_ids if i not in found]
     if missing:
@@ -166,11 +177,11 @@ def retry_deliveries(session: Session, delivery_ids: Sequence[int]) -> RetryPlan
     )
 
 
-def retry_matching(session: Session, where: DeliveryFilter) -> RetryPlan:
+def retry_matching(session: Session, where: DeliveryFilter, *, scope: Scope) -> RetryPlan:
     """`retry --status failed [--endpoint] [--since]`: every delivery the filter selects."""
     if where.status is None:
         raise InputError(
             "give delivery ids, or --status failed (with --endpoint/--since) to retry many"
         )
-    ids = session.scalars(_filtered(select(Delivery.id), where).order_by(Delivery.id))
-    return retry_deliveries(session, list(ids))
+    ids = session.scalars(_filtered(select(Delivery.id), where, scope).order_by(Delivery.id))
+    return retry_deliveries(session, list(ids), scope=scope)

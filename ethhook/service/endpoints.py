@@ -13,7 +13,9 @@ from ethhook.config import Settings
 from ethhook.db.models import Delivery, Endpoint, EndpointFilter, utcnow
 from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import NotFoundError
+from ethhook.service.apps import target_application
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
+from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import (
     MAX_REASON_LENGTH,
     EndpointSpec,
@@ -27,6 +29,7 @@ class EndpointView:
     """An endpoint as users see it: never its secrets."""
 
     id: int
+    application_id: int
     name: str | None
     url: str
     active: bool
@@ -71,6 +74,7 @@ class EndpointSecrets:
 def view(endpoint: Endpoint) -> EndpointView:
     return EndpointView(
         id=endpoint.id,
+        application_id=endpoint.application_id,
         name=endpoint.name,
         url=endpoint.url,
         active=endpoint.active,
@@ -100,8 +104,13 @@ def filter_rows(
     ]
 
 
-def create_endpoint(session: Session, spec: EndpointSpec) -> EndpointWithSecret:
+def create_endpoint(
+    session: Session, spec: EndpointSpec, *, scope: Scope, application_id: int | None = None
+) -> EndpointWithSecret:
+    """Register an endpoint in `application_id` (default: the scope's own application, or
+    `default` for the operator)."""
     endpoint = Endpoint(
+        application_id=target_application(session, application_id, scope=scope),
         name=spec.name,
         url=spec.url,
         secret=generate_secret(),
@@ -117,21 +126,30 @@ def create_endpoint(session: Session, spec: EndpointSpec) -> EndpointWithSecret:
     return EndpointWithSecret(view(endpoint), endpoint.secret)
 
 
-def get_endpoint(session: Session, endpoint_id: int) -> Endpoint:
-    """The endpoint row; a missing one is NotFoundError."""
-    endpoint = session.get(Endpoint, endpoint_id)
+def get_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> Endpoint:
+    """The endpoint row; a missing one, or another application's, is NotFoundError."""
+    query = select(Endpoint).where(Endpoint.id == endpoint_id)
+    endpoint = session.scalar(scoped(query, Endpoint.application_id, scope))
     if endpoint is None:
         raise NotFoundError(f"no endpoint with id {endpoint_id} (see `ethhook endpoint list`)")
     return endpoint
 
 
 def list_endpoints(
-    session: Session, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    session: Session,
+    *,
+    scope: Scope,
+    application_id: int | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> Page[EndpointView]:
+    """The scope's endpoints in id order (only `application_id`'s, when given)."""
     check_limit(limit)
+    query = scoped(select(Endpoint), Endpoint.application_id, scope)
+    if application_id is not None:
+        query = query.where(Endpoint.application_id == application_id)
     query = (
-        select(Endpoint)
-        .where(Endpoint.id > decode_cursor(cursor))
+        query.where(Endpoint.id > decode_cursor(cursor))
         .order_by(Endpoint.id)
         .limit(limit + 1)
         .options(selectinload(Endpoint.filters))
@@ -139,8 +157,8 @@ def list_endpoints(
     return page_of([view(e) for e in session.scalars(query)], limit)
 
 
-def show_endpoint(session: Session, endpoint_id: int) -> EndpointDetails:
-    endpoint = get_endpoint(session, endpoint_id)
+def show_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> EndpointDetails:
+    endpoint = get_endpoint(session, endpoint_id, scope=scope)
     counts = session.execute(
         select(Delivery.status, func.count())
         .where(Delivery.endpoint_id == endpoint.id)
@@ -150,10 +168,10 @@ def show_endpoint(session: Session, endpoint_id: int) -> EndpointDetails:
 
 
 def endpoint_secrets(
-    session: Session, endpoint_id: int, now: datetime | None = None
+    session: Session, endpoint_id: int, *, scope: Scope, now: datetime | None = None
 ) -> EndpointSecrets:
     """What `ethhook endpoint secret` shows: only the secrets that sign at `now`."""
-    endpoint = get_endpoint(session, endpoint_id)
+    endpoint = get_endpoint(session, endpoint_id, scope=scope)
     if endpoint.previous_secret_signs(now or utcnow()):
         return EndpointSecrets(
             endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at
@@ -162,11 +180,12 @@ def endpoint_secrets(
 
 
 def set_active(
-    session: Session, endpoint_id: int, active: bool, reason: str | None
+    session: Session, endpoint_id: int, active: bool, reason: str | None, *, scope: Scope
 ) -> EndpointView:
+    """Enable (the deliveries that waited go out) or disable (they wait) an endpoint."""
     if reason is not None:
         check_text(reason, "--reason", MAX_REASON_LENGTH)
-    endpoint = get_endpoint(session, endpoint_id)
+    endpoint = get_endpoint(session, endpoint_id, scope=scope)
     endpoint.active = active
     endpoint.disabled_reason = None if active else reason
     endpoint.disabled_at = None if active else utcnow()
@@ -176,21 +195,26 @@ def set_active(
 
 
 def rotate_secret(
-    session: Session, endpoint_id: int, grace_s: float, now: datetime | None = None
+    session: Session,
+    endpoint_id: int,
+    grace_s: float,
+    *,
+    scope: Scope,
+    now: datetime | None = None,
 ) -> EndpointWithSecret:
     """A new secret; the old one keeps signing beside it for `grace_s` seconds."""
     check_grace(grace_s)
     now = now or utcnow()
-    endpoint = get_endpoint(session, endpoint_id)
+    endpoint = get_endpoint(session, endpoint_id, scope=scope)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = now + timedelta(seconds=grace_s)
     endpoint.secret = generate_secret()
     return EndpointWithSecret(view(endpoint), endpoint.secret)
 
 
-def delete_endpoint(session: Session, endpoint_id: int) -> None:
+def delete_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> None:
     """Delete the endpoint with its filters, deliveries and attempts."""
-    session.delete(get_endpoint(session, endpoint_id))
+    session.delete(get_endpoint(session, endpoint_id, scope=scope))
 
 
 def breaker_state(endpoint_id: int, settings: Settings) -> str:

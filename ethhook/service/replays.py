@@ -11,6 +11,7 @@ from ethhook.config import ChainConfig, Settings
 from ethhook.db.models import utcnow
 from ethhook.exceptions import InputError
 from ethhook.service.endpoints import get_endpoint
+from ethhook.service.scope import Scope
 from ethhook.service.validation import parse_chain
 from ethhook.types import ChainEvent
 from ethhook.workqueue import DispatchGroup
@@ -36,14 +37,19 @@ def plan_replay(
     from_block: int,
     to_block: int,
     endpoint_id: int | None,
+    scope: Scope,
 ) -> ReplayTarget:
+    """Check a replay request. An application's replay names one of its endpoints; the operator's
+    may go to every endpoint that matches."""
+    if scope is not None and endpoint_id is None:
+        raise InputError("a replay for an application names one of its endpoints")
     if to_block < from_block:
         raise InputError(f"--to-block {to_block} is before --from-block {from_block}")
     chain_id = parse_chain(chain, settings)
     config = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
     addresses: list[str] | None = None
     if endpoint_id is not None:
-        endpoint = get_endpoint(session, endpoint_id)
+        endpoint = get_endpoint(session, endpoint_id, scope=scope)
         if not endpoint.active:
             raise InputError(
                 f"endpoint {endpoint.id} is disabled; `ethhook endpoint enable` it first"

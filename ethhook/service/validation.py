@@ -24,15 +24,15 @@ from ethhook.exceptions import InputError
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
-def _length(column: Any) -> int:
+def column_length(column: Any) -> int:
     """The size n of a String(n) column of the model."""
     return int(column.type.length)
 
 
 # Read from the model: longer text is refused here, not by the database.
-MAX_NAME_LENGTH = _length(Endpoint.name)
-MAX_URL_LENGTH = _length(Endpoint.url)
-MAX_REASON_LENGTH = _length(Endpoint.disabled_reason)
+MAX_NAME_LENGTH = column_length(Endpoint.name)
+MAX_URL_LENGTH = column_length(Endpoint.url)
+MAX_REASON_LENGTH = column_length(Endpoint.disabled_reason)
 # An --event as typed; the longest real-world signatures are a few hundred characters.
 MAX_EVENT_LENGTH = 1000
 # The rate limiter spaces requests by 1/rate in whole microseconds, kept in Redis.

@@ -17,6 +17,7 @@ from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, Endpoint, EndpointFilter, Event, utcnow
 from ethhook.service.endpoints import create_endpoint
+from ethhook.service.scope import OPERATOR
 from ethhook.service.validation import build_spec
 from ethhook.types import ChainEvent
 from ethhook.workqueue import enqueue_match_groups, store_events
@@ -25,7 +26,8 @@ BIN = Path(sys.executable).parent
 
 
 def add_endpoint(url: str, **kw: Any) -> tuple[int, str]:
-    """Register an endpoint in-process; returns (id, secret)."""
+    """Register an endpoint in-process (in `application_id`, default `default`); returns
+    (id, secret)."""
     spec = build_spec(
         url=url,
         chains=kw.get("chains", []),
@@ -38,7 +40,9 @@ def add_endpoint(url: str, **kw: Any) -> tuple[int, str]:
         settings=get_settings(),
     )
     with session_scope() as session:
-        created = create_endpoint(session, spec)
+        created = create_endpoint(
+            session, spec, scope=OPERATOR, application_id=kw.get("application_id")
+        )
         return created.endpoint.id, created.secret
 
 

@@ -200,7 +200,7 @@ def test_a_dns_answer_that_changes_after_registration_is_refused_at_connect_time
 def test_during_the_grace_period_either_secret_verifies_and_after_it_only_the_new(receiver):
     endpoint_id, old = add_endpoint(receiver.url("/rot"))
     with session_scope() as session:
-        new = rotate_secret(session, endpoint_id, grace_s=2).secret
+        new = rotate_secret(session, endpoint_id, grace_s=2, scope=None).secret
     _deliver_now(endpoint_id)
     during = receiver.on("/rot")[-1]
     Webhook(old).verify(during.body, during.headers)

@@ -112,7 +112,7 @@ def test_a_rotation_under_keys_encrypts_both_secrets_and_shows_both(use_keys):
     use_keys(NEW_KEY)
     endpoint_id, old = add_endpoint("https://hooks.example.com/rot")
     with session_scope() as session:
-        new = rotate_secret(session, endpoint_id, grace_s=3600).secret
+        new = rotate_secret(session, endpoint_id, grace_s=3600, scope=None).secret
     raw, raw_previous = stored(endpoint_id)
     assert raw_previous is not None
     assert "whsec_" not in raw + raw_previous
@@ -133,7 +133,7 @@ def test_reencrypt_moves_every_secret_to_the_newest_key_and_is_idempotent(use_ke
     use_keys(OLD_KEY)
     old_id, first = add_endpoint("https://hooks.example.com/old")
     with session_scope() as session:
-        second = rotate_secret(session, old_id, grace_s=3600).secret
+        second = rotate_secret(session, old_id, grace_s=3600, scope=None).secret
     before = stored(old_id)
 
     # When: the new key is put first, the secrets are rewritten under it.

@@ -28,7 +28,7 @@ def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
 
 def test_the_commands_are_listed_in_their_order():
     top = _commands(build_parser())
-    assert list(top) == ["db", "endpoint", "delivery", "replay", "listen", "up", "demo"]
+    assert list(top) == ["db", "endpoint", "app", "delivery", "replay", "listen", "up", "demo"]
     assert list(_commands(top["db"])) == ["upgrade", "reencrypt"]
     assert list(_commands(top["endpoint"])) == [
         "add",
@@ -41,6 +41,14 @@ def test_the_commands_are_listed_in_their_order():
         "delete",
     ]
     assert list(_commands(top["delivery"])) == ["list", "retry", "show"]
+    assert list(_commands(top["app"])) == [
+        "add",
+        "list",
+        "show",
+        "rotate-key",
+        "delete",
+        "operator-key",
+    ]
 
 
 def test_every_command_runs_a_handler_and_takes_json():
@@ -52,7 +60,7 @@ def test_every_command_runs_a_handler_and_takes_json():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 17
+    assert len(found) == 23
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path

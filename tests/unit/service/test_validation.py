@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from ethhook.config import Settings
+from ethhook.exceptions import InputError
 from ethhook.service.endpoints import rotate_secret, set_active
 from ethhook.service.validation import (
     MAX_EVENT_LENGTH,
@@ -23,7 +24,6 @@ from ethhook.service.validation import (
     parse_chain,
     parse_url,
 )
-from ethhook.exceptions import InputError
 
 SETTINGS = Settings(allow_private_targets=True)
 URL = "https://hooks.example.com/eth"
@@ -127,10 +127,10 @@ def test_parse_chain_reads_ids_up_to_bigint():
 )
 def test_a_disable_reason_that_does_not_fit_is_refused_before_the_database(reason):
     with pytest.raises(InputError, match="invalid --reason"):
-        set_active(None, 1, False, reason)  # type: ignore[arg-type]
+        set_active(None, 1, False, reason, scope=None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("grace_s", [*NOT_FINITE, -1.0, 1e300, 315360001.0])
 def test_a_grace_period_that_does_not_fit_a_datetime_is_refused_before_the_database(grace_s):
     with pytest.raises(InputError, match="invalid --grace-s"):
-        rotate_secret(None, 1, grace_s)  # type: ignore[arg-type]
+        rotate_secret(None, 1, grace_s, scope=None)  # type: ignore[arg-type]
