@@ -30,6 +30,7 @@ from ethhook.service.scope import OPERATOR
 def register(commands: Commands) -> None:
     group = add_group(commands, "endpoint", "register and manage webhook endpoints")
     _register_add(group)
+    _register_update(group)
     listing = add_command(group, "list", cmd_endpoint_list, "list endpoints")
     listing.add_argument(
         "--app", type=positive_int, default=None, metavar="ID", help="this application's only"
@@ -84,48 +85,7 @@ def _register_add(group: Commands) -> None:
         group, "add", cmd_endpoint_add, "register an endpoint; prints its id and secret"
     )
     add.add_argument("--url", required=True, help="http(s) URL that receives the webhooks")
-    add.add_argument(
-        "--chain",
-        action="append",
-        default=[],
-        metavar="ID_OR_NAME",
-        help="chain id or name (repeatable; default: every chain)",
-    )
-    add.add_argument(
-        "--contract",
-        action="append",
-        default=[],
-        metavar="ADDR",
-        help="contract address (repeatable; default: every contract)",
-    )
-    add.add_argument(
-        "--event",
-        action="append",
-        default=[],
-        metavar="SIGNATURE",
-        help="Solidity event signature, e.g. 'Transfer(address indexed from, address "
-        "indexed to, uint256 value)', or a topic0 (repeatable; default: every event)",
-    )
-    add.add_argument(
-        "--confirmations",
-        type=non_negative_int,
-        default=0,
-        help="blocks to wait before delivering (0 = instant, with event.removed on reorgs)",
-    )
-    add.add_argument(
-        "--rate-limit",
-        type=number,
-        default=None,
-        metavar="PER_SECOND",
-        help="at most this many requests per second to this endpoint",
-    )
-    add.add_argument(
-        "--retry-schedule",
-        default=None,
-        metavar="S,S,…",
-        help="delays in seconds before each attempt, e.g. 0,5,300 (default: the global one)",
-    )
-    add.add_argument("--name", default=None, help="a label for humans")
+    _endpoint_options(add, update=False)
     add.add_argument(
         "--app",
         type=positive_int,
@@ -133,6 +93,65 @@ def _register_add(group: Commands) -> None:
         metavar="ID",
         help="the application it belongs to (default: the built-in `default`)",
     )
+
+
+def _register_update(group: Commands) -> None:
+    update = _by_id(
+        group,
+        "update",
+        cmd_endpoint_update,
+        "change an endpoint in place (same id, secret and deliveries); a --chain, --contract "
+        "or --event list replaces that list",
+    )
+    update.add_argument("--url", default=None, help="http(s) URL that receives the webhooks")
+    _endpoint_options(update, update=True)
+
+
+def _endpoint_options(parser: Parser, *, update: bool) -> None:
+    """The options `add` and `update` share; an update changes only the options given."""
+    lists = "replaces the current list" if update else "default: every %s"
+    parser.add_argument(
+        "--chain",
+        action="append",
+        default=None if update else [],
+        metavar="ID_OR_NAME",
+        help=f"chain id or name (repeatable; {lists.replace('%s', 'chain')})",
+    )
+    parser.add_argument(
+        "--contract",
+        action="append",
+        default=None if update else [],
+        metavar="ADDR",
+        help=f"contract address (repeatable; {lists.replace('%s', 'contract')})",
+    )
+    parser.add_argument(
+        "--event",
+        action="append",
+        default=None if update else [],
+        metavar="SIGNATURE",
+        help="Solidity event signature, e.g. 'Transfer(address indexed from, address "
+        f"indexed to, uint256 value)', or a topic0 (repeatable; {lists.replace('%s', 'event')})",
+    )
+    parser.add_argument(
+        "--confirmations",
+        type=non_negative_int,
+        default=None if update else 0,
+        help="blocks to wait before delivering (0 = instant, with event.removed on reorgs)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=number,
+        default=None,
+        metavar="PER_SECOND",
+        help="at most this many requests per second to this endpoint",
+    )
+    parser.add_argument(
+        "--retry-schedule",
+        default=None,
+        metavar="S,S,…",
+        help="delays in seconds before each attempt, e.g. 0,5,300 (default: the global one)",
+    )
+    parser.add_argument("--name", default=None, help="a label for humans")
 
 
 def _endpoint_json(endpoint: EndpointView) -> dict[str, Any]:
@@ -181,6 +200,42 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         created = create_endpoint(session, spec, scope=OPERATOR, application_id=args.app)
         data = _with_secret(created)
     emit(args, data, lambda: describe(data))
+    return 0
+
+
+# `endpoint update` options, by the names the service's build_changes takes.
+_UPDATE_OPTIONS = {
+    "url": "url",
+    "chain": "chains",
+    "contract": "contracts",
+    "event": "events",
+    "confirmations": "confirmations",
+    "rate_limit": "rate_limit_per_s",
+    "retry_schedule": "retry_schedule",
+    "name": "name",
+}
+
+
+def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.db import session_scope
+    from ethhook.exceptions import InputError
+    from ethhook.service.endpoints import update_endpoint
+    from ethhook.service.validation import build_changes
+
+    given = {
+        field: getattr(args, option)
+        for option, field in _UPDATE_OPTIONS.items()
+        if getattr(args, option) is not None
+    }
+    if not given:
+        raise InputError(
+            "nothing to change: give --url, --chain, --contract, --event, --confirmations, "
+            "--rate-limit, --retry-schedule or --name"
+        )
+    changes = build_changes(settings, **given)
+    with session_scope() as session:
+        data = _endpoint_json(update_endpoint(session, args.id, changes, scope=OPERATOR))
+    emit(args, data, lambda: f"updated endpoint {args.id}\n" + describe(data))
     return 0
 
 

@@ -18,6 +18,7 @@ from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_curso
 from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import (
     MAX_REASON_LENGTH,
+    EndpointChanges,
     EndpointSpec,
     check_grace,
     check_text,
@@ -155,6 +156,37 @@ def list_endpoints(
         .options(selectinload(Endpoint.filters))
     )
     return page_of([view(e) for e in session.scalars(query)], limit)
+
+
+def update_endpoint(
+    session: Session, endpoint_id: int, changes: EndpointChanges, *, scope: Scope
+) -> EndpointView:
+    """Change an endpoint in place: its id, secret and deliveries stay. New filters replace the
+    old rows when chains, contracts or events are given (the others are kept) and apply to events
+    matched from then on; a new confirmations count applies to deliveries created from then on."""
+    endpoint = get_endpoint(session, endpoint_id, scope=scope)
+    given = changes.given
+    if "url" in given:
+        endpoint.url = changes.url
+    if "name" in given:
+        endpoint.name = changes.name
+    if "confirmations" in given:
+        endpoint.confirmations = changes.confirmations
+    if "rate_limit_per_s" in given:
+        endpoint.rate_limit_per_s = changes.rate_limit_per_s
+    if "retry_schedule" in given:
+        schedule = changes.retry_schedule_s
+        endpoint.retry_schedule_s = list(schedule) if schedule else None
+    if changes.changes_filters:
+        if "events" in given:
+            endpoint.event_signatures = list(changes.signatures)
+        endpoint.filters = filter_rows(
+            changes.chain_ids if "chains" in given else tuple(endpoint.chain_ids),
+            changes.contracts if "contracts" in given else tuple(endpoint.contracts),
+            changes.topics if "events" in given else tuple(endpoint.topics),
+        )
+    session.flush()
+    return view(endpoint)
 
 
 def show_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> EndpointDetails:

@@ -214,3 +214,64 @@ def build_spec(
         retry_schedule_s=schedule,
         name=check_name(name),
     )
+
+
+# What `endpoint update` (and the API's PATCH) may change, by the names `build_spec` takes.
+UPDATABLE = (
+    "url",
+    "chains",
+    "contracts",
+    "events",
+    "confirmations",
+    "rate_limit_per_s",
+    "retry_schedule",
+    "name",
+)
+
+
+@dataclass(frozen=True)
+class EndpointChanges:
+    """A validated partial update: only the fields named in `given` change; for the name, the
+    rate limit and the retry schedule None means none."""
+
+    given: frozenset[str]
+    url: str = ""
+    chain_ids: tuple[int, ...] = ()
+    contracts: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    signatures: tuple[str, ...] = ()
+    confirmations: int = 0
+    rate_limit_per_s: float | None = None
+    retry_schedule_s: tuple[float, ...] | None = None
+    name: str | None = None
+
+    @property
+    def changes_filters(self) -> bool:
+        return bool(self.given & {"chains", "contracts", "events"})
+
+
+def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
+    """Validate the given fields exactly as `build_spec` does; raise InputError about a bad one."""
+    unknown = sorted(set(fields) - set(UPDATABLE))
+    if unknown:
+        raise InputError(f"cannot change {', '.join(unknown)}: only {', '.join(UPDATABLE)}")
+    if not fields:
+        raise InputError("nothing to change: give at least one field to update")
+    values: dict[str, Any] = {}
+    if "events" in fields:
+        values["topics"], values["signatures"] = parse_events(fields["events"])
+    if "confirmations" in fields:
+        values["confirmations"] = check_confirmations(fields["confirmations"])
+    if "rate_limit_per_s" in fields:
+        values["rate_limit_per_s"] = check_rate_limit(fields["rate_limit_per_s"])
+    if "retry_schedule" in fields:
+        values["retry_schedule_s"] = check_retry_schedule(fields["retry_schedule"])
+    if "url" in fields:
+        values["url"] = check_endpoint_url(fields["url"], settings)
+    if "chains" in fields:
+        values["chain_ids"] = parse_chains(fields["chains"], settings)
+    if "contracts" in fields:
+        values["contracts"] = parse_addresses(fields["contracts"])
+    if "name" in fields:
+        values["name"] = check_name(fields["name"])
+    return EndpointChanges(given=frozenset(fields), **values)

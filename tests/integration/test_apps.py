@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, Endpoint, utcnow
 from ethhook.exceptions import NotFoundError, PermissionDeniedError
@@ -18,6 +19,7 @@ from ethhook.service import apps, deliveries, endpoints
 from ethhook.service.deliveries import DeliveryFilter
 from ethhook.service.pages import Page
 from ethhook.service.scope import OPERATOR
+from ethhook.service.validation import build_changes
 from tests.factories import address, transfer
 from tests.integration.helpers import add_endpoint, ethhook, row_counts, store_and_match
 from tests.integration.test_cli import assert_refused
@@ -166,6 +168,9 @@ def two_tenants() -> dict[str, int]:
 BY_ID: dict[str, Callable[[Any, dict[str, int]], Any]] = {
     "endpoint show": lambda s, t: endpoints.show_endpoint(s, t["ep_a"], scope=t["b"]),
     "endpoint get": lambda s, t: endpoints.get_endpoint(s, t["ep_a"], scope=t["b"]),
+    "endpoint update": lambda s, t: endpoints.update_endpoint(
+        s, t["ep_a"], build_changes(get_settings(), name="stolen"), scope=t["b"]
+    ),
     "endpoint delete": lambda s, t: endpoints.delete_endpoint(s, t["ep_a"], scope=t["b"]),
     "endpoint enable": lambda s, t: endpoints.set_active(s, t["ep_a"], True, None, scope=t["b"]),
     "endpoint disable": lambda s, t: endpoints.set_active(s, t["ep_a"], False, "x", scope=t["b"]),
@@ -186,7 +191,6 @@ BY_ID: dict[str, Callable[[Any, dict[str, int]], Any]] = {
 
 
 def _spec() -> Any:
-    from ethhook.config import get_settings
     from ethhook.service.validation import build_spec
 
     return build_spec(

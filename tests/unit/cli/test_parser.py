@@ -32,6 +32,7 @@ def test_the_commands_are_listed_in_their_order():
     assert list(_commands(top["db"])) == ["upgrade", "reencrypt"]
     assert list(_commands(top["endpoint"])) == [
         "add",
+        "update",
         "list",
         "show",
         "secret",
@@ -60,7 +61,7 @@ def test_every_command_runs_a_handler_and_takes_json():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 23
+    assert len(found) == 24
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path
