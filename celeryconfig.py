@@ -27,6 +27,8 @@ task_routes = {
     "ethhook.match.*": {"queue": Q.MATCH.value},
     "ethhook.deliver.*": {"queue": Q.DELIVER.value},
     "ethhook.maintenance.*": {"queue": Q.MAINTENANCE.value},
+    # Replay chunks are long I/O-bound tasks beside the beat jobs, not in the matcher's way.
+    "ethhook.replay.*": {"queue": Q.MAINTENANCE.value},
 }
 
 # Every task is idempotent (leases and unique keys), so a message is acknowledged only after the
@@ -52,6 +54,11 @@ beat_schedule = {
     "dispatch-due": {
         "task": "ethhook.maintenance.dispatch_due",
         "schedule": _settings.due_scan_interval_s,
+        "options": {"expires": max(_settings.due_scan_interval_s * 5, 5.0)},
+    },
+    "replay-due": {
+        "task": "ethhook.replay.dispatch_due",
+        "schedule": max(_settings.due_scan_interval_s, 1.0),
         "options": {"expires": max(_settings.due_scan_interval_s * 5, 5.0)},
     },
     "cleanup": {

@@ -34,7 +34,9 @@ app = Celery("ethhook")
 app.config_from_object("celeryconfig")
 # Not forced: a worker (or beat) imports the task modules when it starts; a process that only
 # publishes (send_task by name, routed by celeryconfig) never pays for them.
-app.autodiscover_tasks(["ethhook.match", "ethhook.deliver", "ethhook.maintenance"])
+app.autodiscover_tasks(
+    ["ethhook.match", "ethhook.deliver", "ethhook.maintenance", "ethhook.replay"]
+)
 
 metrics.connect_worker_signals()
 

@@ -204,6 +204,8 @@ class Settings:
     delivery_window: int = 8
     endpoint_max_in_flight: int = 16
     match_batch_size: int = 100
+    replay_chunk_blocks: int = 1000
+    replay_lease_s: float = 120.0
     secret_rotation_grace_s: float = 86400.0
     # Fernet keys, newest first, that encrypt endpoint secrets at rest (ethhook/db/secrets.py).
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -254,6 +256,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "delivery_window": ("ETHHOOK_DELIVERY_WINDOW", _parse_count),
     "endpoint_max_in_flight": ("ETHHOOK_ENDPOINT_MAX_IN_FLIGHT", _parse_count),
     "match_batch_size": ("ETHHOOK_MATCH_BATCH_SIZE", _parse_count),
+    "replay_chunk_blocks": ("ETHHOOK_REPLAY_CHUNK_BLOCKS", _parse_count),
+    "replay_lease_s": ("ETHHOOK_REPLAY_LEASE_S", _parse_positive_seconds),
     "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", _parse_non_negative_seconds),
     "secret_keys": ("ETHHOOK_SECRET_KEYS", parse_secret_keys),
     "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", _parse_count),

@@ -1,4 +1,4 @@
-"""`ethhook delivery` and `ethhook replay`: inspect deliveries and send them again."""
+"""`ethhook delivery`: inspect deliveries and send them again."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from ethhook.cli.common import (
     describe,
     emit,
     json_default,
-    non_negative_int,
     positive_int,
     since,
     table,
@@ -41,7 +40,6 @@ def register(commands: Commands) -> None:
     _add_filters(retry)
     show = add_command(group, "show", cmd_delivery_show, "show a delivery with every attempt")
     show.add_argument("id", type=positive_int, help="delivery id")
-    _register_replay(commands)
 
 
 def _add_filters(parser: Parser) -> None:
@@ -53,25 +51,6 @@ def _add_filters(parser: Parser) -> None:
         default=None,
         metavar="ISO",
         help="created at or after, e.g. 2026-11-27T08:00Z",
-    )
-
-
-def _register_replay(commands: Commands) -> None:
-    replay = add_command(
-        commands,
-        "replay",
-        cmd_replay,
-        "re-read a block range from the chain and deliver it again (same webhook-ids)",
-    )
-    replay.add_argument("--chain", required=True, metavar="ID_OR_NAME", help="chain id or name")
-    replay.add_argument("--from-block", type=non_negative_int, required=True, metavar="A")
-    replay.add_argument("--to-block", type=non_negative_int, required=True, metavar="B")
-    replay.add_argument(
-        "--endpoint",
-        type=positive_int,
-        default=None,
-        metavar="ID",
-        help="deliver to this endpoint only (default: every matching endpoint)",
     )
 
 
@@ -171,37 +150,4 @@ def cmd_delivery_retry(args: argparse.Namespace, settings: Settings) -> int:
     enqueued = enqueue_groups(plan.groups)
     data = {"retried": count, "enqueued_tasks": enqueued}
     emit(args, data, lambda: f"retrying {count} deliveries ({enqueued} tasks enqueued)")
-    return 0
-
-
-def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.db import session_scope
-    from ethhook.listen.replay import fetch_range
-    from ethhook.service.replays import plan_replay, redeliver_range
-    from ethhook.workqueue import enqueue_groups
-
-    with session_scope() as session:
-        target = plan_replay(
-            session,
-            settings,
-            chain=args.chain,
-            from_block=args.from_block,
-            to_block=args.to_block,
-            endpoint_id=args.endpoint,
-            scope=OPERATOR,
-        )
-    events, head = fetch_range(target.chain, args.from_block, args.to_block, target.addresses)
-    with session_scope() as session:
-        groups = redeliver_range(session, target, events, head)
-    count = sum(len(g.delivery_ids) for g in groups)
-    enqueue_groups(groups)
-    data = {"chain_id": target.chain.chain_id, "events": len(events), "deliveries": count}
-    emit(
-        args,
-        data,
-        lambda: (
-            f"replaying {len(events)} events of {target.chain.name} blocks "
-            f"{args.from_block}-{args.to_block}: {count} deliveries queued"
-        ),
-    )
     return 0

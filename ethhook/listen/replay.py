@@ -1,4 +1,4 @@
-"""Re-read a block range from a chain node, for `ethhook replay`."""
+"""Re-read a block range from a chain node, for replay jobs (one chunk at a time)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,22 @@ MAX_RANGE_BLOCKS = 1000
 MIN_RANGE_BLOCKS = 1
 
 
+def _require_node(chain: ChainConfig) -> None:
+    if not chain.enabled:
+        var = chain.name.upper()
+        raise InputError(
+            f"chain {chain.name} ({chain.chain_id}) has no node URL: set {var}_HTTP or {var}_WS"
+        )
+
+
+async def _head(chain: ChainConfig) -> int:
+    client = RpcClient.for_urls(chain.http_url, chain.ws_url)
+    try:
+        return await client.block_number()
+    finally:
+        await client.close()
+
+
 async def _fetch(
     chain: ChainConfig, from_block: int, to_block: int, addresses: Sequence[str] | None
 ) -> tuple[list[ChainEvent], int]:
@@ -23,7 +39,7 @@ async def _fetch(
     try:
         head = await client.block_number()
         if to_block > head:
-            raise InputError(f"--to-block {to_block} is past the chain's head ({head})")
+            raise InputError(f"block {to_block} is past the chain's head ({head})")
         events: list[ChainEvent] = []
         start, size = from_block, MAX_RANGE_BLOCKS
         while start <= to_block:
@@ -47,13 +63,15 @@ async def _fetch(
         await client.close()
 
 
+def chain_head(chain: ChainConfig) -> int:
+    """The chain's head block number, from its node (a replay's range must end at or before it)."""
+    _require_node(chain)
+    return asyncio.run(_head(chain))
+
+
 def fetch_range(
     chain: ChainConfig, from_block: int, to_block: int, addresses: Sequence[str] | None
 ) -> tuple[list[ChainEvent], int]:
     """The canonical events of blocks from_block..to_block, and the chain's head block number."""
-    if not chain.enabled:
-        var = chain.name.upper()
-        raise InputError(
-            f"chain {chain.name} ({chain.chain_id}) has no node URL: set {var}_HTTP or {var}_WS"
-        )
+    _require_node(chain)
     return asyncio.run(_fetch(chain, from_block, to_block, addresses))

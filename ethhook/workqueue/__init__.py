@@ -6,7 +6,15 @@ nothing, and a lost message (Redis flushed) lets the lease expire so the due sca
 row again. PostgreSQL is the truth; a message is only a trigger.
 """
 
-from ethhook.workqueue.enqueue import DELIVER_TASK, MATCH_TASK, enqueue_groups, enqueue_match_groups
+from ethhook.workqueue.enqueue import (
+    DELIVER_TASK,
+    MATCH_TASK,
+    REPLAY_TASK,
+    ReplayDispatch,
+    enqueue_groups,
+    enqueue_match_groups,
+    enqueue_replays,
+)
 from ethhook.workqueue.events import (
     MatchGroup,
     claim_unmatched,
@@ -33,6 +41,9 @@ from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
 __all__ = [
     "DELIVER_TASK",
     "MATCH_TASK",
+    "REPLAY_TASK",
+    "ReplayDispatch",
+    "enqueue_replays",
     "DispatchGroup",
     "MatchGroup",
     "claim_unmatched",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kombu.exceptions import KombuError
@@ -15,6 +16,7 @@ log = logging.getLogger(__name__)
 
 MATCH_TASK = "ethhook.match.match_events"
 DELIVER_TASK = "ethhook.deliver.deliver_endpoint"
+REPLAY_TASK = "ethhook.replay.run_chunk"
 KWARGS_REPR_CHARS = 1024
 
 
@@ -35,6 +37,19 @@ def enqueue_match_groups(groups: Sequence[MatchGroup]) -> int:
     return _publish(
         MATCH_TASK, [{"event_ids": g.event_ids, "token": g.token} for g in groups], None
     )
+
+
+@dataclass(frozen=True)
+class ReplayDispatch:
+    """A replay job leased to the message that runs its next chunk."""
+
+    job_id: int
+    token: str
+
+
+def enqueue_replays(dispatches: Sequence[ReplayDispatch]) -> int:
+    """Publish one chunk task per leased replay job; returns the count (0 on failure)."""
+    return _publish(REPLAY_TASK, [{"job_id": d.job_id, "token": d.token} for d in dispatches], None)
 
 
 def _publish(task: str, messages: Sequence[dict[str, Any]], countdown: float | None) -> int:

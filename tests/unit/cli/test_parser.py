@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from ethhook.cli import build_parser, deliveries, endpoints
+from ethhook.cli import build_parser, deliveries, endpoints, replays
 from ethhook.db.models import DeliveryStatus
 
 
@@ -50,18 +50,19 @@ def test_the_commands_are_listed_in_their_order():
         "delete",
         "operator-key",
     ]
+    assert list(_commands(top["replay"])) == ["status", "cancel"]
 
 
 def test_every_command_runs_a_handler_and_takes_json():
     def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...]):
         subs = _commands(parser)
-        if not subs:
+        if not subs or path == ("replay",):  # `replay` runs a job itself, or one of its actions
             yield path, parser
         for name, sub in subs.items():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 24
+    assert len(found) == 26
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path
@@ -79,6 +80,22 @@ def test_delivery_filters_parse_into_the_handler_arguments():
     )
     assert args.func is deliveries.cmd_delivery_retry
     assert (args.ids, args.status, args.endpoint, args.since) == ([], "failed", 4, "2026-11-27")
+
+
+def test_replay_starts_a_job_or_runs_an_action_on_one():
+    parse = build_parser().parse_args
+    start = parse(["replay", "--chain", "1", "--from-block", "5", "--to-block", "9", "--detach"])
+    status = parse(["replay", "status", "7", "--json"])
+    cancel = parse(["replay", "cancel", "7"])
+    assert (start.func, start.action, start.from_block, start.to_block, start.detach) == (
+        replays.cmd_replay,
+        None,
+        5,
+        9,
+        True,
+    )
+    assert (status.func, status.id, status.json) == (replays.cmd_replay_status, 7, True)
+    assert (cancel.func, cancel.id) == (replays.cmd_replay_cancel, 7)
 
 
 def test_only_disable_takes_a_reason_and_only_rotate_secret_a_grace():
