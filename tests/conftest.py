@@ -47,6 +47,7 @@ TEST_ENV = {
     "ETHHOOK_DUE_SCAN_INTERVAL_S": "0.5",
     "ETHHOOK_DISPATCH_LEASE_S": "4",
     "ETHHOOK_DELIVERY_LEASE_S": "30",
+    "ETHHOOK_REPLAY_LEASE_S": "5",
     "ETHHOOK_DELIVERY_CONNECT_TIMEOUT_S": "2",
     "ETHHOOK_DELIVERY_READ_TIMEOUT_S": "3",
     "ETHHOOK_BREAKER_FAIL_MAX": "5",
@@ -131,7 +132,7 @@ def db(database: str) -> Iterator[None]:
         conn.execute(
             text(
                 "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, endpoints, "
-                "chain_cursors, chain_blocks, api_keys RESTART IDENTITY CASCADE"
+                "chain_cursors, chain_blocks, api_keys, replay_jobs RESTART IDENTITY CASCADE"
             )
         )
         # The built-in application stays, as the migration made it.
