@@ -24,6 +24,7 @@ from ethhook.db.models import (
 from ethhook.deliver import http
 from ethhook.deliver.payload import build_body
 from ethhook.deliver.retry import next_retry, parse_retry_after
+from ethhook.deliver.rollup import AttemptFacts, rollup_rows, upsert_rollups
 from ethhook.types import webhook_id_for
 
 
@@ -144,22 +145,27 @@ def record(
 ) -> None:
     """Write the attempt rows and each delivery's new state; schedule retries in the database.
 
-    Three statements however many results: the attempt rows as one multi-VALUES insert (RETURNING
-    makes SQLAlchemy batch them; psycopg2's executemany would send one INSERT per row), and the
-    deliveries updated together when their new state is the same (every success of a message).
+    Four statements however many results: the attempt rows as one multi-VALUES insert (RETURNING
+    makes SQLAlchemy batch them; psycopg2's executemany would send one INSERT per row), the
+    deliveries updated together when their new state is the same (every success of a message),
+    the endpoint's failing_since, and the attempts added to the endpoint's rollups (one upsert).
     """
     if not results:
         return
     _insert_attempts(session, results)
+    facts = []
     same_state: dict[tuple[str, datetime | None, int, int | None, str | None], list[int]] = (
         defaultdict(list)
     )
     for r in results:
         status, next_at = _next_state(endpoint, r, now)
-        if status == DeliveryStatus.FAILED:
+        dead = status == DeliveryStatus.FAILED
+        if dead:
             metrics.record_dead_lettered()
-        last_error = (r.outcome.error or _status_error(r.outcome))[:500] or None
-        key = (status, next_at, r.work.attempts + 1, r.outcome.status_code, last_error)
+        outcome = r.outcome
+        facts.append(AttemptFacts(r.started_at, outcome.duration_ms, outcome.status_code, dead))
+        last_error = (outcome.error or _status_error(outcome))[:500] or None
+        key = (status, next_at, r.work.attempts + 1, outcome.status_code, last_error)
         same_state[key].append(r.work.delivery_id)
     table = cast(Table, Delivery.__table__)
     for (status, next_at, attempts, status_code, last_error), ids in same_state.items():
@@ -185,6 +191,7 @@ def record(
         .where(Endpoint.id == endpoint.id, failing.is_not(None) if any_ok else failing.is_(None))
         .values(failing_since=None if any_ok else now)
     )
+    upsert_rollups(session, rollup_rows(endpoint.id, facts))
 
 
 def _insert_attempts(session: Session, results: Sequence[Result]) -> None:

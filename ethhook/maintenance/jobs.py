@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.models import (
+    ROLLUP_HOUR_S,
+    ROLLUP_MINUTE_S,
     ChainBlock,
     ChainCursor,
     Delivery,
@@ -16,6 +18,7 @@ from ethhook.db.models import (
     DeliveryStatus,
     Endpoint,
     Event,
+    delivery_rollups,
 )
 from ethhook.workqueue import (
     DispatchGroup,
@@ -82,13 +85,14 @@ def dispatch_unmatched(session: Session, now: datetime, limit: int) -> list[Matc
 def cleanup(
     session: Session, now: datetime, retention_days: float, batch_size: int
 ) -> dict[str, int]:
-    """Delete finished deliveries, their attempts and their events past retention, in batches.
+    """Delete finished deliveries, their attempts and their events, and the delivery rollups,
+    past retention, in batches.
 
     A delivery that may still be sent (waiting or pending) is never deleted, nor is its event,
     nor an event the matcher has not seen yet.
     """
     cutoff = now - timedelta(days=retention_days)
-    counts = {"attempts": 0, "deliveries": 0, "events": 0}
+    counts = {"attempts": 0, "deliveries": 0, "events": 0, "rollups": 0}
 
     def delete_batches(key: str, table: type, id_query: object) -> None:
         while True:
@@ -127,9 +131,34 @@ def cleanup(
         .limit(batch_size)
     )
     delete_batches("events", Event, old_events)
+    counts["rollups"] = delete_old_rollups(session, cutoff)
     if any(counts.values()):
         log.info("maintenance.cleanup.done %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
+
+
+def delete_old_rollups(session: Session, cutoff: datetime) -> int:
+    """Delete the rollup rows whose whole period ended before `cutoff`, committing every 60
+    periods (at most 60 rows per endpoint per statement)."""
+    c = delivery_rollups.c
+    deleted = 0
+    for period_s in (ROLLUP_MINUTE_S, ROLLUP_HOUR_S):
+        period = timedelta(seconds=period_s)
+        while True:
+            oldest = session.scalar(
+                select(func.min(c.period_start)).where(
+                    c.period_s == period_s, c.period_start <= cutoff - period
+                )
+            )
+            if oldest is None:
+                break
+            upto = min(cutoff - period, oldest + 59 * period)
+            result = session.execute(
+                delete(delivery_rollups).where(c.period_s == period_s, c.period_start <= upto)
+            )
+            session.commit()
+            deleted += getattr(result, "rowcount", 0) or 0
+    return deleted
 
 
 def auto_disable(session: Session, now: datetime, after_s: float) -> list[int]:

@@ -254,7 +254,7 @@ def test_cleanup_removes_only_rows_past_retention_in_batches_and_never_pending()
             )
     with session_scope() as session:
         counts = jobs.cleanup(session, now, retention_days=30, batch_size=7)
-    assert counts == {"attempts": 30, "deliveries": 20, "events": 20}
+    assert counts == {"attempts": 30, "deliveries": 20, "events": 20, "rollups": 0}
     with session_scope() as session:
         left = set(session.scalars(select(Delivery.id)).all())
         assert left == set(old_pending) | set(recent_done)
