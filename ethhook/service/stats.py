@@ -1,0 +1,168 @@
+"""Delivery statistics per endpoint, read from the rollups (never from the attempt rows).
+
+At 10 million attempts a query over `delivery_attempts` takes seconds to minutes; the rollups
+hold at most one row per endpoint per minute and per hour, so a week is ~170 rows per endpoint
+(bench/RESULTS.md, "Delivery statistics").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from ethhook.db.models import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_COLUMNS,
+    ROLLUP_COUNTS,
+    ROLLUP_HOUR_S,
+    ROLLUP_MINUTE_S,
+    Delivery,
+    DeliveryStatus,
+    delivery_rollups,
+    utcnow,
+)
+
+# The delivery statuses counted as they are now, beside the window's attempts.
+OPEN_STATUSES = (DeliveryStatus.WAITING, DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    """One endpoint's attempts since a time, and its deliveries by status now."""
+
+    endpoint_id: int
+    attempts: int
+    succeeded: int  # attempts answered 2xx: each delivered its delivery
+    failed: int  # every other attempt: 4xx, 5xx, no response, a redirect
+    client_errors: int
+    server_errors: int
+    no_response: int  # timed out, or the connection failed
+    dead_lettered: int  # deliveries given up (status failed) in the window
+    success_rate: float | None  # succeeded / attempts
+    latency_p50_ms: float | None  # estimated from the latency buckets
+    latency_p95_ms: float | None
+    latency_mean_ms: float | None
+    # Attempts per latency bucket: up to each of LATENCY_BOUNDS_MS, then above the last.
+    latency_buckets: tuple[int, ...]
+    # Deliveries waiting, pending and failed now (not limited to the window).
+    deliveries: dict[str, int] = field(default_factory=dict)
+
+
+def percentile_from_buckets(
+    counts: Sequence[int], bounds: Sequence[float], q: float
+) -> float | None:
+    """The q-quantile (0 < q ≤ 1) of a histogram, as Prometheus' histogram_quantile estimates it.
+
+    `counts[i]` counts the values in (bounds[i-1], bounds[i]] (from 0 for the first); one more
+    count, for the values above the last bound, may follow. The value is interpolated linearly
+    inside its bucket; a quantile that falls above the last bound is that bound. None when empty.
+    """
+    if not 0 < q <= 1:
+        raise ValueError(f"quantile must be in (0, 1], got {q}")
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    below = 0
+    for i, count in enumerate(counts):
+        if count and below + count >= rank:
+            if i >= len(bounds):
+                return float(bounds[-1])
+            lower = float(bounds[i - 1]) if i else 0.0
+            return lower + (float(bounds[i]) - lower) * (rank - below) / count
+        below += count
+    return float(bounds[-1])  # unreachable: the loop reaches the total
+
+
+def rollup_ranges(since: datetime, now: datetime) -> list[tuple[int, datetime, datetime | None]]:
+    """Which rollup rows cover `since` to `now`: (period_s, first start, end start or open).
+
+    Whole hours come from hour rows, the ragged ends from minute rows. `since` counts from the
+    start of its minute.
+    """
+    first_minute = since.replace(second=0, microsecond=0)
+    first_hour = first_minute.replace(minute=0)
+    if first_hour < first_minute:
+        first_hour += timedelta(hours=1)
+    current_hour = now.replace(minute=0, second=0, microsecond=0)
+    if first_hour >= current_hour:
+        return [(ROLLUP_MINUTE_S, first_minute, None)]
+    return [
+        (ROLLUP_MINUTE_S, first_minute, first_hour),
+        (ROLLUP_HOUR_S, first_hour, current_hour),
+        (ROLLUP_MINUTE_S, current_hour, None),
+    ]
+
+
+def delivery_stats(
+    session: Session,
+    since: datetime,
+    now: datetime | None = None,
+    endpoint_ids: Collection[int] | Select[Any] | None = None,
+) -> list[EndpointStats]:
+    """Per endpoint with attempts since `since` or open deliveries, ordered by endpoint id.
+
+    `endpoint_ids` limits the answer: ids, or a SELECT of ids (an application's endpoints).
+    Two statements: the rollups, and the open deliveries counted through (endpoint_id, status).
+    """
+    columns = (*ROLLUP_COUNTS, "duration_ms_total", *LATENCY_COLUMNS)
+    c = delivery_rollups.c
+    query = (
+        select(c.endpoint_id, *(func.sum(c[name]).label(name) for name in columns))
+        .where(or_(*(_in_range(*r) for r in rollup_ranges(since, now or utcnow()))))
+        .group_by(c.endpoint_id)
+    )
+    backlog = (
+        select(Delivery.endpoint_id, Delivery.status, func.count())
+        .where(Delivery.status.in_(OPEN_STATUSES))
+        .group_by(Delivery.endpoint_id, Delivery.status)
+    )
+    if endpoint_ids is not None:
+        query = query.where(c.endpoint_id.in_(endpoint_ids))
+        backlog = backlog.where(Delivery.endpoint_id.in_(endpoint_ids))
+    sums = {row.endpoint_id: row._mapping for row in session.execute(query)}
+    open_now: dict[int, dict[str, int]] = {}
+    for endpoint_id, status, count in session.execute(backlog):
+        open_now.setdefault(endpoint_id, dict.fromkeys(OPEN_STATUSES, 0))[status] = count
+    return [
+        _endpoint_stats(endpoint_id, sums.get(endpoint_id), open_now.get(endpoint_id))
+        for endpoint_id in sorted(sums.keys() | open_now.keys())
+    ]
+
+
+def _in_range(period_s: int, first: datetime, end: datetime | None) -> ColumnElement[bool]:
+    c = delivery_rollups.c
+    condition = and_(c.period_s == period_s, c.period_start >= first)
+    return condition if end is None else and_(condition, c.period_start < end)
+
+
+def _endpoint_stats(
+    endpoint_id: int, sums: Any | None, open_now: dict[str, int] | None
+) -> EndpointStats:
+    def total(name: str) -> int:
+        return int(sums[name] or 0) if sums is not None else 0
+
+    attempts, succeeded = total("attempts"), total("succeeded")
+    buckets = tuple(total(name) for name in LATENCY_COLUMNS)
+    duration = float(sums["duration_ms_total"] or 0) if sums is not None else 0.0
+    return EndpointStats(
+        endpoint_id=endpoint_id,
+        attempts=attempts,
+        succeeded=succeeded,
+        failed=attempts - succeeded,
+        client_errors=total("client_errors"),
+        server_errors=total("server_errors"),
+        no_response=total("no_response"),
+        dead_lettered=total("dead_lettered"),
+        success_rate=succeeded / attempts if attempts else None,
+        latency_p50_ms=percentile_from_buckets(buckets, LATENCY_BOUNDS_MS, 0.5),
+        latency_p95_ms=percentile_from_buckets(buckets, LATENCY_BOUNDS_MS, 0.95),
+        latency_mean_ms=duration / attempts if attempts else None,
+        latency_buckets=buckets,
+        deliveries=open_now or dict.fromkeys(OPEN_STATUSES, 0),
+    )
