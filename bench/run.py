@@ -1,8 +1,9 @@
 """Run every benchmark and print one report: `python -m bench.run [--quick]`.
 
 Full: matching at 1k/10k/100k/1M endpoints, the pipeline (throughput, latency at 200-2,000
-events/s, memory, 1/2/4 deliver workers); ≤ 20 min on 2 cores. --quick: 1k/100k endpoints,
-shorter pipeline runs, 1/2 deliver workers; ≤ 3 min. Each benchmark runs in its own process with its
+events/s, memory, 1/2/4 deliver workers), delivery statistics at 10M attempts; ≤ 30 min on 2
+cores. --quick: 1k/100k endpoints, shorter pipeline runs, 1/2 deliver workers, statistics at 1M
+attempts; ≤ 4 min. Each benchmark runs in its own process with its
 own database and redis-server, removed at the end; raw figures go to bench/out/*.json.
 """
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="the ≤ 3 min version")
-    p.add_argument("--only", choices=["match", "pipeline"], help="run one benchmark")
+    p.add_argument("--only", choices=["match", "pipeline", "stats"], help="run one benchmark")
     args = p.parse_args()
     match_args = (
         ["--sizes", "1000,100000", "--runs", "3", "--batches", "10"]
@@ -31,6 +32,7 @@ def main() -> int:
         "match": [sys.executable, "-m", "bench.match_bench", *match_args],
         "pipeline": [sys.executable, "-m", "bench.pipeline_bench"]
         + (["--quick"] if args.quick else []),
+        "stats": [sys.executable, "-m", "bench.stats_bench"] + (["--quick"] if args.quick else []),
     }
     from bench.machine import machine
 
