@@ -15,6 +15,7 @@ from ethhook.db import get_engine, make_engine, session_scope
 from ethhook.db.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_COLUMNS,
+    Application,
     Base,
     Delivery,
     DeliveryAttempt,
@@ -313,7 +314,8 @@ def test_rollups_and_stats_work_on_sqlite(tmp_path):
     from sqlalchemy.orm import Session
 
     with Session(engine) as session:
-        session.add(Endpoint(id=1, url="http://127.0.0.1:1/x", secret="whsec_x"))
+        session.add(Application(id=1, name="default"))
+        session.add(Endpoint(id=1, application_id=1, url="http://127.0.0.1:1/x", secret="whsec_x"))
         session.add(
             Event(
                 id="e1", chain_id=1, block_number=1, block_hash="0x1", block_timestamp=0,
