@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
+from kombu.transport import TRANSPORT_ALIASES
 
 from ethhook import metrics
 
@@ -29,6 +30,11 @@ def _green_psycopg() -> None:
 
 
 _green_psycopg()
+
+# redis:// and rediss:// go through kombu's Redis transport with one fix, so that a Redis restart
+# no longer stops a worker for good (ethhook/broker_transport.py). Registered under kombu's own
+# names, not as `broker_transport`: URLs, logs and Flower's queue lengths keep saying redis://.
+TRANSPORT_ALIASES.update(dict.fromkeys(("redis", "rediss"), "ethhook.broker_transport:Transport"))
 
 app = Celery("ethhook")
 app.config_from_object("celeryconfig")
