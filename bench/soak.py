@@ -9,7 +9,7 @@ KILLED_FOR_S. Then the stream stops, everything settles, and the report gives ev
 (from the receipts) and received, LOST (must be 0), repeated webhook-ids, latency from
 transaction sent to webhook received, the faults with their times, CPU and the RSS of every
 process (with its children) at start and at end. Summary on stdout, JSON in bench/out/soak.json;
-the exit status is 1 when an event was lost.
+the exit status is 1 when an event was lost or a process stopped by itself.
 
 The pipeline runs on the fault tests' settings (short leases: a killed deliver worker's
 deliveries are sent again after 20 s) but for the dispatch lease, the product's 60 s unless
@@ -124,6 +124,28 @@ def answer_without_nagle(rig: Rig) -> None:
     rig.receiver.server.RequestHandlerClass.disable_nagle_algorithm = True
 
 
+def exited(rig: Rig, at_s: float, known: set[str]) -> list[dict[str, Any]]:
+    """Processes of the pipeline that exited by themselves (a fault's kill is not one): each is a
+    bug, reported and left down."""
+    found = []
+    for name, proc in rig.pipeline.procs.items():
+        if name not in known and proc.poll() is not None:
+            tail = rig.pipeline.log(name).splitlines()[-5:]
+            found.append({"process": name, "at_s": round(at_s, 1), "exit_code": proc.returncode,
+                          "log_tail": tail})  # fmt: skip
+            log(f"{name} EXITED by itself (code {proc.returncode}): {tail[-1:]}")
+    return found
+
+
+def unrecoverable(rig: Rig) -> dict[str, int]:
+    """Celery's "Unrecoverable error" per process log: a worker that logged it stops consuming
+    (and may never exit: the maintenance worker hung with beat stopped)."""
+    counts = {
+        name: rig.pipeline.log(name).count("Unrecoverable error") for name in rig.pipeline.procs
+    }
+    return {name: n for name, n in counts.items() if n}
+
+
 def restart_with(rig: Rig, settings: dict[str, str]) -> None:
     """Every process of the pipeline started again with these settings over the fault tests'."""
     if all(rig.pipeline.env.get(name) == value for name, value in settings.items()):
@@ -187,7 +209,9 @@ def soak(
         started = time.monotonic()
         next_fault = fault_every_s
         next_progress = progress_every_s
+        died: list[dict[str, Any]] = []
         while (elapsed := time.monotonic() - started) < duration_s and stream.alive:
+            died += exited(rig, elapsed, {d["process"] for d in died})
             if elapsed >= next_fault:
                 name = deck.draw()
                 log(f"fault {len(injected) + 1}: {name} at {elapsed:.0f} s")
@@ -219,6 +243,7 @@ def soak(
             time.sleep(0.2)
         stream_alive = stream.alive
         stream_s = time.monotonic() - started
+        died += exited(rig, stream_s, {d["process"] for d in died})
         stopped_at = time.time()
         expected = stream.stop()
         log(f"stream stopped after {stream_s:.0f} s: {len(expected)} events in the receipts; "
@@ -234,7 +259,8 @@ def soak(
         report["drained_s"] = round(max(last - stopped_at, 0.0), 1)
         report.update(
             minutes=minutes, rate=rate, events_per_tx=events_per_tx, seed=seed,
-            fault_every_s=fault_every_s, stream_alive_to_the_end=stream_alive,
+            fault_every_s=fault_every_s, stream_alive_to_the_end=stream_alive, died=died,
+            unrecoverable=unrecoverable(rig),
             rss_start_mb=_rounded(rss_start), rss_peak_mb=_rounded(rss_peak),
             rss_end_mb=_rounded(rig.pipeline.rss_mb()), dispatch_lease_s=dispatch_lease_s,
             restarts=dict(rig.pipeline.restarts - restarts_before),
@@ -315,6 +341,9 @@ def summary(report: dict[str, Any]) -> str:
           f"{report['rss_peak_mb'].get(name, 0):7.1f} {report['rss_end_mb'].get(name, 0):7.1f}"
           f"   restarted {report['restarts'].get(name, 0)}x"
           for name in report["rss_start_mb"]),
+        f"  processes that exited by themselves: "
+        f"{', '.join(d['process'] + ' at ' + str(d['at_s']) + ' s' for d in report['died']) or 'none'}; "
+        f"'Unrecoverable error' logged: {report['unrecoverable'] or 'none'}",
         f"  stream ran to the end: {report['stream_alive_to_the_end']}; logs in {report['logs']}",
     ]  # fmt: skip
     return "\n".join(lines)
@@ -339,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         dispatch_lease_s=args.dispatch_lease_s,
     )
-    return 1 if report["lost"] or not report["stream_alive_to_the_end"] else 0
+    failed = report["lost"] or report["died"] or report["unrecoverable"]
+    failed = failed or not report["stream_alive_to_the_end"]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

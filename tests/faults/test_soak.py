@@ -23,6 +23,7 @@ def test_two_minutes_under_a_stream_with_a_fault_every_30_s_lose_no_event(tmp_pa
     report = soak(minutes=2, rate=SUITE_RATE, fault_every_s=30, out=tmp_path / "soak.json")
 
     assert report["stream_alive_to_the_end"]
+    assert report["died"] == [] and report["unrecoverable"] == {}  # no process stopped by itself
     assert len(report["faults"]) == 3
     assert report["lost"] == 0
     assert report["events_received"] == report["events_emitted"] > 0
