@@ -3,9 +3,9 @@
 Seeds N attempt rows (default 10,000,000) with generate_series: two attempts per delivery, spread
 evenly over the last 30 days and over E endpoints (default 500); outcomes and durations are
 deterministic functions of the attempt id (~90 % 2xx, 5 % 5xx, 2 % 4xx, 3 % timeouts; durations
-skewed, mean ~65 ms; a delivery whose two attempts failed is `failed`). The rollups are built the
-way record() builds them, aggregated in one INSERT … SELECT … GROUP BY per period, in time order
-as production writes them. Then, for the
+skewed, mean ~65 ms; a delivery whose two attempts failed is `failed`). The rollups (minute, hour
+and day rows) are built the way record() builds them, aggregated in one INSERT … SELECT … GROUP
+BY per period, in time order as production writes them. Then, for the
 last 24 hours and 7 days, `delivery_stats` (median of --runs calls) beside the baseline: the same
 counts and exact percentiles from `delivery_attempts` joined to `deliveries` (the naive query),
 checking that both give the same counts. Last, record() for a flush of 50 results with and
@@ -36,8 +36,9 @@ CREATE FUNCTION pg_temp.bench_ok(i bigint) RETURNS bool IMMUTABLE LANGUAGE sql A
 
 # Attempt i (1..:n) of delivery (i + 1) / 2 starts :days before :now plus its share of the period.
 SEED = [
-    "INSERT INTO endpoints (id, url, secret, event_signatures, confirmations, active, created_at,"
-    " updated_at) SELECT g, 'http://127.0.0.1:9/e' || g, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',"
+    "INSERT INTO endpoints (id, application_id, url, secret, event_signatures, confirmations,"
+    " active, created_at, updated_at) SELECT g, (SELECT id FROM applications WHERE name ="
+    " 'default'), 'http://127.0.0.1:9/e' || g, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',"
     " '[]'::json, 0, true, :now, :now FROM generate_series(1, :e) g",
     "INSERT INTO events (id, chain_id, block_number, block_hash, block_timestamp, transaction_hash,"
     " transaction_index, log_index, address, topics, data, removed, created_at, matched_at)"
@@ -87,12 +88,13 @@ def _rollup_sql() -> list[str]:
         " JOIN deliveries d ON d.id = a.delivery_id GROUP BY 1, 3 ORDER BY 3, 1"
     )
     sums = ", ".join(f"sum({name.strip()})" for name in columns.split(",")[3:])
-    hours = (
-        f"INSERT INTO delivery_rollups ({columns}) SELECT endpoint_id, 3600,"
-        f" date_trunc('hour', period_start), {sums} FROM delivery_rollups WHERE period_s = 60"
-        " GROUP BY 1, 3 ORDER BY 3, 1"
-    )
-    return [minutes, hours]
+    coarser = [
+        f"INSERT INTO delivery_rollups ({columns}) SELECT endpoint_id, {period_s},"
+        f" date_trunc('{unit}', period_start), {sums} FROM delivery_rollups"
+        f" WHERE period_s = {finer_s} GROUP BY 1, 3 ORDER BY 3, 1"
+        for finer_s, period_s, unit in ((60, 3600, "hour"), (3600, 86400, "day"))
+    ]
+    return [minutes, *coarser]
 
 
 def seed(attempts: int, endpoints: int, days: int, now: datetime) -> dict[str, float]:
@@ -120,7 +122,7 @@ def seed(attempts: int, endpoints: int, days: int, now: datetime) -> dict[str, f
             timings[table] = c.timed(lambda sql=sql: conn.execute(text(sql), params))
             c.log(f"stats: seeded {table} in {timings[table]:.1f}s")
         timings["indexes"] = c.timed(lambda: [conn.execute(text(d)) for _, d in indexes])
-        for sql, period in zip(_rollup_sql(), ("minute", "hour"), strict=True):
+        for sql, period in zip(_rollup_sql(), ("minute", "hour", "day"), strict=True):
             timings[f"rollups_{period}"] = c.timed(lambda sql=sql: conn.execute(text(sql)))
             c.log(f"stats: {period} rollups built in {timings[f'rollups_{period}']:.1f}s")
         for table in ("endpoints", "deliveries", "delivery_attempts"):

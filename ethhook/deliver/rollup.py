@@ -1,8 +1,8 @@
-"""Per-minute and per-hour delivery rollups: what a flush of attempts adds, and the one upsert."""
+"""Per-minute, hour and day delivery rollups: what a flush of attempts adds, and the one upsert."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -14,6 +14,7 @@ from sqlalchemy.sql.dml import Insert
 from ethhook.db.models import (
     LATENCY_COLUMNS,
     ROLLUP_COUNTS,
+    ROLLUP_DAY_S,
     ROLLUP_HOUR_S,
     ROLLUP_MINUTE_S,
     delivery_rollups,
@@ -35,7 +36,7 @@ class AttemptFacts(NamedTuple):
 
 
 def rollup_rows(endpoint_id: int, attempts: Iterable[AttemptFacts]) -> list[dict[str, Any]]:
-    """One row per (period, start) the attempts fall in: their minute rows and their hour rows."""
+    """One row per (period, start) the attempts fall in: their minute, hour and day rows."""
     minutes: dict[datetime, dict[str, Any]] = {}
     for a in attempts:
         start = a.started_at.replace(second=0, microsecond=0)
@@ -43,15 +44,27 @@ def rollup_rows(endpoint_id: int, attempts: Iterable[AttemptFacts]) -> list[dict
         if row is None:
             row = minutes[start] = _row(endpoint_id, ROLLUP_MINUTE_S, start)
         _add(row, a)
-    hours: dict[datetime, dict[str, Any]] = {}
-    for start, minute in minutes.items():
-        hour = start.replace(minute=0)
-        row = hours.get(hour)
+    hours = _coarser(endpoint_id, ROLLUP_HOUR_S, minutes, lambda t: t.replace(minute=0))
+    days = _coarser(endpoint_id, ROLLUP_DAY_S, hours, lambda t: t.replace(hour=0))
+    return [*minutes.values(), *hours.values(), *days.values()]
+
+
+def _coarser(
+    endpoint_id: int,
+    period_s: int,
+    finer: dict[datetime, dict[str, Any]],
+    start_of: Callable[[datetime], datetime],
+) -> dict[datetime, dict[str, Any]]:
+    """The finer rows added up into rows of `period_s` (each finer row lies in one of them)."""
+    rows: dict[datetime, dict[str, Any]] = {}
+    for start, fine in finer.items():
+        coarse = start_of(start)
+        row = rows.get(coarse)
         if row is None:
-            row = hours[hour] = _row(endpoint_id, ROLLUP_HOUR_S, hour)
+            row = rows[coarse] = _row(endpoint_id, period_s, coarse)
         for name in ADDED:
-            row[name] += minute[name]
-    return [*minutes.values(), *hours.values()]
+            row[name] += fine[name]
+    return rows
 
 
 def _row(endpoint_id: int, period_s: int, start: datetime) -> dict[str, Any]:

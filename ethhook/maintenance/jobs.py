@@ -9,8 +9,7 @@ from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.models import (
-    ROLLUP_HOUR_S,
-    ROLLUP_MINUTE_S,
+    ROLLUP_PERIODS_S,
     ChainBlock,
     ChainCursor,
     Delivery,
@@ -142,7 +141,7 @@ def delete_old_rollups(session: Session, cutoff: datetime) -> int:
     periods (at most 60 rows per endpoint per statement)."""
     c = delivery_rollups.c
     deleted = 0
-    for period_s in (ROLLUP_MINUTE_S, ROLLUP_HOUR_S):
+    for period_s in ROLLUP_PERIODS_S:
         period = timedelta(seconds=period_s)
         while True:
             oldest = session.scalar(

@@ -76,7 +76,8 @@ def _expected_from_attempts(endpoint_id: int) -> dict[tuple[int, datetime], Coun
         for attempt, status in rows:
             minute = attempt.started_at.replace(second=0, microsecond=0)
             code = attempt.status_code
-            for key in ((60, minute), (3600, minute.replace(minute=0))):
+            hour, day = minute.replace(minute=0), minute.replace(hour=0, minute=0)
+            for key in ((60, minute), (3600, hour), (86400, day)):
                 c = expected[key]
                 c["attempts"] += 1
                 c["succeeded"] += code is not None and 200 <= code < 300
@@ -195,6 +196,7 @@ def test_record_upserts_one_row_per_period_in_one_statement_and_adds_on_conflict
         (60, minute_1100),
         (3600, minute_1059.replace(minute=0)),
         (3600, minute_1100),
+        (86400, minute_1059.replace(hour=0, minute=0)),
     ]
     # 10:59:30 … 10:59:57 are the first ten (one per bucket), 11:00:00 … the ten fast ones
     assert [rows[(60, minute_1059)][c] for c in LATENCY_COLUMNS] == [1] * 10
@@ -210,6 +212,7 @@ def test_record_upserts_one_row_per_period_in_one_statement_and_adds_on_conflict
         == again[(3600, minute_1059.replace(minute=0))]["attempts"]
         == 20
     )
+    assert again[(86400, minute_1059.replace(hour=0, minute=0))]["attempts"] == 40
 
 
 @pytest.mark.usefixtures("db")
@@ -222,6 +225,8 @@ def test_delivery_stats_counts_exactly_and_estimates_p95_within_its_bucket():
         wide = delivery_stats(session, T0.replace(minute=0, second=0), now)
         narrow = delivery_stats(session, T0.replace(second=0), now)
         late = delivery_stats(session, T0.replace(hour=11, minute=0, second=0), now)
+        # and T0's whole day from its day row
+        days = delivery_stats(session, T0 - timedelta(days=3), T0 + timedelta(days=2))
     assert [s.endpoint_id for s in wide] == [endpoint_id]
     s = wide[0]
     assert (s.attempts, s.succeeded, s.failed) == (20, 14, 6)
@@ -234,7 +239,7 @@ def test_delivery_stats_counts_exactly_and_estimates_p95_within_its_bucket():
     assert 5000 < s.latency_p95_ms <= 10000
     assert 0 < s.latency_p50_ms <= 25
     assert s.latency_mean_ms == pytest.approx(sum(DURATIONS) / 20)
-    assert narrow == wide
+    assert narrow == wide == days
     assert late[0].attempts == 10 and late[0].latency_buckets == (10,) + (0,) * 9
 
 
@@ -286,7 +291,11 @@ def test_cleanup_deletes_rollups_whose_period_ended_before_retention():
     assert sorted(_rollups(endpoint_id)) == [
         (60, T0.replace(hour=11, minute=0, second=0)),
         (3600, T0.replace(hour=11, minute=0, second=0)),
+        (86400, T0.replace(hour=0, minute=0, second=0)),  # its day has not ended yet
     ]
+    later = now + timedelta(days=1)
+    with session_scope() as session:
+        assert jobs.cleanup(session, later, retention_days=30, batch_size=100)["rollups"] == 3
 
 
 @pytest.mark.usefixtures("db")

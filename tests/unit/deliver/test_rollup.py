@@ -1,4 +1,4 @@
-"""What a flush of attempts adds to the rollups: rows per minute and per hour, buckets, outcomes."""
+"""What a flush of attempts adds to the rollups: rows per minute, hour and day, buckets, outcomes."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_a_duration_falls_in_the_bucket_up_to_its_bound(ms, column):
     assert latency_column(ms) == column
 
 
-def test_one_row_per_minute_and_per_hour_with_every_outcome_counted():
+def test_one_row_per_minute_hour_and_day_with_every_outcome_counted():
     later = datetime(2026, 11, 30, 11, 0, 1, tzinfo=UTC)
     rows = rollup_rows(
         7,
@@ -45,6 +45,7 @@ def test_one_row_per_minute_and_per_hour_with_every_outcome_counted():
         (60, later.replace(second=0)),
         (3600, T.replace(minute=0, second=0, microsecond=0)),
         (3600, later.replace(second=0)),
+        (86400, T.replace(hour=0, minute=0, second=0, microsecond=0)),
     ]
     minute = keyed[(60, T.replace(second=0, microsecond=0))]
     assert minute["endpoint_id"] == 7
@@ -61,6 +62,20 @@ def test_one_row_per_minute_and_per_hour_with_every_outcome_counted():
         "period_s": 3600,
         "period_start": T.replace(minute=0, second=0, microsecond=0),
     }
+    # and a day row the sum of its hours
+    day = keyed[(86400, T.replace(hour=0, minute=0, second=0, microsecond=0))]
+    assert day["attempts"] == 5 and day["latency_inf"] == 1 and day["no_response"] == 1
+    assert day["duration_ms_total"] == 3070.0 + 20001.0
+
+
+def test_attempts_either_side_of_midnight_utc_fall_in_two_days():
+    before = datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
+    after = datetime(2026, 12, 1, 0, 0, 0, tzinfo=UTC)
+    rows = rollup_rows(
+        3, [AttemptFacts(before, 5.0, 200, False), AttemptFacts(after, 5.0, 200, False)]
+    )
+    days = sorted((r["period_start"], r["attempts"]) for r in rows if r["period_s"] == 86400)
+    assert days == [(before.replace(hour=0, minute=0, second=0), 1), (after, 1)]
 
 
 def test_no_attempts_no_rows():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -65,7 +65,41 @@ def test_within_the_current_hour_only_minute_rows_are_read():
 
 def test_since_on_the_hour_reads_no_minutes_before_it():
     assert rollup_ranges(at(1, 9), at(1, 12, 5)) == [
-        (60, at(1, 9), at(1, 9)),
         (3600, at(1, 9), at(1, 12)),
         (60, at(1, 12), None),
     ]
+
+
+def test_whole_days_come_from_day_rows_with_hours_and_minutes_around_them():
+    assert rollup_ranges(at(1, 9, 41, 30), at(8, 9, 44)) == [
+        (60, at(1, 9, 41), at(1, 10)),
+        (3600, at(1, 10), at(2, 0)),
+        (86400, at(2, 0), at(8, 0)),
+        (3600, at(8, 0), at(8, 9)),
+        (60, at(8, 9), None),
+    ]
+
+
+def test_midnight_ends_read_no_empty_ranges_and_a_day_needs_to_be_whole():
+    assert rollup_ranges(at(1, 0), at(3, 0, 5)) == [
+        (86400, at(1, 0), at(3, 0)),
+        (60, at(3, 0), None),
+    ]
+    # 23:59 on the 1st to 00:01 on the 3rd: the 2nd is whole, the ends are minutes
+    assert rollup_ranges(at(1, 23, 59), at(3, 0, 1)) == [
+        (60, at(1, 23, 59), at(2, 0)),
+        (86400, at(2, 0), at(3, 0)),
+        (60, at(3, 0), None),
+    ]
+    # less than a whole day: hours, even across midnight
+    assert rollup_ranges(at(1, 22, 30), at(2, 23, 10)) == [
+        (60, at(1, 22, 30), at(1, 23)),
+        (3600, at(1, 23), at(2, 23)),
+        (60, at(2, 23), None),
+    ]
+
+
+def test_times_in_another_zone_are_read_as_the_same_instant_in_utc():
+    plus_two = timezone(timedelta(hours=2))
+    since = datetime(2026, 11, 1, 11, 41, 30, tzinfo=plus_two)  # 09:41:30 UTC
+    assert rollup_ranges(since, at(2, 9, 44)) == rollup_ranges(at(1, 9, 41, 30), at(2, 9, 44))
