@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from ethhook.deliver.store import (
     record,
 )
 from ethhook.deliver.window import first_window, next_window, windows
-from ethhook.workqueue import claim, defer, enqueue_groups, release_leases
+from ethhook.workqueue import claim, defer, enqueue_groups, new_claim_token, release_leases
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ def _claim(
 ) -> Claimed | None:
     """Claim the message's deliveries, load the endpoint and the first bodies; None when there is
     nothing to send (nothing claimed, or the endpoint is gone or disabled: leases given back)."""
-    worker_token = str(uuid.uuid4())
+    worker_token = new_claim_token()
     with sessions() as session:
         now = utcnow()
         claimed = claim(

@@ -64,9 +64,14 @@ def release_confirmed(session: Session, now: datetime) -> int:
     return released
 
 
-def dispatch_due(session: Session, now: datetime, limit: int) -> list[DispatchGroup]:
-    """Lease due retries, released confirmations and expired leases; the caller enqueues them."""
-    return lease_available(session, due_deliveries(session, now, limit), now)
+def dispatch_due(
+    session: Session, now: datetime, limit: int, queue_busy: bool = False
+) -> list[DispatchGroup]:
+    """Lease due retries, released confirmations and expired leases; the caller enqueues them.
+
+    With `queue_busy`, expired message leases are left a while to the messages still queued
+    (`workqueue.due_deliveries`)."""
+    return lease_available(session, due_deliveries(session, now, limit, queue_busy), now)
 
 
 def dispatch_unmatched(session: Session, now: datetime, limit: int) -> list[MatchGroup]:

@@ -7,7 +7,12 @@ from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
 from ethhook.maintenance import jobs
-from ethhook.workqueue import enqueue_groups, enqueue_match_groups
+from ethhook.workqueue import (
+    DELIVER_TASK,
+    enqueue_groups,
+    enqueue_match_groups,
+    waiting_messages,
+)
 
 
 @app.task(name="ethhook.maintenance.dispatch_due", acks_late=True)
@@ -20,8 +25,10 @@ def dispatch_due() -> int:
     enqueue_match_groups(unmatched)
     with session_scope() as session:
         jobs.release_confirmed(session, utcnow())
+    # Messages waiting in the deliver queue may still carry deliveries whose lease expired there.
+    busy = (waiting_messages(DELIVER_TASK) or 0) > 0
     with session_scope() as session:
-        groups = jobs.dispatch_due(session, utcnow(), settings.due_scan_limit)
+        groups = jobs.dispatch_due(session, utcnow(), settings.due_scan_limit, busy)
     return enqueue_groups(groups)
 
 

@@ -1,9 +1,12 @@
 """The work queue: rows in PostgreSQL leased to the Celery messages that carry them.
 
-A row (an unmatched event, a delivery) is worked on only by the holder of its lease. A message carries the token it was
-leased to: a duplicate message (broker redelivery, a second beat) finds the lease taken and does
-nothing, and a lost message (Redis flushed) lets the lease expire so the due scan dispatches the
-row again. PostgreSQL is the truth; a message is only a trigger.
+A row (an unmatched event, a delivery) is worked on only by the holder of its lease. A message
+carries the token it was leased to: a duplicate message (broker redelivery, a second beat) finds
+the lease taken and does nothing, and a lost message (Redis flushed) lets the lease expire so the
+due scan dispatches the row again. A delivery is sent under a worker's claim, which is exclusive;
+a message's lease is not: a message naming a due delivery may claim it from another message, so a
+message that outwaited its lease in a long queue still does its work. PostgreSQL is the truth; a
+message is only a trigger.
 """
 
 from ethhook.workqueue.enqueue import (
@@ -14,6 +17,7 @@ from ethhook.workqueue.enqueue import (
     enqueue_groups,
     enqueue_match_groups,
     enqueue_replays,
+    waiting_messages,
 )
 from ethhook.workqueue.events import (
     MatchGroup,
@@ -30,8 +34,10 @@ from ethhook.workqueue.lease import (
     defer,
     due_deliveries,
     due_now,
+    held_by_message,
     lease_available,
     lease_free,
+    new_claim_token,
     new_token,
     release_leases,
 )
@@ -62,8 +68,11 @@ __all__ = [
     "enqueue_groups",
     "insert_deliveries",
     "lease_available",
+    "held_by_message",
     "lease_free",
+    "new_claim_token",
     "new_token",
     "orphan_blocks",
     "release_leases",
+    "waiting_messages",
 ]

@@ -52,6 +52,25 @@ def enqueue_replays(dispatches: Sequence[ReplayDispatch]) -> int:
     return _publish(REPLAY_TASK, [{"job_id": d.job_id, "token": d.token} for d in dispatches], None)
 
 
+def waiting_messages(task: str) -> int | None:
+    """How many messages wait in `task`'s queue (not yet taken by a worker); None when the
+    broker cannot say (the caller then behaves as if the queue were empty)."""
+    from ethhook.celery_app import app
+
+    with app.connection_or_acquire() as conn:  # the producer pool's: no connect per scan
+        errors = (KombuError, OSError, *conn.connection_errors, *conn.channel_errors)
+        try:
+            # One attempt, no retry loop: beat asks on every scan and must not hang on it.
+            conn.ensure_connection(max_retries=0)
+            queue = app.amqp.router.route({}, task)["queue"]
+            # Declaring with the queue's own arguments is idempotent and answers the count on
+            # every transport (Redis sums its priority lists; AMQP counts ready messages).
+            return int(queue.bind(conn.default_channel).queue_declare().message_count)
+        except errors as exc:
+            log.info("dispatch.queue_length.unknown task=%s error=%s", task, exc)
+            return None
+
+
 def _publish(task: str, messages: Sequence[dict[str, Any]], countdown: float | None) -> int:
     """One task per kwargs dict. A broker failure is logged, not raised: the work is leased in
     the database, and when the leases expire the beat job dispatches it again."""

@@ -20,6 +20,16 @@ from ethhook.db.models import Delivery, DeliveryStatus, Endpoint
 # longer than the visibility timeout is redelivered again and again).
 SHORT_DEFER_S = 15.0
 
+# Message tokens start with this; a worker's claim token (a plain UUID, 36 characters) never does.
+# A task may take a due delivery its ids name from another message's lease, never from a claim.
+MESSAGE_TOKEN_PREFIX = "m-"
+
+# While the deliver queue has messages waiting, an expired message lease is probably a message
+# still in that queue, not a lost one: the due scan leaves it to that message for up to this many
+# dispatch leases past its expiry (so a message that was lost is still sent again in bounded
+# time), instead of leasing it to one more message at the back of the queue.
+UNCLAIMED_HOLD_LEASES = 10
+
 
 @dataclass(frozen=True)
 class DispatchGroup:
@@ -31,12 +41,23 @@ class DispatchGroup:
 
 
 def new_token() -> str:
+    """A message's token: the row waits for the message that carries it (or for its copies)."""
+    return MESSAGE_TOKEN_PREFIX + uuid.uuid4().hex
+
+
+def new_claim_token() -> str:
+    """A worker's claim: only the task holding it may send the row until it expires."""
     return str(uuid.uuid4())
 
 
 def lease_free(model: Any, now: datetime) -> ColumnElement[bool]:
     """Nobody holds the row: it was never leased, or its lease has expired."""
     return or_(model.lease_expires_at.is_(None), model.lease_expires_at < now)
+
+
+def held_by_message(model: Any) -> ColumnElement[bool]:
+    """Leased to a message token, not claimed by a worker (the token says which)."""
+    return model.lease_token.startswith(MESSAGE_TOKEN_PREFIX, autoescape=True)
 
 
 def due_now(now: datetime) -> dict[str, Any]:
@@ -88,17 +109,34 @@ def lease_available(
     return leased
 
 
-def due_deliveries(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]:
-    """(endpoint_id, delivery_id) of pending deliveries that are due and held by nobody."""
+def due_deliveries(
+    session: Session, now: datetime, limit: int, queue_busy: bool = False
+) -> list[tuple[int, int]]:
+    """(endpoint_id, delivery_id) of pending deliveries that are due and held by nobody.
+
+    With `queue_busy` (the deliver queue has messages waiting), a message lease that expired less
+    than UNCLAIMED_HOLD_LEASES dispatch leases ago is left to its message: dispatching it again
+    would only queue one more message behind it.
+    """
+    conditions = [
+        Delivery.status == DeliveryStatus.PENDING,
+        Delivery.next_attempt_at <= now,
+        lease_free(Delivery, now),
+        Endpoint.active.is_(True),
+    ]
+    if queue_busy:
+        hold = timedelta(seconds=UNCLAIMED_HOLD_LEASES * get_settings().dispatch_lease_s)
+        conditions.append(
+            or_(
+                Delivery.lease_token.is_(None),
+                ~held_by_message(Delivery),
+                Delivery.lease_expires_at < now - hold,
+            )
+        )
     query = (
         select(Delivery.endpoint_id, Delivery.id)
         .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-        .where(
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.next_attempt_at <= now,
-            lease_free(Delivery, now),
-            Endpoint.active.is_(True),
-        )
+        .where(*conditions)
         .order_by(Delivery.next_attempt_at)
         .limit(limit)
     )
@@ -117,7 +155,14 @@ def claim(
     now: datetime,
     lease_s: float,
 ) -> list[int]:
-    """Take the deliveries this message was dispatched for (or that nobody holds and are due)."""
+    """Claim, for `worker_token`, the deliveries this message was dispatched for, and those of its
+    ids that are due and held by nobody or only by another message (never a worker's claim).
+
+    A message that waited in the queue past its lease, whose deliveries beat has leased to a newer
+    message since, still sends them: a backlog longer than the lease drains instead of leaving
+    every queued message empty-handed. The newer message then finds them sent. A worker's claim is
+    exclusive until it expires; the row lock makes two claims at once see each other's.
+    """
     return sorted(
         session.scalars(
             update(Delivery)
@@ -127,7 +172,10 @@ def claim(
                 Delivery.status == DeliveryStatus.PENDING,
                 or_(
                     Delivery.lease_token == token,
-                    and_(lease_free(Delivery, now), Delivery.next_attempt_at <= now),
+                    and_(
+                        Delivery.next_attempt_at <= now,
+                        or_(lease_free(Delivery, now), held_by_message(Delivery)),
+                    ),
                 ),
             )
             .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
