@@ -146,11 +146,16 @@ def _groups(items: Iterable[tuple[int, str, str]]) -> list[MatchGroup]:
 def claim_unmatched(
     session: Session, event_ids: Sequence[str], token: str, now: datetime
 ) -> list[ChainEvent]:
-    """Mark matched, and return, the events this message was leased (or that nobody holds).
+    """Mark matched, and return, the events of `event_ids` that are still unmatched.
 
-    One statement claims and loads them. The caller creates their deliveries in the same
-    transaction: if it fails, the rollback leaves them unmatched for a retry, and a duplicate
-    message waits on the row locks, then finds them matched and does nothing.
+    Any message naming an event may claim it, whoever it was leased to (`token` is the caller's,
+    kept for the logs): a lease only tells beat not to dispatch the event again yet. One statement
+    claims and loads them, so the claim is exclusive without one: a second message waits on the
+    row locks, then finds them matched and does nothing. A message that waited in a long match
+    queue past its lease therefore still does its work, where it used to find its events leased
+    to the newer message beat had sent, as deliver tasks did (ops/RELIABILITY.md). The caller
+    creates their deliveries in the same transaction: if it fails, the rollback leaves them
+    unmatched for a retry.
     """
     if not event_ids:
         return []
@@ -159,7 +164,6 @@ def claim_unmatched(
         .where(
             Event.id.in_(event_ids),
             Event.matched_at.is_(None),
-            (Event.lease_token == token) | lease_free(Event, now),
         )
         .values(matched_at=now, lease_token=None, lease_expires_at=None)
         .returning(*event_record_columns(), Event.removed)
