@@ -10,6 +10,8 @@ Endpoint i (1-based) watches chain 1, contract (i-1) mod 10,000 and topic0 numbe
 so every event, drawn uniformly over the N endpoints' filters, matches exactly one endpoint.
 
 Usage: python -m bench.match_bench [--sizes 1000,10000,100000,1000000] [--runs 3] [--batches 30]
+       python -m bench.match_bench --where [--sizes 1000000] [--check-endpoints 10000]
+(--where: the --where benchmarks of bench/match_where.py instead.)
 """
 
 from __future__ import annotations
@@ -271,9 +273,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--where", action="store_true", help="the --where benchmarks instead")
+    p.add_argument("--check-endpoints", type=int, default=10_000, help="with --where")
     args = p.parse_args(argv)
     c.on_sigterm_exit()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.where:
+        from bench.match_where import main as where_main
+
+        where_main(sizes[-1], args.check_endpoints, args.runs, args.batches, args.batch_size)
+        return
     with c.services() as svc:
         results = run(sizes, args.runs, args.batches, args.batch_size, svc)
     c.write_json(c.ROOT / "bench" / "out" / "match.json", results)

@@ -218,8 +218,11 @@ def _decode_values(types: list[str], data: bytes) -> tuple[Any, ...]:
         raise ValueError(str(exc)) from exc
 
 
-def decode_log(signature_text: str, topics: list[str], data: str) -> dict[str, Any] | None:
-    """Decode a log with the endpoint's signature; None when the log does not fit it."""
+def decode_log_values(signature_text: str, topics: list[str], data: str) -> dict[str, Any] | None:
+    """The log's arguments as Python values (int, bool, bytes, lowercase 0x addresses; the
+    hash, as 0x hex, of an indexed dynamic value), indexed ones first; None when the log does
+    not fit the signature. What `--where` conditions compare, without the JSON-safe forms'
+    cost (an EIP-55 checksum is a keccak per address)."""
     if not topics or topics[0].lower() != _topic0(signature_text):
         return None
     sig = _signature(signature_text)
@@ -234,10 +237,26 @@ def decode_log(signature_text: str, topics: list[str], data: str) -> dict[str, A
             if param.type in ("string", "bytes") or "[" in param.type:
                 args[param.name] = "0x" + raw.hex()  # dynamic indexed values are only hashed
             else:
-                args[param.name] = _json_safe(_decode_values([param.type], raw)[0], param.type)
+                args[param.name] = _decode_values([param.type], raw)[0]
         values = _decode_values([p.type for p in plain], bytes.fromhex(data[2:])) if plain else ()
     except (ValueError, OverflowError):
         return None
     for param, value in zip(plain, values, strict=True):
-        args[param.name] = _json_safe(value, param.type)
-    return {"event": sig.name, "args": args}
+        args[param.name] = value
+    return args
+
+
+def decode_log(signature_text: str, topics: list[str], data: str) -> dict[str, Any] | None:
+    """Decode a log with the endpoint's signature; None when the log does not fit it."""
+    values = decode_log_values(signature_text, topics, data)
+    if values is None:
+        return None
+    sig = _signature(signature_text)
+    hashed = {
+        p.name for p in sig.params if p.indexed and (p.type in ("string", "bytes") or "[" in p.type)
+    }
+    args = {
+        p.name: values[p.name] if p.name in hashed else _json_safe(values[p.name], p.type)
+        for p in sig.params
+    }
+    return {"event": sig.name, "args": {name: args[name] for name in values}}

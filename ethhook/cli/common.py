@@ -115,7 +115,9 @@ def number(text: str) -> float:
 def describe(data: dict[str, Any]) -> str:
     lines = []
     for key, value in data.items():
-        if isinstance(value, list):
+        if key == "where":  # conditions hold commas of their own, and all of them must hold
+            value = " and ".join(value) or "(none)"
+        elif isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "(any)"
         elif isinstance(value, datetime):
             value = json_default(value)

@@ -100,11 +100,16 @@ def _register_update(group: Commands) -> None:
         group,
         "update",
         cmd_endpoint_update,
-        "change an endpoint in place (same id, secret and deliveries); a --chain, --contract "
-        "or --event list replaces that list",
+        "change an endpoint in place (same id, secret and deliveries); a --chain, --contract, "
+        "--event or --where list replaces that list",
     )
     update.add_argument("--url", default=None, help="http(s) URL that receives the webhooks")
     _endpoint_options(update, update=True)
+    update.add_argument(
+        "--clear-where",
+        action="store_true",
+        help="remove every --where condition (the endpoint then gets every event it names)",
+    )
 
 
 def _endpoint_options(parser: Parser, *, update: bool) -> None:
@@ -131,6 +136,16 @@ def _endpoint_options(parser: Parser, *, update: bool) -> None:
         metavar="SIGNATURE",
         help="Solidity event signature, e.g. 'Transfer(address indexed from, address "
         f"indexed to, uint256 value)', or a topic0 (repeatable; {lists.replace('%s', 'event')})",
+    )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=None if update else [],
+        metavar="COND",
+        help="a condition on the decoded arguments of the one --event, e.g. 'to == 0x…', "
+        "'value >= 1000000', 'from in (0x…, 0x…)'; operators == != < <= > >= and in; values: "
+        'addresses, decimal integers, true/false, 0x hex bytes, "strings" (repeatable; all '
+        f"must hold; {'replaces the current conditions' if update else 'default: none'})",
     )
     parser.add_argument(
         "--confirmations",
@@ -165,6 +180,7 @@ def _endpoint_json(endpoint: EndpointView) -> dict[str, Any]:
         "contracts": endpoint.contracts,
         "events": endpoint.events,
         "topics": endpoint.topics,
+        "where": endpoint.where,
         "confirmations": endpoint.confirmations,
         "rate_limit_per_s": endpoint.rate_limit_per_s,
         "retry_schedule_s": endpoint.retry_schedule_s,
@@ -195,6 +211,7 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         retry_schedule=args.retry_schedule,
         name=args.name,
         settings=settings,
+        where=args.where,
     )
     with session_scope() as session:
         created = create_endpoint(session, spec, scope=OPERATOR, application_id=args.app)
@@ -213,6 +230,7 @@ _UPDATE_OPTIONS = {
     "rate_limit": "rate_limit_per_s",
     "retry_schedule": "retry_schedule",
     "name": "name",
+    "where": "where",
 }
 
 
@@ -227,10 +245,14 @@ def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
         for option, field in _UPDATE_OPTIONS.items()
         if getattr(args, option) is not None
     }
+    if args.clear_where:
+        if "where" in given:
+            raise InputError("give either --where or --clear-where, not both")
+        given["where"] = []
     if not given:
         raise InputError(
-            "nothing to change: give --url, --chain, --contract, --event, --confirmations, "
-            "--rate-limit, --retry-schedule or --name"
+            "nothing to change: give --url, --chain, --contract, --event, --where, "
+            "--clear-where, --confirmations, --rate-limit, --retry-schedule or --name"
         )
     changes = build_changes(settings, **given)
     with session_scope() as session:

@@ -16,10 +16,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -119,6 +121,9 @@ class Endpoint(Base):
     previous_secret_expires_at: Mapped[datetime | None]
     # Solidity signatures (normalised text) that the endpoint asked decoded arguments for.
     event_signatures: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # `--where` conditions as given, on the arguments of its one event; NULL when it has none
+    # (the matcher reads this column for every filter row it finds: NULL costs nothing).
+    conditions: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     confirmations: Mapped[int] = mapped_column(Integer, default=0)
     rate_limit_per_s: Mapped[float | None] = mapped_column(Float)
     retry_schedule_s: Mapped[list[float] | None] = mapped_column(JSON)
@@ -132,6 +137,9 @@ class Endpoint(Base):
 
     filters: Mapped[list[EndpointFilter]] = relationship(
         back_populates="endpoint", cascade="all, delete-orphan", passive_deletes=True
+    )
+    topic_keys: Mapped[list[EndpointTopicKey]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
     )
 
     def previous_secret_signs(self, now: datetime) -> bool:
@@ -160,13 +168,23 @@ class EndpointFilter(Base):
 
     An endpoint's filter is the cross product of its chain, contract and event lists, stored as rows
     so that one indexed query finds the endpoints for a whole batch of events.
+
+    The rows of an endpoint with a topic key (an indexed `--where` equality) are `keyed`: the
+    matcher reaches them only through that key (EndpointTopicKey), so they are left out of the
+    address and topic0 indexes, which then never hold a million rows for one busy contract.
     """
 
     __tablename__ = "endpoint_filters"
     __table_args__ = (
         # (address, topic0): the batched lookup narrows by contract and then by event in the index.
-        Index(None, "address", "topic0"),
-        Index(None, "topic0"),
+        Index(
+            None,
+            "address",
+            "topic0",
+            postgresql_where=text("NOT keyed"),
+            sqlite_where=text("NOT keyed"),
+        ),
+        Index(None, "topic0", postgresql_where=text("NOT keyed"), sqlite_where=text("NOT keyed")),
         Index(None, "endpoint_id"),
     )
 
@@ -175,8 +193,23 @@ class EndpointFilter(Base):
     chain_id: Mapped[int | None] = mapped_column(BigInteger)
     address: Mapped[str | None] = mapped_column(String(42))
     topic0: Mapped[str | None] = mapped_column(String(66))
+    keyed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     endpoint: Mapped[Endpoint] = relationship(back_populates="filters")
+
+
+class EndpointTopicKey(Base):
+    """A topic word an endpoint's log must carry at `position` (1-3): the values of its first
+    `==` or `in` condition on an indexed argument. Found by value, through the index, by the
+    batched query; the endpoint's filter rows then say which chains, contracts and event."""
+
+    __tablename__ = "endpoint_topic_keys"
+    __table_args__ = (Index(None, "value"), Index(None, "endpoint_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(SmallInteger)
+    value: Mapped[str] = mapped_column(String(66))
 
 
 class Event(Base):

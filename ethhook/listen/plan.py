@@ -22,22 +22,35 @@ def next_range(cursor: int, head: int, size: int) -> tuple[int, int] | None:
 @dataclass(frozen=True)
 class LogQuery:
     """How to ask for a range's logs: not at all (no endpoint watches this chain), for every
-    contract (`addresses` None), or for the listed contracts."""
+    contract (`addresses` None), or for the listed contracts; and for any event (`topics`
+    None) or only logs whose topic0 is one of `topics`."""
 
     needed: bool
     addresses: tuple[str, ...] | None = None
+    topics: tuple[str, ...] | None = None
 
 
-def log_query(addresses: frozenset[str] | None, max_addresses: int) -> LogQuery:
-    """The `eth_getLogs` filter for the watched contracts of a chain (None: every contract);
-    above `max_addresses`, every log is asked for and filtered here (providers cap the list)."""
-    if addresses is None:
-        return LogQuery(needed=True)
-    if not addresses:
+def log_query(
+    addresses: frozenset[str] | None,
+    max_addresses: int,
+    topics: frozenset[str] | None = None,
+    max_topics: int = 0,
+) -> LogQuery:
+    """The `eth_getLogs` filter for the watched contracts of a chain (None: every contract) and
+    their watched events (None: some endpoint watches every event of a contract it watches);
+    above `max_addresses` contracts or `max_topics` events, that list is left out of the filter
+    and the matcher filters instead (providers cap the lists)."""
+    if addresses is not None and not addresses:
         return LogQuery(needed=False)
-    if len(addresses) > max_addresses:
-        return LogQuery(needed=True)
-    return LogQuery(needed=True, addresses=tuple(sorted(addresses)))
+    if topics is not None and not 0 < len(topics) <= max_topics:
+        topics = None
+    if addresses is not None and len(addresses) > max_addresses:
+        addresses = None
+    return LogQuery(
+        needed=True,
+        addresses=None if addresses is None else tuple(sorted(addresses)),
+        topics=None if topics is None else tuple(sorted(topics)),
+    )
 
 
 def linked_headers(

@@ -210,12 +210,19 @@ class RpcClient:
         return result
 
     async def logs(
-        self, from_block: int, to_block: int, addresses: Sequence[str] | None
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str] | None,
+        topics: Sequence[str] | None = None,
     ) -> list[Any]:
-        """Raw logs of a block range (all contracts when `addresses` is None)."""
+        """Raw logs of a block range (all contracts when `addresses` is None; any topic0 when
+        `topics` is None, else one of them)."""
         query: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
         if addresses is not None:
             query["address"] = list(addresses)
+        if topics is not None:
+            query["topics"] = [list(topics)]
         result = await self.call("eth_getLogs", [query])
         if not isinstance(result, list):
             raise RpcBadResponse("eth_getLogs", f"result is not a list: {str(result)[:60]!r}")

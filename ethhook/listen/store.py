@@ -228,26 +228,42 @@ class DatabaseStore:
 
 @dataclass(frozen=True)
 class WatchList:
-    """Which contracts each chain's active endpoints watch; `None` means every contract."""
+    """Which contracts and events each chain's active endpoints watch; `None` means every one."""
 
     # (chain_id or None for every chain, address or None for every contract)
     rows: frozenset[tuple[int | None, str | None]]
+    # (chain_id or None for every chain, topic0 or None for every event); by default, every
+    # event of every chain.
+    events: frozenset[tuple[int | None, str | None]] = frozenset({(None, None)})
 
     def addresses_for(self, chain_id: int) -> frozenset[str] | None:
-        relevant = [address for cid, address in self.rows if cid is None or cid == chain_id]
-        if any(address is None for address in relevant):
-            return None
-        return frozenset(a for a in relevant if a is not None)
+        return _values_for(self.rows, chain_id)
+
+    def topics_for(self, chain_id: int) -> frozenset[str] | None:
+        """The topic0s to ask the node for: None unless every endpoint on the chain names its
+        events (one eth_getLogs filter is addresses AND topics, so one endpoint that takes any
+        event of its contract needs every log of the watched contracts)."""
+        return _values_for(self.events, chain_id)
+
+
+def _values_for(
+    rows: frozenset[tuple[int | None, str | None]], chain_id: int
+) -> frozenset[str] | None:
+    relevant = [value for cid, value in rows if cid is None or cid == chain_id]
+    if any(value is None for value in relevant):
+        return None
+    return frozenset(v for v in relevant if v is not None)
 
 
 def load_watch_list() -> WatchList:
     with session_scope() as session:
         rows = session.execute(
-            select(EndpointFilter.chain_id, EndpointFilter.address)
+            select(EndpointFilter.chain_id, EndpointFilter.address, EndpointFilter.topic0)
             .join(Endpoint, Endpoint.id == EndpointFilter.endpoint_id)
             .where(Endpoint.active.is_(True))
             .distinct()
         ).all()
         return WatchList(
-            rows=frozenset((cid, addr.lower() if addr else None) for cid, addr in rows)
+            rows=frozenset((cid, addr.lower() if addr else None) for cid, addr, _ in rows),
+            events=frozenset((cid, t.lower() if t else None) for cid, _, t in rows),
         )

@@ -36,6 +36,8 @@ class Limits:
     max_chunk_blocks: int = 500
     # Above this many watched contracts, fetch every log and filter here (providers cap the list).
     max_addresses_per_query: int = 500
+    # The same for watched events (topic0s); a longer list asks for every event.
+    max_topics_per_query: int = 100
     # A range that returned more logs than this is halved for the next one (most providers refuse
     # answers above 10,000 logs; smaller answers also keep the listener's memory flat).
     max_logs_per_range: int = 10_000
@@ -140,15 +142,25 @@ class ChainSync:
     async def _process(self, start: int, end: int) -> None:
         """Read blocks start..end, publish their events, move the cursor to `end`."""
         assert self.cursor is not None
-        addresses = self.watch().addresses_for(self.chain_id)
+        watch = self.watch()
+        addresses = watch.addresses_for(self.chain_id)
         try:
             headers = await self.rpc.headers(range(start, end + 1))
             chain = plan.linked_headers(start, headers, self.cursor[1])
             if chain is None:
                 await self._reorg()
                 return
-            query = plan.log_query(addresses, self.limits.max_addresses_per_query)
-            raw_logs = await self.rpc.logs(start, end, query.addresses) if query.needed else []
+            query = plan.log_query(
+                addresses,
+                self.limits.max_addresses_per_query,
+                watch.topics_for(self.chain_id),
+                self.limits.max_topics_per_query,
+            )
+            raw_logs = (
+                await self.rpc.logs(start, end, query.addresses, query.topics)
+                if query.needed
+                else []
+            )
             by_number = {h.number: h for h in chain}
             events = logs_to_events(raw_logs, self.chain_id, by_number, addresses)
         except RpcError as exc:

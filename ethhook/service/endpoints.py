@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from ethhook.abi import parse_event_signature
+from ethhook.conditions import compiled, topic_key
 from ethhook.config import Settings
-from ethhook.db.models import Delivery, Endpoint, EndpointFilter, utcnow
+from ethhook.db.models import Delivery, Endpoint, EndpointFilter, EndpointTopicKey, utcnow
 from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import NotFoundError
 from ethhook.service.apps import target_application
@@ -22,6 +24,7 @@ from ethhook.service.validation import (
     EndpointSpec,
     check_grace,
     check_text,
+    check_where,
 )
 
 
@@ -39,6 +42,7 @@ class EndpointView:
     contracts: list[str]
     events: list[str]
     topics: list[str]
+    where: list[str]
     confirmations: int
     rate_limit_per_s: float | None
     retry_schedule_s: list[float] | None
@@ -84,6 +88,7 @@ def view(endpoint: Endpoint) -> EndpointView:
         contracts=endpoint.contracts,
         events=list(endpoint.event_signatures),
         topics=endpoint.topics,
+        where=list(endpoint.conditions or ()),
         confirmations=endpoint.confirmations,
         rate_limit_per_s=endpoint.rate_limit_per_s,
         retry_schedule_s=endpoint.retry_schedule_s,
@@ -94,15 +99,41 @@ def view(endpoint: Endpoint) -> EndpointView:
 
 
 def filter_rows(
-    chain_ids: tuple[int, ...], contracts: tuple[str, ...], topics: tuple[str, ...]
+    chain_ids: tuple[int, ...],
+    contracts: tuple[str, ...],
+    topics: tuple[str, ...],
+    *,
+    keyed: bool = False,
 ) -> list[EndpointFilter]:
     """The cross product of the chain, contract and topic lists; an empty list matches anything."""
     return [
-        EndpointFilter(chain_id=chain_id, address=address, topic0=topic0)
+        EndpointFilter(chain_id=chain_id, address=address, topic0=topic0, keyed=keyed)
         for chain_id, address, topic0 in itertools.product(
             chain_ids or (None,), contracts or (None,), topics or (None,)
         )
     ]
+
+
+def set_filters(
+    endpoint: Endpoint,
+    chain_ids: tuple[int, ...],
+    contracts: tuple[str, ...],
+    topics: tuple[str, ...],
+    signatures: tuple[str, ...],
+    where: tuple[str, ...],
+) -> None:
+    """Replace the endpoint's filter rows, conditions and topic keys (`where` already checked
+    against its one event by validation.check_where)."""
+    key = None
+    if where:
+        signature = parse_event_signature(signatures[0])
+        key = topic_key(compiled(signature.text, where), signature)
+    endpoint.event_signatures = list(signatures)
+    endpoint.conditions = list(where) or None
+    endpoint.filters = filter_rows(chain_ids, contracts, topics, keyed=key is not None)
+    endpoint.topic_keys = (
+        [EndpointTopicKey(position=key[0], value=value) for value in key[1]] if key else []
+    )
 
 
 def create_endpoint(
@@ -115,13 +146,12 @@ def create_endpoint(
         name=spec.name,
         url=spec.url,
         secret=generate_secret(),
-        event_signatures=list(spec.signatures),
         confirmations=spec.confirmations,
         rate_limit_per_s=spec.rate_limit_per_s,
         retry_schedule_s=list(spec.retry_schedule_s) if spec.retry_schedule_s else None,
         active=True,
-        filters=filter_rows(spec.chain_ids, spec.contracts, spec.topics),
     )
+    set_filters(endpoint, spec.chain_ids, spec.contracts, spec.topics, spec.signatures, spec.where)
     session.add(endpoint)
     session.flush()
     return EndpointWithSecret(view(endpoint), endpoint.secret)
@@ -162,8 +192,9 @@ def update_endpoint(
     session: Session, endpoint_id: int, changes: EndpointChanges, *, scope: Scope
 ) -> EndpointView:
     """Change an endpoint in place: its id, secret and deliveries stay. New filters replace the
-    old rows when chains, contracts or events are given (the others are kept) and apply to events
-    matched from then on; a new confirmations count applies to deliveries created from then on."""
+    old rows when chains, contracts, events or conditions are given (the others are kept) and
+    apply to events matched from then on; a new confirmations count applies to deliveries
+    created from then on. Kept conditions are checked again against a new event."""
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
     given = changes.given
     if "url" in given:
@@ -178,12 +209,17 @@ def update_endpoint(
         schedule = changes.retry_schedule_s
         endpoint.retry_schedule_s = list(schedule) if schedule else None
     if changes.changes_filters:
-        if "events" in given:
-            endpoint.event_signatures = list(changes.signatures)
-        endpoint.filters = filter_rows(
+        events = "events" in given
+        topics = changes.topics if events else tuple(endpoint.topics)
+        signatures = changes.signatures if events else tuple(endpoint.event_signatures)
+        where = changes.where if "where" in given else tuple(endpoint.conditions or ())
+        set_filters(
+            endpoint,
             changes.chain_ids if "chains" in given else tuple(endpoint.chain_ids),
             changes.contracts if "contracts" in given else tuple(endpoint.contracts),
-            changes.topics if "events" in given else tuple(endpoint.topics),
+            topics,
+            signatures,
+            check_where(where, topics, signatures),
         )
     session.flush()
     return view(endpoint)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ethhook.abi import parse_event_filter, to_checksum_address
+from ethhook.abi import parse_event_filter, parse_event_signature, to_checksum_address
+from ethhook.conditions import parse_condition
 from ethhook.config import (
     BIGINT_MAX,
     BUILTIN_CHAINS,
@@ -35,6 +36,10 @@ MAX_URL_LENGTH = column_length(Endpoint.url)
 MAX_REASON_LENGTH = column_length(Endpoint.disabled_reason)
 # An --event as typed; the longest real-world signatures are a few hundred characters.
 MAX_EVENT_LENGTH = 1000
+# A --where condition as typed (an `in` list of 200 addresses is ~8,600 characters), and how
+# many an endpoint may have.
+MAX_CONDITION_LENGTH = 20_000
+MAX_CONDITIONS = 50
 # The rate limiter spaces requests by 1/rate in whole microseconds, kept in Redis.
 MIN_RATE_LIMIT_PER_S = 0.001
 MAX_RATE_LIMIT_PER_S = 1_000_000
@@ -56,6 +61,7 @@ class EndpointSpec:
     rate_limit_per_s: float | None
     retry_schedule_s: tuple[float, ...] | None
     name: str | None
+    where: tuple[str, ...] = ()
 
 
 def check_length(value: str, what: str, max_length: int) -> str:
@@ -137,6 +143,30 @@ def parse_events(events: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...
     return tuple(topics), tuple(signatures)
 
 
+def check_where(
+    where: Sequence[str], topics: Sequence[str], signatures: Sequence[str]
+) -> tuple[str, ...]:
+    """The `--where` conditions as given (stripped, without repeats), each checked against the
+    endpoint's one event; InputError says which condition is wrong and where."""
+    if not where:
+        return ()
+    if len(topics) != 1 or len(signatures) != 1:
+        raise InputError(
+            f"--where needs exactly one --event, given as a Solidity signature with argument "
+            f"names (this endpoint has {len(topics)} event(s), {len(signatures)} signature(s))"
+        )
+    if len(where) > MAX_CONDITIONS:
+        raise InputError(f"too many --where conditions: {len(where)}, at most {MAX_CONDITIONS}")
+    signature = parse_event_signature(signatures[0])
+    texts: list[str] = []
+    for text in where:
+        check_text(text, "--where", MAX_CONDITION_LENGTH)
+        condition = parse_condition(text, signature)
+        if condition.text not in texts:
+            texts.append(condition.text)
+    return tuple(texts)
+
+
 def check_confirmations(confirmations: int) -> int:
     if not 0 <= confirmations <= MAX_CONFIRMATIONS:
         raise InputError(
@@ -196,9 +226,11 @@ def build_spec(
     retry_schedule: str | None,
     name: str | None,
     settings: Settings,
+    where: Sequence[str] = (),
 ) -> EndpointSpec:
     """Validate every field; raise InputError about the first bad one."""
     topics, signatures = parse_events(events)
+    conditions = check_where(where, topics, signatures)
     check_confirmations(confirmations)
     check_rate_limit(rate_limit_per_s)
     schedule = check_retry_schedule(retry_schedule)
@@ -213,6 +245,7 @@ def build_spec(
         rate_limit_per_s=rate_limit_per_s,
         retry_schedule_s=schedule,
         name=check_name(name),
+        where=conditions,
     )
 
 
@@ -226,6 +259,7 @@ UPDATABLE = (
     "rate_limit_per_s",
     "retry_schedule",
     "name",
+    "where",
 )
 
 
@@ -244,10 +278,13 @@ class EndpointChanges:
     rate_limit_per_s: float | None = None
     retry_schedule_s: tuple[float, ...] | None = None
     name: str | None = None
+    # The new set of --where conditions (empty: none); checked against the endpoint's event by
+    # update_endpoint, which knows it when --event is not given.
+    where: tuple[str, ...] = ()
 
     @property
     def changes_filters(self) -> bool:
-        return bool(self.given & {"chains", "contracts", "events"})
+        return bool(self.given & {"chains", "contracts", "events", "where"})
 
 
 def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
@@ -274,4 +311,8 @@ def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
         values["contracts"] = parse_addresses(fields["contracts"])
     if "name" in fields:
         values["name"] = check_name(fields["name"])
+    if "where" in fields:
+        values["where"] = tuple(
+            check_text(text, "--where", MAX_CONDITION_LENGTH) for text in fields["where"]
+        )
     return EndpointChanges(given=frozenset(fields), **values)

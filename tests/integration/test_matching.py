@@ -65,6 +65,32 @@ def test_one_event_and_500_events_issue_the_same_number_of_selects():
 
 
 @pytest.mark.usefixtures("db")
+def test_conditions_keep_one_select_per_batch():
+    contracts = [address(100 + i) for i in range(50)]
+    for i, contract in enumerate(contracts):
+        # Keyed on the recipient (an indexed equality), with a condition checked after the query.
+        add_endpoint(
+            f"http://127.0.0.1:1/{i}",
+            contracts=[contract],
+            events=[TRANSFER],
+            where=[f"to == {address(2)}", "value >= 100"],
+        )
+    add_endpoint("http://127.0.0.1:1/odd", events=[TRANSFER], where=["value in (1, 3, 5)"])
+    one = [transfer(contract=contracts[0], block=1, log_index=0, value=1)]
+    many = [
+        transfer(contract=contracts[i % 50], block=2 + i // 100, log_index=i % 100, value=i)
+        for i in range(500)
+    ]
+    selects_one = count_selects(one)
+    selects_many = count_selects(many)
+    assert selects_one == selects_many == 1
+    with session_scope() as session:
+        # Events 100..499 reach their contract's endpoint; the first event and 3 and 5 of the
+        # 500 reach the `in` one.
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 400 + 1 + 3
+
+
+@pytest.mark.usefixtures("db")
 def test_a_replayed_batch_creates_nothing_twice():
     contract = address(7)
     add_endpoint("http://127.0.0.1:1/a", contracts=[contract])

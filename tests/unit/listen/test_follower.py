@@ -161,11 +161,16 @@ class Recorder:
         return 0
 
 
-def make(chain: FakeChain, recorder: Recorder, limits: Limits | None = None) -> ChainFollower:
+def make(
+    chain: FakeChain,
+    recorder: Recorder,
+    limits: Limits | None = None,
+    watch: WatchList = WATCH_EVERYTHING,
+) -> ChainFollower:
     config = ChainConfig(name="ethereum", chain_id=1, http_url="http://fake")
     return ChainFollower(
         config,
-        lambda: WATCH_EVERYTHING,
+        lambda: watch,
         store=recorder,
         publish=recorder.publish,
         rpc=RpcClient(chain),
@@ -291,3 +296,23 @@ def test_a_range_with_too_many_logs_makes_the_next_range_smaller():
     assert sizes[:3] == [100, 50, 25]  # 3000 and 1500 logs, then 750
     assert max(sizes[2:]) <= 25
     assert len(recorder.published) == 400 * 30
+
+
+def test_the_node_is_asked_only_for_the_watched_events_when_every_endpoint_names_them():
+    other = "0x" + "ee" * 32
+    named = WatchList(frozenset({(1, TOKEN)}), frozenset({(1, TOPIC), (None, other)}))
+    any_event = WatchList(frozenset({(1, TOKEN)}), frozenset({(1, TOPIC), (1, None)}))
+    queries = []
+    for watch in (named, any_event):
+        chain = FakeChain(5)
+        recorder = Recorder(
+            ChainState(cursor=(0, chain.blocks[0]["hash"]), blocks={0: chain.blocks[0]["hash"]})
+        )
+        run(make(chain, recorder, watch=watch).sync())
+        queries.append([p[0] for m, p in chain.calls if m == "eth_getLogs"])
+        assert len(recorder.published) == 10
+
+    assert queries[0] == [
+        {"fromBlock": "0x1", "toBlock": "0x5", "address": [TOKEN], "topics": [[TOPIC, other]]}
+    ]
+    assert queries[1] == [{"fromBlock": "0x1", "toBlock": "0x5", "address": [TOKEN]}]

@@ -200,3 +200,12 @@ def test_watch_list_per_chain():
     assert watch.addresses_for(10) is None  # an endpoint watches every contract on chain 10
     assert WatchList(frozenset()).addresses_for(1) == frozenset()
     assert WATCH_EVERYTHING.addresses_for(42161) is None
+
+
+def test_the_watch_list_names_topics_only_when_every_endpoint_of_the_chain_names_its_events():
+    t1, t2 = "0x" + "11" * 32, "0x" + "22" * 32
+    watch = WatchList(frozenset(), frozenset({(1, t1), (None, t2), (10, None)}))
+    assert watch.topics_for(1) == frozenset({t1, t2})
+    assert watch.topics_for(8453) == frozenset({t2})
+    assert watch.topics_for(10) is None  # an endpoint on chain 10 takes every event
+    assert WATCH_EVERYTHING.topics_for(1) is None

@@ -54,6 +54,27 @@ def test_more_addresses_than_providers_take_ask_for_every_log():
     assert log_query(frozenset({A, B, C}), max_addresses=2) == LogQuery(needed=True)
 
 
+T1, T2, T3 = ("0x" + c * 64 for c in "123")
+
+
+@pytest.mark.parametrize(
+    ("addresses", "topics", "expected"),
+    [
+        # every endpoint names its events: the node is asked for those topic0s only
+        (frozenset({B, A}), frozenset({T2, T1}), LogQuery(True, (A, B), (T1, T2))),
+        (None, frozenset({T1}), LogQuery(True, None, (T1,))),  # one event on every contract
+        (frozenset({A}), None, LogQuery(True, (A,), None)),  # some endpoint takes any event
+        (frozenset(), frozenset({T1}), LogQuery(needed=False)),  # nobody watches the chain
+        (frozenset({A}), frozenset({T1, T2, T3}), LogQuery(True, (A,), None)),  # above the cap
+        (frozenset({A, B, C}), frozenset({T1}), LogQuery(True, None, (T1,))),  # addresses capped
+    ],
+)
+def test_log_query_filters_by_topic0_when_every_endpoint_names_its_events(
+    addresses, topics, expected
+):
+    assert log_query(addresses, max_addresses=2, topics=topics, max_topics=2) == expected
+
+
 def test_headers_that_chain_onto_the_cursor_are_returned_in_order():
     headers = [header(5), header(6), header(7)]
     assert linked_headers(5, headers, cursor_hash=hash_of(4)) == headers

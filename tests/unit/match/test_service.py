@@ -6,6 +6,7 @@ import pytest
 
 from ethhook.match.service import Match, pair_with_filters
 from ethhook.types import ChainEvent
+from tests.factories import TRANSFER_TOPIC, address, transfer, word_address
 
 TOKEN = "0x" + "aa" * 20
 OTHER = "0x" + "bb" * 20
@@ -83,3 +84,81 @@ def test_a_log_without_topics_matches_only_filters_without_an_event():
     )
 
     assert found == {anonymous.event_id: [Match(2, 0)]}
+
+
+# --- topic keys and --where conditions ---------------------------------------------------------
+
+SIG = "Transfer(address indexed from, address indexed to, uint256 value)"
+
+
+def transfer_to(to: int, value: int, index: int = 0) -> ChainEvent:
+    return transfer(contract=TOKEN, block=10, log_index=index, value=value, sender=1, to=to)
+
+
+def keyed_row(endpoint_id: int, to: int, *conditions: str) -> tuple:
+    """A row the keyed branch of the query returns: keyed on `to` (topic 2), with conditions."""
+    where = [f"to == {address(to)}", *conditions]
+    return (endpoint_id, 1, TOKEN, TRANSFER_TOPIC, 0, 2, word_address(address(to)), where, [SIG])
+
+
+@pytest.mark.parametrize(
+    ("to", "value", "conditions", "matches"),
+    [
+        (5, 1, (), True),
+        (6, 1, (), False),  # the log's topic 2 is not the endpoint's key
+        (5, 10**18, ("value >= 1000000000000000000",), True),
+        (5, 10**18 - 1, ("value >= 1000000000000000000",), False),
+        (5, 2**256 - 1, (f"value > {2**256 - 2}",), True),
+        (5, 2**256 - 2, (f"value > {2**256 - 2}",), False),
+        (5, 3, ("value in (1, 2)",), False),
+        (5, 2, ("value in (1, 2)", "value != 2"), False),  # every condition must hold
+    ],
+)
+def test_a_keyed_row_matches_on_its_topic_word_and_every_condition(to, value, conditions, matches):
+    e = transfer_to(to, value)
+
+    found = pair_with_filters([e], [keyed_row(7, 5, *conditions)])
+
+    assert found == ({e.event_id: [Match(7, 0)]} if matches else {})
+
+
+def test_conditions_on_an_unkeyed_row_are_checked_after_the_query():
+    small, large, other = transfer_to(5, 10, 0), transfer_to(5, 5000, 1), transfer_to(6, 9999, 2)
+    rows = [
+        (1, None, TOKEN, TRANSFER_TOPIC, 0, None, None, ["value >= 1000"], [SIG]),
+        (2, None, TOKEN, TRANSFER_TOPIC, 0, None, None, [f"to != {address(5)}"], [SIG]),
+        (3, None, TOKEN, None, 0),  # no conditions: everything on the token
+    ]
+
+    found = pair_with_filters([small, large, other], rows)
+
+    assert found == {
+        small.event_id: [Match(3, 0)],
+        large.event_id: [Match(1, 0), Match(3, 0)],
+        other.event_id: [Match(1, 0), Match(2, 0), Match(3, 0)],
+    }
+
+
+def test_a_log_that_does_not_fit_the_signature_never_matches_a_condition():
+    e = event()  # topic0 only, no data: not a decodable Transfer
+    rows = [(1, None, TOKEN, None, 0, None, None, ["value >= 0"], [SIG])]
+
+    assert pair_with_filters([e], rows) == {}
+
+
+def test_each_event_is_decoded_once_per_signature(monkeypatch):
+    import ethhook.match.service as service
+
+    calls = []
+    real = service.decode_log_values
+    monkeypatch.setattr(service, "decode_log_values", lambda *a: calls.append(a) or real(*a))
+    events = [transfer_to(5, v, i) for i, v in enumerate((1, 2000, 3000))]
+    rows = [
+        (n, None, TOKEN, TRANSFER_TOPIC, 0, None, None, [f"value >= {n}"], [SIG])
+        for n in range(1, 51)
+    ]
+
+    found = pair_with_filters(events, rows)
+
+    assert len(calls) == 3
+    assert [len(found[e.event_id]) for e in events] == [1, 50, 50]

@@ -134,3 +134,28 @@ def test_a_disable_reason_that_does_not_fit_is_refused_before_the_database(reaso
 def test_a_grace_period_that_does_not_fit_a_datetime_is_refused_before_the_database(grace_s):
     with pytest.raises(InputError, match="invalid --grace-s"):
         rotate_secret(None, 1, grace_s, scope=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"where": ["value > 1"]}, "--where needs exactly one --event"),
+        ({"events": ["0x" + "dd" * 32], "where": ["value > 1"]}, "given as a Solidity signature"),
+        ({"events": [TRANSFER], "where": ["value >"]}, "invalid --where 'value >' at column 8"),
+        ({"events": [TRANSFER], "where": ["value > 1\x00"]}, "control characters"),
+        ({"events": [TRANSFER], "where": ["value > 1"] * 51}, "too many --where conditions: 51"),
+        (
+            {"events": [TRANSFER], "where": ["value in (" + "1, " * 7000 + "2)"]},
+            "invalid --where: 21012 characters, at most 20000 fit",
+        ),
+    ],
+)
+def test_where_conditions_that_do_not_fit_are_refused(overrides, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        spec(**overrides)
+
+
+def test_where_conditions_are_kept_as_given_without_repeats():
+    accepted = spec(events=[TRANSFER], where=["  value > 1 ", "value > 1", "to != 0x" + "ab" * 20])
+
+    assert accepted.where == ("value > 1", "to != 0x" + "ab" * 20)
