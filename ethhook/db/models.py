@@ -1,5 +1,5 @@
 """The tables: applications and their API keys, endpoints and their filters, events, deliveries,
-attempts and their rollups, the listener's cursor and replay jobs."""
+attempts, the listener's cursor; rollups and replay jobs live in db/rollups.py and db/replay_jobs.py."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
     SmallInteger,
     String,
-    Table,
     Text,
     UniqueConstraint,
     false,
@@ -27,10 +25,39 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ethhook.db.base import Base, BigId, UTCDateTime, utcnow
+from ethhook.db.replay_jobs import ReplayJob, ReplayState
+from ethhook.db.rollups import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_COLUMNS,
+    ROLLUP_COUNTS,
+    ROLLUP_DAY_S,
+    ROLLUP_HOUR_S,
+    ROLLUP_MINUTE_S,
+    ROLLUP_PERIODS_S,
+    delivery_rollups,
+    latency_column,
+)
 from ethhook.db.secrets import EncryptedSecret
 
-# Migrations and callers import these from here, as they did before they moved to db/base.py.
-__all__ = ["Base", "BigId", "UTCDateTime", "utcnow"]
+# Migrations and callers import these from here, as they did before they moved to db/base.py,
+# db/rollups.py and db/replay_jobs.py.
+__all__ = [
+    "LATENCY_BOUNDS_MS",
+    "LATENCY_COLUMNS",
+    "ROLLUP_COUNTS",
+    "ROLLUP_DAY_S",
+    "ROLLUP_HOUR_S",
+    "ROLLUP_MINUTE_S",
+    "ROLLUP_PERIODS_S",
+    "Base",
+    "ReplayJob",
+    "ReplayState",
+    "BigId",
+    "UTCDateTime",
+    "delivery_rollups",
+    "latency_column",
+    "utcnow",
+]
 
 
 class DeliveryStatus:
@@ -347,93 +374,3 @@ class ChainBlock(Base):
     block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     block_hash: Mapped[str] = mapped_column(String(66))
     parent_hash: Mapped[str] = mapped_column(String(66))
-
-
-class ReplayState:
-    QUEUED = "queued"  # created, no worker has read a chunk yet
-    RUNNING = "running"
-    DONE = "done"
-    CANCELLED = "cancelled"
-    FAILED = "failed"  # `error` says why
-
-    ALL = (QUEUED, RUNNING, DONE, CANCELLED, FAILED)
-    ACTIVE = (QUEUED, RUNNING)
-
-
-class ReplayJob(Base):
-    """A block range re-read from the chain and delivered again, one committed chunk at a time."""
-
-    __tablename__ = "replay_jobs"
-    __table_args__ = (Index(None, "state", "lease_expires_at"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    chain_id: Mapped[int] = mapped_column(BigInteger)
-    from_block: Mapped[int] = mapped_column(BigInteger)
-    to_block: Mapped[int] = mapped_column(BigInteger)
-    # Deliver to this endpoint only; deleting the endpoint deletes its replays (never "all").
-    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(10))
-    # The first block not yet committed: the job resumes here.
-    next_block: Mapped[int] = mapped_column(BigInteger)
-    # Blocks the next chunk reads (adapts to the events per chunk).
-    chunk_blocks: Mapped[int] = mapped_column(Integer)
-    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
-    blocks_done: Mapped[int] = mapped_column(BigInteger, default=0)
-    events: Mapped[int] = mapped_column(BigInteger, default=0)
-    deliveries: Mapped[int] = mapped_column(BigInteger, default=0)
-    error: Mapped[str | None] = mapped_column(String(500))
-    # Who runs the job: the message carrying this token, until lease_expires_at.
-    lease_token: Mapped[str | None] = mapped_column(String(36))
-    lease_expires_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-# Upper bounds (ms) of the attempt-duration buckets that delivery_rollups counts, Prometheus-style;
-# a last, unbounded bucket holds the rest. Changing them needs a migration (one column each).
-LATENCY_BOUNDS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-LATENCY_COLUMNS = tuple(f"latency_{b}ms" for b in LATENCY_BOUNDS_MS) + ("latency_inf",)
-# What an attempt adds to its rollup rows besides one latency bucket, in column order.
-ROLLUP_COUNTS = (
-    "attempts",
-    "succeeded",  # answered 2xx
-    "client_errors",  # answered 4xx
-    "server_errors",  # answered 5xx
-    "no_response",  # timed out, or the connection failed or was refused
-    "dead_lettered",  # the attempt that gave the delivery up (status failed)
-)
-ROLLUP_MINUTE_S = 60
-ROLLUP_HOUR_S = 3600
-ROLLUP_DAY_S = 86400  # UTC days
-ROLLUP_PERIODS_S = (ROLLUP_MINUTE_S, ROLLUP_HOUR_S, ROLLUP_DAY_S)
-
-# Per endpoint, per minute, hour and day: what the attempts recorded in it came to. record()
-# upserts the rows in the transaction that writes the attempts; statistics read only this table
-# (coarser rows spare reading the finer ones: a week is ~90 rows per endpoint, not 10,080).
-# A latency column counts the attempts that took longer than the previous bound, up to its own.
-delivery_rollups = Table(
-    "delivery_rollups",
-    Base.metadata,
-    Column(
-        "endpoint_id",
-        Integer,
-        ForeignKey("endpoints.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    Column("period_s", Integer, primary_key=True, autoincrement=False),  # ROLLUP_PERIODS_S
-    Column("period_start", UTCDateTime(), primary_key=True),
-    *(Column(name, Integer, nullable=False) for name in ROLLUP_COUNTS),
-    Column("duration_ms_total", Float, nullable=False),
-    *(Column(name, Integer, nullable=False) for name in LATENCY_COLUMNS),
-    # Statistics and cleanup read a time range across every endpoint.
-    Index(None, "period_s", "period_start"),
-)
-
-
-def latency_column(duration_ms: float) -> str:
-    """The delivery_rollups column that counts an attempt of this duration."""
-    for bound, column in zip(LATENCY_BOUNDS_MS, LATENCY_COLUMNS, strict=False):
-        if duration_ms <= bound:
-            return column
-    return LATENCY_COLUMNS[-1]
