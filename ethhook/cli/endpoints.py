@@ -16,12 +16,12 @@ from ethhook.cli.common import (
     add_group,
     describe,
     emit,
-    json_default,
     non_negative_int,
     number,
     positive_int,
     table,
 )
+from ethhook.cli.endpoint_output import change_summary, endpoint_json, secret_summary, with_secret
 from ethhook.config import Settings
 from ethhook.service.endpoints import EndpointView, EndpointWithSecret
 from ethhook.service.scope import OPERATOR
@@ -169,33 +169,6 @@ def _endpoint_options(parser: Parser, *, update: bool) -> None:
     parser.add_argument("--name", default=None, help="a label for humans")
 
 
-def _endpoint_json(endpoint: EndpointView) -> dict[str, Any]:
-    return {
-        "id": endpoint.id,
-        "name": endpoint.name,
-        "url": endpoint.url,
-        "active": endpoint.active,
-        "disabled_reason": endpoint.disabled_reason,
-        "chains": endpoint.chains,
-        "contracts": endpoint.contracts,
-        "events": endpoint.events,
-        "topics": endpoint.topics,
-        "where": endpoint.where,
-        "confirmations": endpoint.confirmations,
-        "rate_limit_per_s": endpoint.rate_limit_per_s,
-        "retry_schedule_s": endpoint.retry_schedule_s,
-        "created_at": endpoint.created_at,
-        "application_id": endpoint.application_id,
-    }
-
-
-def _with_secret(created: EndpointWithSecret) -> dict[str, Any]:
-    data = _endpoint_json(created.endpoint)
-    data["secret"] = created.secret
-    data["previous_secret_expires_at"] = created.endpoint.previous_secret_expires_at
-    return data
-
-
 def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
     from ethhook.service.endpoints import create_endpoint
@@ -215,7 +188,7 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
     )
     with session_scope() as session:
         created = create_endpoint(session, spec, scope=OPERATOR, application_id=args.app)
-        data = _with_secret(created)
+        data = with_secret(created)
     emit(args, data, lambda: describe(data))
     return 0
 
@@ -256,7 +229,7 @@ def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
         )
     changes = build_changes(settings, **given)
     with session_scope() as session:
-        data = _endpoint_json(update_endpoint(session, args.id, changes, scope=OPERATOR))
+        data = endpoint_json(update_endpoint(session, args.id, changes, scope=OPERATOR))
     emit(args, data, lambda: f"updated endpoint {args.id}\n" + describe(data))
     return 0
 
@@ -273,7 +246,7 @@ def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
             page = list_endpoints(
                 session, scope=OPERATOR, application_id=args.app, cursor=cursor, limit=MAX_LIMIT
             )
-            data += [_endpoint_json(e) for e in page.items]
+            data += [endpoint_json(e) for e in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -300,7 +273,7 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         details = show_endpoint(session, args.id, scope=OPERATOR)
-    data = _endpoint_json(details.endpoint)
+    data = endpoint_json(details.endpoint)
     data["previous_secret_expires_at"] = details.endpoint.previous_secret_expires_at
     data["deliveries"] = details.deliveries
     data["failing_since"] = details.endpoint.failing_since
@@ -323,15 +296,6 @@ def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
     }
     emit(args, data, lambda: secret_summary(data))
     return 0
-
-
-def secret_summary(data: dict[str, Any]) -> str:
-    """`secret: whsec_…`, and during a rotation the previous secret and when it stops signing."""
-    text = f"secret: {data['secret']}"
-    if data["previous_secret"] is not None:
-        expires = json_default(data["previous_secret_expires_at"])
-        text += f"\nprevious secret: {data['previous_secret']} (keeps signing until {expires})"
-    return text
 
 
 def cmd_endpoint_disable(args: argparse.Namespace, settings: Settings) -> int:
@@ -376,22 +340,11 @@ def _endpoint_change(
     with session_scope() as session:
         changed = change(session)
     if isinstance(changed, EndpointWithSecret):
-        data = _with_secret(changed) if reveal_secret else _endpoint_json(changed.endpoint)
+        data = with_secret(changed) if reveal_secret else endpoint_json(changed.endpoint)
     else:
-        data = _endpoint_json(changed)
+        data = endpoint_json(changed)
     emit(args, data, lambda: change_summary(args.id, done, data, reveal_secret=reveal_secret))
     return 0
-
-
-def change_summary(
-    endpoint_id: int, done: str, data: dict[str, Any], *, reveal_secret: bool
-) -> str:
-    """The human line(s) after a change: `disabled endpoint 3`, plus the secret after a rotation."""
-    text = f"{done} endpoint {endpoint_id}"
-    if reveal_secret:
-        expires = json_default(data["previous_secret_expires_at"])
-        text += f"\nsecret: {data['secret']}\nthe previous secret keeps signing until {expires}"
-    return text
 
 
 def cmd_endpoint_delete(args: argparse.Namespace, settings: Settings) -> int:
