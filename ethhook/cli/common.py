@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeAlias
 
 from ethhook.config import BIGINT_MAX, Settings
-from ethhook.exceptions import InputError
 
 EXIT_USAGE = 2
 
@@ -67,14 +66,9 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 
 def since(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        # In UTC, as the database compares it: 9999-12-31T23:00-05:00 is past the last datetime.
-        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise InputError(
-            f"invalid --since {text!r}: expected ISO 8601, e.g. 2026-11-27T08:00:00Z"
-        ) from exc
+    from ethhook.service.times import parse_since
+
+    return parse_since(text)
 
 
 def _integer(text: str, low: int, expected: str) -> int:

@@ -59,12 +59,10 @@ def _job_data(job: Replay, settings: Settings) -> dict[str, Any]:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.config import ChainConfig
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from ethhook.listen.replay import chain_head
     from ethhook.replay import create_replay
-    from ethhook.service.validation import parse_chain
+    from ethhook.replay.start import replay_chain
     from ethhook.workqueue import enqueue_replays
 
     if args.chain is None or args.from_block is None or args.to_block is None:
@@ -72,13 +70,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             "replay needs --chain, --from-block and --to-block "
             "(or `ethhook replay status ID`, `ethhook replay cancel ID`)"
         )
-    if args.to_block < args.from_block:
-        raise InputError(f"--to-block {args.to_block} is before --from-block {args.from_block}")
-    chain_id = parse_chain(args.chain, settings)
-    chain = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
-    head = chain_head(chain)
-    if args.to_block > head:
-        raise InputError(f"--to-block {args.to_block} is past the chain's head ({head})")
+    chain_id = replay_chain(settings, args.chain, args.from_block, args.to_block)
     with session_scope() as session:
         job, dispatch = create_replay(
             session, settings, chain_id, args.from_block, args.to_block, args.endpoint, utcnow()

@@ -1,0 +1,27 @@
+"""Before a replay job is created: the chain named, and a range the chain's node has reached."""
+
+from __future__ import annotations
+
+from ethhook.config import ChainConfig, Settings
+from ethhook.exceptions import InputError
+from ethhook.listen.replay import chain_head
+from ethhook.service.validation import parse_chain
+
+
+def replay_chain(
+    settings: Settings,
+    chain: str,
+    from_block: int,
+    to_block: int,
+    names: tuple[str, str] = ("--from-block", "--to-block"),
+) -> int:
+    """The id of `chain` (an id or a name) once from_block ≤ to_block ≤ the node's head; InputError
+    otherwise, naming the two bounds as the caller calls them (`names`)."""
+    if to_block < from_block:
+        raise InputError(f"{names[1]} {to_block} is before {names[0]} {from_block}")
+    chain_id = parse_chain(chain, settings)
+    config = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
+    head = chain_head(config)
+    if to_block > head:
+        raise InputError(f"{names[1]} {to_block} is past the chain's head ({head})")
+    return chain_id
