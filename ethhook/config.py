@@ -27,6 +27,8 @@ MAX_RETRY_ATTEMPTS = 50
 # Batch sizes, scan limits and windows: far above any useful value, far below any overflow.
 MAX_COUNT = 1_000_000
 MAX_PORT = 65535
+# The largest request body the API may be told to accept (ETHHOOK_API_MAX_BODY_BYTES).
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,34 @@ def _parse_url(raw: str) -> str:
     return _check_url(raw, "redis://127.0.0.1:6379/0")
 
 
+def _parse_host(raw: str) -> str:
+    """A host name or address to listen on: no scheme, path, port or spaces (IPv6 as ::1)."""
+    host = raw.strip()
+    if not host or any(c.isspace() or c in "/@[]" for c in host):
+        raise ValueError("expected a host name or an IP address, e.g. 127.0.0.1 or 0.0.0.0")
+    return host
+
+
+def _parse_rate(raw: str) -> float:
+    """Requests per second, 0 for no limit."""
+    value = float(raw)
+    if not 0 <= value <= MAX_COUNT:  # NaN fails too
+        raise ValueError(f"expected requests per second from 0 (no limit) to {MAX_COUNT}")
+    return value
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated origins (scheme://host[:port], no path) that browsers may call from."""
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ValueError(
+                f"expected origins such as https://console.example.com, got {origin!r}"
+            )
+    return origins
+
+
 # The databases EthHook is tested on: dialect → the drivers that may follow a "+".
 _DATABASES = {"postgresql": ("", "psycopg2"), "sqlite": ("", "pysqlite")}
 
@@ -216,6 +246,15 @@ class Settings:
     worker_metrics_port: int = 9808
     # Loopback unless told otherwise: deployments scraped from other hosts set 0.0.0.0 themselves.
     metrics_host: str = "127.0.0.1"
+    # The HTTP API (`ethhook api`): loopback unless told otherwise, like every server.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_max_body_bytes: int = 1024 * 1024
+    # Per API key, shared by every API process through Redis; 0 = no limit.
+    api_rate_limit_per_s: float = 50.0
+    api_rate_burst: int = 100
+    # Browser origins allowed to call the API (CORS); none by default.
+    api_cors_origins: tuple[str, ...] = ()
     chains_file: str | None = None
     # Where the demo and the test fixtures install the anvil chain node with npm.
     anvil_cache_dir: str = str(Path.home() / ".cache/ethhook/anvil")
@@ -266,6 +305,12 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "metrics_port": ("ETHHOOK_METRICS_PORT", _parse_port),
     "worker_metrics_port": ("ETHHOOK_WORKER_METRICS_PORT", _parse_port),
     "metrics_host": ("ETHHOOK_METRICS_HOST", str),
+    "api_host": ("ETHHOOK_API_HOST", _parse_host),
+    "api_port": ("ETHHOOK_API_PORT", _int_parser(1, MAX_PORT)),
+    "api_max_body_bytes": ("ETHHOOK_API_MAX_BODY_BYTES", _int_parser(1024, MAX_BODY_BYTES)),
+    "api_rate_limit_per_s": ("ETHHOOK_API_RATE_LIMIT", _parse_rate),
+    "api_rate_burst": ("ETHHOOK_API_RATE_BURST", _parse_count),
+    "api_cors_origins": ("ETHHOOK_API_CORS_ORIGINS", _parse_origins),
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
     "anvil_cache_dir": ("ETHHOOK_ANVIL_CACHE", str),
 }

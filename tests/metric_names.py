@@ -30,6 +30,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "deliveries_failed",
         "deliveries_oldest_due_seconds",
         "celery_queue_length",
+        "api_requests_total",
+        "api_request_duration_seconds",
     }
 )
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import OperationalError
 
 from ethhook import __version__
-from ethhook.cli import apps, database, deliveries, endpoints, processes, replays, stats
+from ethhook.cli import api, apps, database, deliveries, endpoints, processes, replays, stats
 from ethhook.cli.common import EXIT_USAGE, Parser
 from ethhook.config import get_settings
 from ethhook.exceptions import ConfigError, EthHookError, InputError
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="group", required=True, metavar="COMMAND", parser_class=Parser
     )
     # Each module adds its own commands; `ethhook --help` lists them in this order.
-    for module in (database, endpoints, apps, deliveries, replays, stats, processes):
+    for module in (database, endpoints, apps, deliveries, replays, stats, api, processes):
         module.register(commands)
     return parser
 

@@ -16,11 +16,17 @@ def register(commands: Commands) -> None:
         commands,
         "up",
         cmd_up,
-        "run the listener, a match worker, a deliver worker and beat together on this machine",
+        "run the listener, a match worker, a deliver worker, beat and the HTTP API (with the "
+        "console) together on this machine",
     )
     up.add_argument("--workdir", default=".ethhook", help="folder for beat's schedule file")
     up.add_argument("--deliver-pool", default="gevent", choices=["gevent", "threads", "prefork"])
     up.add_argument("--deliver-concurrency", type=positive_int, default=100)
+    up.add_argument(
+        "--no-api",
+        action="store_true",
+        help="do not serve the HTTP API (ETHHOOK_API_HOST:ETHHOOK_API_PORT, 127.0.0.1:8080)",
+    )
     demo = add_command(
         commands,
         "demo",
@@ -49,7 +55,7 @@ def register(commands: Commands) -> None:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
-    from ethhook.supervise import Supervisor, run_until_signalled, standard_children
+    from ethhook.supervise import Child, Supervisor, ethhook, run_until_signalled, standard_children
 
     if not any(chain.enabled for chain in settings.chains):
         raise InputError(
@@ -64,6 +70,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         for offset, name in enumerate(("match", "deliver")):
             port = str(settings.worker_metrics_port + offset)
             next(c for c in children if c.name == name).env["ETHHOOK_WORKER_METRICS_PORT"] = port
+    if not args.no_api:
+        children.append(Child("api", ethhook("api")))
     print(f"ethhook up: {', '.join(c.name for c in children)} (Ctrl-C stops them all)", flush=True)
     return run_until_signalled(Supervisor(children, os.environ))
 

@@ -18,6 +18,7 @@ from ethhook.metrics.definitions import DeferReason
 from ethhook.metrics.recorders import (
     latency_since,
     observe_batch,
+    record_api_request,
     record_attempt,
     record_dead_lettered,
     record_deferred,
@@ -54,6 +55,7 @@ __all__ = [
     "latency_since",
     "mark_worker_process_dead",
     "observe_batch",
+    "record_api_request",
     "record_attempt",
     "record_dead_lettered",
     "record_deferred",

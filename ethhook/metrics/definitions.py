@@ -28,6 +28,8 @@ LATENCY_BUCKETS_S = (
     21600.0, 86400.0,
 )  # fmt: skip
 ATTEMPT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# An API request reads or writes a few rows; a test webhook waits for the receiver (timeouts).
+API_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class Metrics:
@@ -101,6 +103,15 @@ class Metrics:
         self.breaker_open = Gauge(
             "circuit_breaker_open", "1 while the endpoint's circuit breaker is open, else 0",
             ["endpoint"], registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
+        # HTTP API, labelled by route template (/v1/endpoints/{endpoint_id}), never the raw path
+        self.api_requests = Counter(
+            "api_requests", "HTTP API requests answered", ["route", "method", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.api_request_seconds = Histogram(
+            "api_request_duration_seconds", "Time to answer one HTTP API request",
+            ["route", "method"], registry=r, buckets=API_BUCKETS_S,
         )  # fmt: skip
         # Pre-create the fixed label values so the series exist (at 0) from the first scrape.
         for status in ("success", "failure"):

@@ -96,3 +96,13 @@ def record_dead_lettered(n: int = 1) -> None:
 
 def set_breaker_open(endpoint_id: int, is_open: bool) -> None:
     current().breaker_open.labels(endpoint=str(endpoint_id)).set(1 if is_open else 0)
+
+
+# --- HTTP API -------------------------------------------------------------------------------------
+
+
+def record_api_request(route: str, method: str, status: int, seconds: float) -> None:
+    """The API answered a request to `route` (its template, e.g. /v1/endpoints/{endpoint_id})."""
+    metrics = current()
+    metrics.api_requests.labels(route=route, method=method, status=str(status)).inc()
+    metrics.api_request_seconds.labels(route=route, method=method).observe(max(seconds, 0.0))

@@ -22,9 +22,12 @@ from ethhook.db.models import (
     ROLLUP_PERIODS_S,
     Delivery,
     DeliveryStatus,
+    Endpoint,
     delivery_rollups,
     utcnow,
 )
+from ethhook.service.endpoints import get_endpoint
+from ethhook.service.scope import Scope, scoped
 
 # The rollup columns summed over the window, in the order _endpoint_stats unpacks them.
 SUMMED = (
@@ -60,6 +63,19 @@ class EndpointStats:
     latency_buckets: tuple[int, ...]
     # Deliveries waiting, pending and failed now (not limited to the window).
     deliveries: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MinuteCount:
+    """One endpoint's attempts in one minute (from its minute rollup row)."""
+
+    start: datetime
+    attempts: int
+    succeeded: int
+
+    @property
+    def failed(self) -> int:
+        return self.attempts - self.succeeded
 
 
 def percentile_from_buckets(
@@ -189,3 +205,43 @@ def _endpoint_stats(
         latency_buckets=buckets,
         deliveries=open_now or dict.fromkeys(DeliveryStatus.OPEN, 0),
     )
+
+
+def deliveries_per_minute(
+    session: Session,
+    endpoint_id: int,
+    *,
+    scope: Scope,
+    since: datetime,
+    now: datetime | None = None,
+) -> list[MinuteCount]:
+    """One endpoint's attempts in every minute from `since`'s to `now`'s, oldest first; a minute
+    without attempts counts 0. One read of at most one minute row per minute."""
+    get_endpoint(session, endpoint_id, scope=scope)  # another application's: NotFoundError
+    first = since.replace(second=0, microsecond=0)
+    last = (now or utcnow()).replace(second=0, microsecond=0)
+    c = delivery_rollups.c
+    rows = session.execute(
+        select(c.period_start, c.attempts, c.succeeded).where(
+            c.endpoint_id == endpoint_id,
+            c.period_s == ROLLUP_MINUTE_S,
+            c.period_start >= first,
+            c.period_start <= last,
+        )
+    )
+    found = {row.period_start: (row.attempts, row.succeeded) for row in rows}
+    minutes = int((last - first).total_seconds() // ROLLUP_MINUTE_S) + 1
+    counts = []
+    for i in range(max(0, minutes)):
+        start = first + timedelta(minutes=i)
+        attempts, succeeded = found.get(start, (0, 0))
+        counts.append(MinuteCount(start, attempts, succeeded))
+    return counts
+
+
+def scoped_stats(
+    session: Session, since: datetime, *, scope: Scope, now: datetime | None = None
+) -> list[EndpointStats]:
+    """`delivery_stats` of the scope's endpoints only (the operator's: every endpoint's)."""
+    ids = None if scope is None else scoped(select(Endpoint.id), Endpoint.application_id, scope)
+    return delivery_stats(session, since, now, endpoint_ids=ids)

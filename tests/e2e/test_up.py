@@ -53,6 +53,7 @@ def test_up_under_sigterm_leaves_no_process_and_loses_no_event(receiver, start_a
         "ETHEREUM_WS": node.ws_url,
         "ETHHOOK_METRICS_PORT": str(free_port()),
         "ETHHOOK_WORKER_METRICS_PORT": "0",
+        "ETHHOOK_API_PORT": str(free_port()),
     }
 
     up, log = start_up(env, "first")
@@ -129,7 +130,7 @@ def listening_sockets(pid: int) -> set[tuple[str, int]]:
 
 def test_up_listens_on_loopback_only_unless_told_otherwise(start_anvil):
     node = start_anvil(chain_id=1)
-    metrics_port, worker_port = free_port(), free_port_pair()
+    metrics_port, worker_port, api_port = free_port(), free_port_pair(), free_port()
     env = {
         **os.environ,
         "ETHEREUM_HTTP": node.http_url,
@@ -137,9 +138,11 @@ def test_up_listens_on_loopback_only_unless_told_otherwise(start_anvil):
         "ETHHOOK_METRICS_PORT": str(metrics_port),
         # Not the suite's 0: the match and deliver workers serve /metrics on these two ports.
         "ETHHOOK_WORKER_METRICS_PORT": str(worker_port),
+        "ETHHOOK_API_PORT": str(api_port),
     }
     env.pop("ETHHOOK_METRICS_HOST", None)
-    servers = {metrics_port, worker_port, worker_port + 1}
+    env.pop("ETHHOOK_API_HOST", None)
+    servers = {metrics_port, worker_port, worker_port + 1, api_port}
 
     def every_server_listens() -> set[tuple[str, int]] | None:
         found = listening_sockets(up.pid)
@@ -148,7 +151,7 @@ def test_up_listens_on_loopback_only_unless_told_otherwise(start_anvil):
     up, log = start_up(env, "loopback")
     try:
         sockets = wait_until(
-            every_server_listens, 60, 0.5, "the listener's and both workers' metrics servers"
+            every_server_listens, 60, 0.5, "the listener's, both workers' and the API's servers"
         )
         time.sleep(2)  # anything that starts listening a little later is counted too
         sockets |= listening_sockets(up.pid)

@@ -23,8 +23,9 @@ SCRAPED_UNITS = (
 )
 
 
-def test_the_metrics_servers_default_to_loopback():
+def test_the_metrics_servers_and_the_api_default_to_loopback():
     assert load_settings({}).metrics_host == "127.0.0.1"
+    assert load_settings({}).api_host == "127.0.0.1"
 
 
 def test_flower_defaults_to_loopback_and_takes_an_override():
@@ -37,6 +38,7 @@ def test_compose_opens_only_what_prometheus_scrapes_or_the_host_publishes():
     for name in SCRAPED_SERVICES:
         assert services[name]["environment"]["ETHHOOK_METRICS_HOST"] == "0.0.0.0", name
     assert services["flower"]["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"
+    assert services["api"]["environment"]["ETHHOOK_API_HOST"] == "0.0.0.0"
     for name, service in services.items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
@@ -52,3 +54,6 @@ def test_systemd_opens_only_the_scraped_units_and_says_why():
     env = (ROOT / "ops" / "systemd" / "ethhook.env.example").read_text()
     assert not re.search(r"^ETHHOOK_METRICS_HOST=", env, re.MULTILINE)
     assert re.search(r"^FLOWER_ADDRESS=127\.0\.0\.1$", env, re.MULTILINE)
+    assert re.search(r"^ETHHOOK_API_HOST=127\.0\.0\.1$", env, re.MULTILINE)
+    api_unit = (ROOT / "ops" / "systemd" / "ethhook-api.service").read_text()
+    assert "Environment=ETHHOOK_API_HOST" not in api_unit

@@ -73,6 +73,7 @@ def test_docker_compose_config_accepts_the_file(env_file: Path | None, tmp_path:
         "maintenance-worker",
         "beat",
         "flower",
+        "api",
         "prometheus",
     }
     if env_file is not None:
@@ -82,7 +83,15 @@ def test_docker_compose_config_accepts_the_file(env_file: Path | None, tmp_path:
 
 def test_compose_services_have_health_checks_and_order() -> None:
     services = _compose()["services"]
-    for name in ("postgres", "redis", "listener", "match-worker", "deliver-worker", "flower"):
+    for name in (
+        "postgres",
+        "redis",
+        "listener",
+        "match-worker",
+        "deliver-worker",
+        "flower",
+        "api",
+    ):
         assert "healthcheck" in services[name], name
     assert services["migrate"]["restart"] == "no"
     for name in ("listener", "match-worker", "deliver-worker", "maintenance-worker", "beat"):
@@ -211,6 +220,7 @@ def test_every_systemd_command_exists_and_reads_the_env_file() -> None:
         "ethhook-maintenance-worker.service",
         "ethhook-beat.service",
         "ethhook-flower.service",
+        "ethhook-api.service",
     }
     for unit, argv in commands:
         try:
@@ -322,6 +332,8 @@ def test_prometheus_scrapes_listener_and_every_worker() -> None:
         sd = jobs[job]["dns_sd_configs"][0]
         assert sd["names"] == [service] and sd["port"] == 9808
         assert services[service]["environment"]["ETHHOOK_WORKER_METRICS_PORT"] == "9808"
+    assert jobs["ethhook-api"]["static_configs"][0]["targets"] == ["api:8080"]
+    assert services["api"]["environment"]["ETHHOOK_API_PORT"] == "8080"
     assert config["rule_files"] == ["alerts.yml"]
 
 

@@ -29,7 +29,7 @@ def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
 def test_the_commands_are_listed_in_their_order():
     top = _commands(build_parser())
     assert list(top) == [
-        "db", "endpoint", "app", "delivery", "replay", "stats", "listen", "up", "demo"
+        "db", "endpoint", "app", "delivery", "replay", "stats", "api", "listen", "up", "demo"
     ]
     assert list(_commands(top["db"])) == ["upgrade", "reencrypt"]
     assert list(_commands(top["endpoint"])) == [
@@ -64,7 +64,7 @@ def test_every_command_runs_a_handler_and_takes_json():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 27
+    assert len(found) == 28
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path

@@ -1,0 +1,141 @@
+"""ASGI middleware in front of every /v1 route: a bounded request body, then the caller's rate
+limit, then authentication (a missing or wrong key is 401, never a route's business)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ethhook.api.auth import STATE_KEY, bearer_token, resolve, token_fingerprint, unauthorized
+from ethhook.api.problems import send_problem
+from ethhook.api.ratelimit import ApiRateLimiter
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/v1"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_api_path(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, read chunk by chunk; BodyTooLarge as soon as it passes `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then waits on the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class BodyLimit:
+    """413 for a body over `max_bytes`: by its Content-Length before reading it, else while
+    reading it (chunked), never holding more than `max_bytes` of it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        try:
+            too_large = declared is not None and int(declared) > self.max_bytes
+        except ValueError:
+            await send_problem(scope, receive, send, 400, "bad-request", "invalid Content-Length")
+            return
+        body = b""
+        if not too_large:
+            try:
+                body = await read_body(receive, self.max_bytes)
+            except BodyTooLarge:
+                too_large = True
+        if too_large:
+            detail = f"the request body is larger than {self.max_bytes} bytes"
+            await send_problem(
+                scope, receive, send, 413, "body-too-large", detail, {"Connection": "close"}
+            )
+            return
+        await self.app(scope, replaying(body, receive), send)
+
+
+class Guard:
+    """For /v1 paths: the rate limit of the key presented (of the client address without one),
+    then authentication; the Principal is left in the request's state."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: ApiRateLimiter,
+        authenticate: Callable[[str], object] = resolve,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_api_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        token = bearer_token(Headers(scope=scope))
+        client = scope.get("client") or ("unknown", 0)
+        caller = token_fingerprint(token) if token else f"anonymous:{client[0]}"
+        wait_s = await run_in_threadpool(self.limiter.acquire, caller)
+        if wait_s > 0:
+            detail = f"too many requests for this key; retry in {wait_s:.2f}s"
+            retry = {"Retry-After": str(max(1, math.ceil(wait_s)))}
+            await send_problem(scope, receive, send, 429, "rate-limited", detail, retry)
+            return
+        principal = None
+        if token:
+            try:
+                principal = await run_in_threadpool(self.authenticate, token)
+            except DBAPIError as exc:
+                log.error("api.auth.database_unavailable error=%s", type(exc).__name__)
+                detail = "the database is unreachable; try again later"
+                await send_problem(scope, receive, send, 503, "database-unavailable", detail)
+                return
+        if principal is None:
+            problem = unauthorized(token is not None)
+            await send_problem(
+                scope, receive, send, 401, problem.kind, problem.detail, problem.headers
+            )
+            return
+        scope.setdefault("state", {})[STATE_KEY] = principal
+        await self.app(scope, receive, send)

@@ -1,0 +1,123 @@
+"""/v1/deliveries: list and show deliveries with their attempts, and send them again."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from ethhook.api import schemas
+from ethhook.api.routes.common import (
+    DEFAULT_PAGE,
+    READ,
+    WRITE,
+    Caller,
+    Cursor,
+    Id,
+    Limit,
+    OptionalId,
+    Since,
+    in_session,
+)
+from ethhook.db.models import DeliveryStatus
+from ethhook.service import deliveries as service
+from ethhook.service.times import parse_since
+from ethhook.workqueue import enqueue_groups
+
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+
+
+def delivery_json(view: service.DeliveryView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "webhook_id": view.webhook_id,
+        "endpoint_id": view.endpoint_id,
+        "event_id": view.event_id,
+        "kind": view.kind,
+        "status": view.status,
+        "attempt_count": view.attempts,
+        "next_attempt_at": view.next_attempt_at,
+        "last_status_code": view.last_status_code,
+        "last_error": view.last_error,
+        "created_at": view.created_at,
+        "updated_at": view.updated_at,
+    }
+
+
+def delivery_filter(status: str | None, endpoint_id: int | None, since: str | None) -> Any:
+    return service.DeliveryFilter(
+        status=status,
+        endpoint_id=endpoint_id,
+        since=parse_since(since, "since") if since is not None else None,
+    )
+
+
+def retried(plan: service.RetryPlan) -> dict[str, Any]:
+    """Publish the plan's deliver tasks (after the commit, as `ethhook delivery retry` does)."""
+    enqueue_groups(plan.groups)
+    return {"count": plan.count}
+
+
+@router.get("", response_model=schemas.Page[schemas.Delivery], responses=READ)
+def list_deliveries(
+    principal: Caller,
+    endpoint_id: OptionalId = None,
+    status: Annotated[
+        str | None, Query(max_length=20, description=f"one of {', '.join(DeliveryStatus.ALL)}")
+    ] = None,
+    since: Since = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE,
+) -> dict[str, Any]:
+    """Deliveries in id order (oldest first), filtered; `next_cursor` continues the list."""
+    where = delivery_filter(status, endpoint_id, since)
+    page = in_session(
+        service.list_deliveries, where, scope=principal.scope, cursor=cursor, limit=limit
+    )
+    return {"data": [delivery_json(d) for d in page.items], "next_cursor": page.next_cursor}
+
+
+@router.post("/retry", status_code=202, response_model=schemas.RetryAccepted, responses=WRITE)
+def retry_matching(
+    principal: Caller,
+    body: schemas.BulkRetryRequest,
+) -> dict[str, Any]:
+    """Send again now every delivery with this status (of this endpoint, since this time)."""
+    where = delivery_filter(body.status, body.endpoint_id, body.since)
+    plan = in_session(service.retry_matching, where, scope=principal.scope)
+    return retried(plan)
+
+
+@router.get("/{delivery_id}", response_model=schemas.DeliveryDetails, responses=READ)
+def show_delivery(
+    delivery_id: Id,
+    principal: Caller,
+) -> dict[str, Any]:
+    """The delivery with every attempt: status, duration, error and response body."""
+    details = in_session(service.show_delivery, delivery_id, scope=principal.scope)
+    return {
+        **delivery_json(details.delivery),
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "started_at": a.started_at,
+                "duration_ms": a.duration_ms,
+                "status_code": a.status_code,
+                "error": a.error,
+                "response_body": a.response_body,
+            }
+            for a in details.attempts
+        ],
+    }
+
+
+@router.post(
+    "/{delivery_id}/retry", status_code=202, response_model=schemas.RetryAccepted, responses=WRITE
+)
+def retry_delivery(
+    delivery_id: Id,
+    principal: Caller,
+) -> dict[str, Any]:
+    """Send the delivery again now, with the same webhook-id."""
+    plan = in_session(service.retry_deliveries, [delivery_id], scope=principal.scope)
+    return retried(plan)

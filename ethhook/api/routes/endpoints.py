@@ -1,0 +1,238 @@
+"""/v1/endpoints: register, list, show, change, pause, re-key, test and delete endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from ethhook.api import schemas
+from ethhook.api.problems import ApiProblem
+from ethhook.api.routes.common import (
+    DEFAULT_PAGE,
+    READ,
+    WRITE,
+    Caller,
+    Cursor,
+    Id,
+    Limit,
+    OptionalId,
+    in_session,
+    settings_of,
+)
+from ethhook.service import endpoints as service
+from ethhook.service.testsend import send_test_webhook
+from ethhook.service.validation import build_changes, build_spec
+
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+
+WHERE_NOT_SUPPORTED = "where conditions are not supported yet; leave `where` empty"
+
+
+def endpoint_json(view: service.EndpointView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "application_id": view.application_id,
+        "name": view.name,
+        "url": view.url,
+        "active": view.active,
+        "disabled_reason": view.disabled_reason,
+        "chains": view.chains,
+        "contracts": view.contracts,
+        "events": view.events,
+        "topics": view.topics,
+        "confirmations": view.confirmations,
+        "rate_limit": view.rate_limit_per_s,
+        "retry_schedule": view.retry_schedule_s,
+        "created_at": view.created_at,
+        "previous_secret_expires_at": view.previous_secret_expires_at,
+        "failing_since": view.failing_since,
+    }
+
+
+def with_secret(created: service.EndpointWithSecret) -> dict[str, Any]:
+    return {**endpoint_json(created.endpoint), "secret": created.secret}
+
+
+def schedule_text(schedule: list[float] | None) -> str | None:
+    """A JSON list of seconds in the text form the service parses (`0,5,300`)."""
+    return None if schedule is None else ",".join(repr(float(s)) for s in schedule)
+
+
+def refuse_where(where: list[str] | None) -> None:
+    if where:
+        raise ApiProblem(422, "where-not-supported", WHERE_NOT_SUPPORTED)
+
+
+@router.post("", status_code=201, response_model=schemas.EndpointWithSecret, responses=WRITE)
+def create_endpoint(
+    principal: Caller,
+    body: schemas.EndpointCreate,
+    request: Request,
+) -> dict[str, Any]:
+    """Register an endpoint; the answer carries its signing `secret`."""
+    refuse_where(body.where)
+    spec = build_spec(
+        url=body.url,
+        chains=[str(c) for c in body.chains],
+        contracts=body.contracts,
+        events=body.events,
+        confirmations=body.confirmations,
+        rate_limit_per_s=body.rate_limit,
+        retry_schedule=schedule_text(body.retry_schedule),
+        name=body.name,
+        settings=settings_of(request),
+    )
+    created = in_session(
+        service.create_endpoint, spec, scope=principal.scope, application_id=body.application_id
+    )
+    return with_secret(created)
+
+
+@router.get("", response_model=schemas.Page[schemas.Endpoint], responses=READ)
+def list_endpoints(
+    principal: Caller,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE,
+    application_id: OptionalId = None,
+) -> dict[str, Any]:
+    page = in_session(
+        service.list_endpoints,
+        scope=principal.scope,
+        application_id=application_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"data": [endpoint_json(e) for e in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/{endpoint_id}", response_model=schemas.EndpointDetails, responses=READ)
+def show_endpoint(
+    endpoint_id: Id,
+    principal: Caller,
+    request: Request,
+) -> dict[str, Any]:
+    """The endpoint, its deliveries by status and its circuit breaker (never its secret)."""
+    details = in_session(service.show_endpoint, endpoint_id, scope=principal.scope)
+    breaker = service.breaker_state(endpoint_id, settings_of(request))
+    return {
+        **endpoint_json(details.endpoint),
+        "deliveries": details.deliveries,
+        "circuit_breaker": breaker,
+    }
+
+
+# PATCH field → the name build_changes takes.
+_CHANGES = {
+    "url": "url",
+    "chains": "chains",
+    "contracts": "contracts",
+    "events": "events",
+    "confirmations": "confirmations",
+    "rate_limit": "rate_limit_per_s",
+    "retry_schedule": "retry_schedule",
+    "name": "name",
+}
+
+
+@router.patch("/{endpoint_id}", response_model=schemas.Endpoint, responses=WRITE)
+def update_endpoint(
+    endpoint_id: Id,
+    principal: Caller,
+    body: schemas.EndpointUpdate,
+    request: Request,
+) -> dict[str, Any]:
+    """Change the fields given, in place: same id, secret and deliveries."""
+    given = body.model_fields_set
+    refuse_where(body.where if "where" in given else None)
+    fields: dict[str, Any] = {_CHANGES[f]: getattr(body, f) for f in given if f in _CHANGES}
+    if "chains" in fields:
+        fields["chains"] = [str(c) for c in fields["chains"]]
+    if "retry_schedule" in fields:
+        fields["retry_schedule"] = schedule_text(fields["retry_schedule"])
+    changes = build_changes(settings_of(request), **fields)
+    view = in_session(service.update_endpoint, endpoint_id, changes, scope=principal.scope)
+    return endpoint_json(view)
+
+
+@router.delete("/{endpoint_id}", status_code=204, response_class=Response, responses=READ)
+def delete_endpoint(
+    endpoint_id: Id,
+    principal: Caller,
+) -> Response:
+    """Delete the endpoint with its deliveries and attempts."""
+    in_session(service.delete_endpoint, endpoint_id, scope=principal.scope)
+    return Response(status_code=204)
+
+
+@router.post("/{endpoint_id}/enable", response_model=schemas.Endpoint, responses=WRITE)
+def enable_endpoint(
+    endpoint_id: Id,
+    principal: Caller,
+) -> dict[str, Any]:
+    """Resume delivering; the deliveries that waited go out."""
+    view = in_session(service.set_active, endpoint_id, True, None, scope=principal.scope)
+    return endpoint_json(view)
+
+
+@router.post("/{endpoint_id}/disable", response_model=schemas.Endpoint, responses=WRITE)
+def disable_endpoint(
+    endpoint_id: Id,
+    principal: Caller,
+    body: schemas.DisableRequest | None = None,
+) -> dict[str, Any]:
+    """Stop delivering; deliveries wait until the endpoint is enabled again."""
+    reason = (body.reason if body else None) or "disabled through the API"
+    view = in_session(service.set_active, endpoint_id, False, reason, scope=principal.scope)
+    return endpoint_json(view)
+
+
+@router.post(
+    "/{endpoint_id}/rotate-secret", response_model=schemas.EndpointWithSecret, responses=WRITE
+)
+def rotate_secret(
+    endpoint_id: Id,
+    principal: Caller,
+    request: Request,
+    body: schemas.RotateSecretRequest | None = None,
+) -> dict[str, Any]:
+    """A new secret; the old one keeps signing beside it for `grace_s` seconds."""
+    grace = body.grace_s if body and body.grace_s is not None else None
+    if grace is None:
+        grace = settings_of(request).secret_rotation_grace_s
+    rotated = in_session(service.rotate_secret, endpoint_id, grace, scope=principal.scope)
+    return with_secret(rotated)
+
+
+@router.get("/{endpoint_id}/secret", response_model=schemas.Secrets, responses=READ)
+def endpoint_secret(
+    endpoint_id: Id,
+    principal: Caller,
+) -> dict[str, Any]:
+    """The secret that signs the endpoint's webhooks (and the previous one while it signs)."""
+    secrets = in_session(service.endpoint_secrets, endpoint_id, scope=principal.scope)
+    return {
+        "id": endpoint_id,
+        "secret": secrets.secret,
+        "previous_secret": secrets.previous_secret,
+        "previous_secret_expires_at": secrets.previous_secret_expires_at,
+    }
+
+
+@router.post("/{endpoint_id}/test", response_model=schemas.EndpointTestResult, responses=WRITE)
+def test_endpoint(
+    endpoint_id: Id,
+    principal: Caller,
+    request: Request,
+) -> dict[str, Any]:
+    """Send a signed `endpoint.test` webhook now and report what the endpoint answered."""
+    result = in_session(
+        send_test_webhook, endpoint_id, scope=principal.scope, settings=settings_of(request)
+    )
+    return {
+        "webhook_id": result.webhook_id,
+        "ok": result.ok,
+        "status_code": result.status_code,
+        "duration_ms": result.duration_ms,
+        "error": result.error,
+    }

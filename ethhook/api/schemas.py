@@ -1,0 +1,259 @@
+"""The JSON the API takes and returns (request and response models, and so the OpenAPI schema).
+
+Models only describe shapes: every value is validated by the service layer, once, for the CLI and
+the API alike. Field names follow DESIGN.md (`rate_limit`, `retry_schedule`, `chains`, …) both
+ways, so what a GET returns can be sent back in a PATCH.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from ethhook.config import BIGINT_MAX
+
+T = TypeVar("T")
+
+ChainRef = int | str  # a chain id or a name
+# An id or a block number: what fits a BIGINT column.
+RowId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+Block = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
+
+
+class Request(BaseModel):
+    """A request body: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+# --- endpoints -------------------------------------------------------------------------------------
+
+
+class EndpointCreate(Request):
+    url: str = Field(description="http(s) URL that receives the webhooks")
+    chains: list[ChainRef] = Field(default=[], description="chain ids or names; empty: every chain")
+    contracts: list[str] = Field(default=[], description="contract addresses; empty: every one")
+    events: list[str] = Field(
+        default=[], description="Solidity event signatures or topic0s; empty: every event"
+    )
+    where: list[str] = Field(
+        default=[], description="conditions on the decoded arguments (not supported yet)"
+    )
+    confirmations: int = 0
+    rate_limit: float | None = Field(default=None, description="requests per second at most")
+    retry_schedule: list[float] | None = Field(
+        default=None, description="seconds before each attempt, e.g. [0, 5, 300]"
+    )
+    name: str | None = None
+    application_id: RowId | None = Field(
+        default=None, description="the operator's choice of application; default: the key's own"
+    )
+
+
+class EndpointUpdate(Request):
+    """Only the fields given change; `null` clears `name`, `rate_limit` and `retry_schedule`
+    (the others may not be null: leave them out to keep them)."""
+
+    url: str | SkipJsonSchema[None] = None
+    chains: list[ChainRef] | SkipJsonSchema[None] = None
+    contracts: list[str] | SkipJsonSchema[None] = None
+    events: list[str] | SkipJsonSchema[None] = None
+    where: list[str] | SkipJsonSchema[None] = None
+    confirmations: int | SkipJsonSchema[None] = None
+    rate_limit: float | None = None
+    retry_schedule: list[float] | None = None
+    name: str | None = None
+
+    @field_validator("url", "chains", "contracts", "events", "where", "confirmations")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only on values sent (defaults are not validated): an explicit null is refused.
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
+
+
+class DisableRequest(Request):
+    reason: str | None = Field(default=None, description="why; shown with the endpoint")
+
+
+class RotateSecretRequest(Request):
+    grace_s: float | None = Field(
+        default=None, description="seconds the old secret keeps signing (default: the setting)"
+    )
+
+
+class Endpoint(BaseModel):
+    id: int
+    application_id: int
+    name: str | None
+    url: str
+    active: bool
+    disabled_reason: str | None
+    chains: list[int]
+    contracts: list[str]
+    events: list[str]
+    topics: list[str]
+    confirmations: int
+    rate_limit: float | None
+    retry_schedule: list[float] | None
+    created_at: datetime
+    previous_secret_expires_at: datetime | None
+    failing_since: datetime | None
+
+
+class EndpointDetails(Endpoint):
+    deliveries: dict[str, int] = Field(description="deliveries by status")
+    circuit_breaker: str
+
+
+class EndpointWithSecret(Endpoint):
+    secret: str = Field(description="signs the endpoint's webhooks; shown here and at /secret")
+
+
+class Secrets(BaseModel):
+    id: int
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+
+class EndpointTestResult(BaseModel):
+    """What the endpoint answered to a signed `endpoint.test` webhook."""
+
+    webhook_id: str
+    ok: bool
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+
+
+# --- deliveries ------------------------------------------------------------------------------------
+
+
+class Delivery(BaseModel):
+    id: int
+    webhook_id: str
+    endpoint_id: int
+    event_id: str
+    kind: str
+    status: str
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Attempt(BaseModel):
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_body: str | None
+
+
+class DeliveryDetails(Delivery):
+    attempts: list[Attempt]
+
+
+class BulkRetryRequest(Request):
+    status: str = Field(description="e.g. failed")
+    endpoint_id: RowId | None = None
+    since: str | None = Field(default=None, description="ISO 8601, e.g. 2026-11-27T08:00:00Z")
+
+
+class RetryAccepted(BaseModel):
+    count: int = Field(description="deliveries made due now")
+
+
+# --- replays ---------------------------------------------------------------------------------------
+
+
+class ReplayCreate(Request):
+    chain: ChainRef
+    from_block: Block
+    to_block: Block
+    endpoint_id: RowId | None = Field(
+        default=None, description="required for an application key; the operator may omit it"
+    )
+
+
+class Replay(BaseModel):
+    id: int
+    chain: str
+    chain_id: int
+    from_block: int
+    to_block: int
+    endpoint_id: int | None
+    state: str
+    chunks_done: int
+    blocks_done: int
+    blocks_total: int
+    events: int
+    deliveries: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- statistics ------------------------------------------------------------------------------------
+
+
+class EndpointStats(BaseModel):
+    endpoint_id: int
+    attempts: int
+    succeeded: int
+    failed: int
+    client_errors: int
+    server_errors: int
+    no_response: int
+    dead_lettered: int
+    success_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_mean_ms: float | None
+    latency_buckets: list[int]
+    deliveries: dict[str, int]
+
+
+class Stats(BaseModel):
+    since: datetime
+    until: datetime
+    endpoints: list[EndpointStats]
+
+
+# --- applications ----------------------------------------------------------------------------------
+
+
+class ApplicationCreate(Request):
+    name: str
+
+
+class Application(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    endpoints: int
+
+
+class ApplicationWithKey(Application):
+    api_key: str = Field(description="`Authorization: Bearer <api_key>`; shown only this once")
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    redis: str

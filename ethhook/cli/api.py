@@ -1,0 +1,66 @@
+"""`ethhook api`: serve the HTTP API and the console with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+
+from ethhook.cli.common import Commands, add_command, positive_int
+from ethhook.config import MAX_PORT, Settings
+from ethhook.exceptions import InputError
+
+
+def register(commands: Commands) -> None:
+    api = add_command(
+        commands,
+        "api",
+        cmd_api,
+        "serve the HTTP API (/v1, /openapi.json, /health, /metrics) and the console (/console/)",
+    )
+    api.add_argument(
+        "--host", default=None, help="address to listen on (default ETHHOOK_API_HOST, 127.0.0.1)"
+    )
+    api.add_argument(
+        "--port", type=positive_int, default=None, help="port (default ETHHOOK_API_PORT, 8080)"
+    )
+
+
+def serving_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings with --host and --port applied over ETHHOOK_API_HOST and ETHHOOK_API_PORT."""
+    host = settings.api_host if args.host is None else args.host.strip()
+    port = settings.api_port if args.port is None else args.port
+    if not host:
+        raise InputError("invalid --host: it is empty")
+    if not 1 <= port <= MAX_PORT:
+        raise InputError(f"invalid --port {port}: expected 1 to {MAX_PORT}")
+    return dataclasses.replace(settings, api_host=host, api_port=port)
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from ethhook.api.app import create_app
+    from ethhook.console import mount
+
+    settings = serving_settings(args, settings)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    app = create_app(settings)
+    mount(app, settings)
+    logging.getLogger(__name__).info(
+        "api.started host=%s port=%s", settings.api_host, settings.api_port
+    )
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        access_log=False,  # api_requests_total counts requests; logs say what went wrong
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
