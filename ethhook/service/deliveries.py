@@ -185,3 +185,21 @@ def retry_matching(session: Session, where: DeliveryFilter, *, scope: Scope) -> 
         )
     ids = session.scalars(_filtered(select(Delivery.id), where, scope).order_by(Delivery.id))
     return retry_deliveries(session, list(ids), scope=scope)
+
+
+def newest_deliveries(
+    session: Session,
+    where: DeliveryFilter,
+    *,
+    scope: Scope,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[DeliveryView]:
+    """The console's lists: newest first; `next_cursor` continues with older deliveries."""
+    check_limit(limit)
+    query = select(Delivery)
+    before = decode_cursor(cursor)
+    if before:
+        query = query.where(Delivery.id < before)
+    query = _filtered(query, where, scope).order_by(Delivery.id.desc()).limit(limit + 1)
+    return page_of([view(d) for d in session.scalars(query)], limit)

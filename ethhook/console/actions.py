@@ -1,0 +1,151 @@
+"""The console's actions (POST forms, every one CSRF-checked by ConsoleRoute): sign in and out,
+retry deliveries, enable or disable an endpoint, rotate its secret, send it a test webhook.
+
+Each action calls the same service function as the CLI and the API; a retry enqueues its deliver
+tasks only after the transaction that made the deliveries due has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+
+from ethhook.console.sessions import ConsoleSession
+from ethhook.console.web import (
+    ConsoleRoute,
+    check_id,
+    console_of,
+    flash,
+    form,
+    parse_id,
+    redirect,
+    render,
+    set_session,
+    signed_in,
+)
+from ethhook.db import session_scope
+from ethhook.db.models import DeliveryStatus
+from ethhook.service.apps import authenticate
+from ethhook.service.deliveries import DeliveryFilter, retry_deliveries, retry_matching
+from ethhook.service.endpoints import get_endpoint, rotate_secret, set_active
+from ethhook.service.testsend import send_test_webhook
+from ethhook.workqueue import enqueue_groups
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+DISABLED_REASON = "disabled in the console"
+
+
+@router.post("/sign-in")
+def sign_in(request: Request) -> Response:
+    key = form(request).get("key", "").strip()
+    with session_scope() as db:
+        principal = authenticate(db, key)
+    if principal is None:
+        log.info("console.sign_in.refused")
+        error = "That key is not valid. Use an application's API key (ehk_…) or the operator key."
+        return render(request, "sign_in.html", 401, error=error)
+    # A new session (and CSRF token) on every sign-in: a token seen before it is worthless after.
+    set_session(request, ConsoleSession.fresh(key))
+    log.info("console.sign_in application=%s", principal.application_id or "operator")
+    return redirect("/endpoints")
+
+
+@router.post("/sign-out")
+def sign_out(request: Request) -> Response:
+    set_session(request, ConsoleSession.fresh().with_flash("Signed out."))
+    return redirect("/sign-in")
+
+
+@router.post("/endpoints/{endpoint_id:int}/enable")
+def enable(request: Request, endpoint_id: int) -> Response:
+    return _set_active(request, endpoint_id, True)
+
+
+@router.post("/endpoints/{endpoint_id:int}/disable")
+def disable(request: Request, endpoint_id: int) -> Response:
+    return _set_active(request, endpoint_id, False)
+
+
+def _set_active(request: Request, endpoint_id: int, active: bool) -> Response:
+    check_id(endpoint_id, "endpoint")
+    with signed_in(request) as (db, visitor):
+        reason = None if active else DISABLED_REASON
+        set_active(db, endpoint_id, active, reason, scope=visitor.principal.scope)
+    flash(request, f"Endpoint {endpoint_id} {'enabled' if active else 'disabled'}.")
+    return redirect(f"/endpoints/{endpoint_id}")
+
+
+@router.post("/endpoints/{endpoint_id:int}/rotate-secret")
+def rotate(request: Request, endpoint_id: int) -> Response:
+    settings = console_of(request).settings
+    check_id(endpoint_id, "endpoint")
+    grace_s = settings.secret_rotation_grace_s
+    with signed_in(request) as (db, visitor):
+        rotated = rotate_secret(db, endpoint_id, grace_s, scope=visitor.principal.scope)
+    # Shown in this response only (never stored in the session, never cached: no-store).
+    return render(
+        request,
+        "secret.html",
+        visitor=visitor,
+        endpoint=rotated.endpoint,
+        secret=rotated.secret,
+        grace_s=grace_s,
+    )
+
+
+@router.post("/endpoints/{endpoint_id:int}/test")
+def send_test(request: Request, endpoint_id: int) -> Response:
+    settings = console_of(request).settings
+    check_id(endpoint_id, "endpoint")
+    with signed_in(request) as (db, visitor):
+        url = get_endpoint(db, endpoint_id, scope=visitor.principal.scope).url
+        result = send_test_webhook(
+            db, endpoint_id, scope=visitor.principal.scope, settings=settings
+        )
+    return render(
+        request,
+        "test_result.html",
+        visitor=visitor,
+        endpoint_id=endpoint_id,
+        endpoint_url=url,
+        result=result,
+    )
+
+
+@router.post("/deliveries/{delivery_id:int}/retry")
+def retry_one(request: Request, delivery_id: int) -> Response:
+    check_id(delivery_id, "delivery")
+    with signed_in(request) as (db, visitor):
+        plan = retry_deliveries(db, [delivery_id], scope=visitor.principal.scope)
+    enqueued = enqueue_groups(plan.groups)
+    flash(request, _retried(plan.count, enqueued))
+    back = form(request).get("back")
+    return redirect("/failed" if back == "failed" else f"/deliveries/{delivery_id}")
+
+
+@router.post("/failed/retry")
+def retry_failed(request: Request) -> Response:
+    endpoint_id = parse_id(form(request).get("endpoint_id"), "endpoint")
+    with signed_in(request) as (db, visitor):
+        scope = visitor.principal.scope
+        if endpoint_id is not None:
+            get_endpoint(db, endpoint_id, scope=scope)  # another application's: the 404 page
+        where = DeliveryFilter(status=DeliveryStatus.FAILED, endpoint_id=endpoint_id)
+        plan = retry_matching(db, where, scope=scope)
+    enqueued = enqueue_groups(plan.groups)
+    flash(request, _retried(plan.count, enqueued))
+    return redirect("/failed" if endpoint_id is None else f"/failed?endpoint={endpoint_id}")
+
+
+def _retried(count: int, enqueued: int) -> str:
+    if count == 0:
+        return "No failed deliveries to retry."
+    noun = "delivery" if count == 1 else "deliveries"
+    if enqueued == 0:
+        # The rows are due in the database; the due scan sends them when the broker is back.
+        return f"Retrying {count} {noun}: the broker is unreachable, they go out when it is back."
+    return f"Retrying {count} {noun} now."
