@@ -1,0 +1,192 @@
+"""The one typed settings object: the only place that reads environment variables.
+
+The value parsers and their bounds are in `values`, the chains in `chains`; both are re-exported
+here, so every module imports its settings from `ethhook.config`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ethhook.config.chains import BUILTIN_CHAINS, CHAIN_URL_VARIABLES, ChainConfig, load_chains
+from ethhook.config.values import (
+    BIGINT_MAX,
+    DEFAULT_RETRY_SCHEDULE_S,
+    MAX_BODY_BYTES,
+    MAX_CONFIRMATIONS,
+    MAX_COUNT,
+    MAX_DURATION_S,
+    MAX_PORT,
+    MAX_RETENTION_DAYS,
+    MAX_RETRY_ATTEMPTS,
+    check_seconds,
+    int_parser,
+    parse_bool,
+    parse_count,
+    parse_database_url,
+    parse_host,
+    parse_non_negative_seconds,
+    parse_origins,
+    parse_port,
+    parse_positive_seconds,
+    parse_rate,
+    parse_retention_days,
+    parse_retry_schedule,
+    parse_secret_keys,
+    parse_url,
+    shown,
+)
+from ethhook.exceptions import ConfigError
+
+__all__ = [
+    "BIGINT_MAX",
+    "BUILTIN_CHAINS",
+    "CHAIN_URL_VARIABLES",
+    "DEFAULT_RETRY_SCHEDULE_S",
+    "MAX_BODY_BYTES",
+    "MAX_CONFIRMATIONS",
+    "MAX_COUNT",
+    "MAX_DURATION_S",
+    "MAX_PORT",
+    "MAX_RETENTION_DAYS",
+    "MAX_RETRY_ATTEMPTS",
+    "ChainConfig",
+    "Settings",
+    "check_seconds",
+    "get_settings",
+    "load_settings",
+    "parse_retry_schedule",
+    "parse_secret_keys",
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with its unit in the name. Read from ETHHOOK_* variables (see README)."""
+
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/ethhook"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    allow_private_targets: bool = False
+    delivery_connect_timeout_s: float = 3.0
+    delivery_read_timeout_s: float = 10.0
+    retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
+    retention_days: float = 30.0
+    cleanup_batch_size: int = 5000
+    dispatch_lease_s: float = 60.0
+    delivery_lease_s: float = 300.0
+    due_scan_interval_s: float = 1.0
+    due_scan_limit: int = 5000
+    deliveries_per_task: int = 100
+    delivery_window: int = 8
+    endpoint_max_in_flight: int = 16
+    match_batch_size: int = 100
+    replay_chunk_blocks: int = 1000
+    replay_lease_s: float = 120.0
+    secret_rotation_grace_s: float = 86400.0
+    # Fernet keys, newest first, that encrypt endpoint secrets at rest (ethhook/db/secrets.py).
+    secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    breaker_fail_max: int = 5
+    breaker_reset_timeout_s: float = 30.0
+    auto_disable_after_s: float = 5 * 86400.0
+    metrics_port: int = 3000
+    worker_metrics_port: int = 9808
+    # Loopback unless told otherwise: deployments scraped from other hosts set 0.0.0.0 themselves.
+    metrics_host: str = "127.0.0.1"
+    # The HTTP API (`ethhook api`): loopback unless told otherwise, like every server.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_max_body_bytes: int = 1024 * 1024
+    # Per API key, shared by every API process through Redis; 0 = no limit.
+    api_rate_limit_per_s: float = 50.0
+    api_rate_burst: int = 100
+    # Browser origins allowed to call the API (CORS); none by default.
+    api_cors_origins: tuple[str, ...] = ()
+    chains_file: str | None = None
+    # Where the demo and the test fixtures install the anvil chain node with npm.
+    anvil_cache_dir: str = str(Path.home() / ".cache/ethhook/anvil")
+    chains: tuple[ChainConfig, ...] = field(default_factory=tuple)
+
+    def chain_by_id(self, chain_id: int) -> ChainConfig | None:
+        for chain in self.chains:
+            if chain.chain_id == chain_id:
+                return chain
+        return None
+
+    def chain_name(self, chain_id: int) -> str:
+        chain = self.chain_by_id(chain_id)
+        if chain is not None:
+            return chain.name
+        for name, cid in BUILTIN_CHAINS.items():
+            if cid == chain_id:
+                return name
+        return f"chain-{chain_id}"
+
+
+# (env variable, parser) per field; fields not listed here are derived.
+_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "database_url": ("ETHHOOK_DATABASE_URL", parse_database_url),
+    "broker_url": ("ETHHOOK_BROKER_URL", parse_url),
+    "redis_url": ("ETHHOOK_REDIS_URL", parse_url),
+    "allow_private_targets": ("ETHHOOK_ALLOW_PRIVATE_TARGETS", parse_bool),
+    "delivery_connect_timeout_s": ("ETHHOOK_DELIVERY_CONNECT_TIMEOUT_S", parse_positive_seconds),
+    "delivery_read_timeout_s": ("ETHHOOK_DELIVERY_READ_TIMEOUT_S", parse_positive_seconds),
+    "retry_schedule_s": ("ETHHOOK_RETRY_SCHEDULE_S", parse_retry_schedule),
+    "retention_days": ("ETHHOOK_RETENTION_DAYS", parse_retention_days),
+    "cleanup_batch_size": ("ETHHOOK_CLEANUP_BATCH_SIZE", parse_count),
+    "dispatch_lease_s": ("ETHHOOK_DISPATCH_LEASE_S", parse_positive_seconds),
+    "delivery_lease_s": ("ETHHOOK_DELIVERY_LEASE_S", parse_positive_seconds),
+    "due_scan_interval_s": ("ETHHOOK_DUE_SCAN_INTERVAL_S", parse_positive_seconds),
+    "due_scan_limit": ("ETHHOOK_DUE_SCAN_LIMIT", parse_count),
+    "deliveries_per_task": ("ETHHOOK_DELIVERIES_PER_TASK", parse_count),
+    "delivery_window": ("ETHHOOK_DELIVERY_WINDOW", parse_count),
+    "endpoint_max_in_flight": ("ETHHOOK_ENDPOINT_MAX_IN_FLIGHT", parse_count),
+    "match_batch_size": ("ETHHOOK_MATCH_BATCH_SIZE", parse_count),
+    "replay_chunk_blocks": ("ETHHOOK_REPLAY_CHUNK_BLOCKS", parse_count),
+    "replay_lease_s": ("ETHHOOK_REPLAY_LEASE_S", parse_positive_seconds),
+    "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", parse_non_negative_seconds),
+    "secret_keys": ("ETHHOOK_SECRET_KEYS", parse_secret_keys),
+    "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", parse_count),
+    "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", parse_positive_seconds),
+    "auto_disable_after_s": ("ETHHOOK_AUTO_DISABLE_AFTER_S", parse_positive_seconds),
+    "metrics_port": ("ETHHOOK_METRICS_PORT", parse_port),
+    "worker_metrics_port": ("ETHHOOK_WORKER_METRICS_PORT", parse_port),
+    "metrics_host": ("ETHHOOK_METRICS_HOST", str),
+    "api_host": ("ETHHOOK_API_HOST", parse_host),
+    "api_port": ("ETHHOOK_API_PORT", int_parser(1, MAX_PORT)),
+    "api_max_body_bytes": ("ETHHOOK_API_MAX_BODY_BYTES", int_parser(1024, MAX_BODY_BYTES)),
+    "api_rate_limit_per_s": ("ETHHOOK_API_RATE_LIMIT", parse_rate),
+    "api_rate_burst": ("ETHHOOK_API_RATE_BURST", parse_count),
+    "api_cors_origins": ("ETHHOOK_API_CORS_ORIGINS", parse_origins),
+    "chains_file": ("ETHHOOK_CHAINS_FILE", str),
+    "anvil_cache_dir": ("ETHHOOK_ANVIL_CACHE", str),
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; a bad value raises ConfigError naming the variable."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, (var, parse) in _PARSERS.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{var}={shown(raw)} is invalid: {exc}") from None
+    values["chains"] = load_chains(env, values.get("chains_file"))
+    known = {f.name for f in fields(Settings)}
+    assert set(values) <= known
+    return Settings(**values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
