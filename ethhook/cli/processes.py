@@ -42,7 +42,8 @@ def register(commands: Commands) -> None:
     demo.add_argument(
         "--keep-running",
         action="store_true",
-        help="keep everything running after the summary, until Ctrl-C",
+        help="keep everything running after the summary, until Ctrl-C, and serve the HTTP API "
+        "and the console on 127.0.0.1 (ETHHOOK_API_PORT if free); prints their address and a key",
     )
     demo.add_argument(
         "--timeout-s",
@@ -85,6 +86,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             workdir=Path(args.workdir),
             keep_running=args.keep_running,
             timeout_s=args.timeout_s,
+            api_port=settings.api_port,
         )
     )
 

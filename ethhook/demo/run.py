@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ethhook.config import CHAIN_URL_VARIABLES
+from ethhook.demo.api import DemoApi, api_child, api_port, wait_for_health
 from ethhook.demo.devchain import DevChain, events_in, free_port
 from ethhook.demo.localredis import LocalRedis
 from ethhook.demo.receiver import DemoReceiver
@@ -36,6 +37,8 @@ class DemoOptions:
     workdir: Path
     keep_running: bool
     timeout_s: float
+    # With keep_running, the HTTP API and console listen here if it is free (ETHHOOK_API_PORT).
+    api_port: int = 8080
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -88,12 +91,19 @@ def run_demo(options: DemoOptions) -> int:
             deliver_pool=("-P", "threads", "-c", "16"),
             match_pool=("-P", "threads", "-c", "2"),
         )
+        api: DemoApi | None = None
+        if options.keep_running:
+            api = DemoApi(api_port(options.api_port), _api_key(env, endpoint["application_id"]))
+            children.append(api_child(api.port))
         supervisor = Supervisor(children, env, log_dir=workdir)
         supervisor.start()
         watcher = threading.Thread(target=supervisor.watch, args=(stop,), daemon=True)
         watcher.start()
         _wait_for_listener(workdir, stop)
-        return _drive(options, chain, token, receiver, workdir, metrics_port, stop)
+        ok = _drive(options, chain, token, receiver, workdir, stop)
+        if api is not None and not stop.is_set():
+            _keep_running(api, chain, workdir, metrics_port, stop)
+        return 0 if ok else 1
     finally:
         stop.set()
         if supervisor is not None:
@@ -141,6 +151,13 @@ def _register_endpoint(env: dict[str, str], url: str, token: str) -> dict[str, A
         "--json",
     )
     return dict(json.loads(answer))
+
+
+def _api_key(env: dict[str, str], application_id: int) -> str:
+    """A new key for the demo endpoint's application (`default`), made with the command line: the
+    console signed in with it shows the demo's endpoint, and only that application's."""
+    answer = _run_cli(env, "app", "rotate-key", str(application_id), "--json")
+    return str(json.loads(answer)["api_key"])
 
 
 def _wait_for_listener(workdir: Path, stop: threading.Event) -> None:
@@ -194,9 +211,9 @@ def _drive(
     token: str,
     receiver: DemoReceiver,
     workdir: Path,
-    metrics_port: int,
     stop: threading.Event,
-) -> int:
+) -> bool:
+    """Emit the events, show the progress, print the summary; True when every webhook arrived."""
     n = options.events
     started = time.monotonic()
     print(f"  emitting {n} Transfer events …", flush=True)
@@ -206,17 +223,28 @@ def _drive(
         print(f"  only {emitted} of {n} events are in the mined transactions' receipts")
     _show_progress(receiver, workdir, sent_at, emitted, options.timeout_s, stop)
     elapsed = time.monotonic() - started
-    ok = _summary(receiver, workdir, sent_at, n, emitted, elapsed)
-    if options.keep_running and not stop.is_set():
-        print(
-            f"\nStill running (Ctrl-C to stop). Try, in another shell:\n"
-            f"  export ETHHOOK_DATABASE_URL=sqlite:///{workdir / 'ethhook.db'}\n"
-            f"  export ETHHOOK_BROKER_URL=redis+socket://{workdir / 'redis.sock'}\n"
-            f"  ethhook delivery list --limit 5\n"
-            f"  chain RPC {chain.http_url}   metrics http://127.0.0.1:{metrics_port}/metrics"
-        )
-        stop.wait()
-    return 0 if ok else 1
+    return _summary(receiver, workdir, sent_at, n, emitted, elapsed)
+
+
+def _keep_running(
+    api: DemoApi, chain: DevChain, workdir: Path, metrics_port: int, stop: threading.Event
+) -> None:
+    """Say where everything is (the console and the API once /health answers), then wait for
+    Ctrl-C."""
+    if wait_for_health(api.url, stop):
+        served = api.hints()
+    else:
+        served = f"  the HTTP API did not answer {api.url}/health (see {workdir / 'api.log'})"
+    print(
+        f"\nStill running (Ctrl-C to stop).\n{served}\n"
+        f"  chain RPC {chain.http_url}   metrics http://127.0.0.1:{metrics_port}/metrics\n"
+        f"Or with the command line, in another shell:\n"
+        f"  export ETHHOOK_DATABASE_URL=sqlite:///{workdir / 'ethhook.db'}\n"
+        f"  export ETHHOOK_BROKER_URL=redis+socket://{workdir / 'redis.sock'}\n"
+        f"  ethhook delivery list --limit 5",
+        flush=True,
+    )
+    stop.wait()
 
 
 def _show_progress(
