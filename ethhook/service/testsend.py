@@ -68,17 +68,24 @@ def send_test_webhook(
 
     Another application's endpoint is NotFoundError. A URL the guard refuses (a private address
     without ETHHOOK_ALLOW_PRIVATE_TARGETS) comes back as an error, like any failed attempt.
+
+    It only reads, and it ends the session's transaction (a rollback) before the POST: the
+    request may take the connect plus the read timeout (13 s by default), and no transaction,
+    pooled connection or snapshot is held meanwhile. So call it with no write pending; the
+    session stays usable afterwards (its ORM objects are expired, reloaded on use).
     """
+    assert not (session.new or session.dirty or session.deleted), "a write would be rolled back"
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
     now = utcnow()
-    signing = [endpoint.secret]
+    url, signing = endpoint.url, [endpoint.secret]
     if endpoint.previous_secret_signs(now) and endpoint.previous_secret:
         signing.append(endpoint.previous_secret)
+    session.rollback()
     webhook_id = new_test_webhook_id()
-    body = build_test_body(endpoint.id, webhook_id, now)
+    body = build_test_body(endpoint_id, webhook_id, now)
     headers = webhook_headers(signing, webhook_id, int(now.timestamp()), body, USER_AGENT)
     outcome = http.post(
-        endpoint.url,
+        url,
         body,
         headers,
         settings.delivery_connect_timeout_s,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
+import psutil
+from sqlalchemy import make_url, select, text
 
+from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, Endpoint
 from tests.api.conftest import ApiServer
@@ -224,6 +226,49 @@ def test_the_test_webhook_is_signed_and_reports_the_answer(
     failed = api.call("POST", f"/v1/endpoints/{created['id']}/test", key).json()
     assert (failed["ok"], failed["status_code"]) == (False, 503)
     assert failed["webhook_id"] != result["webhook_id"]  # a test is never a redelivery
+
+
+def transactions_open_in(pid: int) -> list[str]:
+    """The state of every PostgreSQL session of process `pid` that is inside a transaction."""
+    ports = [
+        c.laddr.port
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == (make_url(get_settings().database_url).port or 5432)
+    ]
+    assert ports, "the API holds no connection to PostgreSQL"
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                text(
+                    "SELECT state FROM pg_stat_activity WHERE client_port = ANY(:ports) "
+                    "AND xact_start IS NOT NULL"
+                ),
+                {"ports": ports},
+            )
+        )
+
+
+def test_the_test_webhook_holds_no_transaction_while_it_waits_for_the_answer(
+    api: ApiServer, tenants: dict[str, Any], receiver: Receiver
+) -> None:
+    # Given an endpoint whose receiver looks at the API's database sessions while it answers
+    key = tenants["a"]["key"]
+    created = api.call("POST", "/v1/endpoints", key, json={"url": receiver.url("/slow")}).json()
+    seen: list[list[str]] = []
+
+    def answer(number: int) -> tuple[int, dict[str, str], bytes]:
+        seen.append(transactions_open_in(api.proc.pid))
+        return 200, {}, b"ok"
+
+    receiver.responders["/slow"] = answer
+
+    # When a test webhook is sent
+    result = api.call("POST", f"/v1/endpoints/{created['id']}/test", key)
+
+    # Then it arrived while the API had no transaction open, and the answer is reported
+    assert result.status_code == 200 and result.json()["ok"] is True, result.text
+    assert seen == [[]]
+    assert transactions_open_in(api.proc.pid) == []
 
 
 def test_health_and_metrics_need_no_key_and_metrics_name_route_templates(
