@@ -47,7 +47,9 @@ class EndpointCreate(Request):
         default=[], description="Solidity event signatures or topic0s; empty: every event"
     )
     where: list[str] = Field(
-        default=[], description="conditions on the decoded arguments (not supported yet)"
+        default=[],
+        description="conditions on the decoded arguments of the one event, all must hold: "
+        "`ARG OP VALUE` (== != < <= > >=) or `ARG in (V1, V2)`, e.g. `value >= 1000000`",
     )
     confirmations: int = 0
     rate_limit: float | None = Field(default=None, description="requests per second at most")
@@ -104,6 +106,7 @@ class Endpoint(BaseModel):
     contracts: list[str]
     events: list[str]
     topics: list[str]
+    where: list[str]
     confirmations: int
     rate_limit: float | None
     retry_schedule: list[float] | None

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ethhook.api import schemas
-from ethhook.api.problems import ApiProblem
 from ethhook.api.routes.common import (
     DEFAULT_PAGE,
     READ,
@@ -26,9 +25,6 @@ from ethhook.service.validation import build_changes, build_spec
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
-WHERE_NOT_SUPPORTED = "where conditions are not supported yet; leave `where` empty"
-
-
 def endpoint_json(view: service.EndpointView) -> dict[str, Any]:
     return {
         "id": view.id,
@@ -41,6 +37,7 @@ def endpoint_json(view: service.EndpointView) -> dict[str, Any]:
         "contracts": view.contracts,
         "events": view.events,
         "topics": view.topics,
+        "where": list(view.where),
         "confirmations": view.confirmations,
         "rate_limit": view.rate_limit_per_s,
         "retry_schedule": view.retry_schedule_s,
@@ -59,11 +56,6 @@ def schedule_text(schedule: list[float] | None) -> str | None:
     return None if schedule is None else ",".join(repr(float(s)) for s in schedule)
 
 
-def refuse_where(where: list[str] | None) -> None:
-    if where:
-        raise ApiProblem(422, "where-not-supported", WHERE_NOT_SUPPORTED)
-
-
 @router.post("", status_code=201, response_model=schemas.EndpointWithSecret, responses=WRITE)
 def create_endpoint(
     principal: Caller,
@@ -71,12 +63,12 @@ def create_endpoint(
     request: Request,
 ) -> dict[str, Any]:
     """Register an endpoint; the answer carries its signing `secret`."""
-    refuse_where(body.where)
     spec = build_spec(
         url=body.url,
         chains=[str(c) for c in body.chains],
         contracts=body.contracts,
         events=body.events,
+        where=body.where,
         confirmations=body.confirmations,
         rate_limit_per_s=body.rate_limit,
         retry_schedule=schedule_text(body.retry_schedule),
@@ -128,6 +120,7 @@ _CHANGES = {
     "chains": "chains",
     "contracts": "contracts",
     "events": "events",
+    "where": "where",
     "confirmations": "confirmations",
     "rate_limit": "rate_limit_per_s",
     "retry_schedule": "retry_schedule",
@@ -144,7 +137,6 @@ def update_endpoint(
 ) -> dict[str, Any]:
     """Change the fields given, in place: same id, secret and deliveries."""
     given = body.model_fields_set
-    refuse_where(body.where if "where" in given else None)
     fields: dict[str, Any] = {_CHANGES[f]: getattr(body, f) for f in given if f in _CHANGES}
     if "chains" in fields:
         fields["chains"] = [str(c) for c in fields["chains"]]
