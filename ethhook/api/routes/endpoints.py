@@ -25,6 +25,7 @@ from ethhook.service.validation import build_changes, build_spec
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
+
 def endpoint_json(view: service.EndpointView) -> dict[str, Any]:
     return {
         "id": view.id,
