@@ -10,17 +10,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import Delivery, Endpoint, EndpointFilter, Event, utcnow
+from ethhook.db.models import (
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointFilter,
+    Event,
+    EventKind,
+    utcnow,
+)
 from ethhook.service.endpoints import create_endpoint
 from ethhook.service.scope import OPERATOR
 from ethhook.service.validation import build_spec
 from ethhook.types import ChainEvent
-from ethhook.workqueue import enqueue_match_groups, store_events
+from ethhook.workqueue import delivery_row, enqueue_match_groups, store_events, store_matched
 
 BIN = Path(sys.executable).parent
 
@@ -133,3 +141,23 @@ def seed_keyed_endpoints(first: int, last: int, token: str, signature: str) -> N
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in ("endpoints", "endpoint_filters", "endpoint_topic_keys"):
             conn.execute(text(f"ANALYZE {table}"))
+
+
+def add_pending_deliveries(
+    session: Session, endpoint_id: int, events: Sequence[ChainEvent], now: datetime
+) -> list[int]:
+    """The events stored as matched, and one pending delivery of each to the endpoint, due at
+    `now` and held by nobody; their ids, in order."""
+    store_matched(session, events, now)
+    rows = [
+        delivery_row(
+            endpoint_id,
+            e.event_id,
+            EventKind.INSTANT,
+            DeliveryStatus.PENDING,
+            now,
+            next_attempt_at=now,
+        )
+        for e in events
+    ]
+    return sorted(session.scalars(insert(Delivery).returning(Delivery.id), rows).all())

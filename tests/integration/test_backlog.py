@@ -18,17 +18,17 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
-from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, EventKind, utcnow
+from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, utcnow
 from ethhook.service.endpoints import create_endpoint
 from ethhook.service.scope import OPERATOR
 from ethhook.service.validation import build_spec
-from ethhook.workqueue import delivery_row, store_matched
 from tests.conftest import BIN, PG_ADMIN_URL, REDIS_PORT, Worker
 from tests.factories import address, transfer
+from tests.integration.helpers import add_pending_deliveries
 
 DELIVERIES = 1500
 PER_TASK = 10
@@ -75,19 +75,7 @@ def _queue_backlog(session: Session, url: str) -> int:
         transfer(contract=address(50), block=100 + i // 100, log_index=i % 100, value=i)
         for i in range(DELIVERIES)
     ]
-    store_matched(session, events, now)
-    rows = [
-        delivery_row(
-            endpoint_id,
-            e.event_id,
-            EventKind.INSTANT,
-            DeliveryStatus.PENDING,
-            now,
-            next_attempt_at=now,
-        )
-        for e in events
-    ]
-    session.execute(insert(Delivery), rows)
+    add_pending_deliveries(session, endpoint_id, events, now)
     return endpoint_id
 
 

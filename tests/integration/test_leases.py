@@ -11,23 +11,21 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from ethhook.config import get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import Delivery, DeliveryStatus, EventKind, utcnow
+from ethhook.db.models import Delivery, utcnow
 from ethhook.workqueue import (
     claim,
     defer,
-    delivery_row,
     due_deliveries,
     lease_available,
     new_claim_token,
-    store_matched,
 )
 from ethhook.workqueue.lease import UNCLAIMED_HOLD_LEASES
 from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint
+from tests.integration.helpers import add_endpoint, add_pending_deliveries
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -45,20 +43,8 @@ def pending(n: int) -> tuple[int, list[int]]:
     now = moment()
     events = [transfer(contract=address(60), block=7, log_index=i, value=i) for i in range(n)]
     with session_scope() as session:
-        store_matched(session, events, now)
-        rows = [
-            delivery_row(
-                endpoint_id,
-                e.event_id,
-                EventKind.INSTANT,
-                DeliveryStatus.PENDING,
-                now,
-                next_attempt_at=now,
-            )
-            for e in events
-        ]
-        ids = session.scalars(insert(Delivery).returning(Delivery.id), rows).all()
-    return endpoint_id, sorted(ids)
+        ids = add_pending_deliveries(session, endpoint_id, events, now)
+    return endpoint_id, ids
 
 
 def lease_to_message(ids: list[int], endpoint_id: int) -> str:
