@@ -13,6 +13,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,24 @@ def signed_in_client(base_url: str, key: str) -> tuple[httpx.Client, str]:
     page = client.get("/console/endpoints")
     assert page.status_code == 200
     return client, csrf_token(page.text)
+
+
+def running_replay(endpoint_id: int, **progress: int) -> int:
+    """A running replay job on chain 1 for the endpoint, with this range and progress; its id.
+
+    Held by a chunk message for an hour, so that beat (a worker may be running) leaves it."""
+    from ethhook.db import session_scope
+    from ethhook.db.models import ReplayJob, ReplayState, utcnow
+
+    with session_scope() as session:
+        job = ReplayJob(
+            chain_id=1,
+            endpoint_id=endpoint_id,
+            state=ReplayState.RUNNING,
+            lease_token="held-by-the-test",
+            lease_expires_at=utcnow() + timedelta(hours=1),
+            **progress,
+        )
+        session.add(job)
+        session.flush()
+        return job.id

@@ -3,15 +3,13 @@ real loopback receiver, enable/disable, secret rotation, a test webhook, a wrong
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from selenium.webdriver.common.by import By
 from sqlalchemy import select
 
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint
-from tests.browser.conftest import screenshot, sign_in, wait_for
+from tests.browser.conftest import running_replay, screenshot, sign_in, wait_for
 from tests.conftest import wait_until
 from tests.factories import TRANSFER, address, transfer
 from tests.integration.helpers import add_endpoint, publish_events
@@ -191,29 +189,18 @@ def test_sign_in_page_screenshot(console, browser, db):
 
 
 def test_a_running_replay_shows_its_progress_and_refreshes(console, tenant, browser):
-    from ethhook.db.models import ReplayJob, ReplayState, utcnow
-
     endpoint_id, _ = add_endpoint("http://127.0.0.1:9/r", application_id=tenant.application_id)
-    with session_scope() as session:
-        job = ReplayJob(
-            chain_id=1,
-            from_block=19_000_000,
-            to_block=19_009_999,
-            endpoint_id=endpoint_id,
-            state=ReplayState.RUNNING,
-            next_block=19_004_000,
-            chunk_blocks=1000,
-            chunks_done=5,
-            blocks_done=4000,
-            events=1234,
-            deliveries=1234,
-            # Held by a chunk message for now, so that beat (a worker may be running) leaves it.
-            lease_token="held-by-the-test",
-            lease_expires_at=utcnow() + timedelta(hours=1),
-        )
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    job_id = running_replay(
+        endpoint_id,
+        from_block=19_000_000,
+        to_block=19_009_999,
+        next_block=19_004_000,
+        chunk_blocks=1000,
+        chunks_done=5,
+        blocks_done=4000,
+        events=1234,
+        deliveries=1234,
+    )
     sign_in(browser, console.url, tenant.key)
     browser.get(f"{console.url}/console/replays/{job_id}")
     # The page reloads itself every 2 seconds while the job runs: read it in one script, again if

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import httpx
 import pytest
 from sqlalchemy import select
@@ -13,11 +11,9 @@ from ethhook.db.models import (
     Delivery,
     DeliveryStatus,
     Endpoint,
-    ReplayJob,
-    ReplayState,
     utcnow,
 )
-from tests.browser.conftest import csrf_token, signed_in_client
+from tests.browser.conftest import csrf_token, running_replay, signed_in_client
 from tests.factories import address, transfer
 from tests.integration.helpers import add_endpoint, store_and_match
 
@@ -145,26 +141,17 @@ def test_unknown_pages_and_bad_ids_are_error_pages_not_crashes(console, tenant):
 
 def test_the_replay_page_shows_a_jobs_progress(console, tenant):
     endpoint_id, _ = add_endpoint("http://127.0.0.1:9/r", application_id=tenant.application_id)
-    with session_scope() as session:
-        job = ReplayJob(
-            chain_id=1,
-            from_block=100,
-            to_block=299,
-            endpoint_id=endpoint_id,
-            state=ReplayState.RUNNING,
-            next_block=150,
-            chunk_blocks=50,
-            chunks_done=1,
-            blocks_done=50,
-            events=12,
-            deliveries=12,
-            # Held by a chunk message for now, so that beat (a worker may be running) leaves it.
-            lease_token="held-by-the-test",
-            lease_expires_at=utcnow() + timedelta(hours=1),
-        )
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    job_id = running_replay(
+        endpoint_id,
+        from_block=100,
+        to_block=299,
+        next_block=150,
+        chunk_blocks=50,
+        chunks_done=1,
+        blocks_done=50,
+        events=12,
+        deliveries=12,
+    )
     client, _ = signed_in_client(console.url, tenant.key)
     page = client.get(f"/console/replays/{job_id}")
     assert page.status_code == 200
