@@ -26,7 +26,7 @@ from ethhook.replay.jobs import get_replay
 from ethhook.service.deliveries import (
     RETRYABLE,
     DeliveryFilter,
-    newest_deliveries,
+    list_deliveries,
     show_delivery,
 )
 from ethhook.service.endpoints import (
@@ -111,8 +111,12 @@ def endpoint_page(request: Request, endpoint_id: int) -> Response:
             since=now - timedelta(minutes=CHART_MINUTES - 1),
             now=now,
         )
-        recent = newest_deliveries(
-            db, DeliveryFilter(endpoint_id=endpoint_id), scope=scope, limit=RECENT_DELIVERIES
+        recent = list_deliveries(
+            db,
+            DeliveryFilter(endpoint_id=endpoint_id),
+            scope=scope,
+            limit=RECENT_DELIVERIES,
+            newest_first=True,
         )
     endpoint = details.endpoint
     return render(
@@ -153,12 +157,13 @@ def failed_page(request: Request) -> Response:
         scope = visitor.principal.scope
         if endpoint_id is not None:
             get_endpoint(db, endpoint_id, scope=scope)  # another application's: the 404 page
-        page = newest_deliveries(
+        page = list_deliveries(
             db,
             DeliveryFilter(status=DeliveryStatus.FAILED, endpoint_id=endpoint_id),
             scope=scope,
             cursor=request.query_params.get("cursor"),
             limit=PAGE_SIZE,
+            newest_first=True,
         )
     return render(
         request,

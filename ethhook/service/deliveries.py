@@ -121,10 +121,18 @@ def list_deliveries(
     scope: Scope,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    newest_first: bool = False,
 ) -> Page[DeliveryView]:
+    """Deliveries oldest first (the CLI, the API), or newest first (the console's lists);
+    `next_cursor` continues in the same direction."""
     check_limit(limit)
-    query = select(Delivery).where(Delivery.id > decode_cursor(cursor))
-    query = _filtered(query, where, scope).order_by(Delivery.id).limit(limit + 1)
+    after = decode_cursor(cursor)
+    if newest_first:
+        query = select(Delivery).where(Delivery.id < after) if after else select(Delivery)
+        query = query.order_by(Delivery.id.desc())
+    else:
+        query = select(Delivery).where(Delivery.id > after).order_by(Delivery.id)
+    query = _filtered(query, where, scope).limit(limit + 1)
     return page_of([view(d) for d in session.scalars(query)], limit)
 
 
@@ -185,21 +193,3 @@ def retry_matching(session: Session, where: DeliveryFilter, *, scope: Scope) -> 
         )
     ids = session.scalars(_filtered(select(Delivery.id), where, scope).order_by(Delivery.id))
     return retry_deliveries(session, list(ids), scope=scope)
-
-
-def newest_deliveries(
-    session: Session,
-    where: DeliveryFilter,
-    *,
-    scope: Scope,
-    cursor: str | None = None,
-    limit: int = DEFAULT_LIMIT,
-) -> Page[DeliveryView]:
-    """The console's lists: newest first; `next_cursor` continues with older deliveries."""
-    check_limit(limit)
-    query = select(Delivery)
-    before = decode_cursor(cursor)
-    if before:
-        query = query.where(Delivery.id < before)
-    query = _filtered(query, where, scope).order_by(Delivery.id.desc()).limit(limit + 1)
-    return page_of([view(d) for d in session.scalars(query)], limit)

@@ -16,7 +16,7 @@ from ethhook.db.models import (
     utcnow,
 )
 from ethhook.exceptions import NotFoundError
-from ethhook.service.deliveries import DeliveryFilter, newest_deliveries
+from ethhook.service.deliveries import DeliveryFilter, list_deliveries
 from ethhook.service.stats import deliveries_per_minute
 from tests.browser.conftest import make_tenant
 from tests.factories import address, transfer
@@ -94,11 +94,18 @@ def test_deliveries_newest_first_page_by_page_within_the_scope():
         store_and_match(session, events, utcnow())
     with session_scope() as session:
         scope = tenant.application_id
-        first = newest_deliveries(session, DeliveryFilter(), scope=scope, limit=3)
-        second = newest_deliveries(
-            session, DeliveryFilter(), scope=scope, cursor=first.next_cursor, limit=3
+        first = list_deliveries(session, DeliveryFilter(), scope=scope, limit=3, newest_first=True)
+        second = list_deliveries(
+            session,
+            DeliveryFilter(),
+            scope=scope,
+            cursor=first.next_cursor,
+            limit=3,
+            newest_first=True,
         )
-        everyone = newest_deliveries(session, DeliveryFilter(), scope=None, limit=100)
+        everyone = list_deliveries(
+            session, DeliveryFilter(), scope=None, limit=100, newest_first=True
+        )
     ids = [d.id for d in first.items + second.items]
     assert len(ids) == 5 and ids == sorted(ids, reverse=True)
     assert {d.endpoint_id for d in first.items + second.items} == {mine}
