@@ -45,19 +45,24 @@ def count_selects(events) -> int:  # noqa: ANN001
     return counter.selects
 
 
+def selects_for_1_and_500_events(contracts: list[str]) -> tuple[int, int]:
+    """The SELECTs the match stage runs for a batch of one Transfer of contracts[0], then for a
+    batch of 500 Transfers spread over the 50 contracts."""
+    one = [transfer(contract=contracts[0], block=1, log_index=0, value=1)]
+    many = [
+        transfer(contract=contracts[i % 50], block=2 + i // 100, log_index=i % 100, value=i)
+        for i in range(500)
+    ]
+    return count_selects(one), count_selects(many)
+
+
 @pytest.mark.usefixtures("db")
 def test_one_event_and_500_events_issue_the_same_number_of_selects():
     contracts = [address(100 + i) for i in range(50)]
     for i, contract in enumerate(contracts):
         add_endpoint(f"http://127.0.0.1:1/{i}", contracts=[contract], events=[TRANSFER])
     add_endpoint("http://127.0.0.1:1/all")
-    one = [transfer(contract=contracts[0], block=1, log_index=0, value=1)]
-    many = [
-        transfer(contract=contracts[i % 50], block=2 + i // 100, log_index=i % 100, value=i)
-        for i in range(500)
-    ]
-    selects_one = count_selects(one)
-    selects_many = count_selects(many)
+    selects_one, selects_many = selects_for_1_and_500_events(contracts)
     assert selects_one == selects_many == 1
     with session_scope() as session:
         # Every event matched its contract's endpoint and the catch-all one.
@@ -76,13 +81,7 @@ def test_conditions_keep_one_select_per_batch():
             where=[f"to == {address(2)}", "value >= 100"],
         )
     add_endpoint("http://127.0.0.1:1/odd", events=[TRANSFER], where=["value in (1, 3, 5)"])
-    one = [transfer(contract=contracts[0], block=1, log_index=0, value=1)]
-    many = [
-        transfer(contract=contracts[i % 50], block=2 + i // 100, log_index=i % 100, value=i)
-        for i in range(500)
-    ]
-    selects_one = count_selects(one)
-    selects_many = count_selects(many)
+    selects_one, selects_many = selects_for_1_and_500_events(contracts)
     assert selects_one == selects_many == 1
     with session_scope() as session:
         # Events 100..499 reach their contract's endpoint; the first event and 3 and 5 of the
