@@ -102,7 +102,6 @@ def send_test(request: Request, endpoint_id: int) -> Response:
     settings = console_of(request).settings
     check_id(endpoint_id, "endpoint")
     with signed_in(request) as (db, visitor):
-        url = get_endpoint(db, endpoint_id, scope=visitor.principal.scope).url
         result = send_test_webhook(
             db, endpoint_id, scope=visitor.principal.scope, settings=settings
         )
@@ -111,7 +110,6 @@ def send_test(request: Request, endpoint_id: int) -> Response:
         "test_result.html",
         visitor=visitor,
         endpoint_id=endpoint_id,
-        endpoint_url=url,
         result=result,
     )
 

@@ -28,7 +28,8 @@ TEST_KIND = "endpoint.test"
 @dataclass(frozen=True)
 class TestResult:
     """What the receiver answered: its status (None when no answer came), how long it took, the
-    error if the request failed or was redirected, and the webhook-id the test carried."""
+    error if the request failed or was redirected, the webhook-id the test carried and the URL
+    it was sent to."""
 
     __test__ = False  # not a pytest test class, whatever its name
 
@@ -36,6 +37,7 @@ class TestResult:
     duration_ms: float
     error: str | None
     webhook_id: str
+    url: str
 
     @property
     def ok(self) -> bool:
@@ -92,4 +94,4 @@ def send_test_webhook(
         settings.delivery_read_timeout_s,
         allow_private=settings.allow_private_targets,
     )
-    return TestResult(outcome.status_code, outcome.duration_ms, outcome.error, webhook_id)
+    return TestResult(outcome.status_code, outcome.duration_ms, outcome.error, webhook_id, url)
