@@ -1,0 +1,250 @@
+"""The end-to-end pipeline the benchmark drives: anvil, listener, workers, receiver, and its runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import bench.common as c
+
+THROUGHPUT_ENDPOINTS = 10
+
+
+class Pipeline:
+    """Everything the end-to-end measurements need, started once, stopped by pid."""
+
+    def __init__(self, svc: c.Services, deliver_workers: int = 1) -> None:
+        self.started: list[Any] = []
+        self.rss = c.RssSampler()
+        try:
+            self._start(svc, deliver_workers)
+        except BaseException:
+            self.close()  # stop what did start (by pid) before passing the error on
+            raise
+
+    def _start(self, svc: c.Services, deliver_workers: int) -> None:
+        from ethhook.deliver.signing import generate_secret
+        from tests.e2e.conftest import Anvil, ListenerProcess, Token, anvil_binary
+        from tests.factories import TRANSFER
+        from tests.integration.helpers import add_endpoint
+
+        self.svc = svc
+        self.receiver = c.ReceiverProcess()
+        self.started.append(self.receiver)
+        self.node = Anvil(anvil_binary(), chain_id=1, name="bench-anvil")
+        self.started.append(self.node)
+        self.token_a = Token(self.node)
+        self.token_b = Token(self.node)
+        secrets = {}
+        for i in range(THROUGHPUT_ENDPOINTS):
+            path = f"/tp/e{i}"
+            _, secrets[path] = add_endpoint(
+                self.receiver.url(path), contracts=[self.token_a.address], events=[TRANSFER]
+            )
+        _, secrets["/lat/e0"] = add_endpoint(
+            self.receiver.url("/lat/e0"), contracts=[self.token_b.address], events=[TRANSFER]
+        )
+        # The baselines' signing secret: no endpoint (one without filters would get every event).
+        self.base_secret = secrets["/base"] = generate_secret()
+        self.receiver.configure(secrets)
+        self.match = c.start_worker("match", "match", "prefork", 2)
+        self.started.append(self.match)
+        self.rss.watch("match worker", self.match.proc.pid)
+        self.delivers: list[Any] = []
+        self.start_delivers(deliver_workers)
+        self.listener = ListenerProcess(
+            {"ETHEREUM_WS": self.node.ws_url, "ETHEREUM_HTTP": self.node.http_url}
+        )
+        self.started.append(self.listener)
+        self.listener.wait_started(1)
+        assert self.listener.proc is not None
+        self.rss.watch("listener", self.listener.proc.pid)
+        self.base = 1_000_000
+        # A first event end to end: every process has connected and imported everything.
+        self.token_b.emit_transfers(1, 1)
+        c.wait_until(lambda: self.receiver.stats()["count"] >= 1, 60, 0.1, "warm-up webhook")
+        time.sleep(1)
+
+    def start_delivers(self, k: int) -> None:
+        for i in range(k):
+            w = c.start_worker(f"deliver{i}", "deliver", "gevent", c.DELIVER_CONCURRENCY)
+            self.delivers.append(w)
+            self.started.append(w)
+            self.rss.watch(f"deliver worker {i}", w.proc.pid)
+
+    def stop_delivers(self) -> None:
+        for w in self.delivers:
+            w.stop()
+            self.rss.pids.pop(f"deliver worker {self.delivers.index(w)}", None)
+            self.started.remove(w)
+        self.delivers = []
+
+    def diagnose(self) -> None:
+        """After a failure: what arrived, and the end of every process's log."""
+        try:
+            c.log(f"receiver stats: {self.receiver.stats()}")
+        except Exception as exc:  # noqa: BLE001 (diagnostics only)
+            c.log(f"receiver stats unavailable: {exc}")
+        for thing in self.started:
+            path = getattr(thing, "log_path", None)
+            if path is not None and path.exists():
+                tail = "\n".join(path.read_text(errors="replace").splitlines()[-25:])
+                c.log(f"--- {path.name} ---\n{tail}")
+
+    def close(self) -> None:
+        self.rss.stop()
+        for thing in reversed(self.started):
+            if hasattr(thing, "stop"):
+                thing.stop()
+
+    # --- measurements ---------------------------------------------------------------------------
+
+    def throughput_run(self, events: int, per_tx: int = 40) -> dict[str, float]:
+        self.receiver.reset()
+        txs = max(1, events // per_tx)
+        expected = txs * per_tx * THROUGHPUT_ENDPOINTS
+        started = time.time()
+        for k in range(txs):
+            self.token_a.emit_transfers(per_tx, self.base + k * per_tx, wait=False)
+        self.base += txs * per_tx
+        self.node.confirm_sent()  # every one mined (anvil can leave one pending)
+        mined = time.time()
+        c.wait_until(
+            lambda: self.receiver.stats()["count"] >= expected,
+            max(120, expected / 100),
+            0.1,
+            f"{expected} webhooks",
+        )
+        time.sleep(0.5)
+        s = self.receiver.stats()
+        return {
+            "webhooks": s["count"],
+            "distinct": s["distinct"],
+            "bad_signatures": s["bad_signatures"],
+            "seconds": s["last"] - started,
+            "mining_s": mined - started,
+            "webhooks_per_s": expected / (s["last"] - started),
+            "first_webhook_after_s": s["first"] - started,
+        }
+
+    def latency_run(self, rate: float, seconds: float, per_tx: int = 20) -> dict[str, Any]:
+        """Send `rate` events/s on token B for `seconds`, `per_tx` events a transaction."""
+        self.receiver.reset()
+        interval = per_tx / rate
+        sent_at: dict[str, float] = {}
+        txs = int(seconds / interval)
+        t0 = time.time()
+        for k in range(txs):
+            due = t0 + k * interval
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            at = time.time()
+            tx = self.token_b.emit_transfers(per_tx, self.base + k * per_tx, wait=False)
+            sent_at[tx.lower()] = at
+        self.base += txs * per_tx
+        send_s = time.time() - t0
+        self.node.confirm_sent()
+        expected = txs * per_tx
+        deadline = time.time() + 60
+        while self.receiver.stats()["count"] < expected and time.time() < deadline:
+            time.sleep(0.1)
+        drained_after_s = time.time() - t0 - send_s
+        arrivals = self.receiver.arrivals()
+        lat_ms = [(at - sent_at[tx.lower()]) * 1000 for at, tx in arrivals if tx.lower() in sent_at]
+        stages = self.stage_times(sent_at, arrivals)
+        return {
+            **stages,
+            "rate_target": rate,
+            "rate_sent": expected / send_s,
+            "events": expected,
+            "received": len(arrivals),
+            "p50_ms": c.percentile(lat_ms, 50),
+            "p95_ms": c.percentile(lat_ms, 95),
+            "p99_ms": c.percentile(lat_ms, 99),
+            "max_ms": max(lat_ms) if lat_ms else float("nan"),
+            "drained_after_s": drained_after_s,
+        }
+
+    def stage_times(self, sent_at: dict[str, float], arrivals: list[list[Any]]) -> dict[str, float]:
+        """Median ms per stage: sent → event stored by the matcher → attempt started → received."""
+        from sqlalchemy import select
+
+        from ethhook.db import session_scope
+        from ethhook.db.models import Delivery, DeliveryAttempt, Event
+
+        arrived: dict[str, list[float]] = {}
+        for at, tx in arrivals:
+            arrived.setdefault(tx.lower(), []).append(at)
+        to_match, to_attempt, to_receive = [], [], []
+        with session_scope() as session:
+            rows = session.execute(
+                select(Event.transaction_hash, Event.created_at, DeliveryAttempt.started_at)
+                .join(Delivery, Delivery.event_id == Event.id)
+                .join(DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id)
+                .where(Event.transaction_hash.in_(list(sent_at)))
+            ).all()
+        for tx, stored, started in rows:
+            sent = sent_at[tx.lower()]
+            to_match.append((stored.timestamp() - sent) * 1000)
+            to_attempt.append((started.timestamp() - stored.timestamp()) * 1000)
+        started_by_tx: dict[str, list[float]] = {}
+        for tx, _stored, started in rows:
+            started_by_tx.setdefault(tx.lower(), []).append(started.timestamp())
+        for tx, times in arrived.items():
+            for at, st in zip(sorted(times), sorted(started_by_tx.get(tx, [])), strict=False):
+                to_receive.append((at - st) * 1000)
+        return {
+            "sent_to_stored_ms": c.median(to_match),
+            "stored_to_attempt_ms": c.median(to_attempt),
+            "attempt_to_received_ms": c.median(to_receive),
+        }
+
+    def preload(self, events: int, per_tx: int = 40) -> int:
+        """Mine events with no deliver worker running; wait until every delivery is pending."""
+        from sqlalchemy import func, select
+
+        from ethhook.db import session_scope
+        from ethhook.db.models import Delivery, DeliveryStatus
+
+        def pending() -> int:
+            with session_scope() as session:
+                return int(
+                    session.scalar(
+                        select(func.count())
+                        .select_from(Delivery)
+                        .where(Delivery.status == DeliveryStatus.PENDING)
+                    )
+                    or 0
+                )
+
+        before = pending()
+        txs = max(1, events // per_tx)
+        for k in range(txs):
+            self.token_a.emit_transfers(per_tx, self.base + k * per_tx, wait=False)
+        self.base += txs * per_tx
+        self.node.confirm_sent()
+        want = before + txs * per_tx * THROUGHPUT_ENDPOINTS
+        c.wait_until(lambda: pending() >= want, 180, 0.2, f"{want} pending deliveries")
+        return txs * per_tx * THROUGHPUT_ENDPOINTS
+
+    def drain_run(self, k: int, events: int) -> dict[str, float]:
+        """Preload the deliver queue, then start k deliver workers and time the drain."""
+        self.stop_delivers()
+        expected = self.preload(events)
+        self.receiver.reset()
+        started = time.time()
+        self.start_delivers(k)
+        ready = time.time()
+        c.wait_until(
+            lambda: self.receiver.stats()["count"] >= expected, 300, 0.1, f"{expected} drained"
+        )
+        time.sleep(0.3)
+        s = self.receiver.stats()
+        return {
+            "workers": k,
+            "webhooks": s["count"],
+            "distinct": s["distinct"],
+            "startup_s": ready - started,
+            "webhooks_per_s": (expected - 1) / (s["last"] - s["first"]),
+        }
