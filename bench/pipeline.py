@@ -35,6 +35,7 @@ class Pipeline:
         self.started.append(self.node)
         self.token_a = Token(self.node)
         self.token_b = Token(self.node)
+        self.token_c = Token(self.node)
         secrets = {}
         for i in range(THROUGHPUT_ENDPOINTS):
             path = f"/tp/e{i}"
@@ -43,6 +44,9 @@ class Pipeline:
             )
         _, secrets["/lat/e0"] = add_endpoint(
             self.receiver.url("/lat/e0"), contracts=[self.token_b.address], events=[TRANSFER]
+        )
+        _, secrets["/lat/burst"] = add_endpoint(
+            self.receiver.url("/lat/burst"), contracts=[self.token_c.address], events=[TRANSFER]
         )
         # The baselines' signing secret: no endpoint (one without filters would get every event).
         self.base_secret = secrets["/base"] = generate_secret()
@@ -150,20 +154,55 @@ class Pipeline:
         while self.receiver.stats()["count"] < expected and time.time() < deadline:
             time.sleep(0.1)
         drained_after_s = time.time() - t0 - send_s
-        arrivals = self.receiver.arrivals()
-        lat_ms = [(at - sent_at[tx.lower()]) * 1000 for at, tx in arrivals if tx.lower() in sent_at]
-        stages = self.stage_times(sent_at, arrivals)
         return {
-            **stages,
+            **self.delays(sent_at),
             "rate_target": rate,
             "rate_sent": expected / send_s,
             "events": expected,
+            "drained_after_s": drained_after_s,
+        }
+
+    def burst_run(self, events: int, per_tx: int = 100) -> dict[str, Any]:
+        """One endpoint (token C's Transfers) gets `events` sent as back-to-back transactions of
+        `per_tx`: webhooks/s from the first transaction sent to the last webhook received, and
+        each webhook's delay after its own transaction was sent."""
+        self.receiver.reset()
+        txs = max(1, events // per_tx)
+        sent_at: dict[str, float] = {}
+        started = time.time()
+        for k in range(txs):
+            at = time.time()
+            tx = self.token_c.emit_transfers(per_tx, self.base + k * per_tx, wait=False)
+            sent_at[tx.lower()] = at
+        self.base += txs * per_tx
+        self.node.confirm_sent()
+        mined = time.time()
+        expected = txs * per_tx
+        c.wait_until(
+            lambda: self.receiver.stats()["count"] >= expected, 120, 0.1, f"{expected} webhooks"
+        )
+        time.sleep(0.3)
+        s = self.receiver.stats()
+        return {
+            **self.delays(sent_at),
+            "webhooks": s["count"],
+            "distinct": s["distinct"],
+            "bad_signatures": s["bad_signatures"],
+            "mining_s": mined - started,
+            "webhooks_per_s": expected / (s["last"] - started),
+        }
+
+    def delays(self, sent_at: dict[str, float]) -> dict[str, float]:
+        """Percentiles of transaction sent → webhook received, and the median of each stage."""
+        arrivals = self.receiver.arrivals()
+        lat_ms = [(at - sent_at[tx.lower()]) * 1000 for at, tx in arrivals if tx.lower() in sent_at]
+        return {
+            **self.stage_times(sent_at, arrivals),
             "received": len(arrivals),
             "p50_ms": c.percentile(lat_ms, 50),
             "p95_ms": c.percentile(lat_ms, 95),
             "p99_ms": c.percentile(lat_ms, 99),
             "max_ms": max(lat_ms) if lat_ms else float("nan"),
-            "drained_after_s": drained_after_s,
         }
 
     def stage_times(self, sent_at: dict[str, float], arrivals: list[list[Any]]) -> dict[str, float]:
