@@ -1,8 +1,8 @@
 """Profile one deliver worker (gevent, 100 greenlets as workers/README.md recommends) draining a preloaded queue, with py-spy.
 
-Preloads `--events` synthetic events × 10 endpoints of pending deliveries (matched in-process, deliver
+Preloads `--events` synthetic events × `--endpoints` (10) endpoints of pending deliveries (matched in-process, deliver
 tasks enqueued), starts the worker, records it with py-spy while it drains, and prints the functions
-with the most samples (inclusive and self). Usage: python -m bench.profile_deliver [--events 1000]
+with the most samples (inclusive and self). Usage: python -m bench.profile_deliver [--events 1000] [--endpoints 10] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -65,12 +65,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=10)
+    p.add_argument(
+        "--endpoints",
+        type=int,
+        default=10,
+        help="endpoints receiving every event (1: the one-endpoint burst of bench.pipeline_bench)",
+    )
     args = p.parse_args()
     c.on_sigterm_exit()
     with c.services():
         receiver = c.ReceiverProcess()
         try:
-            expected = preload(receiver, args.events)
+            expected = preload(receiver, args.events, args.endpoints)
             c.log(f"profile: {expected} deliveries queued")
             worker = c.start_worker("deliver-prof", "deliver", "gevent", c.DELIVER_CONCURRENCY)
             try:
