@@ -5,20 +5,22 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from threading import Semaphore
 
 from ethhook import __version__
 from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver import http
+from ethhook.deliver.inflight import OrderedSlots
 from ethhook.deliver.signing import webhook_headers
 from ethhook.deliver.store import EndpointView, Result, Work
 
 USER_AGENT = f"EthHook/{__version__}"
 
 
-def send(endpoint: EndpointView, work: Work, settings: Settings, slot: Semaphore) -> Result:
-    with slot:  # the endpoint's cap on requests in flight from this process
+def send(
+    endpoint: EndpointView, work: Work, settings: Settings, slot: OrderedSlots, priority: float
+) -> Result:
+    with slot.held(priority):  # the endpoint's cap on requests in flight from this process
         started_at = utcnow()
         headers = webhook_headers(
             endpoint.secrets, work.webhook_id, int(started_at.timestamp()), work.body, USER_AGENT
@@ -50,6 +52,12 @@ def in_parallel(fn: Callable[[Work], Result], items: Sequence[Work]) -> list[Res
 
 
 def send_window(
-    endpoint: EndpointView, window: Sequence[Work], settings: Settings, slot: Semaphore
+    endpoint: EndpointView,
+    window: Sequence[Work],
+    settings: Settings,
+    slot: OrderedSlots,
+    priority: float,
 ) -> list[Result]:
-    return in_parallel(lambda item: send(endpoint, item, settings, slot), window)
+    """Send the window at once; its requests wait for the endpoint's slots in `priority` order
+    (the task's start: the oldest task of an endpoint is served first)."""
+    return in_parallel(lambda item: send(endpoint, item, settings, slot, priority), window)

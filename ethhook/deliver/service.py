@@ -15,7 +15,7 @@ from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver.backlog import Backlog
 from ethhook.deliver.breaker import EndpointBreaker
-from ethhook.deliver.inflight import endpoint_slots
+from ethhook.deliver.inflight import endpoint_slots, endpoint_turn
 from ethhook.deliver.policy import (
     Action,
     Deferral,
@@ -74,16 +74,24 @@ def deliver(
 ) -> Report:
     """Send one endpoint's deliveries from one message; every step is safe to run twice.
 
-    Per attempt: endpoint active → rate limit → circuit breaker → signed POST. Being rate limited or
+    An endpoint's tasks take turns in a worker, oldest first (deliver.inflight). Per attempt:
+    endpoint active → rate limit → circuit breaker → signed POST. Being rate limited or
     finding the breaker open defers the rest of the message without using an attempt.
     """
     report = Report()
-    deadline = time.monotonic() + sending_budget_s(settings.delivery_lease_s, _request_s(settings))
-    task = _claim(sessions, settings, endpoint_id, delivery_ids, token, report)
-    if task is None:
-        return report
-    stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
-    _settle(sessions, settings, task, unrecorded, stopped_by, report)
+    with endpoint_turn(
+        endpoint_id,
+        settings.endpoint_max_in_flight,
+        settings.delivery_window,
+        settings.dispatch_lease_s / 2,
+    ):
+        budget = sending_budget_s(settings.delivery_lease_s, _request_s(settings))
+        deadline = time.monotonic() + budget
+        task = _claim(sessions, settings, endpoint_id, delivery_ids, token, report)
+        if task is None:
+            return report
+        stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
+        _settle(sessions, settings, task, unrecorded, stopped_by, report)
     return report
 
 
@@ -139,6 +147,7 @@ def _send_windows(
     stopped_by = deferral(breaker.before_request(), metrics.DeferReason.BREAKER_OPEN)
     size = first_window(windows.start(endpoint.id), settings.delivery_window)
     slot = endpoint_slots.get(endpoint.id, settings.endpoint_max_in_flight)
+    priority = time.monotonic()  # this task's place in the queue for the endpoint's slots
 
     def load(ids: Sequence[int]) -> list[Work]:
         with sessions() as session:
@@ -147,7 +156,7 @@ def _send_windows(
     while backlog and stopped_by is None and time.monotonic() <= deadline:
         backlog.top_up(size, load)
         window, stopped_by = _take_window(backlog, size, endpoint, limiter)
-        results = send_window(endpoint, window, settings, slot)
+        results = send_window(endpoint, window, settings, slot, priority)
         pending += results
         if tally(endpoint, results, breaker, report):
             stopped_by = deferral(

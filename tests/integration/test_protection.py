@@ -401,3 +401,47 @@ def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks
 
     assert len(receiver.on("/capped")) == 24
     assert most[0] == 4  # two tasks with windows of up to 8 each, four requests at a time
+
+
+@pytest.mark.usefixtures("db", "fresh_windows")
+def test_the_endpoints_slots_go_to_its_oldest_task_first(receiver):
+    """A burst arrives as many tasks at once: the first task's events are not held back by the
+    tasks that came after it (each would otherwise get a share of the slots)."""
+
+    def answer(_: int) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(0.03)
+        return 200, {}, b"ok"
+
+    receiver.responders["/ordered"] = answer
+    endpoint_id, _ = add_endpoint(receiver.url("/ordered"))
+    groups = []
+    for block in (1, 2, 3):
+        with session_scope() as session:
+            groups += store_and_match(
+                session,
+                [
+                    transfer(contract=address(53), block=block, log_index=i, value=i)
+                    for i in range(8)
+                ],
+                utcnow(),
+            )
+    settings = get_settings().__class__(
+        **{**get_settings().__dict__, "delivery_window": 2, "endpoint_max_in_flight": 2}
+    )
+    tasks = []
+    for g in groups:  # started in block order, a little apart
+        tasks.append(
+            threading.Thread(
+                target=deliver, args=(session_scope, settings, endpoint_id, g.delivery_ids, g.token)
+            )
+        )
+        tasks[-1].start()
+        time.sleep(0.02)
+    for task in tasks:
+        task.join(30)
+
+    arrivals = receiver.on("/ordered")
+    assert len(arrivals) == 24
+    block_of = [int(r.json["data"]["block_number"]) for r in arrivals]
+    # The first task is done before the last one sends anything.
+    assert max(i for i, b in enumerate(block_of) if b == 1) < block_of.index(3), block_of
