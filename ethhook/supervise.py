@@ -37,6 +37,11 @@ def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "ethhook.celery_app", *args]
 
 
+def worker(*args: str) -> list[str]:
+    """`ethhook-worker ARGS` (= `celery -A ethhook.celery_app worker ARGS`, lighter)."""
+    return [sys.executable, "-m", "ethhook.worker_main", *args]
+
+
 def ethhook(*args: str) -> list[str]:
     return [sys.executable, "-m", "ethhook.cli", *args]
 
@@ -50,11 +55,9 @@ def standard_children(
         Child("listener", ethhook("listen")),
         Child(
             "match",
-            celery("worker", "-Q", "match,maintenance", *match_pool, "-n", "match@%h", *common),
+            worker("-Q", "match,maintenance", *match_pool, "-n", "match@%h", *common),
         ),
-        Child(
-            "deliver", celery("worker", "-Q", "deliver", *deliver_pool, "-n", "deliver@%h", *common)
-        ),
+        Child("deliver", worker("-Q", "deliver", *deliver_pool, "-n", "deliver@%h", *common)),
         Child("beat", celery("beat", "-s", str(schedule_file), "-l", "INFO")),
     ]
 

@@ -172,10 +172,7 @@ class Worker:
         env = os.environ.copy()
         env.update(extra_env or {})
         args = [
-            str(BIN / "celery"),
-            "-A",
-            "ethhook.celery_app",
-            "worker",
+            str(BIN / "ethhook-worker"),  # = celery -A ethhook.celery_app worker, as in production
             "-Q",
             queues,
             "-P",

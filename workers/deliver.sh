@@ -1,3 +1,3 @@
 #!/usr/bin/env sh
 # The deliver worker (see workers/README.md).
-exec celery -A ethhook.celery_app worker -Q deliver -P gevent -c ${ETHHOOK_DELIVER_CONCURRENCY:-100} -n deliver@%h -E -l "${ETHHOOK_LOG_LEVEL:-INFO}" "$@"
+exec ethhook-worker -Q deliver -P gevent -c ${ETHHOOK_DELIVER_CONCURRENCY:-100} -n deliver@%h -E -l "${ETHHOOK_LOG_LEVEL:-INFO}" "$@"

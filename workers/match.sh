@@ -1,3 +1,3 @@
 #!/usr/bin/env sh
 # The match worker (see workers/README.md).
-exec celery -A ethhook.celery_app worker -Q match -P prefork -c ${ETHHOOK_MATCH_CONCURRENCY:-2} -n match@%h -l "${ETHHOOK_LOG_LEVEL:-INFO}" "$@"
+exec ethhook-worker -Q match -P prefork -c ${ETHHOOK_MATCH_CONCURRENCY:-2} -n match@%h -l "${ETHHOOK_LOG_LEVEL:-INFO}" "$@"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import BIN, ROOT
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (test extra) reads the deployment files")
 
@@ -150,13 +150,14 @@ def _check_script(path: Path) -> None:
     assert path.is_file(), f"{path} does not exist"
     if path.suffix == ".sh":
         assert path.stat().st_mode & 0o111, f"{path} is not executable"
-        execs = re.findall(r"^exec (celery .*)$", path.read_text(), re.MULTILINE)
+        execs = re.findall(r"^exec ((?:celery|ethhook-worker) .*)$", path.read_text(), re.MULTILINE)
         assert execs, f"{path} does not exec a celery command"
         check_command(shlex.split(execs[0]))
 
 
 def check_command(argv: list[str]) -> None:
-    """Fail unless argv runs `ethhook …`, `celery -A ethhook.celery_app …` or a workers/ script."""
+    """Fail unless argv runs `ethhook …`, `celery -A ethhook.celery_app …`, `ethhook-worker …`
+    or a workers/ script."""
     if argv and argv[0] == "env":  # env VAR=value command …
         argv = argv[1:]
         while argv and "=" in argv[0]:
@@ -166,6 +167,8 @@ def check_command(argv: list[str]) -> None:
         _check_ethhook(argv[1:])
     elif program == "celery":
         _check_celery(argv[1:])
+    elif program == "ethhook-worker":  # = celery -A ethhook.celery_app worker
+        assert shutil.which("ethhook-worker", path=str(BIN)), "ethhook-worker is not installed"
     elif "workers/" in argv[0]:
         _check_script(ROOT / "workers" / Path(argv[0]).name)
     elif program in ("python", "python3") and argv[1:2] == ["-c"]:

@@ -1,0 +1,41 @@
+"""`ethhook-worker ARGS`: `celery -A ethhook.celery_app worker ARGS`, without other packages' commands.
+
+The `celery` command imports every installed package's `celery.commands` entry point before it
+reads its arguments. Flower's brings tornado and Flower itself, about 12 MB in every worker process
+(bench/RESULTS.md §4), and no worker uses it. This module imports nothing of EthHook's, so a
+worker loads only what `ethhook.celery_app` needs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    celery_main = _celery_main_without_command_plugins()
+    sys.argv = ["celery", "-A", "ethhook.celery_app", "worker", *args]
+    celery_main()
+
+
+def _celery_main_without_command_plugins() -> Any:
+    real = metadata.entry_points
+
+    def entry_points(**params: Any) -> Any:
+        if params.get("group") == "celery.commands":
+            return metadata.EntryPoints(())
+        return real(**params)
+
+    metadata.entry_points = entry_points  # type: ignore[assignment]
+    try:
+        from celery.bin.celery import main as celery_main
+    finally:
+        metadata.entry_points = real
+    return celery_main
+
+
+if __name__ == "__main__":
+    main()

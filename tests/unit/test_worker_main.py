@@ -1,0 +1,31 @@
+"""`ethhook-worker`: the celery worker command without other packages' subcommands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import BIN
+
+PROBE = "import sys; {setup}; print('flower' in sys.modules, 'tornado' in sys.modules)"
+
+
+def run(code: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+
+
+def test_the_celery_command_loads_flower_and_ethhook_worker_does_not():
+    assert run(PROBE.format(setup="import celery.bin.celery")) == "True True"
+    without = "from ethhook.worker_main import _celery_main_without_command_plugins as f; f()"
+    assert run(PROBE.format(setup=without)) == "False False"
+
+
+def test_ethhook_worker_is_the_celery_worker_command_of_the_ethhook_app():
+    out = subprocess.run(
+        [str(BIN / "ethhook-worker"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "celery worker" in out.stdout.lower() or "--queues" in out.stdout
+    assert "--pool" in out.stdout and "--concurrency" in out.stdout
