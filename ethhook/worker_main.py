@@ -29,7 +29,7 @@ def _celery_main_without_command_plugins() -> Any:
             return metadata.EntryPoints(())
         return real(**params)
 
-    metadata.entry_points = entry_points  # type: ignore[assignment]
+    metadata.entry_points = entry_points
     try:
         from celery.bin.celery import main as celery_main
     finally:
