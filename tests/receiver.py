@@ -1,4 +1,8 @@
-"""A loopback HTTP receiver for tests: records every request and verifies its signature."""
+"""A loopback HTTP receiver for tests: records every request and verifies its signature.
+
+It also counts what a client's protections bound: requests in flight at once (per path) and the
+TCP connections it accepted.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class Received:
     at: float
     verified: bool | None = None
     status: int | None = None  # what the receiver answered (None while it is still answering)
+    done: float | None = None  # when the answer was ready to send (time.time(), like `at`)
 
     @property
     def json(self) -> Any:
@@ -46,10 +51,25 @@ class Receiver:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}
+        self._most_in_flight: dict[str, int] = {}
+        self._open_connections = 0
+        self.connections_accepted = 0
+        self.most_open_connections = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:  # once per accepted TCP connection
+                super().setup()
+                receiver._connection_opened()
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    receiver._connection_closed()
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length", 0))
@@ -95,10 +115,33 @@ class Receiver:
             number = self._counts.get(path, 0)
             self._counts[path] = number + 1
             self.requests.append(received)
-        responder = self.responders.get(path)
-        status, headers, answer = (200, {}, b"ok") if responder is None else responder(number)
+            in_flight = self._in_flight.get(path, 0) + 1
+            self._in_flight[path] = in_flight
+            self._most_in_flight[path] = max(self._most_in_flight.get(path, 0), in_flight)
+        try:
+            responder = self.responders.get(path)
+            status, headers, answer = (200, {}, b"ok") if responder is None else responder(number)
+        finally:
+            with self._lock:
+                self._in_flight[path] -= 1
+        received.done = time.time()
         received.status = status
         return status, headers, answer
+
+    def _connection_opened(self) -> None:
+        with self._lock:
+            self.connections_accepted += 1
+            self._open_connections += 1
+            self.most_open_connections = max(self.most_open_connections, self._open_connections)
+
+    def _connection_closed(self) -> None:
+        with self._lock:
+            self._open_connections -= 1
+
+    def most_in_flight(self, path: str) -> int:
+        """The most requests to `path` the receiver was answering at once."""
+        with self._lock:
+            return self._most_in_flight.get(path, 0)
 
     def on(self, path: str) -> list[Received]:
         with self._lock:
