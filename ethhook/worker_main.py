@@ -16,9 +16,17 @@ from typing import Any
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    celery_main = _celery_main_without_command_plugins()
+    sys.exit(prepare(args)())
+
+
+def prepare(args: Sequence[str]) -> Any:
+    """Set up what `celery`'s own entry point does before it imports anything else (gevent's
+    monkey-patching for `-P gevent`), then return celery's main, which reads `sys.argv`."""
+    from celery import maybe_patch_concurrency
+
     sys.argv = ["celery", "-A", "ethhook.celery_app", "worker", *args]
-    celery_main()
+    maybe_patch_concurrency(sys.argv)
+    return _celery_main_without_command_plugins()
 
 
 def _celery_main_without_command_plugins() -> Any:

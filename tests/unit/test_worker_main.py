@@ -29,3 +29,12 @@ def test_ethhook_worker_is_the_celery_worker_command_of_the_ethhook_app():
     assert out.returncode == 0, out.stderr
     assert "celery worker" in out.stdout.lower() or "--queues" in out.stdout
     assert "--pool" in out.stdout and "--concurrency" in out.stdout
+
+
+def test_a_gevent_worker_is_monkey_patched_before_celery_loads_as_celery_itself_does():
+    probe = (
+        "from ethhook.worker_main import prepare; prepare(['-P', 'gevent']); "
+        "from gevent import monkey; print(monkey.is_module_patched('socket'))"
+    )
+    assert run(probe) == "True"
+    assert run(probe.replace("'gevent'", "'threads'")) == "False"
