@@ -11,6 +11,8 @@ FLUSH_EVERY = 50
 FLUSH_INTERVAL_S = 1.0
 # A request may still start while the lease covers it in full plus this margin.
 LEASE_MARGIN_S = 5.0
+# A rate-limited task waits in place for a token this close; a longer wait defers the rest.
+RATE_WAIT_INLINE_S = 1.0
 
 
 @dataclass(frozen=True)
