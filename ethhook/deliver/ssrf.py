@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,6 +111,23 @@ def check_url(url: str) -> None:
             raise InputError(f"refused URL {url!r}: {host} is {reason} ({ip}); {ALLOW_HINT}")
 
 
+def checked_addresses(host: str, dns_host: str, port: int) -> Iterator[IPAddress]:
+    """The addresses `dns_host` resolves to, in order, each judged just before the caller tries it.
+
+    Raises ForbiddenTarget for port 0 and at the first non-public address (`host` names the
+    target in the message). Every connection class of the guarded pools connects through this.
+    """
+    port_reason = forbidden_port(port)
+    if port_reason:
+        raise ForbiddenTarget(f"refused to connect to {host}: {port_reason}")
+    for _family, _, _, _, sockaddr in _resolve(dns_host, port):
+        ip = ipaddress.ip_address(sockaddr[0])
+        reason = forbidden_reason(ip)
+        if reason:
+            raise ForbiddenTarget(f"refused to connect to {host}: {ip} is {reason}; {ALLOW_HINT}")
+        yield ip
+
+
 class _GuardMixin:
     """urllib3's `_new_conn`, with the resolved address checked before the socket connects."""
 
@@ -135,17 +153,8 @@ class _GuardMixin:
             raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc  # type: ignore[arg-type]
 
     def _connect_checked(self) -> socket.socket:
-        port_reason = forbidden_port(self.port)
-        if port_reason:
-            raise ForbiddenTarget(f"refused to connect to {self.host}: {port_reason}")
         error: OSError | None = None
-        for _family, _, _, _, sockaddr in _resolve(self._dns_host, self.port):
-            ip = ipaddress.ip_address(sockaddr[0])
-            reason = forbidden_reason(ip)
-            if reason:
-                raise ForbiddenTarget(
-                    f"refused to connect to {self.host}: {ip} is {reason}; {ALLOW_HINT}"
-                )
+        for ip in checked_addresses(self.host, self._dns_host, self.port):
             try:
                 return create_connection(
                     (str(ip), self.port),
