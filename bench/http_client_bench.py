@@ -40,7 +40,13 @@ def signed_request(secret: str) -> tuple[bytes, dict[str, str]]:
         "transaction_hash": "0x" + "12" * 32,
         "log_index": 7,
     }
+    log |= {"block_timestamp": 1_760_000_000, "confirmations": 12, "removed": False}
     payload = {"type": "event", "chain_id": 1, "event": "Transfer", "data": log}
+    payload |= {
+        "endpoint_id": 4711,
+        "contract": "USDC",
+        "signature": "Transfer(address,address,uint256)",
+    }
     payload["args"] = {"from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "value": "100"}
     body = json.dumps(payload).encode()
     headers = webhook_headers([secret], "msg_2q8Zb4Xr7c1mN0pQ", int(time.time()), body, "EthHook")
@@ -70,7 +76,7 @@ def requests_post() -> Post:
 
 def variants() -> dict[str, Post]:
     return {
-        "urllib3 (ethhook)": ethhook_post(http.post),
+        "urllib3 (ethhook)": ethhook_post(http.post_urllib3),
         "geventhttpclient (ethhook)": ethhook_post(geventpost.post),
         "requests.Session": requests_post(),
     }

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import socket
 import ssl
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections import OrderedDict, deque
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import gevent
+import gevent.monkey
 import gevent.socket
 import gevent.ssl
-from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
 from ethhook.deliver import ssrf
@@ -68,75 +69,98 @@ def parse_target(url: str) -> Target:
     return Target(parts.scheme, host, port, host_header, request_target)
 
 
-class _Guarded:
-    """geventhttpclient's `_create_socket`, connecting only to addresses the guard lets through.
+class Pool:
+    """Keep-alive connections to one host, shared by every greenlet; the connection classes of
+    `http.post`'s urllib3 path, for gevent.
 
-    Without the guard (private targets allowed), it still connects to the resolved addresses one
-    by one, as urllib3 does.
+    Like urllib3's pools (block=False), a request never waits for a connection: with none idle it
+    opens one, and at most POOL_SIZE idle ones are kept. (geventhttpclient's own pool blocks at its
+    size: a host that hangs would hold every connection and stall the host's other endpoints.)
+    Every connection is opened through the SSRF guard unless private targets are allowed.
     """
 
-    _connection_host: str
-    _connection_port: int
-    connection_timeout: float
-    guarded: bool
-    _connect_socket: Callable[..., Any]
+    def __init__(self, target: Target, connect_timeout_s: float, guarded: bool) -> None:
+        self.host, self.port = target.host, target.port
+        self.connect_timeout_s = connect_timeout_s
+        self.guarded = guarded
+        # The system's trust store and the host name checked, as urllib3 does (load_default_certs).
+        self.tls = gevent.ssl.create_default_context() if target.scheme == "https" else None
+        self.idle: deque[gevent.socket.socket] = deque()
+        self.closed = False
+
+    def get_socket(self) -> gevent.socket.socket:
+        while self.idle:
+            sock = self.idle.pop()  # the most recently used: the least likely to be timed out
+            if _still_open(sock):
+                return sock
+            sock.close()
+        return self._connect()
+
+    def return_socket(self, sock: gevent.socket.socket) -> None:
+        if self.closed or len(self.idle) >= POOL_SIZE:
+            sock.close()
+        else:
+            self.idle.append(sock)
+
+    def release_socket(self, sock: gevent.socket.socket) -> None:
+        sock.close()
+
+    def close(self) -> None:
+        self.closed = True
+        while self.idle:
+            self.idle.pop().close()
 
     def _addresses(self) -> Iterator[Any]:
-        host, port = self._connection_host, self._connection_port
         if self.guarded:
-            yield from ssrf.checked_addresses(host, host, port)
+            yield from ssrf.checked_addresses(self.host, self.host, self.port)
             return
-        for _family, _, _, _, sockaddr in ssrf._resolve(host, port):
+        for _family, _, _, _, sockaddr in ssrf._resolve(self.host, self.port):
             yield ssrf.ipaddress.ip_address(sockaddr[0])
 
-    def _create_socket(self) -> gevent.socket.socket:
+    def _connect(self) -> gevent.socket.socket:
+        """Connect (and shake hands) within the connect timeout, to the first address that
+        answers; the guard judges each address just before it is tried."""
         error: OSError | None = None
         for ip in self._addresses():
             family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
             sock = gevent.socket.socket(family, socket.SOCK_STREAM)
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.settimeout(self.connection_timeout)
-                return self._connect_socket(sock, (str(ip), self._connection_port))
+                sock.settimeout(self.connect_timeout_s)
+                sock.connect((str(ip), self.port))
+                if self.tls is None:
+                    return sock
+                return self.tls.wrap_socket(sock, server_hostname=self.host)
             except OSError as exc:
                 sock.close()
                 error = exc
             except BaseException:
                 sock.close()
                 raise
-        raise error or OSError(f"no address for {self._connection_host}")
+        raise error or OSError(f"no address for {self.host}")
 
 
-class GuardedPool(_Guarded, ConnectionPool):
-    def __init__(self, host: str, port: int, connect_timeout_s: float, guarded: bool) -> None:
-        super().__init__(
-            host, port, host, port, size=POOL_SIZE, connection_timeout=connect_timeout_s
-        )
-        self.guarded = guarded
+def _still_open(sock: gevent.socket.socket) -> bool:
+    """An idle keep-alive connection is readable only when the server closed it (or broke it)."""
+    try:
+        poller = _poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
 
 
-class GuardedTLSPool(_Guarded, SSLConnectionPool):
-    def __init__(self, host: str, port: int, connect_timeout_s: float, guarded: bool) -> None:
-        super().__init__(
-            host,
-            port,
-            host,
-            port,
-            size=POOL_SIZE,
-            connection_timeout=connect_timeout_s,
-            # The system's trust store, hostname checked, as urllib3 does (load_default_certs).
-            ssl_context_factory=lambda **_: gevent.ssl.create_default_context(),
-        )
-        self.guarded = guarded
+# The real poll, not gevent's: a zero-timeout check needs no trip through the hub.
+_poll = gevent.monkey.get_original("select", "poll")
 
 
 PoolKey = tuple[str, str, int, float, bool]
-_pools: OrderedDict[PoolKey, ConnectionPool] = OrderedDict()
+_pools: OrderedDict[PoolKey, Pool] = OrderedDict()
 # A forked child must not share its parent's sockets.
 os.register_at_fork(after_in_child=_pools.clear)
 
 
-def _pool(target: Target, connect_timeout_s: float, guarded: bool) -> ConnectionPool:
+def _pool(target: Target, connect_timeout_s: float, guarded: bool) -> Pool:
     """One bounded pool per host, shared by every greenlet; the least recently used of more
     than HOSTS_POOLED hosts is closed. No lock: greenlets switch only on I/O, none happens here."""
     key = (target.scheme, target.host, target.port, connect_timeout_s, guarded)
@@ -144,8 +168,7 @@ def _pool(target: Target, connect_timeout_s: float, guarded: bool) -> Connection
     if pool is not None:
         _pools.move_to_end(key)
         return pool
-    cls = GuardedTLSPool if target.scheme == "https" else GuardedPool
-    pool = _pools[key] = cls(target.host, target.port, connect_timeout_s, guarded)
+    pool = _pools[key] = Pool(target, connect_timeout_s, guarded)
     if len(_pools) > HOSTS_POOLED:
         _pools.popitem(last=False)[1].close()
     return pool
@@ -155,9 +178,10 @@ class _Answer(HTTPSocketPoolResponse):
     """An answer that keeps the first STORED_BODY_BYTES of its body as they arrive, so an answer
     cut off at the read deadline still shows how it began."""
 
-    def __init__(self, sock: gevent.socket.socket, pool: ConnectionPool) -> None:
+    def __init__(self, sock: gevent.socket.socket, pool: Pool) -> None:
         self.body_start = bytearray()
-        super().__init__(sock, pool, block_size=16384, method="POST")
+        # geventhttpclient hands the socket back through pool.return_socket / release_socket.
+        super().__init__(sock, pool, block_size=16384, method="POST")  # type: ignore[arg-type]
 
     def _on_body(self, buf: bytearray) -> None:
         if len(self.body_start) < STORED_BODY_BYTES:
@@ -203,7 +227,7 @@ def post(
         sock = pool.get_socket()
     except TimeoutError:
         return failed(f"connect timeout after {connect_timeout_s:g}s")
-    except (OSError, RuntimeError) as exc:
+    except OSError as exc:
         return failed(_connect_error(target, exc))
     try:
         sock.settimeout(read_timeout_s)
@@ -266,7 +290,7 @@ def _connect_error(target: Target, exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"connection error: Failed to resolve {target.host!r} ({exc})"
     if isinstance(exc, ssl.SSLError):
-        return f"request failed: {exc}"
+        return f"request failed: {exc.reason or exc}"
     return f"connection error: Failed to establish a new connection: {exc}"
 
 

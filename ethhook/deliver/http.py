@@ -1,13 +1,17 @@
 """The one hardened HTTP POST: timeouts, no redirects, a capped body, and a typed outcome.
 
-Built on urllib3's pools directly: `requests` on top of them cost more CPU per POST than the rest
-of a delivery (bench/RESULTS.md), and none of what it adds (cookies, proxies from the environment,
-redirects) may apply to a webhook anyway.
+Two clients keep the same guarantees and error messages. Under gevent (the deliver worker),
+geventhttpclient (deliver/geventpost.py): it costs ~3x less CPU per POST than urllib3
+(bench/http_client_bench.py), and CPU per POST bounds that worker. Without gevent (threads: the
+CLI's endpoint test, the demo, prefork and solo workers), urllib3's pools directly: geventhttpclient's
+sockets belong to one gevent hub, and `requests` on top of urllib3 cost more CPU per POST than the
+rest of a delivery (bench/RESULTS.md) while none of what it adds may apply to a webhook anyway.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -76,6 +80,39 @@ def post(
     allow_private: bool = False,
 ) -> HttpOutcome:
     """POST `body`; read at most 64 KiB of the answer and stop reading at the read timeout."""
+    client = post_gevent if _gevent_patched() else post_urllib3
+    return client(url, body, headers, connect_timeout_s, read_timeout_s, allow_private)
+
+
+def _gevent_patched() -> bool:
+    """True in a process whose sockets gevent patched (a gevent pool worker)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("socket"))
+
+
+def post_gevent(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    allow_private: bool = False,
+) -> HttpOutcome:
+    """`post` on geventhttpclient; imported on first use, so processes without gevent never load it."""
+    from ethhook.deliver import geventpost
+
+    return geventpost.post(url, body, headers, connect_timeout_s, read_timeout_s, allow_private)
+
+
+def post_urllib3(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    allow_private: bool = False,
+) -> HttpOutcome:
+    """`post` on urllib3's pools: safe from any thread."""
     started = time.perf_counter()
 
     def elapsed_ms() -> float:

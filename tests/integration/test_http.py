@@ -1,4 +1,8 @@
-"""The hardened POST against hostile receivers on loopback: huge, slow, redirecting, closing."""
+"""The hardened POST against hostile receivers on loopback: huge, slow, redirecting, closing.
+
+Every test runs against both clients: urllib3 (threads, no gevent) and geventhttpclient (gevent
+workers; called directly here, in the test thread's own gevent hub).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -49,9 +54,22 @@ def _run(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
             return
 
 
-def _post(url: str, read_timeout: float = 1.0) -> http.HttpOutcome:
+@pytest.fixture(params=["urllib3", "gevent"], autouse=True)
+def client(request, monkeypatch):
+    """Which client `_post` (and `http.post`) uses in this test."""
+    chosen = http.post_urllib3 if request.param == "urllib3" else http.post_gevent
+    monkeypatch.setattr(http, "_gevent_patched", lambda: request.param == "gevent")
+    return chosen
+
+
+def _post(url: str, read_timeout: float = 1.0, connect_timeout: float = 1.0) -> http.HttpOutcome:
     return http.post(
-        url, b"{}", {"content-type": "application/json"}, 1.0, read_timeout, allow_private=True
+        url,
+        b"{}",
+        {"content-type": "application/json"},
+        connect_timeout,
+        read_timeout,
+        allow_private=True,
     )
 
 
@@ -140,3 +158,61 @@ def test_nothing_listening_is_a_connection_error():
         port = s.getsockname()[1]
     outcome = _post(f"http://127.0.0.1:{port}/")
     assert outcome.status_code is None and "refused" in (outcome.error or "")
+
+
+@pytest.fixture()
+def keep_alive() -> Iterator[tuple[str, list[int]]]:
+    """A receiver that answers every request on a connection; counts the connections accepted."""
+    accepted: list[int] = []
+
+    def handler(conn: socket.socket) -> None:
+        accepted.append(1)
+        while True:
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            if not conn.recv(65536):
+                return
+
+    for url in raw_server(handler):
+        yield url, accepted
+
+
+def test_one_connection_serves_requests_one_after_another(keep_alive):
+    url, accepted = keep_alive
+    outcomes = [_post(url) for _ in range(5)]
+    assert [(o.status_code, o.body) for o in outcomes] == [(200, "ok")] * 5
+    assert len(accepted) == 1
+
+
+def test_a_connect_that_is_never_accepted_times_out():
+    """A listen queue filled up: Linux drops further SYNs, so connect() waits."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):  # fill the accept queue (backlog 0 holds one or two)
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.1)
+        outcome = _post(f"http://127.0.0.1:{port}/hook", connect_timeout=0.3)
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+    assert outcome.status_code is None
+    assert outcome.error == "connect timeout after 0.3s"
+    assert outcome.duration_ms < 2000
+
+
+def test_many_threads_share_the_pools(keep_alive, client):
+    """Without gevent (the CLI, the demo, prefork workers), `post` is called from threads."""
+    if client is http.post_gevent:
+        pytest.skip("geventhttpclient is for one gevent hub: threads use urllib3")
+    url, accepted = keep_alive
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda _: _post(url), range(40)))
+    assert all(o.status_code == 200 for o in outcomes)
+    assert len(accepted) < 20  # reused: about one connection per thread, not one per request
