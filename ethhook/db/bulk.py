@@ -1,4 +1,4 @@
-"""Insert many rows in one statement, skipping the ones that conflict.
+"""Many rows in one statement: rows sent as one array per column, turned back into rows by `unnest`.
 
 On PostgreSQL the rows travel as one array per column and `unnest` turns them back into rows: one
 short statement whatever the batch size, with nothing per row for SQLAlchemy to compile or bind.
@@ -13,7 +13,34 @@ from typing import Any
 
 from sqlalchemy import Table, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+
+
+def unnest_of(table: Table, names: Sequence[str], dialect: Dialect, prefix: str = "c") -> str:
+    """`unnest(CAST(:c0 AS type[]), …)` over `names` (columns of `table`), in that order: the text
+    is the same for any number of rows, so it can be written once."""
+    arrays = (
+        f"CAST(:{prefix}{i} AS {table.c[name].type.compile(dialect)}[])"
+        for i, name in enumerate(names)
+    )
+    return f"unnest({', '.join(arrays)})"
+
+
+def arrays_of(
+    table: Table,
+    names: Sequence[str],
+    columns: Sequence[Sequence[Any]],
+    dialect: Dialect,
+    prefix: str = "c",
+) -> dict[str, list[Any]]:
+    """The parameters of `unnest_of(table, names, dialect, prefix)`: one list of values per
+    column, each value bound as the column's type binds it."""
+    params: dict[str, list[Any]] = {}
+    for i, (name, values) in enumerate(zip(names, columns, strict=True)):
+        process = table.c[name].type.bind_processor(dialect)
+        params[f"{prefix}{i}"] = [process(v) for v in values] if process else list(values)
+    return params
 
 
 def insert_ignoring_conflicts(
@@ -39,17 +66,10 @@ def insert_ignoring_conflicts(
         return inserted if returning else []
     names = list(rows[0])
     quote = dialect.identifier_preparer.quote
-    params: dict[str, Any] = {}
-    arrays = []
-    for i, name in enumerate(names):
-        column = table.c[name]
-        process = column.type.bind_processor(dialect)
-        values = [row[name] for row in rows]
-        params[f"c{i}"] = [process(v) for v in values] if process else values
-        arrays.append(f"CAST(:c{i} AS {column.type.compile(dialect)}[])")
+    params = arrays_of(table, names, [[row[name] for row in rows] for name in names], dialect)
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))})"
-        f" SELECT * FROM unnest({', '.join(arrays)})"
+        f" SELECT * FROM {unnest_of(table, names, dialect)}"
         f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO NOTHING"
     )
     if returning:
