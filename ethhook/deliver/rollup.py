@@ -100,23 +100,30 @@ def upsert_rollups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         return
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(_UNNEST_UPSERT, {name: [row[name] for row in rows] for name in COLUMNS})
+        session.execute(_UNNEST_UPSERT, rollup_arrays(rows))
     else:
         session.execute(_SQLITE_UPSERT, list(rows))  # the demo's database
 
 
-def _unnest_upsert() -> TextClause:
+def rollup_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The parameters of unnest_upsert_sql(): one array per column, named after it."""
+    return {name: [row[name] for row in rows] for name in COLUMNS}
+
+
+def unnest_upsert_sql() -> str:
+    """PostgreSQL's upsert of rollup rows sent as arrays (rollup_arrays), as text that another
+    statement may end with."""
     c = delivery_rollups.c
     pg = postgresql.dialect()
     arrays = ", ".join(f"CAST(:{name} AS {c[name].type.compile(pg)}[])" for name in COLUMNS)
     added = ", ".join(f"{name} = delivery_rollups.{name} + excluded.{name}" for name in ADDED)
-    return text(
+    return (
         f"INSERT INTO delivery_rollups ({', '.join(COLUMNS)}) SELECT * FROM unnest({arrays})"
         f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {added}"
     )
 
 
-_UNNEST_UPSERT = _unnest_upsert()
+_UNNEST_UPSERT: TextClause = text(unnest_upsert_sql())
 
 
 def _sqlite_upsert() -> Insert:
