@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from ethhook.db.models import (
 )
 from ethhook.deliver import http
 from ethhook.deliver.payload import build_body
+from ethhook.deliver.record_pg import ATTEMPT_COLUMNS, NewState, record_in_one_statement
 from ethhook.deliver.retry import next_retry, parse_retry_after
 from ethhook.deliver.rollup import AttemptFacts, rollup_rows, upsert_rollups
 from ethhook.types import webhook_id_for
@@ -143,32 +144,66 @@ def record(
     worker_token: str,
     now: datetime,
 ) -> None:
-    """Write the attempt rows and each delivery's new state; schedule retries in the database.
+    """Write the attempt rows and each delivery's new state; schedule retries in the database;
+    clear or start the endpoint's failing_since; add the attempts to its rollups.
 
-    Four statements however many results: the attempt rows as one multi-VALUES insert (RETURNING
-    makes SQLAlchemy batch them; psycopg2's executemany would send one INSERT per row), the
-    deliveries updated together when their new state is the same (every success of a message),
-    the endpoint's failing_since, and the attempts added to the endpoint's rollups (one upsert).
+    One statement on PostgreSQL (record_pg); on SQLite (the demo) one statement per table, the
+    deliveries updated together when their new state is the same (every success of a message).
     """
     if not results:
         return
-    _insert_attempts(session, results)
-    facts = []
-    same_state: dict[tuple[str, datetime | None, int, int | None, str | None], list[int]] = (
-        defaultdict(list)
-    )
+    attempts, states, facts = [], [], []
     for r in results:
+        outcome = r.outcome
         status, next_at = _next_state(endpoint, r, now)
         dead = status == DeliveryStatus.FAILED
         if dead:
             metrics.record_dead_lettered()
-        outcome = r.outcome
         facts.append(AttemptFacts(r.started_at, outcome.duration_ms, outcome.status_code, dead))
+        error = outcome.error[:500] if outcome.error else None
         last_error = (outcome.error or _status_error(outcome))[:500] or None
-        key = (status, next_at, r.work.attempts + 1, outcome.status_code, last_error)
-        same_state[key].append(r.work.delivery_id)
+        number = r.work.attempts + 1
+        attempts.append(
+            (r.work.delivery_id, number, r.started_at, round(outcome.duration_ms, 3),
+             outcome.status_code, error, outcome.body)
+        )  # fmt: skip
+        states.append(
+            NewState(r.work.delivery_id, status, number, next_at, outcome.status_code, last_error)
+        )
+    any_ok = any(r.outcome.ok for r in results)
+    rollups = rollup_rows(endpoint.id, facts)
+    if session.get_bind().dialect.name == "postgresql":
+        record_in_one_statement(
+            session, endpoint.id, attempts, states, rollups, any_ok, worker_token, now
+        )
+        return
+    _insert_attempts(session, attempts)
+    _update_states(session, states, worker_token, now)
+    failing = Endpoint.failing_since
+    session.execute(
+        update(Endpoint)
+        .where(Endpoint.id == endpoint.id, failing.is_not(None) if any_ok else failing.is_(None))
+        .values(failing_since=None if any_ok else now)
+    )
+    upsert_rollups(session, rollups)
+
+
+def _insert_attempts(session: Session, attempts: Sequence[Sequence[Any]]) -> None:
+    # RETURNING makes SQLAlchemy send one multi-VALUES insert, not one INSERT per row.
+    session.execute(
+        insert(DeliveryAttempt).returning(DeliveryAttempt.id),
+        [dict(zip(ATTEMPT_COLUMNS, row, strict=True)) for row in attempts],
+    ).all()
+
+
+def _update_states(
+    session: Session, states: Sequence[NewState], worker_token: str, now: datetime
+) -> None:
+    same_state: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for s in states:
+        same_state[s[1:]].append(s.delivery_id)
     table = cast(Table, Delivery.__table__)
-    for (status, next_at, attempts, status_code, last_error), ids in same_state.items():
+    for (status, attempts, next_at, status_code, last_error), ids in same_state.items():
         session.execute(
             update(table)
             .where(table.c.id.in_(ids), table.c.lease_token == worker_token)
@@ -183,33 +218,6 @@ def record(
                 updated_at=now,
             )
         )
-    any_ok = any(r.outcome.ok for r in results)
-    # Auto-disable looks at how long every attempt has been failing.
-    failing = Endpoint.failing_since
-    session.execute(
-        update(Endpoint)
-        .where(Endpoint.id == endpoint.id, failing.is_not(None) if any_ok else failing.is_(None))
-        .values(failing_since=None if any_ok else now)
-    )
-    upsert_rollups(session, rollup_rows(endpoint.id, facts))
-
-
-def _insert_attempts(session: Session, results: Sequence[Result]) -> None:
-    session.execute(
-        insert(DeliveryAttempt).returning(DeliveryAttempt.id),
-        [
-            {
-                "delivery_id": r.work.delivery_id,
-                "attempt_number": r.work.attempts + 1,
-                "started_at": r.started_at,
-                "duration_ms": round(r.outcome.duration_ms, 3),
-                "status_code": r.outcome.status_code,
-                "error": r.outcome.error[:500] if r.outcome.error else None,
-                "response_body": r.outcome.body,
-            }
-            for r in results
-        ],
-    ).all()
 
 
 def _status_error(outcome: http.HttpOutcome) -> str:
