@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
@@ -163,24 +163,36 @@ def claim(
     every queued message empty-handed. The newer message then finds them sent. A worker's claim is
     exclusive until it expires; the row lock makes two claims at once see each other's.
     """
-    return sorted(
-        session.scalars(
-            update(Delivery)
-            .where(
-                Delivery.id.in_(delivery_ids),
-                Delivery.endpoint_id == endpoint_id,
-                Delivery.status == DeliveryStatus.PENDING,
-                or_(
-                    Delivery.lease_token == token,
-                    and_(
-                        Delivery.next_attempt_at <= now,
-                        or_(lease_free(Delivery, now), held_by_message(Delivery)),
-                    ),
+    statement = claim_statement(endpoint_id, delivery_ids, token, worker_token, now, lease_s)
+    return sorted(session.scalars(statement).all())
+
+
+def claim_statement(
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    token: str,
+    worker_token: str,
+    now: datetime,
+    lease_s: float,
+) -> Update:
+    """The UPDATE that claims (see claim), RETURNING the claimed ids; a caller may return more
+    columns and read them in the same statement (the deliver task's claim-and-load)."""
+    return (
+        update(Delivery)
+        .where(
+            Delivery.id.in_(delivery_ids),
+            Delivery.endpoint_id == endpoint_id,
+            Delivery.status == DeliveryStatus.PENDING,
+            or_(
+                Delivery.lease_token == token,
+                and_(
+                    Delivery.next_attempt_at <= now,
+                    or_(lease_free(Delivery, now), held_by_message(Delivery)),
                 ),
-            )
-            .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
-            .returning(Delivery.id)
-        ).all()
+            ),
+        )
+        .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
+        .returning(Delivery.id)
     )
 
 
