@@ -64,8 +64,11 @@ def load_endpoint(
     session: Session, endpoint_id: int, settings: Settings, now: datetime
 ) -> EndpointView | None:
     endpoint = session.get(Endpoint, endpoint_id)
-    if endpoint is None:
-        return None
+    return None if endpoint is None else endpoint_view(endpoint, settings, now)
+
+
+def endpoint_view(endpoint: Any, settings: Settings, now: datetime) -> EndpointView:
+    """The view of an endpoint read as an ORM object or as a row with its ENDPOINT_FIELDS."""
     secrets = [endpoint.secret]
     if (
         endpoint.previous_secret
@@ -85,56 +88,76 @@ def load_endpoint(
     )
 
 
+# What endpoint_view reads.
+ENDPOINT_FIELDS = (
+    "id",
+    "url",
+    "secret",
+    "previous_secret",
+    "previous_secret_expires_at",
+    "event_signatures",
+    "confirmations",
+    "retry_schedule_s",
+    "rate_limit_per_s",
+    "active",
+)
+
+
+def work_columns() -> tuple[Any, ...]:
+    """The delivery and event columns work_from_row reads, by the names it reads them."""
+    return (
+        Delivery.id.label("delivery_id"),
+        Delivery.attempts,
+        Delivery.kind,
+        Delivery.created_at,
+        Event.id.label("event_id"),
+        *event_record_columns(),
+    )
+
+
 def load_work(
     session: Session, endpoint: EndpointView, delivery_ids: Sequence[int], settings: Settings
 ) -> list[Work]:
     # Columns, not ORM objects: nothing here changes, and a hundred tasks each holding a hundred
     # Event objects cost a deliver worker CPU and memory for nothing.
     rows = session.execute(
-        select(
-            Delivery.id.label("delivery_id"),
-            Delivery.attempts,
-            Delivery.kind,
-            Delivery.created_at,
-            Event.id.label("event_id"),
-            *event_record_columns(),
-        )
+        select(*work_columns())
         .join(Event, Event.id == Delivery.event_id)
         .where(Delivery.id.in_(delivery_ids))
         .order_by(Event.chain_id, Event.block_number, Event.log_index, Delivery.id)
     ).all()
-    work = []
-    for row in rows:
-        body = build_body(
-            kind=row.kind,
-            created_at=row.created_at,
-            event_id=row.event_id,
-            chain_id=row.chain_id,
-            chain_name=settings.chain_name(row.chain_id),
-            block_number=row.block_number,
-            block_hash=row.block_hash,
-            block_timestamp=row.block_timestamp,
-            transaction_hash=row.transaction_hash,
-            transaction_index=row.transaction_index,
-            log_index=row.log_index,
-            address=row.address,
-            topics=list(row.topics),
-            data=row.data,
-            confirmations=endpoint.confirmations if row.kind == "event.confirmed" else 0,
-            removed=row.kind == "event.removed",
-            signatures=endpoint.signatures,
-        )
-        work.append(
-            Work(
-                row.delivery_id,
-                row.attempts,
-                webhook_id_for(endpoint.id, row.event_id, row.kind),
-                body,
-                row.block_timestamp,
-                row.created_at,
-            )
-        )
-    return work
+    return [work_from_row(row, endpoint, settings) for row in rows]
+
+
+def work_from_row(row: Any, endpoint: EndpointView, settings: Settings) -> Work:
+    """A delivery's signed-to-be body from a row of work_columns()."""
+    body = build_body(
+        kind=row.kind,
+        created_at=row.created_at,
+        event_id=row.event_id,
+        chain_id=row.chain_id,
+        chain_name=settings.chain_name(row.chain_id),
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        block_timestamp=row.block_timestamp,
+        transaction_hash=row.transaction_hash,
+        transaction_index=row.transaction_index,
+        log_index=row.log_index,
+        address=row.address,
+        topics=list(row.topics),
+        data=row.data,
+        confirmations=endpoint.confirmations if row.kind == "event.confirmed" else 0,
+        removed=row.kind == "event.removed",
+        signatures=endpoint.signatures,
+    )
+    return Work(
+        row.delivery_id,
+        row.attempts,
+        webhook_id_for(endpoint.id, row.event_id, row.kind),
+        body,
+        row.block_timestamp,
+        row.created_at,
+    )
 
 
 def record(
