@@ -19,6 +19,11 @@ class Backlog:
         self._loaded = load(claimed[:LOAD_CHUNK])
         self._unloaded = list(claimed[LOAD_CHUNK:])
 
+    @classmethod
+    def preloaded(cls, claimed: Sequence[int], first: list[Work]) -> Backlog:
+        """A backlog whose first chunk, the work of claimed[:LOAD_CHUNK], was read with the claim."""
+        return cls(claimed, lambda _ids: first)
+
     def __bool__(self) -> bool:
         return bool(self._loaded or self._unloaded)
 

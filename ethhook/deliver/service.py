@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from ethhook import metrics
 from ethhook.config import Settings
 from ethhook.db.models import utcnow
-from ethhook.deliver.backlog import Backlog
+from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
 from ethhook.deliver.breaker import EndpointBreaker
+from ethhook.deliver.claimload import claim_and_load
 from ethhook.deliver.inflight import endpoint_slots, endpoint_turn
 from ethhook.deliver.policy import (
     RATE_WAIT_INLINE_S,
@@ -34,12 +35,11 @@ from ethhook.deliver.store import (
     Result,
     Work,
     disable_endpoint,
-    load_endpoint,
     load_work,
     record,
 )
 from ethhook.deliver.window import first_window, next_window, windows
-from ethhook.workqueue import claim, defer, enqueue_groups, new_claim_token, release_leases
+from ethhook.workqueue import defer, enqueue_groups, new_claim_token, release_leases
 
 log = logging.getLogger(__name__)
 
@@ -113,18 +113,18 @@ def _claim(
     worker_token = new_claim_token()
     with sessions() as session:
         now = utcnow()
-        claimed = claim(
-            session, endpoint_id, delivery_ids, token, worker_token, now, settings.delivery_lease_s
+        got = claim_and_load(
+            session, endpoint_id, delivery_ids, token, worker_token, now, settings, LOAD_CHUNK
         )
-        report.skipped = len(delivery_ids) - len(claimed)
-        if not claimed:
+        report.skipped = len(delivery_ids) - len(got.claimed)
+        if not got.claimed:
             return None
-        endpoint = load_endpoint(session, endpoint_id, settings, now)
+        endpoint = got.endpoint
         if endpoint is None or not endpoint.active:
-            release_leases(session, claimed, worker_token)
-            report.released = len(claimed)
+            release_leases(session, got.claimed, worker_token)
+            report.released = len(got.claimed)
             return None
-        backlog = Backlog(claimed, lambda ids: load_work(session, endpoint, ids, settings))
+        backlog = Backlog.preloaded(got.claimed, got.first)
     return Claimed(endpoint, worker_token, backlog)
 
 

@@ -148,3 +148,35 @@ def test_the_due_scan_leaves_expired_message_leases_to_a_busy_queue_for_a_bounde
     assert due(CLAIM_S + 1, busy=True) == ids[1:]  # an expired claim: the worker is gone
     hold_over = lease_s * (UNCLAIMED_HOLD_LEASES + 1) + 1
     assert due(hold_over, busy=True) == ids  # held no longer than the bound
+
+
+def test_the_deliver_tasks_claim_reads_the_endpoint_and_first_chunk_in_one_statement_by_the_same_rule():
+    from sqlalchemy import event
+
+    from ethhook.db import get_engine
+    from ethhook.deliver.claimload import claim_and_load
+
+    endpoint_id, ids = pending(5)
+    token = lease_to_message(ids, endpoint_id)
+    seen: list[str] = []
+
+    def statement(_conn, _cursor, sql, *_args) -> None:  # noqa: ANN001
+        seen.append(sql)
+
+    event.listen(get_engine(), "before_cursor_execute", statement)
+    try:
+        with session_scope() as session:
+            got = claim_and_load(
+                session, endpoint_id, ids, token, new_claim_token(), moment(), get_settings(), 3
+            )
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", statement)
+
+    assert len(seen) == 1
+    assert got.claimed == ids and got.endpoint is not None and got.endpoint.id == endpoint_id
+    assert sorted(w.delivery_id for w in got.first) == ids[:3]
+    with session_scope() as session:  # a worker's claim is exclusive: a second message gets none
+        again = claim_and_load(
+            session, endpoint_id, ids, "m-other", new_claim_token(), moment(), get_settings(), 3
+        )
+    assert again.claimed == [] and again.first == []

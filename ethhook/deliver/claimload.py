@@ -1,0 +1,118 @@
+"""A deliver task's start: claim its deliveries, read the endpoint and the first chunk's events.
+
+One statement on PostgreSQL: the claim's UPDATE … RETURNING (workqueue.claim_statement, the one
+claim rule) as a writable CTE, joined to the endpoint (on the first row only) and to the events of
+the first `chunk` claimed ids (the rest are loaded as the sending reaches them, see backlog.py).
+Three statements on SQLite (the demo's database).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any, cast
+
+from sqlalchemy import Select, Table, and_, func, select
+from sqlalchemy.orm import Session
+
+from ethhook.config import Settings
+from ethhook.db.models import Delivery, Endpoint, Event, event_record_columns
+from ethhook.deliver.store import (
+    ENDPOINT_FIELDS,
+    EndpointView,
+    Work,
+    endpoint_view,
+    load_endpoint,
+    load_work,
+    work_from_row,
+)
+from ethhook.workqueue import claim
+from ethhook.workqueue.lease import claim_statement
+
+
+@dataclass(frozen=True)
+class ClaimedWork:
+    """The ids claimed (sorted), the endpoint (None if it is gone), the first chunk's work."""
+
+    claimed: list[int]
+    endpoint: EndpointView | None = None
+    first: list[Work] = field(default_factory=list)
+
+
+def claim_and_load(
+    session: Session,
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    token: str,
+    worker_token: str,
+    now: datetime,
+    settings: Settings,
+    chunk: int,
+) -> ClaimedWork:
+    """workqueue.claim, then the endpoint and the work of claimed[:chunk] (none for an endpoint
+    that is gone or disabled)."""
+    lease_s = settings.delivery_lease_s
+    if session.get_bind().dialect.name != "postgresql":
+        claimed = claim(session, endpoint_id, delivery_ids, token, worker_token, now, lease_s)
+        if not claimed:
+            return ClaimedWork([])
+        endpoint = load_endpoint(session, endpoint_id, settings, now)
+        if endpoint is None or not endpoint.active:
+            return ClaimedWork(claimed, endpoint)
+        return ClaimedWork(
+            claimed, endpoint, load_work(session, endpoint, claimed[:chunk], settings)
+        )
+    query = _query(endpoint_id, delivery_ids, token, worker_token, now, lease_s, chunk)
+    rows = session.connection().execute(query).all()
+    if not rows:
+        return ClaimedWork([])
+    claimed = [row.delivery_id for row in rows]  # in id order (the row number)
+    head = rows[0]
+    if head.ep_id is None:
+        return ClaimedWork(claimed)
+    fields = SimpleNamespace(**{name: getattr(head, f"ep_{name}") for name in ENDPOINT_FIELDS})
+    endpoint = endpoint_view(fields, settings, now)
+    if not endpoint.active:
+        return ClaimedWork(claimed, endpoint)
+    loaded = [row for row in rows[:chunk] if row.chain_id is not None]
+    loaded.sort(key=lambda r: (r.chain_id, r.block_number, r.log_index, r.delivery_id))
+    return ClaimedWork(claimed, endpoint, [work_from_row(r, endpoint, settings) for r in loaded])
+
+
+def _query(
+    endpoint_id: int,
+    delivery_ids: Sequence[int],
+    token: str,
+    worker_token: str,
+    now: datetime,
+    lease_s: float,
+    chunk: int,
+) -> Select[Any]:
+    claimed = (
+        claim_statement(endpoint_id, delivery_ids, token, worker_token, now, lease_s)
+        .returning(Delivery.attempts, Delivery.kind, Delivery.created_at, Delivery.event_id)
+        .cte("claimed")
+    )
+    ranked = select(claimed, func.row_number().over(order_by=claimed.c.id).label("n")).subquery(
+        "ranked"
+    )
+    events, endpoints = cast(Table, Event.__table__), cast(Table, Endpoint.__table__)
+    return (
+        select(
+            ranked.c.id.label("delivery_id"),
+            ranked.c.attempts,
+            ranked.c.kind,
+            ranked.c.created_at,
+            ranked.c.event_id,
+            *event_record_columns(),
+            *(endpoints.c[name].label(f"ep_{name}") for name in ENDPOINT_FIELDS),
+        )
+        .select_from(
+            ranked.outerjoin(
+                events, and_(events.c.id == ranked.c.event_id, ranked.c.n <= chunk)
+            ).outerjoin(endpoints, and_(endpoints.c.id == endpoint_id, ranked.c.n == 1))
+        )
+        .order_by(ranked.c.n)
+    )
