@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
@@ -159,12 +159,15 @@ def claim_unmatched(
     """
     if not event_ids:
         return []
+    if session.get_bind().dialect.name == "postgresql":
+        # One array: a short statement whatever the batch, nothing per id to render or bind.
+        ids = bindparam("ids", list(event_ids), type_=ARRAY(String))
+        named: ColumnElement[bool] = Event.id == any_(ids)
+    else:
+        named = Event.id.in_(event_ids)
     rows = session.execute(
         update(Event)
-        .where(
-            Event.id.in_(event_ids),
-            Event.matched_at.is_(None),
-        )
+        .where(named, Event.matched_at.is_(None))
         .values(matched_at=now, lease_token=None, lease_expires_at=None)
         .returning(*event_record_columns(), Event.removed)
     ).all()
