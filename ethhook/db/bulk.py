@@ -1,7 +1,8 @@
 """Many rows in one statement: rows sent as one array per column, turned back into rows by `unnest`.
 
 On PostgreSQL the rows travel as one array per column and `unnest` turns them back into rows: one
-short statement whatever the batch size, with nothing per row for SQLAlchemy to compile or bind.
+short statement whatever the batch size, with nothing per row for SQLAlchemy to compile or bind
+(a column whose value every row shares travels once, as a scalar).
 It is 2× cheaper than a multi-VALUES insert for the matcher's 100-row batches (bench/RESULTS.md).
 SQLite (the demo's database) gets SQLAlchemy's multi-row INSERT … ON CONFLICT DO NOTHING.
 """
@@ -66,10 +67,28 @@ def insert_ignoring_conflicts(
         return inserted if returning else []
     names = list(rows[0])
     quote = dialect.identifier_preparer.quote
-    params = arrays_of(table, names, [[row[name] for row in rows] for name in names], dialect)
+    params: dict[str, Any] = {}
+    arrays, unnested, values_of = [], [], []
+    for i, name in enumerate(names):
+        column = table.c[name]
+        process = column.type.bind_processor(dialect)
+        values = [row[name] for row in rows]
+        values = [process(v) for v in values] if process else values
+        sql_type = column.type.compile(dialect)
+        if i and _all_equal(values):
+            # A value every row shares (the batch's time, status, lease expiry) is sent once,
+            # not once per row for PostgreSQL to parse.
+            params[f"c{i}"] = values[0]
+            values_of.append(f"CAST(:c{i} AS {sql_type})")
+        else:
+            params[f"c{i}"] = values
+            arrays.append(f"CAST(:c{i} AS {sql_type}[])")
+            unnested.append(f"c{i}")
+            values_of.append(f"u.c{i}")
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))})"
-        f" SELECT * FROM {unnest_of(table, names, dialect)}"
+        f" SELECT {', '.join(values_of)}"
+        f" FROM unnest({', '.join(arrays)}) AS u({', '.join(unnested)})"
         f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO NOTHING"
     )
     if returning:
@@ -77,3 +96,8 @@ def insert_ignoring_conflicts(
         return [tuple(r) for r in session.execute(text(sql), params)]
     session.execute(text(sql), params)
     return []
+
+
+def _all_equal(values: list[Any]) -> bool:
+    first = values[0]
+    return all(v == first and type(v) is type(first) for v in values)

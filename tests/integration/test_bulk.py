@@ -1,0 +1,51 @@
+"""insert_ignoring_conflicts on PostgreSQL: shared values sent once, every row stored as given."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from ethhook.db import session_scope
+from ethhook.db.bulk import insert_ignoring_conflicts
+from ethhook.db.models import Delivery, utcnow
+from ethhook.workqueue import delivery_row, store_events
+from tests.factories import address, transfer
+from tests.integration.helpers import add_endpoint
+
+COLUMNS = ("endpoint_id", "event_id", "kind", "status", "attempts", "next_attempt_at")
+COLUMNS += ("release_block", "lease_token", "lease_expires_at", "created_at", "updated_at")
+
+
+@pytest.mark.usefixtures("db")
+def test_rows_with_shared_and_differing_values_are_stored_as_given_and_only_once():
+    endpoint = add_endpoint("http://127.0.0.1:1/a", contracts=[address(1)])[0]
+    events = [transfer(contract=address(1), block=5, log_index=i, value=i) for i in range(3)]
+    now = utcnow()
+    with session_scope() as session:
+        store_events(session, events, now)
+    later = now + timedelta(seconds=30)
+    rows = [
+        delivery_row(endpoint, events[0].event_id, "instant", "pending", now, next_attempt_at=now),
+        delivery_row(endpoint, events[1].event_id, "instant", "pending", now, next_attempt_at=now),
+        # Differs from the others in its status, next attempt, release block and token.
+        delivery_row(
+            endpoint, events[2].event_id, "confirmed", "waiting", now, release_block=17,
+            token="m-x", lease_expires_at=later,
+        ),
+    ]  # fmt: skip
+
+    with session_scope() as session:
+        first = insert_ignoring_conflicts(
+            session, Delivery, rows, ["endpoint_id", "event_id", "kind"], ["id"]
+        )
+        again = insert_ignoring_conflicts(
+            session, Delivery, rows, ["endpoint_id", "event_id", "kind"], ["id"]
+        )
+    with session_scope() as session:
+        stored = session.execute(select(*(getattr(Delivery, c) for c in COLUMNS))).all()
+
+    assert len(first) == 3
+    assert again == []
+    assert sorted(tuple(r) for r in stored) == sorted(tuple(r[c] for c in COLUMNS) for r in rows)
