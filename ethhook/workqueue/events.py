@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, select, update
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, select, true, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
@@ -159,15 +159,21 @@ def claim_unmatched(
     """
     if not event_ids:
         return []
+    unmatched: ColumnElement[bool] = Event.matched_at.is_(None)
     if session.get_bind().dialect.name == "postgresql":
         # One array: a short statement whatever the batch, nothing per id to render or bind.
         ids = bindparam("ids", list(event_ids), type_=ARRAY(String))
         named: ColumnElement[bool] = Event.id == any_(ids)
+        # The same condition, in a form the planner cannot match to the partial index of
+        # unmatched events, so it finds the events by primary key: with statistics older than a
+        # backlog it read the whole index instead (10,000 unmatched events: 9,900 rows read and
+        # dropped per claim, 32 ms against 15 ms).
+        unmatched = unmatched.is_(true())
     else:
         named = Event.id.in_(event_ids)
     rows = session.execute(
         update(Event)
-        .where(named, Event.matched_at.is_(None))
+        .where(named, unmatched)
         .values(matched_at=now, lease_token=None, lease_expires_at=None)
         .returning(*event_record_columns(), Event.removed)
     ).all()
