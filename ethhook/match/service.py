@@ -60,9 +60,23 @@ def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, li
     """The endpoints each event goes to, found with one indexed query for the whole batch."""
     if not events:
         return {}
-    query = match_query(events, session.get_bind().dialect.name)
-    rows = session.execute(query).all()
-    return pair_with_filters(events, [tuple(row) for row in rows])
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        rows = session.execute(match_query(events, dialect.name)).all()
+        return pair_with_filters(events, [tuple(row) for row in rows])
+    # On PostgreSQL the statement depends only on which branches the batch needs, its values
+    # being arrays: it is compiled once per shape and sent as it is (building and compiling the
+    # query was the largest part of the find phase's Python time in a cProfile of the stage).
+    batch = _Batch(events, arrays=True)
+    shape = (bool(batch.pairs), bool(batch.words))
+    if shape not in _COMPILED:
+        _COMPILED[shape] = str(match_query(events).compile(dialect=dialect))
+    result = session.connection().exec_driver_sql(_COMPILED[shape], batch.values())
+    return pair_with_filters(events, [tuple(row) for row in result])
+
+
+# The PostgreSQL statement of find_matches by (the batch has topic0s, the batch has topic words).
+_COMPILED: dict[tuple[bool, bool], str] = {}
 
 
 class _Batch:
@@ -78,6 +92,17 @@ class _Batch:
         self.pairs = sorted({(e.address, e.topic0) for e in events if e.topic0 is not None})
         self.words = sorted({word for e in events for word in e.topics[1:4]})
         self._params: dict[str, Any] = {}
+
+    def values(self) -> dict[str, Any]:
+        """The statement's bound values by name (the arrays' names in match_query)."""
+        return {
+            "addresses": self.addresses,
+            "chains": self.chains,
+            "topics": self.topics,
+            "pair_addresses": [a for a, _ in self.pairs],
+            "pair_topics": [t for _, t in self.pairs],
+            "words": self.words,
+        }
 
     def any_of(self, column: Any, name: str, values: list[Any], item: Any) -> ColumnElement[bool]:
         """`column` is one of `values` (bound once per statement, under `name`)."""
