@@ -136,12 +136,23 @@ def _scenario(receiver) -> None:  # noqa: ANN001
             if prev.status == 429:
                 assert nxt.at - prev.at >= 2.0 - 0.05, (prev.at, nxt.at)
 
-    # E: never more than 5 requests in any 1-second window (± 1).
-    times = sorted(r.at for r in receiver.on("/e"))
-    worst = max(
+    # E: never more than 5 requests started in any 1-second window (± 1), as the workers sent
+    # them; at the receiver one more, for a request held up on the way by a loaded machine (E now
+    # sends at its limit, so a delay of one interval, 0.2 s, shows).
+    with session_scope() as session:
+        started = session.scalars(
+            select(DeliveryAttempt.started_at)
+            .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+            .where(Delivery.endpoint_id == ids["e"])
+        ).all()
+    assert most_in_one_second(sorted(t.timestamp() for t in started)) <= 6
+    assert most_in_one_second(sorted(r.at for r in receiver.on("/e"))) <= 7
+
+
+def most_in_one_second(times: list[float]) -> int:
+    return max(
         sum(1 for t in times[i : i + 12] if t < start_t + 1.0) for i, start_t in enumerate(times)
     )
-    assert worst <= 6, worst
 
 
 def test_a_worker_killed_mid_delivery_has_its_deliveries_sent_after_the_lease(receiver, worker):
