@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from ethhook.config import ChainConfig, Settings
 from ethhook.db.models import utcnow
 from ethhook.exceptions import EthHookError, TransientError
-from ethhook.listen.replay import fetch_range
 from ethhook.replay.jobs import (
     ChunkWork,
     commit_chunk,
@@ -48,6 +47,10 @@ def _read(
     chain = settings.chain_by_id(work.chain_id) or ChainConfig(
         settings.chain_name(work.chain_id), work.chain_id
     )
+    # Imported here: the node client (aiohttp, ~8 MB) is for the worker that runs replay chunks,
+    # not for every worker that imports this task module (a deliver worker never runs one).
+    from ethhook.listen.replay import fetch_range
+
     return fetch_range(chain, work.chunk.start, work.chunk.end, addresses)
 
 
