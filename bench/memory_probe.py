@@ -6,7 +6,7 @@
     python -m bench.memory_probe --live          # + RSS of the real processes, idle and under load
 
 Import mode runs each process's entry imports in a fresh interpreter (as `ethhook listen` and
-`celery -A ethhook.celery_app worker` would, including what they import lazily at run time) and
+`ethhook-worker` (= `celery -A ethhook.celery_app worker` without other packages' subcommands) would, including what they import lazily at run time) and
 prints the peak RSS after them and the top-level packages they pulled in. Live mode starts anvil,
 a private PostgreSQL database and redis-server, the match worker (prefork 2), the deliver worker
 (gevent, 100 greenlets) and `ethhook listen` exactly as the tests do, samples each process tree's RSS when
@@ -37,18 +37,17 @@ import ethhook.listen.runner
 import ethhook.celery_app
 import ethhook.listen.heads
 """,
-    # `celery -A ethhook.celery_app worker -Q match -P prefork -c 2`
+    # `ethhook-worker -Q match -P prefork -c 2`
     "match worker": """
-from celery.bin.celery import celery
+from ethhook.worker_main import prepare; prepare(["-P", "prefork"])
 import ethhook.celery_app as m
 m.app.loader.import_default_modules()
 import celery.apps.worker, celery.worker.consumer, celery.concurrency.prefork
 import kombu.transport.redis
 """,
-    # `celery -A ethhook.celery_app worker -Q deliver -P gevent -c 100` (patched before anything)
+    # `ethhook-worker -Q deliver -P gevent -c 100` (patched before anything, as prepare() does)
     "deliver worker": """
-from gevent import monkey; monkey.patch_all()
-from celery.bin.celery import celery
+from ethhook.worker_main import prepare; prepare(["-P", "gevent"])
 import ethhook.celery_app as m
 m.app.loader.import_default_modules()
 import celery.apps.worker, celery.worker.consumer, celery.concurrency.gevent
