@@ -26,6 +26,7 @@ from ethhook.exceptions import EthHookError
 from ethhook.listen.backoff import Backoff
 from ethhook.listen.errors import ChainLocked, ChainMoved, RpcError
 from ethhook.listen.progress import ChainProgress, ChainStore, Publish
+from ethhook.listen.records import BlockHeader
 from ethhook.listen.rpc import RpcClient
 from ethhook.listen.sync import DEFAULT_LIMITS, ChainSync, Limits
 from ethhook.listen.threads import BlockingLane
@@ -151,9 +152,9 @@ class ChainFollower:
     def ws_live(self) -> bool:
         return self.heads is not None and self.heads.live
 
-    def _on_head(self, number: int | None) -> None:
-        if number is not None:
-            self.catch_up.node_head = number
+    def _on_head(self, header: BlockHeader | None) -> None:
+        if header is not None:
+            self.catch_up.node_head = header.number
         self.wake.set()
 
     async def _wait_for_head(self) -> None:

@@ -6,13 +6,15 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import websockets
 from web3 import AsyncWeb3, WebSocketProvider
 from web3.exceptions import Web3Exception
 
 from ethhook.listen.backoff import Backoff
-from ethhook.listen.errors import error_text
+from ethhook.listen.errors import RpcBadResponse, error_text
+from ethhook.listen.records import BlockHeader, parse_header
 from ethhook.redact import redact_in, redact_url
 
 log = logging.getLogger(__name__)
@@ -22,15 +24,37 @@ PING_INTERVAL_S = 10.0
 PING_TIMEOUT_S = 20.0
 
 
+def notified_header(message: Any) -> BlockHeader | None:
+    """The header a `newHeads` notification carries, as a plain record; None when it lacks one
+    of the fields or one is malformed (the follower then asks the node instead)."""
+    result = message.get("result") if isinstance(message, Mapping) else None
+    if not isinstance(result, Mapping):
+        return None
+    raw = {key: _as_json(result.get(key)) for key in ("number", "hash", "parentHash", "timestamp")}
+    try:
+        return parse_header(raw, "newHeads")
+    except RpcBadResponse:
+        return None
+
+
+def _as_json(value: Any) -> Any:
+    """web3's formatted value back to its JSON-RPC form (ints as quantities, bytes as 0x hex)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return hex(value)
+    if isinstance(value, bytes):
+        return "0x" + bytes(value).hex()  # HexBytes 1 and 2 disagree on a 0x from .hex()
+    return value
+
+
 class HeadSubscription:
-    """Follows `newHeads` and calls `on_head(number)` for each; `on_head(None)` after every
+    """Follows `newHeads` and calls `on_head(header)` for each; `on_head(None)` after every
     (re)connect so the follower catches up on what it missed meanwhile."""
 
     def __init__(
         self,
         chain: str,
         url: str,
-        on_head: Callable[[int | None], None],
+        on_head: Callable[[BlockHeader | None], None],
         on_connected: Callable[[], None] = lambda: None,
         backoff: Backoff | None = None,
     ) -> None:
@@ -89,6 +113,4 @@ class HeadSubscription:
             self.on_connected()
             self.on_head(None)
             async for message in w3.socket.process_subscriptions():
-                result = message.get("result") if isinstance(message, Mapping) else None
-                number = result.get("number") if isinstance(result, Mapping) else None
-                self.on_head(number if isinstance(number, int) else None)
+                self.on_head(notified_header(message))
