@@ -154,7 +154,7 @@ class ChainFollower:
 
     def _on_head(self, header: BlockHeader | None) -> None:
         if header is not None:
-            self.catch_up.node_head = header.number
+            self.catch_up.notify(header)
         self.wake.set()
 
     async def _wait_for_head(self) -> None:

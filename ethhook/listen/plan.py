@@ -19,6 +19,12 @@ def next_range(cursor: int, head: int, size: int) -> tuple[int, int] | None:
     return start, min(head, start + size - 1)
 
 
+def extends(cursor: tuple[int, str], header: BlockHeader) -> bool:
+    """True when `header` is the block right after the cursor block and built on it: a notified
+    header that may stand for the block's own (a reorg or a gap is read by number instead)."""
+    return header.number == cursor[0] + 1 and header.parent_hash == cursor[1]
+
+
 @dataclass(frozen=True)
 class LogQuery:
     """How to ask for a range's logs: not at all (no endpoint watches this chain), for every

@@ -218,7 +218,22 @@ class RpcClient:
     ) -> list[Any]:
         """Raw logs of a block range (all contracts when `addresses` is None; any topic0 when
         `topics` is None, else one of them)."""
-        query: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
+        query = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
+        return await self._get_logs(query, addresses, topics)
+
+    async def block_logs(
+        self, block_hash: str, addresses: Sequence[str] | None, topics: Sequence[str] | None
+    ) -> list[Any]:
+        """Raw logs of one block by its hash (EIP-234): a node that does not have that block
+        answers an error, never an empty list."""
+        return await self._get_logs({"blockHash": block_hash}, addresses, topics)
+
+    async def _get_logs(
+        self,
+        query: dict[str, Any],
+        addresses: Sequence[str] | None,
+        topics: Sequence[str] | None,
+    ) -> list[Any]:
         if addresses is not None:
             query["address"] = list(addresses)
         if topics is not None:

@@ -15,7 +15,13 @@ from ethhook import metrics
 from ethhook.config import ChainConfig
 from ethhook.listen import plan, reorg
 from ethhook.listen.chunks import ChunkSizer
-from ethhook.listen.errors import ChainMoved, RpcBadResponse, RpcConnectionError, RpcError
+from ethhook.listen.errors import (
+    ChainMoved,
+    RpcBadResponse,
+    RpcConnectionError,
+    RpcError,
+    RpcErrorResponse,
+)
 from ethhook.listen.progress import ChainProgress
 from ethhook.listen.records import BlockHeader, logs_to_events, quantity
 from ethhook.listen.rpc import RpcClient
@@ -25,6 +31,9 @@ if TYPE_CHECKING:
     from ethhook.listen.store import WatchList
 
 log = logging.getLogger(__name__)
+
+# After this many refusals in a row of `eth_getLogs` by block hash, read every block by number.
+BY_HASH_REFUSALS = 3
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,15 @@ class ChainSync:
         self.chain_checked = False
         # The highest block the node reported, by eth_blockNumber or over the WebSocket.
         self.node_head: int | None = None
+        # The newest header notified over the WebSocket that no pass has read yet.
+        self.notified: BlockHeader | None = None
+        self.by_hash_refusals = 0
         self.behind = False
+
+    def notify(self, header: BlockHeader) -> None:
+        """A `newHeads` notification: the next pass starts from this header."""
+        self.notified = header
+        self.node_head = header.number
 
     @property
     def cursor(self) -> tuple[int, str] | None:
@@ -83,10 +100,12 @@ class ChainSync:
             await self.progress.load()
         if not self.chain_checked:
             await self._check_chain_id()
-        head = await self.rpc.block_number()
-        self.node_head = head
-        metrics.set_chain_head(self.chain.name, head)
-        metrics.set_chain_connected(self.chain.name, True)
+        notified, self.notified = self.notified, None
+        if notified is not None and await self._read_notified(notified):
+            return
+        # A notified head is as new as eth_blockNumber would say (a newer one wakes the next pass).
+        head = notified.number if notified is not None else await self.rpc.block_number()
+        self._saw_head(head)
         if self.cursor is None:
             await self._start_at(head)
             return
@@ -99,6 +118,64 @@ class ChainSync:
             if block_range is None:
                 return
             await self._process(*block_range)
+
+    def _saw_head(self, head: int) -> None:
+        self.node_head = head
+        metrics.set_chain_head(self.chain.name, head)
+        metrics.set_chain_connected(self.chain.name, True)
+
+    async def _read_notified(self, header: BlockHeader) -> bool:
+        """The notified block, when it is the cursor block's child: its header is the
+        notification's, and its logs are asked for by its hash, so the node answers for that
+        very block or refuses (a node that has not got it yet never answers an empty list).
+        False when the pass must read by number instead (a gap, a reorg, a refusal)."""
+        if self.cursor is not None and self.progress.blocks.get(header.number) == header.hash:
+            return True  # read already, in a range read by number
+        if (
+            self.cursor is None
+            or not plan.extends(self.cursor, header)
+            or self.by_hash_refusals >= BY_HASH_REFUSALS
+        ):
+            return False
+        self._saw_head(header.number)
+        watch = self.watch()
+        addresses = watch.addresses_for(self.chain_id)
+        query = self._log_query(watch, addresses)
+        try:
+            raw_logs = (
+                await self.rpc.block_logs(header.hash, query.addresses, query.topics)
+                if query.needed
+                else []
+            )
+        except RpcErrorResponse as exc:
+            self._by_hash_refused(header, exc)
+            return False
+        self.by_hash_refusals = 0
+        events = logs_to_events(raw_logs, self.chain_id, {header.number: header}, addresses)
+        self.behind = False
+        await self._commit([header], events)
+        self._log_done(header.number, header.number, events)
+        return True
+
+    def _by_hash_refused(self, header: BlockHeader, exc: RpcErrorResponse) -> None:
+        self.by_hash_refusals += 1
+        gave_up = self.by_hash_refusals >= BY_HASH_REFUSALS
+        log.log(
+            logging.WARNING if gave_up else logging.DEBUG,
+            "listen.rpc.by_hash_refused chain=%s block=%d error=%s; reading it by number%s",
+            self.chain.name,
+            header.number,
+            exc.detail,
+            " (and every block from now on)" if gave_up else "",
+        )
+
+    def _log_query(self, watch: WatchList, addresses: frozenset[str] | None) -> plan.LogQuery:
+        return plan.log_query(
+            addresses,
+            self.limits.max_addresses_per_query,
+            watch.topics_for(self.chain_id),
+            self.limits.max_topics_per_query,
+        )
 
     async def _check_chain_id(self) -> None:
         raw = await self.rpc.call("eth_chainId", [])
@@ -150,12 +227,7 @@ class ChainSync:
             if chain is None:
                 await self._reorg()
                 return
-            query = plan.log_query(
-                addresses,
-                self.limits.max_addresses_per_query,
-                watch.topics_for(self.chain_id),
-                self.limits.max_topics_per_query,
-            )
+            query = self._log_query(watch, addresses)
             raw_logs = (
                 await self.rpc.logs(start, end, query.addresses, query.topics)
                 if query.needed
@@ -183,6 +255,9 @@ class ChainSync:
             self.sizer.shrink(end - start + 1)
         else:
             self.sizer.succeeded()
+        self._log_done(start, end, events)
+
+    def _log_done(self, start: int, end: int, events: Sequence[ChainEvent]) -> None:
         log.log(
             logging.INFO if end > start else logging.DEBUG,
             "listen.range.done chain=%s blocks=%d-%d events=%d head=%s",
