@@ -70,3 +70,14 @@ def after_save(
     new_blocks = {**blocks, **{h.number: h.hash for h in headers}}
     floor = headers[-1].number - keep
     return {n: h for n, h in new_blocks.items() if n > floor}
+
+
+# Blocks older than the last KEEP_BLOCKS are deleted from the store once every this many blocks
+# (a range that spans a multiple of it), not at every block.
+TRIM_EVERY = 64
+
+
+def trim_due(first: int, last: int, every: int = TRIM_EVERY) -> bool:
+    """True when the range first..last holds a multiple of `every`: time to delete the stored
+    blocks that fell out of the last KEEP_BLOCKS."""
+    return last // every > (first - 1) // every

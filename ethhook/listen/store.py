@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ethhook.db import get_engine, session_scope
 from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event, utcnow
+from ethhook.listen import reorg
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.reorg import KEEP_BLOCKS
 from ethhook.types import ChainEvent
@@ -145,23 +149,21 @@ def save_range(
             .distinct()
         ).all()
         removed = orphan_blocks(session, chain_id, sorted(stale), now) if stale else []
-        session.execute(
-            delete(ChainBlock).where(
-                ChainBlock.chain_id == chain_id,
-                (ChainBlock.block_number >= first.number)
-                | (ChainBlock.block_number <= last.number - KEEP_BLOCKS),
-            )
+        _upsert(
+            session,
+            ChainBlock,
+            [_block_row(chain_id, h) for h in headers[-KEEP_BLOCKS:]],
+            ["chain_id", "block_number"],
         )
-        session.add_all(
-            ChainBlock(
-                chain_id=chain_id,
-                block_number=h.number,
-                block_hash=h.hash,
-                parent_hash=h.parent_hash,
+        if reorg.trim_due(first.number, last.number):
+            session.execute(
+                delete(ChainBlock).where(
+                    ChainBlock.chain_id == chain_id,
+                    (ChainBlock.block_number > last.number)
+                    | (ChainBlock.block_number <= last.number - KEEP_BLOCKS),
+                )
             )
-            for h in headers[-KEEP_BLOCKS:]
-        )
-        _set_cursor(session, chain_id, last.number, last.hash)
+        _set_cursor(session, chain_id, last.number, last.hash, now)
     enqueue_groups(removed)
     return groups
 
@@ -178,32 +180,48 @@ def rewind(chain_id: int, ancestor: BlockHeader, orphaned_hashes: Sequence[str])
                 ChainBlock.chain_id == chain_id, ChainBlock.block_number >= ancestor.number
             )
         )
-        session.add(
-            ChainBlock(
-                chain_id=chain_id,
-                block_number=ancestor.number,
-                block_hash=ancestor.hash,
-                parent_hash=ancestor.parent_hash,
-            )
-        )
-        _set_cursor(session, chain_id, ancestor.number, ancestor.hash)
+        session.add(ChainBlock(**_block_row(chain_id, ancestor)))
+        _set_cursor(session, chain_id, ancestor.number, ancestor.hash, utcnow())
     return enqueue_groups(groups)
 
 
-def _set_cursor(session: Session, chain_id: int, number: int, block_hash: str) -> None:
-    cursor = session.get(ChainCursor, chain_id)
-    if cursor is None:
-        session.add(
-            ChainCursor(
-                chain_id=chain_id, block_number=number, block_hash=block_hash, head_number=number
-            )
-        )
-    else:
-        cursor.block_number = number
-        cursor.block_hash = block_hash
-        # Confirmations count only blocks the listener has checked to be one chain with the
-        # events' blocks: a head it has not verified yet could sit on a reorg it has not seen.
-        cursor.head_number = number
+def _block_row(chain_id: int, header: BlockHeader) -> dict[str, object]:
+    return {
+        "chain_id": chain_id,
+        "block_number": header.number,
+        "block_hash": header.hash,
+        "parent_hash": header.parent_hash,
+    }
+
+
+def _set_cursor(
+    session: Session, chain_id: int, number: int, block_hash: str, now: datetime
+) -> None:
+    # Confirmations count only blocks the listener has checked to be one chain with the events'
+    # blocks (head_number is the cursor): a head it has not verified yet could sit on a reorg it
+    # has not seen.
+    row = {
+        "chain_id": chain_id,
+        "block_number": number,
+        "block_hash": block_hash,
+        "head_number": number,
+        "updated_at": now,
+    }
+    _upsert(session, ChainCursor, [row], ["chain_id"])
+
+
+def _upsert(
+    session: Session, model: Any, rows: Sequence[dict[str, object]], key: Sequence[str]
+) -> None:
+    """Insert `rows` or, for a key stored already, overwrite its other columns: one statement
+    (not a read, then an insert or an update)."""
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={name: statement.excluded[name] for name in rows[0] if name not in key},
+    )
+    session.execute(statement, list(rows))
 
 
 class DatabaseStore:
