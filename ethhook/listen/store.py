@@ -50,17 +50,17 @@ class ChainLock:
             return True
         if self._conn is not None:
             try:
-                self._conn.execute(text("SELECT 1"))
-                self._conn.commit()  # never left idle in a transaction
+                self._conn.execute(text("SELECT 1"))  # autocommit: one round trip, no COMMIT
                 return True
             except DBAPIError:
                 self._drop()  # the connection (and with it the lock) is gone: take it again
-        conn = engine.connect()
+        # Autocommit: the lock belongs to the session, and the connection is never left idle in a
+        # transaction (each check is one statement, not a statement and a COMMIT).
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             got = bool(
                 conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
             )
-            conn.commit()
         except DBAPIError:
             conn.close()
             raise
@@ -75,7 +75,6 @@ class ChainLock:
         if self._conn is not None:
             try:
                 self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-                self._conn.commit()
             except DBAPIError as exc:  # closing the connection releases the lock anyway
                 log.debug("listen.lock.unlock_failed chain_key=%s error=%s", self.key, exc)
             self._drop()

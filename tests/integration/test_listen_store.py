@@ -1,5 +1,5 @@
 """The listener's store against PostgreSQL: a block's events, blocks and cursor in one short
-transaction, the recent blocks kept and trimmed."""
+transaction, the recent blocks kept and trimmed, the chain lock."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ethhook.db import get_engine, session_scope
 from ethhook.db.models import ChainBlock, ChainCursor
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.reorg import KEEP_BLOCKS, TRIM_EVERY
-from ethhook.listen.store import load_state, rewind, save_range
+from ethhook.listen.store import ChainLock, load_state, rewind, save_range
 from ethhook.types import ChainEvent
 from tests.factories import address, h32, transfer
 from tests.integration.helpers import add_endpoint
@@ -111,3 +111,16 @@ def test_a_rewind_then_a_save_leaves_only_the_new_branch():
     }
     assert load_state(1).cursor == (4, header(4, "b").hash)
 
+
+def test_the_chain_lock_is_checked_in_one_statement_and_held_against_a_second_listener():
+    mine, other = ChainLock(7), ChainLock(7)
+    try:
+        assert mine.hold() and mine.just_taken
+        assert statements_of(mine.hold) == ["SELECT"]
+        assert not mine.just_taken
+        assert not other.hold()
+        mine.release()
+        assert other.hold()
+    finally:
+        mine.release()
+        other.release()
