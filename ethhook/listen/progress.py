@@ -87,13 +87,19 @@ class ChainProgress:
         nothing here is interrupted by a stop."""
         self.committing = True
         try:
-            groups = await self.lane.run(self.store.save_range, headers, events)
-            await self.lane.run(self.publish, groups)
+            await self.lane.run(self._save_and_publish, headers, events)
         finally:
             self.committing = False
         last = headers[-1]
         self.cursor = (last.number, last.hash)
         self.blocks = reorg.after_save(self.blocks, headers)
+
+    def _save_and_publish(
+        self, headers: Sequence[BlockHeader], events: Sequence[ChainEvent]
+    ) -> None:
+        """One job on the lane, not two: the publish follows the commit without a hand-off
+        back to the event loop and out to the lane again."""
+        self.publish(self.store.save_range(headers, events))
 
     async def rewind(self, ancestor: BlockHeader) -> None:
         """A reorg down to `ancestor`: mark the events of the blocks above it removed."""
