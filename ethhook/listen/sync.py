@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# After this many refusals in a row of `eth_getLogs` by block hash, read every block by number.
+# After this many blocks in a row refused by hash (`eth_getLogs` with blockHash) but then read by
+# number in the same pass, the node is taken not to support it: every block is read by number.
 BY_HASH_REFUSALS = 3
 
 
@@ -84,6 +85,8 @@ class ChainSync:
         # The newest header notified over the WebSocket that no pass has read yet.
         self.notified: BlockHeader | None = None
         self.by_hash_refusals = 0
+        # The block whose logs the node refused by hash in this pass.
+        self.refused_by_hash: int | None = None
         self.behind = False
 
     def notify(self, header: BlockHeader) -> None:
@@ -101,6 +104,7 @@ class ChainSync:
         if not self.chain_checked:
             await self._check_chain_id()
         notified, self.notified = self.notified, None
+        self.refused_by_hash = None
         if notified is not None and await self._read_notified(notified):
             return
         # A notified head is as new as eth_blockNumber would say (a newer one wakes the next pass).
@@ -148,7 +152,15 @@ class ChainSync:
                 else []
             )
         except RpcErrorResponse as exc:
-            self._by_hash_refused(header, exc)
+            # A node that has not got the block yet refuses too: counted only once the same
+            # pass reads it by number (`_commit`).
+            log.debug(
+                "listen.rpc.by_hash_refused chain=%s block=%d error=%s; reading it by number",
+                self.chain.name,
+                header.number,
+                exc.detail,
+            )
+            self.refused_by_hash = header.number
             return False
         self.by_hash_refusals = 0
         events = logs_to_events(raw_logs, self.chain_id, {header.number: header}, addresses)
@@ -157,17 +169,19 @@ class ChainSync:
         self._log_done(header.number, header.number, events)
         return True
 
-    def _by_hash_refused(self, header: BlockHeader, exc: RpcErrorResponse) -> None:
+    def _count_by_hash_refusal(self, headers: Sequence[BlockHeader]) -> None:
+        """The block refused by hash in this pass was read by number: the node had it."""
+        refused, self.refused_by_hash = self.refused_by_hash, None
+        if refused is None or not headers[0].number <= refused <= headers[-1].number:
+            return
         self.by_hash_refusals += 1
-        gave_up = self.by_hash_refusals >= BY_HASH_REFUSALS
-        log.log(
-            logging.WARNING if gave_up else logging.DEBUG,
-            "listen.rpc.by_hash_refused chain=%s block=%d error=%s; reading it by number%s",
-            self.chain.name,
-            header.number,
-            exc.detail,
-            " (and every block from now on)" if gave_up else "",
-        )
+        if self.by_hash_refusals == BY_HASH_REFUSALS:
+            log.warning(
+                "listen.rpc.by_hash_unsupported chain=%s refusals=%d; reading every block by "
+                "number from now on",
+                self.chain.name,
+                self.by_hash_refusals,
+            )
 
     def _log_query(self, watch: WatchList, addresses: frozenset[str] | None) -> plan.LogQuery:
         return plan.log_query(
@@ -270,6 +284,7 @@ class ChainSync:
 
     async def _commit(self, headers: Sequence[BlockHeader], events: Sequence[ChainEvent]) -> None:
         await self.progress.commit(headers, events)
+        self._count_by_hash_refusal(headers)
         last = headers[-1]
         metrics.record_events_received(self.chain.name, len(events))
         metrics.set_cursor_block(self.chain.name, last.number)

@@ -453,6 +453,26 @@ def test_a_node_that_refuses_logs_by_hash_is_read_by_number_and_after_three_refu
     ]
 
 
+def test_refusals_by_a_lagging_node_do_not_count_as_a_node_without_logs_by_hash():
+    # Given a node whose HTTP side lags its WebSocket for 5 blocks in a row
+    chain, recorder, follower = following(5)
+    for number in range(6, 11):
+        chain.extend(1)
+        follower._on_head(chain.notification(number))
+        chain.hidden_from = number
+        with pytest.raises(ChainMoved):
+            run(follower.sync())
+        chain.hidden_from = None
+        run(follower.sync())  # the retry after the backoff reads it by number
+    # Then the next notified block is still read by hash
+    chain.extend(1)
+    follower._on_head(chain.notification(11))
+    chain.calls.clear()
+    run(follower.sync())
+    assert chain.calls == [("eth_getLogs", [{"blockHash": chain.blocks[11]["hash"]}])]
+    assert follower.cursor == (11, chain.blocks[11]["hash"])
+
+
 def test_a_lagging_node_that_does_not_have_the_notified_block_stores_nothing_yet():
     # Given a WebSocket node that notified block 6 and an HTTP node that does not have it yet
     chain, recorder, follower = following(5)
