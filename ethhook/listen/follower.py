@@ -2,7 +2,9 @@
 
 Every pass reads a range of blocks (headers in one batch, logs in one `eth_getLogs`), checks that
 the headers form one chain with the cursor block, and stores the range's events with its blocks
-and the cursor in one transaction; the matcher tasks are published after it. A failure before the
+and the cursor in one transaction; the matcher tasks are published after it. A block notified over
+the WebSocket that is the cursor block's child is read with one call: its header is the
+notification's, its logs are asked for by its hash. A failure before the
 commit leaves the cursor where it was, so the range is read again (the events' unique keys make a
 re-read range store nothing twice).
 
