@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 
@@ -35,7 +36,7 @@ class ChainEvent:
     data: str
     removed: bool = False
 
-    @property
+    @cached_property  # a sha256, asked for many times per event while a range is stored
     def event_id(self) -> str:
         return event_id_for(self.chain_id, self.block_hash, self.log_index)
 
