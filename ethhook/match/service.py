@@ -126,22 +126,8 @@ def match_query(
 ) -> Select[Any] | CompoundSelect:
     """The one query that finds the filter rows of a (non-empty) batch's endpoints."""
     batch = _Batch(events, arrays=dialect == "postgresql")
-    f, k = EndpointFilter, EndpointTopicKey
-    # The endpoint's settings come from correlated subqueries (NULL when it is inactive, or has
-    # no conditions), not a join: PostgreSQL then probes the primary key once per matching filter
-    # row, where a join made it hash the whole endpoints table (a sequential scan growing with
-    # every endpoint; see bench/RESULTS.md).
-    confirmations_of = (
-        select(Endpoint.confirmations)
-        .where(Endpoint.id == f.endpoint_id, Endpoint.active.is_(True))
-        .scalar_subquery()
-    )
-    conditions_of = select(Endpoint.conditions).where(Endpoint.id == f.endpoint_id)
-    signatures_of = select(Endpoint.event_signatures).where(
-        Endpoint.id == f.endpoint_id, Endpoint.conditions.is_not(None)
-    )
-    columns = (f.endpoint_id, f.chain_id, f.address, f.topic0, confirmations_of)
-    settings = (conditions_of.scalar_subquery(), signatures_of.scalar_subquery())
+    f = EndpointFilter
+    columns, settings = _filter_columns()
     unkeyed = (*columns, cast(null(), SmallInteger), cast(null(), String), *settings)
     on_chain = or_(
         batch.any_of(f.chain_id, "chains", batch.chains, BigInteger), f.chain_id.is_(None)
@@ -166,26 +152,53 @@ def match_query(
     # …those with any contract or any event…
     wildcard = or_(f.address.is_(None), f.topic0.is_(None))
     branches.append(select(*unkeyed).where(not_(f.keyed), wildcard, on_address, on_chain, on_topic))
-    # …and rows of endpoints keyed on a topic word that some event of the batch carries, through
-    # the index on the key's value: a million endpoints each keyed on their own address cost one
-    # index probe per word of the batch, not a scan of the token's million filter rows.
+    # …and rows of endpoints keyed on a topic word that some event of the batch carries.
     if batch.words:
-        keyed: list[Any] = [batch.any_of(k.value, "words", batch.words, String), f.keyed]
-        keyed += [on_address, on_chain, on_topic]
-        if not batch.arrays:
-            # (On PostgreSQL, a contract and an event that are in the batch but never together
-            # are left to pair_with_filters, which files rows by contract and event anyway.)
-            pair_match: Any = (
-                tuple_(f.address, f.topic0).in_(batch.pairs) if batch.pairs else false()
-            )
-            keyed.append(or_(f.address.is_(None), f.topic0.is_(None), pair_match))
-        branches.append(
-            select(*columns, k.position, k.value, *settings)
-            .select_from(k)
-            .join(f, f.endpoint_id == k.endpoint_id)
-            .where(*keyed)
-        )
+        branches.append(_keyed_rows(batch, columns, settings, [on_address, on_chain, on_topic]))
     return branches[0] if len(branches) == 1 else union_all(*branches)
+
+
+def _filter_columns() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A filter row's columns and its endpoint's settings.
+
+    The endpoint's settings come from correlated subqueries (NULL when it is inactive, or has no
+    conditions), not a join: PostgreSQL then probes the primary key once per matching filter row,
+    where a join made it hash the whole endpoints table (a sequential scan growing with every
+    endpoint; see bench/RESULTS.md).
+    """
+    f = EndpointFilter
+    confirmations_of = (
+        select(Endpoint.confirmations)
+        .where(Endpoint.id == f.endpoint_id, Endpoint.active.is_(True))
+        .scalar_subquery()
+    )
+    conditions_of = select(Endpoint.conditions).where(Endpoint.id == f.endpoint_id)
+    signatures_of = select(Endpoint.event_signatures).where(
+        Endpoint.id == f.endpoint_id, Endpoint.conditions.is_not(None)
+    )
+    columns = (f.endpoint_id, f.chain_id, f.address, f.topic0, confirmations_of)
+    return columns, (conditions_of.scalar_subquery(), signatures_of.scalar_subquery())
+
+
+def _keyed_rows(
+    batch: _Batch, columns: tuple[Any, ...], settings: tuple[Any, ...], where: list[Any]
+) -> Select[Any]:
+    """Rows of endpoints keyed on a topic word of the batch, through the index on the key's value:
+    a million endpoints each keyed on their own address cost one index probe per word of the
+    batch, not a scan of the token's million filter rows."""
+    f, k = EndpointFilter, EndpointTopicKey
+    keyed: list[Any] = [batch.any_of(k.value, "words", batch.words, String), f.keyed, *where]
+    if not batch.arrays:
+        # (On PostgreSQL, a contract and an event that are in the batch but never together are
+        # left to pair_with_filters, which files rows by contract and event anyway.)
+        pair_match: Any = tuple_(f.address, f.topic0).in_(batch.pairs) if batch.pairs else false()
+        keyed.append(or_(f.address.is_(None), f.topic0.is_(None), pair_match))
+    return (
+        select(*columns, k.position, k.value, *settings)
+        .select_from(k)
+        .join(f, f.endpoint_id == k.endpoint_id)
+        .where(*keyed)
+    )
 
 
 class FilterRow(NamedTuple):
