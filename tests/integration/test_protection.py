@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
@@ -22,11 +21,10 @@ from ethhook.db.models import (
     Event,
     utcnow,
 )
-from ethhook.deliver import service, ssrf
+from ethhook.deliver import ssrf
 from ethhook.deliver.breaker import CLOSED, HALF_OPEN, OPEN, EndpointBreaker
 from ethhook.deliver.ratelimit import RateLimiter
 from ethhook.deliver.service import deliver
-from ethhook.deliver.window import WindowMemory
 from ethhook.maintenance import jobs
 from ethhook.service.endpoints import rotate_secret
 from tests.factories import address, transfer
@@ -304,144 +302,3 @@ def test_a_success_resets_failures_counted_by_other_workers(r):
     mine.record_success()
     assert not others[0].record_failure() and not others[1].record_failure()
     assert mine.state() == CLOSED
-
-
-# --- delivery window ----------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def fresh_windows(monkeypatch):
-    """A window memory of the test's own: no window carried over from other tests' tasks."""
-    monkeypatch.setattr(service, "windows", WindowMemory())
-
-
-@pytest.mark.usefixtures("db", "fresh_windows")
-def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(receiver):
-    in_flight = [0]
-    seen: list[int] = []  # requests in flight when each request arrived, in arrival order
-    lock = threading.Lock()
-
-    def answer(i: int) -> tuple[int, dict[str, str], bytes]:
-        with lock:
-            in_flight[0] += 1
-            seen.append(in_flight[0])
-        time.sleep(0.3)  # every request of a window arrives before the first is answered
-        with lock:
-            in_flight[0] -= 1
-        return (500, {}, b"down") if i == 7 else (200, {}, b"ok")
-
-    receiver.responders["/window"] = answer
-    endpoint_id, _ = add_endpoint(receiver.url("/window"))
-    with session_scope() as session:
-        groups = store_and_match(
-            session,
-            [transfer(contract=address(51), block=1, log_index=i, value=i) for i in range(20)],
-            utcnow(),
-        )
-    (group,) = groups
-    settings = get_settings().__class__(**{**get_settings().__dict__, "delivery_window": 8})
-    report = deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
-
-    # 1, 2, 4, 8 (the 8th request overall fails), then 1, 2 and the last 2.
-    assert seen == [1, 1, 2, 1, 2, 3, 4, *range(1, 9), 1, 1, 2, 1, 2]
-    assert (report.sent, report.succeeded, report.failed_attempts) == (20, 19, 1)
-
-    # The endpoint's next task starts with the window the last one ended with.
-    seen.clear()
-    with session_scope() as session:
-        (group,) = store_and_match(
-            session,
-            [transfer(contract=address(51), block=2, log_index=i, value=i) for i in range(20)],
-            utcnow(),
-        )
-    deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
-    assert seen == [*range(1, 9), *range(1, 9), 1, 2, 3, 4]
-
-
-@pytest.mark.usefixtures("db", "fresh_windows")
-def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks(receiver):
-    in_flight, most = [0], [0]
-    lock = threading.Lock()
-
-    def answer(_: int) -> tuple[int, dict[str, str], bytes]:
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        time.sleep(0.2)
-        with lock:
-            in_flight[0] -= 1
-        return 200, {}, b"ok"
-
-    receiver.responders["/capped"] = answer
-    endpoint_id, _ = add_endpoint(receiver.url("/capped"))
-    groups = []
-    for block in (1, 2):
-        with session_scope() as session:
-            groups += store_and_match(
-                session,
-                [
-                    transfer(contract=address(52), block=block, log_index=i, value=i)
-                    for i in range(12)
-                ],
-                utcnow(),
-            )
-    settings = get_settings().__class__(
-        **{**get_settings().__dict__, "delivery_window": 8, "endpoint_max_in_flight": 4}
-    )
-    tasks = [
-        threading.Thread(
-            target=deliver, args=(session_scope, settings, endpoint_id, g.delivery_ids, g.token)
-        )
-        for g in groups
-    ]
-    for task in tasks:
-        task.start()
-    for task in tasks:
-        task.join(30)
-
-    assert len(receiver.on("/capped")) == 24
-    assert most[0] == 4  # two tasks with windows of up to 8 each, four requests at a time
-
-
-@pytest.mark.usefixtures("db", "fresh_windows")
-def test_the_endpoints_slots_go_to_its_oldest_task_first(receiver):
-    """A burst arrives as many tasks at once: the first task's events are not held back by the
-    tasks that came after it (each would otherwise get a share of the slots)."""
-
-    def answer(_: int) -> tuple[int, dict[str, str], bytes]:
-        time.sleep(0.03)
-        return 200, {}, b"ok"
-
-    receiver.responders["/ordered"] = answer
-    endpoint_id, _ = add_endpoint(receiver.url("/ordered"))
-    groups = []
-    for block in (1, 2, 3):
-        with session_scope() as session:
-            groups += store_and_match(
-                session,
-                [
-                    transfer(contract=address(53), block=block, log_index=i, value=i)
-                    for i in range(8)
-                ],
-                utcnow(),
-            )
-    settings = get_settings().__class__(
-        **{**get_settings().__dict__, "delivery_window": 2, "endpoint_max_in_flight": 2}
-    )
-    tasks = []
-    for g in groups:  # started in block order, a little apart
-        tasks.append(
-            threading.Thread(
-                target=deliver, args=(session_scope, settings, endpoint_id, g.delivery_ids, g.token)
-            )
-        )
-        tasks[-1].start()
-        time.sleep(0.02)
-    for task in tasks:
-        task.join(30)
-
-    arrivals = receiver.on("/ordered")
-    assert len(arrivals) == 24
-    block_of = [int(r.json["data"]["block_number"]) for r in arrivals]
-    # The first task is done before the last one sends anything.
-    assert max(i for i, b in enumerate(block_of) if b == 1) < block_of.index(3), block_of
