@@ -76,8 +76,9 @@ def deliver(
     """Send one endpoint's deliveries from one message; every step is safe to run twice.
 
     An endpoint's tasks take turns in a worker, oldest first (deliver.inflight). Per attempt:
-    endpoint active → rate limit → circuit breaker → signed POST. Being rate limited or
-    finding the breaker open defers the rest of the message without using an attempt.
+    endpoint active → rate limit → circuit breaker → signed POST. A rate-limit token due within a
+    second is waited for; a longer wait or an open breaker defers the rest of the message without
+    using an attempt.
     """
     report = Report()
     with endpoint_turn(
