@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import redis
-from celery.signals import before_task_publish
+from celery.signals import after_task_publish, before_task_publish
 
 import ethhook.workqueue.enqueue as enqueue
 from ethhook.celery_app import app
@@ -74,10 +73,18 @@ def test_enqueued_messages_are_the_ones_send_task_publishes(
 
 
 def test_every_group_becomes_one_message_in_the_deliver_queue(redis_server: str) -> None:
+    """Counted as the broker accepted them (after_task_publish): the suite's worker consumes the
+    deliver queue meanwhile, so its length would race it."""
     groups = [DispatchGroup(endpoint_id=i, delivery_ids=[i], token=f"m-{i}") for i in range(120)]
-    client = redis.Redis.from_url(app.conf.broker_url)
-    before = client.llen(Queue.DELIVER.value)
+    sent: list[tuple[str, int]] = []
 
-    assert enqueue_groups(groups) == 120
+    def count(sender=None, headers=None, body=None, routing_key=None, **_):  # noqa: ANN001, ANN003
+        sent.append((routing_key, body[1]["endpoint_id"]))
 
-    assert client.llen(Queue.DELIVER.value) == before + 120
+    after_task_publish.connect(count)
+    try:
+        assert enqueue_groups(groups) == 120
+    finally:
+        after_task_publish.disconnect(count)
+
+    assert sorted(sent) == [(Queue.DELIVER.value, i) for i in range(120)]
