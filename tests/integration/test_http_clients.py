@@ -64,6 +64,31 @@ def tls_files(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
+def read_request(sock: ssl.SSLSocket) -> bytes:
+    """One HTTP request: the head, then as many body bytes as its Content-Length says."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")[1:]
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 @pytest.fixture()
 def https_url(tls_files: dict[str, Path]) -> Iterator[str]:
     """A TLS receiver on loopback answering 201 to each connection's request."""
@@ -84,7 +109,7 @@ def https_url(tls_files: dict[str, Path]) -> Iterator[str]:
             conn.settimeout(5)
             try:
                 with context.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(65536)
+                    read_request(tls)  # all of it: closing on unread bytes resets the connection
                     tls.sendall(b"HTTP/1.1 201 Created\r\ncontent-length: 6\r\n\r\nsecure")
             except OSError:  # the client refused the certificate: the handshake fails here
                 conn.close()
