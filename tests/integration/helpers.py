@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
-from ethhook.db import session_scope
+from ethhook.db import get_engine, session_scope
 from ethhook.db.models import (
     Delivery,
     DeliveryStatus,
@@ -161,3 +161,29 @@ def add_pending_deliveries(
         for e in events
     ]
     return sorted(session.scalars(insert(Delivery).returning(Delivery.id), rows).all())
+
+
+T = TypeVar("T")
+
+
+def explained(run: Callable[[], T]) -> tuple[T, str]:
+    """run()'s result and PostgreSQL's EXPLAIN of the one statement it sent, as it was sent."""
+    captured = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        captured.append((statement, parameters))
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        result = run()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = captured
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN " + statement, parameters)
+        return result, "\n".join(row[0] for row in cursor.fetchall())
+    finally:
+        raw.close()

@@ -7,10 +7,10 @@ import json
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from ethhook.config import get_settings
-from ethhook.db import get_engine, session_scope
+from ethhook.db import session_scope
 from ethhook.db.models import Delivery, Endpoint, EndpointFilter, EndpointTopicKey, utcnow
 from ethhook.exceptions import InputError
 from ethhook.match.service import find_matches, match_query
@@ -21,6 +21,7 @@ from tests.factories import TRANSFER, TRANSFER_TOPIC, address, transfer, word_ad
 from tests.integration.helpers import (
     add_endpoint,
     ethhook,
+    explained,
     seed_keyed_endpoints,
     store_and_match,
     watched_address,
@@ -152,26 +153,12 @@ def test_each_endpoint_receives_only_the_events_that_satisfy_its_conditions():
 
 def plan_of(events) -> str:  # noqa: ANN001
     """PostgreSQL's EXPLAIN of the batch's query, exactly as the matcher sends it."""
-    captured = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
-        captured.append((statement, parameters))
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    def find() -> None:
         with session_scope() as session:
             session.execute(match_query(events)).all()
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    ((statement, parameters),) = captured
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute("EXPLAIN " + statement, parameters)
-        return "\n".join(row[0] for row in cursor.fetchall())
-    finally:
-        raw.close()
+
+    return explained(find)[1]
 
 
 SEEDED = 1_000_000

@@ -6,18 +6,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from ethhook.config import get_settings
-from ethhook.db import get_engine, session_scope
+from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.store import save_range
 from ethhook.maintenance.jobs import dispatch_unmatched
 from ethhook.match.service import match_stored
+from ethhook.types import ChainEvent
 from ethhook.workqueue import claim_unmatched, orphan_blocks, store_events
 from tests.factories import address, h32, transfer
-from tests.integration.helpers import add_endpoint
+from tests.integration.helpers import add_endpoint, explained
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -158,26 +159,11 @@ def test_saving_a_range_orphans_events_stored_at_its_heights_in_other_blocks():
 def test_a_claim_reads_its_events_by_id_not_the_backlog_of_unmatched_events():
     with session_scope() as session:
         groups = store_events(session, events(5_000), utcnow())
-    captured = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
-        captured.append((statement, parameters))
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    def claim() -> list[ChainEvent]:
         with session_scope() as session:
-            claimed = claim_unmatched(session, groups[7].event_ids, groups[7].token, utcnow())
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    ((statement, parameters),) = captured
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute("EXPLAIN " + statement, parameters)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    finally:
-        raw.close()
+            return claim_unmatched(session, groups[7].event_ids, groups[7].token, utcnow())
 
+    claimed, plan = explained(claim)
     assert len(claimed) == len(groups[7].event_ids)
     assert "pk_events" in plan and "ix_events_unmatched" not in plan, plan
