@@ -5,17 +5,57 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
-from ethhook.config import get_settings
+from ethhook.config import Settings, get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
 from ethhook.deliver import service
 from ethhook.deliver.service import deliver
 from ethhook.deliver.window import WindowMemory
+from ethhook.workqueue import DispatchGroup
 from tests.factories import address, transfer
 from tests.integration.helpers import add_endpoint, store_and_match
+
+
+def matched(contract: int, blocks: Sequence[int], per_block: int) -> list[DispatchGroup]:
+    """Each block's `per_block` Transfers on `contract`, stored and matched: one group per block
+    for every endpoint watching them."""
+    groups = []
+    for block in blocks:
+        with session_scope() as session:
+            groups += store_and_match(
+                session,
+                [
+                    transfer(contract=address(contract), block=block, log_index=i, value=i)
+                    for i in range(per_block)
+                ],
+                utcnow(),
+            )
+    return groups
+
+
+def settings_with(**changes: int) -> Settings:
+    return get_settings().__class__(**{**get_settings().__dict__, **changes})
+
+
+def deliver_at_once(
+    settings: Settings, endpoint_id: int, groups: Sequence[DispatchGroup], apart_s: float = 0.0
+) -> None:
+    """One deliver task per group, each in its own thread, started `apart_s` apart in order."""
+    tasks = []
+    for g in groups:
+        tasks.append(
+            threading.Thread(
+                target=deliver, args=(session_scope, settings, endpoint_id, g.delivery_ids, g.token)
+            )
+        )
+        tasks[-1].start()
+        time.sleep(apart_s)
+    for task in tasks:
+        task.join(30)
 
 
 @pytest.fixture()
@@ -41,14 +81,8 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
 
     receiver.responders["/window"] = answer
     endpoint_id, _ = add_endpoint(receiver.url("/window"))
-    with session_scope() as session:
-        groups = store_and_match(
-            session,
-            [transfer(contract=address(51), block=1, log_index=i, value=i) for i in range(20)],
-            utcnow(),
-        )
-    (group,) = groups
-    settings = get_settings().__class__(**{**get_settings().__dict__, "delivery_window": 8})
+    (group,) = matched(51, [1], 20)
+    settings = settings_with(delivery_window=8)
     report = deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
 
     # 1, 2, 4, 8 (the 8th request overall fails), then 1, 2 and the last 2.
@@ -57,12 +91,7 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
 
     # The endpoint's next task starts with the window the last one ended with.
     seen.clear()
-    with session_scope() as session:
-        (group,) = store_and_match(
-            session,
-            [transfer(contract=address(51), block=2, log_index=i, value=i) for i in range(20)],
-            utcnow(),
-        )
+    (group,) = matched(51, [2], 20)
     deliver(session_scope, settings, endpoint_id, group.delivery_ids, group.token)
     assert seen == [*range(1, 9), *range(1, 9), 1, 2, 3, 4]
 
@@ -83,30 +112,8 @@ def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks
 
     receiver.responders["/capped"] = answer
     endpoint_id, _ = add_endpoint(receiver.url("/capped"))
-    groups = []
-    for block in (1, 2):
-        with session_scope() as session:
-            groups += store_and_match(
-                session,
-                [
-                    transfer(contract=address(52), block=block, log_index=i, value=i)
-                    for i in range(12)
-                ],
-                utcnow(),
-            )
-    settings = get_settings().__class__(
-        **{**get_settings().__dict__, "delivery_window": 8, "endpoint_max_in_flight": 4}
-    )
-    tasks = [
-        threading.Thread(
-            target=deliver, args=(session_scope, settings, endpoint_id, g.delivery_ids, g.token)
-        )
-        for g in groups
-    ]
-    for task in tasks:
-        task.start()
-    for task in tasks:
-        task.join(30)
+    groups = matched(52, [1, 2], 12)
+    deliver_at_once(settings_with(delivery_window=8, endpoint_max_in_flight=4), endpoint_id, groups)
 
     assert len(receiver.on("/capped")) == 24
     assert most[0] == 4  # two tasks with windows of up to 8 each, four requests at a time
@@ -123,31 +130,9 @@ def test_the_endpoints_slots_go_to_its_oldest_task_first(receiver):
 
     receiver.responders["/ordered"] = answer
     endpoint_id, _ = add_endpoint(receiver.url("/ordered"))
-    groups = []
-    for block in (1, 2, 3):
-        with session_scope() as session:
-            groups += store_and_match(
-                session,
-                [
-                    transfer(contract=address(53), block=block, log_index=i, value=i)
-                    for i in range(8)
-                ],
-                utcnow(),
-            )
-    settings = get_settings().__class__(
-        **{**get_settings().__dict__, "delivery_window": 2, "endpoint_max_in_flight": 2}
-    )
-    tasks = []
-    for g in groups:  # started in block order, a little apart
-        tasks.append(
-            threading.Thread(
-                target=deliver, args=(session_scope, settings, endpoint_id, g.delivery_ids, g.token)
-            )
-        )
-        tasks[-1].start()
-        time.sleep(0.02)
-    for task in tasks:
-        task.join(30)
+    groups = matched(53, [1, 2, 3], 8)
+    settings = settings_with(delivery_window=2, endpoint_max_in_flight=2)
+    deliver_at_once(settings, endpoint_id, groups, apart_s=0.02)  # in block order, a little apart
 
     arrivals = receiver.on("/ordered")
     assert len(arrivals) == 24
