@@ -34,15 +34,30 @@ def keccak(text: str) -> bytes:
     return bytes(_keccak(text.encode()))
 
 
+# EIP-55 upper-cases a letter where the keccak of the lowercase hex has a nibble ≥ 8. Both tests
+# are done for all 40 characters at once: 0x20 (the ASCII lowercase bit) where the character is a
+# letter, and where the digest's hex digit is 8–f; the two masks ANDed, XORed into the text.
+_LETTER_BIT = bytes(0x20 if c in b"abcdef" else 0 for c in range(256))
+_HIGH_NIBBLE_BIT = bytes(0x20 if c in b"89abcdef" else 0 for c in range(256))
+
+
 def to_checksum_address(address: str) -> str:
     """The EIP-55 mixed-case form of a 20-byte hex address (with or without 0x)."""
     if not _ADDRESS.match(address):
         raise ValueError(f"not a 20-byte hex address: {address!r}")
-    hex_ = address[-40:].lower()
-    digest = keccak(hex_).hex()
-    return "0x" + "".join(
-        c.upper() if int(d, 16) >= 8 else c for c, d in zip(hex_, digest, strict=False)
-    )
+    hex_ = address[-40:].lower().encode()
+    digest = bytes(_keccak(hex_)).hex()[:40].encode()
+    letters = int.from_bytes(hex_.translate(_LETTER_BIT), "big")
+    high = int.from_bytes(digest.translate(_HIGH_NIBBLE_BIT), "big")
+    return "0x" + (int.from_bytes(hex_, "big") ^ (letters & high)).to_bytes(40, "big").decode()
+
+
+# Addresses repeat (hot contracts, routers, exchanges' wallets), and each checksum is a keccak:
+# 4096 of them is ~1 MB per process.
+@lru_cache(maxsize=4096)
+def checksum(address: str) -> str:
+    """to_checksum_address, remembered for the addresses seen most recently."""
+    return to_checksum_address(address)
 
 
 @dataclass(frozen=True)
@@ -139,7 +154,7 @@ def _json_safe(value: Any, type_: str) -> Any:
         inner = type_[: type_.rindex("[")]
         return [_json_safe(v, inner) for v in value]
     if type_ == "address" and isinstance(value, str):
-        return to_checksum_address(value)
+        return checksum(value)
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, bool):
@@ -147,9 +162,14 @@ def _json_safe(value: Any, type_: str) -> Any:
     if isinstance(value, int):
         # Integers wider than a JavaScript number are decimal strings, and so are all uint/int
         # of 64+ bits, so a receiver never sees the same field change type between events.
-        bits = int(re.sub(r"\D", "", type_.split("[")[0]) or 256)
-        return str(value) if bits > 53 or abs(value) > _JS_SAFE_INT else value
+        return str(value) if _int_bits(type_) > 53 or abs(value) > _JS_SAFE_INT else value
     return value
+
+
+@lru_cache(maxsize=256)
+def _int_bits(type_: str) -> int:
+    """The width of an int/uint type (of its elements for an array type)."""
+    return int(re.sub(r"\D", "", type_.split("[")[0]) or 256)
 
 
 @lru_cache(maxsize=1024)

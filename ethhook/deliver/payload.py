@@ -8,13 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from ethhook.abi import decode_log, to_checksum_address
-
-
-# Contract addresses repeat (a few hot contracts carry most events): 4096 of them is ~1 MB.
-@lru_cache(maxsize=4096)
-def checksum(address: str) -> str:
-    return to_checksum_address(address)
+from ethhook.abi import checksum, decode_log
 
 
 def decode_for_endpoint(

@@ -11,7 +11,7 @@ import pytest
 from eth_abi import decode
 from eth_utils import to_checksum_address as reference_checksum
 
-from ethhook.abi import _NotStatic, _static_word, decode_log, to_checksum_address
+from ethhook.abi import _NotStatic, _static_word, checksum, decode_log, to_checksum_address
 
 TYPES = (
     "address", "bool", "uint8", "uint16", "uint24", "uint64", "uint160", "uint256", "int8",
@@ -61,6 +61,8 @@ def test_checksum_addresses_match_eth_utils() -> None:
         address = "0x" + rng.randbytes(20).hex()
         assert to_checksum_address(address) == reference_checksum(address)
         assert to_checksum_address(reference_checksum(address)) == reference_checksum(address)
+        assert to_checksum_address(address[2:].upper()) == reference_checksum(address)
+        assert checksum(address) == checksum(address) == reference_checksum(address)
 
 
 @pytest.mark.parametrize("bad", ["", "0x", "0x123", "0x" + "g" * 40, "0x" + "00" * 21])
