@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
+import psutil
+
 import bench.common as c
+from bench.meters import CpuMeter
 
 THROUGHPUT_ENDPOINTS = 10
+FLOOR_ADDRESS = "0x00000000000000000000000000000000000f100a"
+SELF = "this benchmark (sender)"  # its children are the processes measured on their own
+
+
+def _postmaster_pid() -> int | None:
+    """The PostgreSQL server the benchmark's database lives on (its backends are children)."""
+    for proc in psutil.process_iter(["name", "ppid"]):
+        if proc.info["name"] in ("postgres", "postmaster"):
+            try:
+                parent = psutil.Process(proc.info["ppid"]).name()
+            except psutil.NoSuchProcess:
+                continue
+            if parent not in ("postgres", "postmaster"):
+                return int(proc.pid)
+    return None
 
 
 class Pipeline:
@@ -101,6 +120,26 @@ class Pipeline:
             if hasattr(thing, "stop"):
                 thing.stop()
 
+    # --- where the CPU goes -----------------------------------------------------------------------
+
+    def cpu_pids(self) -> dict[str, int]:
+        """Every process a run keeps busy, by name (each counted with its children but this one)."""
+        assert self.node.proc is not None and self.svc.redis is not None
+        pids = dict(self.rss.pids)
+        pids["anvil"] = self.node.proc.pid
+        pids["receiver"] = self.receiver.proc.pid
+        pids["redis"] = self.svc.redis.proc.pid
+        pids["this benchmark (sender)"] = os.getpid()
+        postmaster = _postmaster_pid()
+        if postmaster is not None:
+            pids["postgresql"] = postmaster
+        return pids
+
+    def cpu_meter(self) -> tuple[CpuMeter, dict[str, int]]:
+        meter, pids = CpuMeter(), self.cpu_pids()
+        meter.tick(pids, alone=(SELF,))
+        return meter, pids
+
     # --- measurements ---------------------------------------------------------------------------
 
     def throughput_run(self, events: int, per_tx: int = 40) -> dict[str, float]:
@@ -134,6 +173,7 @@ class Pipeline:
     def latency_run(self, rate: float, seconds: float, per_tx: int = 20) -> dict[str, Any]:
         """Send `rate` events/s on token B for `seconds`, `per_tx` events a transaction."""
         self.receiver.reset()
+        meter, pids = self.cpu_meter()
         interval = per_tx / rate
         sent_at: dict[str, float] = {}
         txs = int(seconds / interval)
@@ -154,19 +194,37 @@ class Pipeline:
         while self.receiver.stats()["count"] < expected and time.time() < deadline:
             time.sleep(0.1)
         drained_after_s = time.time() - t0 - send_s
+        cpu = meter.tick(pids, alone=(SELF,))
         return {
             **self.delays(sent_at),
+            "cpu_percent": cpu,
             "rate_target": rate,
             "rate_sent": expected / send_s,
             "events": expected,
             "drained_after_s": drained_after_s,
         }
 
+    def chain_floor(self, count: int = 30) -> dict[str, float]:
+        """The latency no listener can beat, at rest: a transaction sent → its receipt served by
+        the node (polled every millisecond). Plain value transfers: no endpoint watches them."""
+        delays = []
+        for _ in range(count):
+            at = time.time()
+            tx = self.node.send(FLOOR_ADDRESS, "0x", wait=False)
+            deadline = at + 5
+            while self.node.rpc("eth_getTransactionReceipt", tx) is None and time.time() < deadline:
+                time.sleep(0.001)
+            delays.append((time.time() - at) * 1000)
+            time.sleep(0.02)
+        self.node.confirm_sent()
+        return {"p50_ms": c.percentile(delays, 50), "p95_ms": c.percentile(delays, 95)}
+
     def burst_run(self, events: int, per_tx: int = 100) -> dict[str, Any]:
         """One endpoint (token C's Transfers) gets `events` sent as back-to-back transactions of
         `per_tx`: webhooks/s from the first transaction sent to the last webhook received, and
         each webhook's delay after its own transaction was sent."""
         self.receiver.reset()
+        meter, pids = self.cpu_meter()
         txs = max(1, events // per_tx)
         sent_at: dict[str, float] = {}
         started = time.time()
@@ -181,10 +239,12 @@ class Pipeline:
         c.wait_until(
             lambda: self.receiver.stats()["count"] >= expected, 120, 0.1, f"{expected} webhooks"
         )
+        cpu = meter.tick(pids, alone=(SELF,))
         time.sleep(0.3)
         s = self.receiver.stats()
         return {
             **self.delays(sent_at),
+            "cpu_percent": cpu,
             "webhooks": s["count"],
             "distinct": s["distinct"],
             "bad_signatures": s["bad_signatures"],
@@ -206,7 +266,8 @@ class Pipeline:
         }
 
     def stage_times(self, sent_at: dict[str, float], arrivals: list[list[Any]]) -> dict[str, float]:
-        """Median ms per stage: sent → event stored by the matcher → attempt started → received."""
+        """Median ms per stage: sent → event stored by the listener → its match task started →
+        attempt started → received."""
         from sqlalchemy import select
 
         from ethhook.db import session_scope
@@ -215,27 +276,34 @@ class Pipeline:
         arrived: dict[str, list[float]] = {}
         for at, tx in arrivals:
             arrived.setdefault(tx.lower(), []).append(at)
-        to_match, to_attempt, to_receive = [], [], []
+        to_match, to_matcher, to_attempt, to_receive = [], [], [], []
         with session_scope() as session:
             rows = session.execute(
-                select(Event.transaction_hash, Event.created_at, DeliveryAttempt.started_at)
+                select(
+                    Event.transaction_hash,
+                    Event.created_at,
+                    Delivery.created_at,
+                    DeliveryAttempt.started_at,
+                )
                 .join(Delivery, Delivery.event_id == Event.id)
                 .join(DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id)
                 .where(Event.transaction_hash.in_(list(sent_at)))
             ).all()
-        for tx, stored, started in rows:
+        for tx, stored, matching, started in rows:
             sent = sent_at[tx.lower()]
             to_match.append((stored.timestamp() - sent) * 1000)
-            to_attempt.append((started.timestamp() - stored.timestamp()) * 1000)
+            to_matcher.append((matching.timestamp() - stored.timestamp()) * 1000)
+            to_attempt.append((started.timestamp() - matching.timestamp()) * 1000)
         started_by_tx: dict[str, list[float]] = {}
-        for tx, _stored, started in rows:
+        for tx, _stored, _matching, started in rows:
             started_by_tx.setdefault(tx.lower(), []).append(started.timestamp())
         for tx, times in arrived.items():
             for at, st in zip(sorted(times), sorted(started_by_tx.get(tx, [])), strict=False):
                 to_receive.append((at - st) * 1000)
         return {
             "sent_to_stored_ms": c.median(to_match),
-            "stored_to_attempt_ms": c.median(to_attempt),
+            "stored_to_matching_ms": c.median(to_matcher),
+            "matching_to_attempt_ms": c.median(to_attempt),
             "attempt_to_received_ms": c.median(to_receive),
         }
 

@@ -28,7 +28,7 @@ from typing import Any
 import bench.common as c
 from bench.baselines import aiohttp_client, requests_loop
 from bench.pipeline import Pipeline
-from bench.pipeline_report import report
+from bench.pipeline_report import cpu_line, report
 
 SCENARIOS = ("fanout", "burst", "latency", "scaling")
 
@@ -98,9 +98,19 @@ def fanout(p: Pipeline, url: str, runs: int, events: int) -> dict[str, Any]:
 
 def latency(p: Pipeline, runs: int, rates: list[int], seconds: float) -> list[dict[str, Any]]:
     """One endpoint at fixed rates, from the lowest up to the first one not sustained."""
-    stages = ("sent_to_stored_ms", "stored_to_attempt_ms", "attempt_to_received_ms")
+    stages = (
+        "sent_to_stored_ms",
+        "stored_to_matching_ms",
+        "matching_to_attempt_ms",
+        "attempt_to_received_ms",
+    )
     out: list[dict[str, Any]] = []
     for rate in rates:
+        floor = p.chain_floor()
+        c.log(
+            f"latency: {rate}/s: chain floor (sent → receipt served) P50 {floor['p50_ms']:.1f} "
+            f"P95 {floor['p95_ms']:.1f} ms"
+        )
         rows = []
         for r in range(runs):
             row = p.latency_run(rate, seconds)
@@ -110,14 +120,17 @@ def latency(p: Pipeline, runs: int, rates: list[int], seconds: float) -> list[di
                 f"P50 {row['p50_ms']:.1f} P95 {row['p95_ms']:.1f} P99 {row['p99_ms']:.1f}"
                 f" ms, drained {row['drained_after_s']:.2f}s after the last send; "
                 f"stages (median ms): sent→stored {row['sent_to_stored_ms']:.0f}, "
-                f"stored→attempt {row['stored_to_attempt_ms']:.0f}, "
+                f"stored→matching {row['stored_to_matching_ms']:.0f}, "
+                f"matching→attempt {row['matching_to_attempt_ms']:.0f}, "
                 f"attempt→received {row['attempt_to_received_ms']:.0f}"
             )
+            c.log(f"latency: {rate}/s run {r + 1}: {cpu_line([row['cpu_percent']])}")
             if row["drained_after_s"] > 2.0 and rate != rates[0]:
                 break  # not sustained: one run says so, the next rates would too
         out.append(
             {
                 "rate": rate,
+                "chain_floor": floor,
                 "runs": rows,
                 **{k: c.median([x[k] for x in rows]) for k in ("p50_ms", "p95_ms", "p99_ms")},
                 "drained_after_s": c.median([x["drained_after_s"] for x in rows]),
@@ -159,6 +172,7 @@ def burst(p: Pipeline, url: str, runs: int, events: int) -> dict[str, Any]:
             f"P50 {row['p50_ms']:.0f} P95 {row['p95_ms']:.0f} ms, mined in "
             f"{row['mining_s']:.2f}s; requests loop {base_req[-1]:,.0f}/s"
         )
+        c.log(f"burst: run {r + 1}: {cpu_line([row['cpu_percent']])}")
     return {
         "events": events,
         "runs": rows,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import bench.common as c
@@ -66,7 +67,21 @@ def report_burst(b: dict[str, Any]) -> list[str]:
         f"{sum(x['webhooks'] - x['distinct'] for x in b['runs'])}; bad signatures: "
         f"{sum(x['bad_signatures'] for x in b['runs'])}.",
         "",
+        cpu_line([x["cpu_percent"] for x in b["runs"]]),
+        "",
     ]
+
+
+def cpu_line(runs: list[dict[str, float]]) -> str:
+    """Each process's CPU during the runs (% of one core, median), busiest first."""
+    names = {name for run in runs for name in run}
+    share = {name: c.median([run.get(name, 0.0) for run in runs]) for name in names}
+    busiest = sorted(share.items(), key=lambda kv: -kv[1])
+    return (
+        f"CPU while it ran, % of one core (median of runs; the machine has {os.cpu_count()}): "
+        + ", ".join(f"{name} {pct:.0f}" for name, pct in busiest)
+        + f"; total {sum(share.values()):.0f}."
+    )
 
 
 def report_latency(rows: list[dict[str, Any]]) -> list[str]:
@@ -74,16 +89,24 @@ def report_latency(rows: list[dict[str, Any]]) -> list[str]:
         "## Latency (transaction sent → webhook received, one endpoint, medians of 3 runs)",
         "",
         "| events/s | runs | P50 ms | P95 ms | P99 ms | drained after last send (s) "
-        "| sent→stored ms | stored→attempt ms | attempt→received ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| sent→stored ms | stored→matching ms | matching→attempt ms | attempt→received ms "
+        "| same-run chain floor, P50 / P95 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         st = row["stages_ms"]
         lines.append(
             f"| {row['rate']} | {len(row['runs'])} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} "
             f"| {row['p99_ms']:.1f} | {row['drained_after_s']:.2f} "
-            f"| {st['sent_to_stored_ms']:.0f} | {st['stored_to_attempt_ms']:.0f} "
-            f"| {st['attempt_to_received_ms']:.0f} |"
+            f"| {st['sent_to_stored_ms']:.0f} | {st['stored_to_matching_ms']:.0f} "
+            f"| {st['matching_to_attempt_ms']:.0f} "
+            f"| {st['attempt_to_received_ms']:.0f} "
+            f"| {row['chain_floor']['p50_ms']:.1f} / {row['chain_floor']['p95_ms']:.1f} |"
+        )
+    lines.append("")
+    for row in rows:
+        lines.append(
+            f"* {row['rate']} events/s: " + cpu_line([x["cpu_percent"] for x in row["runs"]])
         )
     return [*lines, ""]
 
