@@ -11,7 +11,6 @@ rest of a delivery (bench/RESULTS.md) while none of what it adds may apply to a 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from ethhook.deliver.beside import green
 from ethhook.deliver.ssrf import GUARDED_POOLS
 
 MAX_READ_BYTES = 64 * 1024
@@ -80,14 +80,8 @@ def post(
     allow_private: bool = False,
 ) -> HttpOutcome:
     """POST `body`; read at most 64 KiB of the answer and stop reading at the read timeout."""
-    client = post_gevent if _gevent_patched() else post_urllib3
+    client = post_gevent if green() else post_urllib3
     return client(url, body, headers, connect_timeout_s, read_timeout_s, allow_private)
-
-
-def _gevent_patched() -> bool:
-    """True in a process whose sockets gevent patched (a gevent pool worker)."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("socket"))
 
 
 def post_gevent(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,6 +9,7 @@ from ethhook import __version__
 from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver import http
+from ethhook.deliver.beside import green
 from ethhook.deliver.inflight import OrderedSlots
 from ethhook.deliver.signing import webhook_headers
 from ethhook.deliver.store import EndpointView, Result, Work
@@ -40,13 +40,10 @@ def in_parallel(fn: Callable[[Work], Result], items: Sequence[Work]) -> list[Res
     """fn over items at once, results in order: greenlets under a gevent pool, else threads."""
     if len(items) <= 1:
         return [fn(item) for item in items]
-    if "gevent" in sys.modules:
-        from gevent import monkey
+    if green():
+        from gevent.pool import Group
 
-        if monkey.is_module_patched("socket"):
-            from gevent.pool import Group
-
-            return list(Group().imap(fn, items))
+        return list(Group().imap(fn, items))
     with ThreadPoolExecutor(max_workers=len(items)) as pool:
         return list(pool.map(fn, items))
 

@@ -58,7 +58,7 @@ def _run(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
 def client(request, monkeypatch):
     """Which client `_post` (and `http.post`) uses in this test."""
     chosen = http.post_urllib3 if request.param == "urllib3" else http.post_gevent
-    monkeypatch.setattr(http, "_gevent_patched", lambda: request.param == "gevent")
+    monkeypatch.setattr(http, "green", lambda: request.param == "gevent")
     return chosen
 
 
