@@ -27,9 +27,13 @@ class Backlog:
     def __bool__(self) -> bool:
         return bool(self._loaded or self._unloaded)
 
+    def short_of(self, size: int) -> bool:
+        """Fewer than `size` bodies are ready and more are still to load."""
+        return len(self._loaded) < size and bool(self._unloaded)
+
     def top_up(self, size: int, load: Loader) -> None:
         """Load one more chunk when fewer than `size` bodies are ready."""
-        if len(self._loaded) < size and self._unloaded:
+        if self.short_of(size):
             self._loaded += load(self._unloaded[:LOAD_CHUNK])
             self._unloaded = self._unloaded[LOAD_CHUNK:]
 

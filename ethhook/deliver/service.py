@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -14,6 +15,7 @@ from ethhook import metrics
 from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
+from ethhook.deliver.beside import Beside
 from ethhook.deliver.breaker import EndpointBreaker
 from ethhook.deliver.claimload import claim_and_load
 from ethhook.deliver.inflight import endpoint_slots, endpoint_turn
@@ -155,10 +157,19 @@ def _send_windows(
         with sessions() as session:
             return load_work(session, endpoint, ids, settings)
 
+    def write(results: Sequence[Result]) -> None:
+        with sessions() as session:
+            record(session, endpoint, results, task.worker_token, utcnow())
+
+    writer = Beside()  # attempts are written while the next windows are sent
+
     while backlog and stopped_by is None and time.monotonic() <= deadline:
         backlog.top_up(size, load)
         window, stopped_by = _take_window(backlog, size, endpoint, limiter, deadline)
-        results = send_window(endpoint, window, settings, slot, priority)
+        # The next bodies load while this window is sent, when fewer than a full window are left.
+        more = stopped_by is None and backlog.short_of(settings.delivery_window)
+        prefetch = partial(backlog.top_up, settings.delivery_window, load) if more else None
+        results = send_window(endpoint, window, settings, slot, priority, meanwhile=prefetch)
         pending += results
         if tally(endpoint, results, breaker, report):
             stopped_by = deferral(
@@ -168,10 +179,10 @@ def _send_windows(
             break
         size = next_window(size, (r.outcome.ok for r in results), settings.delivery_window)
         if flush_due(len(pending), time.monotonic() - last_flush):
-            with sessions() as session:
-                record(session, endpoint, pending, task.worker_token, utcnow())
+            writer.start(partial(write, pending))
             pending, last_flush = [], time.monotonic()
     windows.end(endpoint.id, size)
+    writer.wait()
     return stopped_by, pending
 
 

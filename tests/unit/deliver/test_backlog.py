@@ -45,3 +45,16 @@ def test_sending_takes_the_work_in_order_until_none_is_left():
 def test_a_delivery_that_no_longer_loads_is_not_left_over():
     backlog = Backlog([1, 2, 3], Loader(missing=frozenset({2})))
     assert backlog.left() == [1, 3]
+
+
+def test_a_backlog_is_short_of_a_window_only_while_more_is_left_to_load():
+    backlog = Backlog(list(range(1, LOAD_CHUNK + 5)), Loader())
+    assert not backlog.short_of(8)  # a whole chunk ready
+    for _ in range(LOAD_CHUNK - 7):
+        backlog.pop()
+    assert backlog.short_of(8)  # 7 ready, 4 to load
+    backlog.top_up(8, Loader())
+    assert not backlog.short_of(8)  # 11 ready, none to load
+    for _ in range(10):
+        backlog.pop()
+    assert not backlog.short_of(8)  # 1 ready, but nothing left to load
