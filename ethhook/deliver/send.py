@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import TypeVar, cast
 
 from ethhook import __version__
 from ethhook.config import Settings
@@ -17,8 +15,6 @@ from ethhook.deliver.signing import webhook_headers
 from ethhook.deliver.store import EndpointView, Result, Work
 
 USER_AGENT = f"EthHook/{__version__}"
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def send(
@@ -40,7 +36,7 @@ def send(
     return Result(work, started_at, outcome)
 
 
-def in_parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+def in_parallel(fn: Callable[[Work], Result], items: Sequence[Work]) -> list[Result]:
     """fn over items at once, results in order: greenlets under a gevent pool, else threads."""
     if len(items) <= 1:
         return [fn(item) for item in items]
@@ -58,18 +54,7 @@ def send_window(
     settings: Settings,
     slot: OrderedSlots,
     priority: float,
-    meanwhile: Callable[[], None] | None = None,
 ) -> list[Result]:
     """Send the window at once; its requests wait for the endpoint's slots in `priority` order
-    (the task's start: the oldest task of an endpoint is served first). `meanwhile` (loading the
-    next bodies) runs beside the requests under gevent, after them elsewhere (deliver.beside); an
-    error in it is raised once the requests have all ended."""
-    jobs: list[Callable[[], Result | None]] = [
-        partial(send, endpoint, item, settings, slot, priority) for item in window
-    ]
-    if meanwhile is not None and green():
-        jobs.append(meanwhile)
-    done = in_parallel(lambda job: job(), jobs)
-    if meanwhile is not None and not green():
-        meanwhile()
-    return cast(list[Result], done[: len(window)])
+    (the task's start: the oldest task of an endpoint is served first)."""
+    return in_parallel(lambda item: send(endpoint, item, settings, slot, priority), window)

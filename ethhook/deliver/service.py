@@ -161,15 +161,16 @@ def _send_windows(
         with sessions() as session:
             record(session, endpoint, results, task.worker_token, utcnow())
 
-    writer = Beside()  # attempts are written while the next windows are sent
-
+    # The next bodies load while a window is sent (when fewer than a full window are left), and
+    # attempts are written while the next windows are sent.
+    loader, writer = Beside(), Beside()
     while backlog and stopped_by is None and time.monotonic() <= deadline:
+        loader.wait()
         backlog.top_up(size, load)
         window, stopped_by = _take_window(backlog, size, endpoint, limiter, deadline)
-        # The next bodies load while this window is sent, when fewer than a full window are left.
-        more = stopped_by is None and backlog.short_of(settings.delivery_window)
-        prefetch = partial(backlog.top_up, settings.delivery_window, load) if more else None
-        results = send_window(endpoint, window, settings, slot, priority, meanwhile=prefetch)
+        if stopped_by is None and backlog.short_of(settings.delivery_window):
+            loader.start(partial(backlog.top_up, settings.delivery_window, load))
+        results = send_window(endpoint, window, settings, slot, priority)
         pending += results
         if tally(endpoint, results, breaker, report):
             stopped_by = deferral(
@@ -182,6 +183,7 @@ def _send_windows(
             writer.start(partial(write, pending))
             pending, last_flush = [], time.monotonic()
     windows.end(endpoint.id, size)
+    loader.wait()
     writer.wait()
     return stopped_by, pending
 
