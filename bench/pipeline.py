@@ -129,7 +129,7 @@ class Pipeline:
         pids["anvil"] = self.node.proc.pid
         pids["receiver"] = self.receiver.proc.pid
         pids["redis"] = self.svc.redis.proc.pid
-        pids["this benchmark (sender)"] = os.getpid()
+        pids[SELF] = os.getpid()
         postmaster = _postmaster_pid()
         if postmaster is not None:
             pids["postgresql"] = postmaster
