@@ -270,6 +270,9 @@ class Event(Base):
     topics: Mapped[list[str]] = mapped_column(JSON)
     data: Mapped[str] = mapped_column(Text)
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Stored by a replay before the listener read its block: matched for the replay's endpoints
+    # only, until the listener reads the block and hands it to the matcher (workqueue.events).
+    replay_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # When the matcher created the event's deliveries; NULL while it waits for the matcher.
     matched_at: Mapped[datetime | None]

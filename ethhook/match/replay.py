@@ -18,7 +18,7 @@ from ethhook.workqueue import (
     due_now,
     lease_available,
     lease_free,
-    store_matched,
+    store_replayed,
 )
 from ethhook.workqueue.rows import DELIVERY_KEY
 
@@ -35,7 +35,7 @@ def redeliver(
     Existing deliveries keep their id and webhook-id (receivers deduplicate on it); missing ones
     are created. A confirmed delivery whose block is not yet deep enough waits as usual.
     """
-    store_matched(session, events, now)
+    store_replayed(session, events, now)
     matches = find_matches(session, events)
     rows = []
     for event in events:

@@ -25,7 +25,7 @@ from ethhook.workqueue.events import (
     due_events,
     lease_events,
     store_events,
-    store_matched,
+    store_replayed,
 )
 from ethhook.workqueue.lease import (
     DispatchGroup,
@@ -58,7 +58,7 @@ __all__ = [
     "enqueue_match_groups",
     "lease_events",
     "store_events",
-    "store_matched",
+    "store_replayed",
     "NewLeases",
     "chunk_groups",
     "claim",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, select, true, update
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
@@ -42,6 +42,7 @@ def _event_row(event: ChainEvent, now: datetime) -> dict[str, Any]:
         "topics": event.topics,
         "data": event.data,
         "removed": False,
+        "replay_only": False,
         "created_at": now,
         "matched_at": None,
         "lease_token": None,
@@ -53,9 +54,10 @@ def store_events(session: Session, events: Sequence[ChainEvent], now: datetime) 
     """Store a range's events as unmatched, leased in batches to the matcher tasks the caller
     publishes after the commit; returns those batches.
 
-    An event stored already is left as it is (a re-read range stores nothing twice), unless it
-    had been orphaned by a reorg that has since been undone (A→B→A): it is then restored and
-    matched again.
+    An event stored already is left as it is (a re-read range stores nothing twice), unless the
+    matcher has not seen it for every endpoint: a replay stored it before the listener reached
+    its block, or a reorg orphaned it and has since been undone (A→B→A). It is then matched again
+    (`_reclaim`).
     """
     if not events:
         return []
@@ -72,43 +74,63 @@ def store_events(session: Session, events: Sequence[ChainEvent], now: datetime) 
         rows.append(row)
     inserted = {r[0] for r in insert_ignoring_conflicts(session, Event, rows, ["id"], ["id"])}
     existing = [e.event_id for e in events if e.event_id not in inserted]
-    restored = set(_restore_orphaned(session, existing, token_of, expires, now))
-    leased = [e for e in events if e.event_id in inserted or e.event_id in restored]
+    reclaimed = set(_reclaim(session, existing, token_of, expires, now))
+    leased = [e for e in events if e.event_id in inserted or e.event_id in reclaimed]
     return _groups((e.chain_id, e.event_id, token_of[e.event_id]) for e in leased)
 
 
-def store_matched(session: Session, events: Sequence[ChainEvent], now: datetime) -> None:
-    """Store events whose deliveries the caller creates itself (a replay); stored ones stay."""
-    rows = [{**_event_row(e, now), "matched_at": now} for e in events]
+def store_replayed(session: Session, events: Sequence[ChainEvent], now: datetime) -> None:
+    """Store events a replay read, for the deliveries the replay creates itself; stored ones stay.
+
+    A new one is stored matched, so the matcher leaves it alone, and `replay_only`: the
+    listener, when it reads the block, hands it to the matcher for every other endpoint. A
+    replay never decides what another endpoint receives.
+    """
+    rows = [{**_event_row(e, now), "matched_at": now, "replay_only": True} for e in events]
     insert_ignoring_conflicts(session, Event, rows, ["id"])
 
 
-def _restore_orphaned(
+def _reclaim(
     session: Session,
     event_ids: Sequence[str],
     token_of: dict[str, str],
     expires: datetime,
     now: datetime,
 ) -> list[str]:
-    """Bring back events that are canonical again; their unsent deliveries go out after all."""
+    """Stored events the listener read again that the matcher must see (again): lease them to
+    the listener's batches, unmatched, canonical and no longer replay-only."""
     if not event_ids:
         return []
-    restored = list(
-        session.scalars(
-            update(Event)
-            .where(Event.id.in_(event_ids), Event.removed.is_(True))
-            .values(removed=False, matched_at=None, lease_token=None, lease_expires_at=None)
-            .returning(Event.id)
-        ).all()
-    )
-    if not restored:
+    found = session.execute(
+        select(Event.id, Event.removed).where(
+            Event.id.in_(event_ids), or_(Event.removed.is_(True), Event.replay_only.is_(True))
+        )
+    ).all()
+    if not found:
         return []
-    for event_id in restored:
+    by_token: dict[str, list[str]] = {}
+    for event_id, _ in found:
+        by_token.setdefault(token_of[event_id], []).append(event_id)
+    for token, ids in by_token.items():
         session.execute(
             update(Event)
-            .where(Event.id == event_id)
-            .values(lease_token=token_of[event_id], lease_expires_at=expires)
+            .where(Event.id.in_(ids))
+            .values(
+                removed=False,
+                replay_only=False,
+                matched_at=None,
+                lease_token=token,
+                lease_expires_at=expires,
+            )
         )
+    _restore_deliveries(session, [event_id for event_id, removed in found if removed], now)
+    return [event_id for event_id, _ in found]
+
+
+def _restore_deliveries(session: Session, restored: Sequence[str], now: datetime) -> None:
+    """Orphaned events canonical again: their unsent deliveries go out after all."""
+    if not restored:
+        return
     # Confirmed deliveries cancelled by the reorg wait for their confirmations again (the beat
     # job checks the block is canonical before releasing them); an `event.removed` not yet
     # attempted is no longer true and is cancelled.
@@ -131,7 +153,6 @@ def _restore_orphaned(
         )
         .values(status=DeliveryStatus.CANCELLED, updated_at=now)
     )
-    return restored
 
 
 def _groups(items: Iterable[tuple[int, str, str]]) -> list[MatchGroup]:

@@ -18,7 +18,7 @@ import pytest
 from ethhook.db import session_scope
 from ethhook.db.models import ReplayJob
 from tests.conftest import TMP, Worker, wait_until
-from tests.e2e.conftest import Token
+from tests.e2e.conftest import Token, cursor_of, wait_for_cursor
 from tests.factories import TRANSFER
 from tests.integration.helpers import add_endpoint, ethhook
 
@@ -283,3 +283,102 @@ def test_replay_refuses_bad_ranges_and_jobs_with_one_line():
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     with session_scope() as session:
         assert session.query(ReplayJob).count() == 0
+
+
+def test_a_tenants_replay_behind_at_or_ahead_of_the_listener_costs_no_other_endpoint_an_event(
+    receiver, start_anvil, start_listener, start_replay_worker
+):
+    """Tenants A and B watch one contract. A replays, over the API, blocks the listener stored
+    (behind its cursor), blocks on both sides of its cursor (at it) and blocks it has not read
+    (ahead of it). B receives every event once; A gets its replays and nothing twice else."""
+    from ethhook.service import apps
+    from ethhook.service.scope import OPERATOR
+    from tests.api.conftest import ApiServer
+
+    node = start_anvil(chain_id=1)
+    token = Token(node)
+    endpoints, keys = {}, {}
+    for name in ("A", "B"):
+        with session_scope() as session:
+            created = apps.create_application(session, f"tenant {name}", scope=OPERATOR)
+        path = "/" + name.lower()
+        endpoints[name], receiver.secrets[path] = add_endpoint(
+            receiver.url(path),
+            contracts=[token.address],
+            events=[TRANSFER],
+            application_id=created.application.id,
+        )
+        keys[name] = created.api_key
+    chain = {"ETHEREUM_HTTP": node.http_url}
+    start_replay_worker(chain)
+    api = ApiServer({**chain, "ETHHOOK_API_RATE_LIMIT": "0"})
+    try:
+
+        def replay(first: int, last: int) -> None:
+            body = {
+                "chain": 1,
+                "from_block": first,
+                "to_block": last,
+                "endpoint_id": endpoints["A"],
+            }
+            started = api.call("POST", "/v1/replays", keys["A"], json=body)
+            assert started.status_code == 202, started.text
+            job = f"/v1/replays/{started.json()['id']}"
+            wait_until(
+                lambda: api.call("GET", job, keys["A"]).json()["state"] == "done",
+                60,
+                0.2,
+                f"replay of {first}..{last}",
+            )
+
+        def emit(transactions: int, base: int) -> list[int]:
+            """Blocks of `transactions` transactions of 2 Transfers each."""
+            blocks = []
+            for k in range(transactions):
+                token.emit_transfers(2, base + 2 * k)
+                blocks.append(node.block_number())
+            return blocks
+
+        listener = start_listener(chain)
+        listener.wait_started(1)
+        early = emit(3, 100)
+        wait_for_cursor(1, early[-1])
+        replay(early[0], early[1])  # behind the cursor
+        listener.stop()
+        cursor = cursor_of(1)
+        assert cursor == early[-1]
+        late = emit(4, 200)  # the listener has read none of these
+        replay(early[2], late[0])  # at the cursor: one stored block, one not
+        replay(late[1], late[3])  # ahead of the cursor
+        start_listener(chain).wait_started(1)
+        wait_for_cursor(1, late[-1])
+
+        events = 2 * (len(early) + len(late))
+        wait_until(lambda: len(receiver.on("/b")) >= events, 60, 0.2, "B's webhooks")
+        wait_until(settled, 60, 0.2, "every delivery to be sent")
+        to_b = collections.Counter(r.json["data"]["event_id"] for r in receiver.on("/b"))
+        assert len(to_b) == events and set(to_b.values()) == {1}
+        to_a = collections.Counter(
+            (r.json["data"]["block_number"], r.webhook_id) for r in receiver.on("/a")
+        )
+        replayed_twice = set(early)  # the listener's delivery, then the replay's
+        for (block, _), count in to_a.items():
+            assert count == (2 if block in replayed_twice else 1), (block, count)
+        assert len(to_a) == events
+        assert all(r.verified for r in receiver.on("/a") + receiver.on("/b"))
+    finally:
+        api.stop()
+
+
+def settled() -> bool:
+    """No delivery left to send and no event left to match."""
+    from sqlalchemy import func, select
+
+    from ethhook.db.models import Delivery, Event
+
+    with session_scope() as session:
+        open_ = session.scalar(
+            select(func.count()).where(Delivery.status.in_(("pending", "waiting")))
+        )
+        unmatched = session.scalar(select(func.count()).where(Event.matched_at.is_(None)))
+    return open_ == 0 and unmatched == 0

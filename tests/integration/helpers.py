@@ -28,7 +28,7 @@ from ethhook.service.endpoints import create_endpoint
 from ethhook.service.scope import OPERATOR
 from ethhook.service.validation import build_spec
 from ethhook.types import ChainEvent
-from ethhook.workqueue import delivery_row, enqueue_match_groups, store_events, store_matched
+from ethhook.workqueue import delivery_row, enqueue_match_groups, store_events, store_replayed
 
 BIN = Path(sys.executable).parent
 
@@ -148,7 +148,7 @@ def add_pending_deliveries(
 ) -> list[int]:
     """The events stored as matched, and one pending delivery of each to the endpoint, due at
     `now` and held by nobody; their ids, in order."""
-    store_matched(session, events, now)
+    store_replayed(session, events, now)
     rows = [
         delivery_row(
             endpoint_id,

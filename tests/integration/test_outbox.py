@@ -14,6 +14,7 @@ from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.store import save_range
 from ethhook.maintenance.jobs import dispatch_unmatched
+from ethhook.match.replay import redeliver
 from ethhook.match.service import match_stored
 from ethhook.types import ChainEvent
 from ethhook.workqueue import claim_unmatched, orphan_blocks, store_events
@@ -104,6 +105,30 @@ def test_beat_dispatches_unmatched_events_only_once_their_lease_has_expired():
         late, _ = match_stored(session, lost.event_ids, lost.token, later)
         claimed, _ = match_stored(session, found.event_ids, found.token, later)
     assert (late, claimed) == (30, 0)  # the late message is not wasted: it matched them
+
+
+def test_events_a_replay_stored_before_the_listener_are_matched_for_everyone_when_it_reads_them():
+    replayer = add_endpoint("http://127.0.0.1:1/a", contracts=[TOKEN])[0]
+    other = add_endpoint("http://127.0.0.1:1/b", contracts=[TOKEN], confirmations=2)[0]
+    ahead = events(4, block=9)
+    now = utcnow()
+    with session_scope() as session:  # A replays blocks the listener has not read
+        groups = redeliver(session, ahead, head=9, now=now, endpoint_id=replayer)
+    assert [len(g.delivery_ids) for g in groups] == [4]
+    assert unmatched() == []  # the replay's events wait for the listener, not for the matcher
+
+    with session_scope() as session:  # the listener reaches the block
+        (group,) = store_events(session, ahead, now)
+        claimed, _ = match_stored(session, group.event_ids, group.token, now)
+    with session_scope() as session:  # and reads it again: nothing more
+        again = store_events(session, ahead, now)
+        rows = session.execute(select(Delivery.endpoint_id, Delivery.kind)).all()
+        replay_only = session.scalars(select(Event.replay_only)).all()
+
+    assert claimed == 4 and again == [] and set(replay_only) == {False}
+    assert sorted(rows) == sorted(
+        [(replayer, EventKind.INSTANT)] * 4 + [(other, EventKind.CONFIRMED)] * 4
+    )
 
 
 def test_events_of_a_reorg_that_is_undone_are_restored_and_their_unsent_deliveries_go_out():
