@@ -8,6 +8,7 @@ input into the 400 page, writes the cookie back, and adds the security headers.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 16 * 1024
+# A row id as typed: ASCII digits only (str.isdigit() also takes "²" and "٣"), at most BIGINT's 19.
+ID_TEXT = re.compile(r"[0-9]{1,19}")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
@@ -119,7 +122,7 @@ def parse_id(text: str | None, what: str) -> int | None:
     """An id from a query string or form field (None when absent); a bad one is a 400 page."""
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 19 or not 0 < int(text) <= BIGINT_MAX:
+    if not ID_TEXT.fullmatch(text) or not 0 < int(text) <= BIGINT_MAX:
         raise InputError(f"invalid {what} {text[:40]!r}: expected a positive integer id")
     return int(text)
 
