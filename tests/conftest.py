@@ -132,7 +132,8 @@ def db(database: str) -> Iterator[None]:
         conn.execute(
             text(
                 "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, endpoints, "
-                "chain_cursors, chain_blocks, api_keys, replay_jobs RESTART IDENTITY CASCADE"
+                "chain_cursors, chain_blocks, api_keys, replay_jobs, console_sessions "
+                "RESTART IDENTITY CASCADE"
             )
         )
         # The built-in application stays, as the migration made it.

@@ -107,6 +107,9 @@ class Settings:
     api_rate_burst: int = 100
     # Browser origins allowed to call the API (CORS); none by default.
     api_cors_origins: tuple[str, ...] = ()
+    # The web console: a session ends on sign-out, after this long, or after this long unused.
+    console_session_lifetime_s: float = 12 * 3600.0
+    console_idle_timeout_s: float = 1800.0
     chains_file: str | None = None
     # Where the demo and the test fixtures install the anvil chain node with npm.
     anvil_cache_dir: str = str(Path.home() / ".cache/ethhook/anvil")
@@ -163,6 +166,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_rate_limit_per_s": ("ETHHOOK_API_RATE_LIMIT", parse_rate),
     "api_rate_burst": ("ETHHOOK_API_RATE_BURST", parse_count),
     "api_cors_origins": ("ETHHOOK_API_CORS_ORIGINS", parse_origins),
+    "console_session_lifetime_s": ("ETHHOOK_CONSOLE_SESSION_LIFETIME_S", parse_positive_seconds),
+    "console_idle_timeout_s": ("ETHHOOK_CONSOLE_IDLE_TIMEOUT_S", parse_positive_seconds),
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
     "anvil_cache_dir": ("ETHHOOK_ANVIL_CACHE", str),
 }

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 
+from ethhook.console import store
 from ethhook.console.sessions import ConsoleSession
 from ethhook.console.web import (
     ConsoleRoute,
     check_id,
     console_of,
+    current_session,
     flash,
     form,
     parse_id,
@@ -25,7 +28,7 @@ from ethhook.console.web import (
     signed_in,
 )
 from ethhook.db import session_scope
-from ethhook.db.models import DeliveryStatus
+from ethhook.db.models import DeliveryStatus, utcnow
 from ethhook.service.apps import authenticate
 from ethhook.service.deliveries import DeliveryFilter, retry_deliveries, retry_matching
 from ethhook.service.endpoints import get_endpoint, rotate_secret, set_active
@@ -44,18 +47,33 @@ def sign_in(request: Request) -> Response:
     key = form(request).get("key", "").strip()
     with session_scope() as db:
         principal = authenticate(db, key)
+        if principal is not None:
+            session_id = _start_session(request, db, key)
     if principal is None:
         log.info("console.sign_in.refused")
         error = "That key is not valid. Use an application's API key (ehk_…) or the operator key."
         return render(request, "sign_in.html", 401, error=error)
     # A new session (and CSRF token) on every sign-in: a token seen before it is worthless after.
-    set_session(request, ConsoleSession.fresh(key))
+    set_session(request, ConsoleSession.fresh(session_id))
     log.info("console.sign_in application=%s", principal.application_id or "operator")
     return redirect("/endpoints")
 
 
+def _start_session(request: Request, db: Session, key: str) -> str:
+    """A new session for the key (its id); the visitor's session before it ends."""
+    now = utcnow()
+    previous = current_session(request).session_id
+    if previous is not None:
+        store.revoke(db, previous, now)
+    return store.open_session(db, key, console_of(request).settings, now)
+
+
 @router.post("/sign-out")
 def sign_out(request: Request) -> Response:
+    session_id = current_session(request).session_id
+    if session_id is not None:
+        with session_scope() as db:
+            store.revoke(db, session_id, utcnow())
     set_session(request, ConsoleSession.fresh().with_flash("Signed out."))
     return redirect("/sign-in")
 

@@ -57,7 +57,7 @@ class EndpointRow:
 
 @router.get("/")
 def index(request: Request) -> Response:
-    return redirect("/endpoints" if current_session(request).key else "/sign-in")
+    return redirect("/endpoints" if current_session(request).session_id else "/sign-in")
 
 
 @router.get("/sign-in")

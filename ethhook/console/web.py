@@ -25,11 +25,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
 from ethhook.config import BIGINT_MAX, Settings
-from ethhook.console import sessions
+from ethhook.console import sessions, store
 from ethhook.console.sessions import ConsoleSession
 from ethhook.db import session_scope
+from ethhook.db.models import utcnow
 from ethhook.exceptions import InputError, NotFoundError
-from ethhook.service.apps import Principal, authenticate, get_application
+from ethhook.service.apps import Principal, get_application
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +138,13 @@ def check_id(value: int, what: str) -> int:
 @contextmanager
 def signed_in(request: Request) -> Iterator[tuple[Session, Visitor]]:
     """A database session (committed at the end) and the signed-in visitor; SignInRequired when
-    there is no session or its key no longer authenticates."""
-    key = current_session(request).key
-    if key is None:
+    there is no session, or it ended (signed out, too old, unused too long, its key gone)."""
+    session_id = current_session(request).session_id
+    if session_id is None:
         raise SignInRequired
+    settings = console_of(request).settings
     with session_scope() as db:
-        principal = authenticate(db, key)
+        principal = store.principal_of(db, session_id, settings, utcnow())
         if principal is None:
             raise SignInRequired
         yield db, Visitor(principal, _label(db, principal))
@@ -201,7 +203,7 @@ async def _guarded(
 ) -> Response:
     console = console_of(request)
     cookie = request.cookies.get(sessions.COOKIE_NAME)
-    loaded = sessions.load(console.cipher, cookie)
+    loaded = sessions.load(console.cipher, cookie, console.settings.console_session_lifetime_s)
     if loaded is None:
         set_session(request, ConsoleSession.fresh())
     else:
@@ -213,7 +215,7 @@ async def _guarded(
                 raise CsrfRefused
         return await handler(request)
     except SignInRequired:
-        if current_session(request).key is not None:
+        if current_session(request).session_id is not None:
             set_session(request, ConsoleSession.fresh().with_flash("Your session ended."))
         return redirect("/sign-in")
     except CsrfRefused:
@@ -250,10 +252,11 @@ async def _read_form(request: Request) -> dict[str, str]:
 
 def _write_cookie(request: Request, response: Response) -> None:
     console = console_of(request)
+    settings = console.settings
     response.set_cookie(
         sessions.COOKIE_NAME,
         sessions.dump(console.cipher, current_session(request)),
-        max_age=sessions.SESSION_LIFETIME_S,
+        max_age=int(settings.console_session_lifetime_s),
         path=sessions.COOKIE_PATH,
         secure=request.url.scheme == "https",
         httponly=True,

@@ -1,5 +1,6 @@
 """The tables: applications and their API keys, endpoints and their filters, events, deliveries,
-attempts, the listener's cursor; rollups and replay jobs live in db/rollups.py and db/replay_jobs.py."""
+attempts, the listener's cursor; rollups, replay jobs and console sessions live in db/rollups.py,
+db/replay_jobs.py and db/console_sessions.py."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ethhook.db.base import Base, BigId, UTCDateTime, utcnow
+from ethhook.db.console_sessions import ConsoleSessionRow
 from ethhook.db.replay_jobs import ReplayJob, ReplayState
 from ethhook.db.rollups import (
     LATENCY_BOUNDS_MS,
@@ -50,6 +52,7 @@ __all__ = [
     "ROLLUP_MINUTE_S",
     "ROLLUP_PERIODS_S",
     "Base",
+    "ConsoleSessionRow",
     "ReplayJob",
     "ReplayState",
     "BigId",

@@ -1,22 +1,129 @@
-"""The console against a real `ethhook api` process over HTTP: ids and cursors typed as text."""
+"""The console's sessions and bad ids, over HTTP against real `ethhook api` processes (two of
+them, sharing the database, Redis and ETHHOOK_SECRET_KEYS), and signing out in a real browser."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
+import httpx
 import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Interval, literal, select, update
 
+from ethhook.db import session_scope
+from ethhook.db.models import ConsoleSessionRow
 from tests.api.conftest import ApiServer
-from tests.browser.conftest import signed_in_client
+from tests.browser.conftest import csrf_token, sign_in, signed_in_client, wait_for
 
 pytestmark = pytest.mark.browser
 
+COOKIE = "ethhook_console"
+SECRET_KEYS = Fernet.generate_key().decode()
+SHARED = {
+    "ETHHOOK_API_RATE_LIMIT": "0",
+    "ETHHOOK_SECRET_KEYS": SECRET_KEYS,
+}
+
 
 @pytest.fixture(scope="module")
-def servers(database: str, redis_server: str) -> Iterator[tuple[ApiServer]]:
-    a = ApiServer({"ETHHOOK_API_RATE_LIMIT": "0"})
-    yield (a,)
+def servers(database: str, redis_server: str) -> Iterator[tuple[ApiServer, ApiServer]]:
+    a = ApiServer(SHARED)
+    b = ApiServer(SHARED)
+    yield a, b
     a.stop()
+    b.stop()
+
+
+def client(server: ApiServer, cookie: str | None = None) -> httpx.Client:
+    """A client of the server's console, with this session cookie (a copy of another's)."""
+    cookies = {COOKIE: cookie} if cookie is not None else None
+    return httpx.Client(base_url=server.base, follow_redirects=False, timeout=30, cookies=cookies)
+
+
+def opens_the_console(server: ApiServer, cookie: str) -> bool:
+    answer = client(server, cookie).get("/console/endpoints")
+    assert answer.status_code in (200, 303), answer.text
+    return answer.status_code == 200
+
+
+def move_sessions(**back: timedelta) -> None:
+    """Move every console session's times back (as if that much time had passed)."""
+    columns = {
+        name: getattr(ConsoleSessionRow, name) - literal(delta, Interval())
+        for name, delta in back.items()
+    }
+    with session_scope() as db:
+        db.execute(update(ConsoleSessionRow).values(**columns))
+
+
+def session_rows() -> int:
+    with session_scope() as db:
+        return len(db.scalars(select(ConsoleSessionRow.id)).all())
+
+
+# --- sessions end for good (finding 5) ----------------------------------------------------------
+
+
+def test_a_cookie_from_before_sign_out_opens_nothing_on_any_process_or_after_a_restart(
+    servers, tenant
+):
+    a, b = servers
+    visitor, token = signed_in_client(a.base, tenant.key)
+    kept, _ = signed_in_client(a.base, tenant.key)
+    copied = visitor.cookies[COOKIE]
+    assert opens_the_console(b, copied)
+
+    answer = visitor.post("/console/sign-out", data={"csrf_token": token})
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/sign-in"
+
+    assert not opens_the_console(a, copied)
+    assert not opens_the_console(b, copied)
+    # An API process started after the sign-out (a restart) refuses it too, and keeps the
+    # session that was not signed out.
+    restarted = ApiServer(SHARED)
+    try:
+        assert not opens_the_console(restarted, copied)
+        assert opens_the_console(restarted, kept.cookies[COOKIE])
+    finally:
+        restarted.stop()
+
+
+def test_signing_in_again_ends_the_session_before(servers, tenant, other_tenant):
+    a, _ = servers
+    visitor, _ = signed_in_client(a.base, tenant.key)
+    before = visitor.cookies[COOKIE]
+    token = csrf_token(visitor.get("/console/sign-in").text)
+    answer = visitor.post("/console/sign-in", data={"csrf_token": token, "key": other_tenant.key})
+    assert answer.status_code == 303
+    assert not opens_the_console(a, before)
+    assert opens_the_console(a, visitor.cookies[COOKIE])
+
+
+def test_a_session_unused_for_the_idle_timeout_ends(servers, tenant):
+    a, _ = servers
+    visitor, _ = signed_in_client(a.base, tenant.key)
+    # Used 29 minutes ago: still open, and the visit counts as use.
+    move_sessions(last_seen_at=timedelta(minutes=29))
+    assert visitor.get("/console/endpoints").status_code == 200
+    move_sessions(last_seen_at=timedelta(minutes=29))
+    assert visitor.get("/console/endpoints").status_code == 200
+
+    move_sessions(last_seen_at=timedelta(minutes=31))
+    answer = visitor.get("/console/endpoints")
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/sign-in"
+    assert "Your session ended." in visitor.get("/console/sign-in").text
+
+
+def test_a_session_ends_at_its_lifetime_even_in_use(servers, tenant):
+    a, _ = servers
+    visitor, _ = signed_in_client(a.base, tenant.key)
+    move_sessions(expires_at=timedelta(hours=12, seconds=1))
+    assert visitor.get("/console/endpoints").status_code == 303
+    # The next sign-in deletes the rows of sessions past their lifetime: the table stays small.
+    assert session_rows() == 1
+    signed_in_client(a.base, tenant.key)
+    assert session_rows() == 1
 
 
 # --- ids typed as text are checked as ASCII digits (finding 3, console part) --------------------
@@ -40,3 +147,22 @@ def test_ids_and_cursors_that_are_not_ascii_digits_are_the_400_page(servers, ten
             answer = visitor.get(path, params={"cursor": cursor})
             assert answer.status_code == 400, (path, cursor)
             assert "invalid cursor" in answer.text
+
+
+# --- in a real browser --------------------------------------------------------------------------
+
+
+def test_signing_out_in_the_browser_ends_the_session_for_a_copy_of_its_cookie(
+    console, tenant, browser
+):
+    sign_in(browser, console.url, tenant.key)
+    assert browser.current_url.endswith("/console/endpoints")
+    copied = browser.get_cookie(COOKIE)["value"]
+    assert (
+        httpx.get(console.url + "/console/endpoints", cookies={COOKIE: copied}).status_code == 200
+    )
+
+    browser.find_element("css selector", "form[action='/console/sign-out'] button").click()
+    assert "Signed out." in wait_for(browser, "flash").text
+    answer = httpx.get(console.url + "/console/endpoints", cookies={COOKIE: copied})
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/sign-in"
