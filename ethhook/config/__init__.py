@@ -24,12 +24,15 @@ from ethhook.config.values import (
     MAX_PORT,
     MAX_RETENTION_DAYS,
     MAX_RETRY_ATTEMPTS,
+    IpNetwork,
     check_seconds,
+    choice_parser,
     int_parser,
     parse_bool,
     parse_count,
     parse_database_url,
     parse_host,
+    parse_networks,
     parse_non_negative_seconds,
     parse_origins,
     parse_port,
@@ -56,6 +59,7 @@ __all__ = [
     "MAX_RETENTION_DAYS",
     "MAX_RETRY_ATTEMPTS",
     "ChainConfig",
+    "IpNetwork",
     "Settings",
     "check_seconds",
     "get_settings",
@@ -107,9 +111,14 @@ class Settings:
     api_rate_burst: int = 100
     # Browser origins allowed to call the API (CORS); none by default.
     api_cors_origins: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; none by default.
+    trusted_proxies: tuple[IpNetwork, ...] = ()
     # The web console: a session ends on sign-out, after this long, or after this long unused.
     console_session_lifetime_s: float = 12 * 3600.0
     console_idle_timeout_s: float = 1800.0
+    # The session cookie's Secure flag: auto = when the request came over HTTPS (directly, or
+    # per X-Forwarded-Proto from a trusted proxy), or always (true), or never (false).
+    console_secure_cookie: str = "auto"
     chains_file: str | None = None
     # Where the demo and the test fixtures install the anvil chain node with npm.
     anvil_cache_dir: str = str(Path.home() / ".cache/ethhook/anvil")
@@ -166,8 +175,13 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_rate_limit_per_s": ("ETHHOOK_API_RATE_LIMIT", parse_rate),
     "api_rate_burst": ("ETHHOOK_API_RATE_BURST", parse_count),
     "api_cors_origins": ("ETHHOOK_API_CORS_ORIGINS", parse_origins),
+    "trusted_proxies": ("ETHHOOK_TRUSTED_PROXIES", parse_networks),
     "console_session_lifetime_s": ("ETHHOOK_CONSOLE_SESSION_LIFETIME_S", parse_positive_seconds),
     "console_idle_timeout_s": ("ETHHOOK_CONSOLE_IDLE_TIMEOUT_S", parse_positive_seconds),
+    "console_secure_cookie": (
+        "ETHHOOK_CONSOLE_SECURE_COOKIE",
+        choice_parser("auto", "true", "false"),
+    ),
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
     "anvil_cache_dir": ("ETHHOOK_ANVIL_CACHE", str),
 }

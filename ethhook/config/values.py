@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -134,6 +135,40 @@ def parse_origins(raw: str) -> tuple[str, ...]:
                 f"expected origins such as https://console.example.com, got {origin!r}"
             )
     return origins
+
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Far more reverse proxies than any deployment chains; each request is checked against them all.
+MAX_TRUSTED_PROXIES = 100
+
+
+def parse_networks(raw: str) -> tuple[IpNetwork, ...]:
+    """Comma-separated IP addresses or CIDR networks, e.g. 10.0.0.0/8,127.0.0.1,::1."""
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if len(parts) > MAX_TRUSTED_PROXIES:
+        raise ValueError(f"at most {MAX_TRUSTED_PROXIES} addresses or networks")
+    networks = []
+    for part in parts:
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"expected IP addresses or networks such as 10.0.0.0/8 or 127.0.0.1, got {part!r}"
+            ) from None
+    return tuple(networks)
+
+
+def choice_parser(*choices: str) -> Callable[[str], str]:
+    """A parser of one of `choices` (case-insensitive)."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
 
 
 # The databases EthHook is tested on: dialect → the drivers that may follow a "+".

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.config import BIGINT_MAX, Settings
 from ethhook.console import sessions, store
+from ethhook.console.proxies import came_over_https
 from ethhook.console.sessions import ConsoleSession
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
@@ -258,7 +259,14 @@ def _write_cookie(request: Request, response: Response) -> None:
         sessions.dump(console.cipher, current_session(request)),
         max_age=int(settings.console_session_lifetime_s),
         path=sessions.COOKIE_PATH,
-        secure=request.url.scheme == "https",
+        secure=_secure_cookie(request, settings),
         httponly=True,
         samesite="strict",
     )
+
+
+def _secure_cookie(request: Request, settings: Settings) -> bool:
+    """ETHHOOK_CONSOLE_SECURE_COOKIE: true, false, or auto (whether the browser used HTTPS)."""
+    if settings.console_secure_cookie == "auto":
+        return came_over_https(request, settings.trusted_proxies)
+    return settings.console_secure_cookie == "true"

@@ -1,5 +1,6 @@
-"""The console's sessions and bad ids, over HTTP against real `ethhook api` processes (two of
-them, sharing the database, Redis and ETHHOOK_SECRET_KEYS), and signing out in a real browser."""
+"""The console's sessions, cookie flags and bad ids, over HTTP against real `ethhook api`
+processes (two of them, sharing the database, Redis and ETHHOOK_SECRET_KEYS), and signing out in
+a real browser."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.browser
 
 COOKIE = "ethhook_console"
 SECRET_KEYS = Fernet.generate_key().decode()
+# Server A sits behind a proxy on loopback; server B trusts no proxy.
 SHARED = {
     "ETHHOOK_API_RATE_LIMIT": "0",
     "ETHHOOK_SECRET_KEYS": SECRET_KEYS,
@@ -28,7 +30,7 @@ SHARED = {
 
 @pytest.fixture(scope="module")
 def servers(database: str, redis_server: str) -> Iterator[tuple[ApiServer, ApiServer]]:
-    a = ApiServer(SHARED)
+    a = ApiServer({**SHARED, "ETHHOOK_TRUSTED_PROXIES": "127.0.0.1"})
     b = ApiServer(SHARED)
     yield a, b
     a.stop()
@@ -124,6 +126,34 @@ def test_a_session_ends_at_its_lifetime_even_in_use(servers, tenant):
     assert session_rows() == 1
     signed_in_client(a.base, tenant.key)
     assert session_rows() == 1
+
+
+# --- the Secure flag behind a TLS-terminating proxy (finding 15) --------------------------------
+
+
+def session_cookie(answer: httpx.Response) -> str:
+    cookies = [c for c in answer.headers.get_list("set-cookie") if c.startswith(COOKIE + "=")]
+    assert len(cookies) == 1, answer.headers
+    return cookies[0]
+
+
+def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(servers, db):
+    a, b = servers
+    https = {"X-Forwarded-Proto": "https"}
+    assert "; secure" in session_cookie(client(a).get("/console/sign-in", headers=https)).lower()
+    assert "; secure" not in session_cookie(client(a).get("/console/sign-in")).lower()
+    # From a peer that is not a trusted proxy, the header is anyone's word: not believed.
+    assert (
+        "; secure" not in session_cookie(client(b).get("/console/sign-in", headers=https)).lower()
+    )
+
+
+def test_the_cookie_is_always_secure_when_told(database, redis_server, db):
+    server = ApiServer({"ETHHOOK_CONSOLE_SECURE_COOKIE": "true"})
+    try:
+        assert "; secure" in session_cookie(client(server).get("/console/sign-in")).lower()
+    finally:
+        server.stop()
 
 
 # --- ids typed as text are checked as ASCII digits (finding 3, console part) --------------------
