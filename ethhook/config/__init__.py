@@ -30,6 +30,7 @@ from ethhook.config.values import (
     int_parser,
     parse_bool,
     parse_count,
+    parse_count_or_off,
     parse_database_url,
     parse_host,
     parse_networks,
@@ -116,6 +117,10 @@ class Settings:
     # The web console: a session ends on sign-out, after this long, or after this long unused.
     console_session_lifetime_s: float = 12 * 3600.0
     console_idle_timeout_s: float = 1800.0
+    # Failed sign-ins per minute from one client address (as many at once), and from all of them
+    # together; 0 = no limit. Shared by every API process through Redis.
+    console_sign_in_failures_per_min: int = 10
+    console_sign_in_failures_global_per_min: int = 0
     # The session cookie's Secure flag: auto = when the request came over HTTPS (directly, or
     # per X-Forwarded-Proto from a trusted proxy), or always (true), or never (false).
     console_secure_cookie: str = "auto"
@@ -178,6 +183,14 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "trusted_proxies": ("ETHHOOK_TRUSTED_PROXIES", parse_networks),
     "console_session_lifetime_s": ("ETHHOOK_CONSOLE_SESSION_LIFETIME_S", parse_positive_seconds),
     "console_idle_timeout_s": ("ETHHOOK_CONSOLE_IDLE_TIMEOUT_S", parse_positive_seconds),
+    "console_sign_in_failures_per_min": (
+        "ETHHOOK_CONSOLE_SIGN_IN_FAILURES_PER_MIN",
+        parse_count_or_off,
+    ),
+    "console_sign_in_failures_global_per_min": (
+        "ETHHOOK_CONSOLE_SIGN_IN_FAILURES_GLOBAL_PER_MIN",
+        parse_count_or_off,
+    ),
     "console_secure_cookie": (
         "ETHHOOK_CONSOLE_SECURE_COOKIE",
         choice_parser("auto", "true", "false"),

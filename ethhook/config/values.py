@@ -78,6 +78,7 @@ def int_parser(low: int, high: int) -> Callable[[str], int]:
 
 
 parse_count = int_parser(1, MAX_COUNT)
+parse_count_or_off = int_parser(0, MAX_COUNT)  # 0 = off
 parse_port = int_parser(0, MAX_PORT)  # 0 = off
 
 

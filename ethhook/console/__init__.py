@@ -9,7 +9,9 @@ from fastapi.staticfiles import StaticFiles
 from ethhook.config import Settings
 from ethhook.console import actions, pages
 from ethhook.console.sessions import cookie_cipher
+from ethhook.console.throttle import SignInThrottle
 from ethhook.console.web import STATIC, Console, ConsoleRoute, error_page, make_templates
+from ethhook.deliver.shared import redis_client
 
 _fallback = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -21,7 +23,10 @@ def not_found(request: Request, path: str) -> Response:
 
 def mount(app: FastAPI, settings: Settings) -> None:
     """Add the console's pages, actions and static files to `app`, under /console/."""
-    app.state.ethhook_console = Console(settings, cookie_cipher(settings), make_templates())
+    throttle = SignInThrottle(redis_client(settings.redis_url), settings)
+    app.state.ethhook_console = Console(
+        settings, cookie_cipher(settings), make_templates(), throttle
+    )
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(pages.router)
     app.include_router(actions.router)

@@ -8,12 +8,15 @@ tasks only after the transaction that made the deliveries due has committed.
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
 from ethhook.console import store
+from ethhook.console.proxies import client_address
 from ethhook.console.sessions import ConsoleSession
+from ethhook.console.throttle import Wait
 from ethhook.console.web import (
     ConsoleRoute,
     check_id,
@@ -44,13 +47,19 @@ DISABLED_REASON = "disabled in the console"
 
 @router.post("/sign-in")
 def sign_in(request: Request) -> Response:
+    console = console_of(request)
+    address = client_address(request, console.settings.trusted_proxies)
+    wait = console.throttle.wait(address)
+    if wait.seconds > 0:
+        return _throttled(request, address, wait)
     key = form(request).get("key", "").strip()
     with session_scope() as db:
         principal = authenticate(db, key)
         if principal is not None:
             session_id = _start_session(request, db, key)
     if principal is None:
-        log.info("console.sign_in.refused")
+        console.throttle.failed(address)
+        log.info("console.sign_in.refused client=%s", address)
         error = "That key is not valid. Use an application's API key (ehk_…) or the operator key."
         return render(request, "sign_in.html", 401, error=error)
     # A new session (and CSRF token) on every sign-in: a token seen before it is worthless after.
@@ -66,6 +75,18 @@ def _start_session(request: Request, db: Session, key: str) -> str:
     if previous is not None:
         store.revoke(db, previous, now)
     return store.open_session(db, key, console_of(request).settings, now)
+
+
+def _throttled(request: Request, address: str, wait: Wait) -> Response:
+    seconds = max(1, math.ceil(wait.seconds))
+    log.info("console.sign_in.throttled client=%s retry_after_s=%s", address, seconds)
+    error = (
+        f"Too many failed sign-ins from {wait.whose}: try again in {seconds} "
+        f"second{'s' if seconds != 1 else ''}."
+    )
+    response = render(request, "sign_in.html", 429, error=error)
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 @router.post("/sign-out")

@@ -28,6 +28,7 @@ from ethhook.config import BIGINT_MAX, Settings
 from ethhook.console import sessions, store
 from ethhook.console.proxies import came_over_https
 from ethhook.console.sessions import ConsoleSession
+from ethhook.console.throttle import SignInThrottle
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
 from ethhook.exceptions import InputError, NotFoundError
@@ -67,6 +68,7 @@ class Console:
     settings: Settings
     cipher: Fernet
     templates: Environment
+    throttle: SignInThrottle
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The console's sessions, cookie flags and bad ids, over HTTP against real `ethhook api`
-processes (two of them, sharing the database, Redis and ETHHOOK_SECRET_KEYS), and signing out in
-a real browser."""
+"""The console's sessions, sign-in throttle, cookie flags and bad ids, over HTTP against real
+`ethhook api` processes (two of them, sharing the database, Redis and ETHHOOK_SECRET_KEYS), and
+signing out in a real browser."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ethhook.db import session_scope
 from ethhook.db.models import ConsoleSessionRow
 from tests.api.conftest import ApiServer
 from tests.browser.conftest import csrf_token, sign_in, signed_in_client, wait_for
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +26,10 @@ SECRET_KEYS = Fernet.generate_key().decode()
 SHARED = {
     "ETHHOOK_API_RATE_LIMIT": "0",
     "ETHHOOK_SECRET_KEYS": SECRET_KEYS,
+    "ETHHOOK_CONSOLE_SIGN_IN_FAILURES_PER_MIN": "3",
+    "ETHHOOK_CONSOLE_SIGN_IN_FAILURES_GLOBAL_PER_MIN": "5",
 }
+WRONG_KEY = "ehk_" + "x" * 43
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,14 @@ def opens_the_console(server: ApiServer, cookie: str) -> bool:
     answer = client(server, cookie).get("/console/endpoints")
     assert answer.status_code in (200, 303), answer.text
     return answer.status_code == 200
+
+
+def try_key(server: ApiServer, key: str, forwarded_for: str | None = None) -> httpx.Response:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    visitor = client(server)
+    token = csrf_token(visitor.get("/console/sign-in").text)
+    data = {"csrf_token": token, "key": key}
+    return visitor.post("/console/sign-in", data=data, headers=headers)
 
 
 def move_sessions(**back: timedelta) -> None:
@@ -126,6 +138,47 @@ def test_a_session_ends_at_its_lifetime_even_in_use(servers, tenant):
     assert session_rows() == 1
     signed_in_client(a.base, tenant.key)
     assert session_rows() == 1
+
+
+# --- failed sign-ins are throttled (finding 14) -------------------------------------------------
+
+
+def test_failed_sign_ins_from_one_address_are_throttled_on_every_process(servers, tenant):
+    a, b = servers
+    for _ in range(3):
+        assert try_key(a, WRONG_KEY).status_code == 401
+
+    refused = try_key(a, WRONG_KEY)
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins from your address: try again in" in refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 20
+    # The right key is refused too while the address waits: the answer tells nothing.
+    assert try_key(a, tenant.key).status_code == 429
+    # The other process shares the count; it trusts no proxy, so a forged X-Forwarded-For
+    # does not make the client someone else.
+    assert try_key(b, tenant.key, forwarded_for="198.51.100.7").status_code == 429
+    # Behind the trusted proxy (A trusts 127.0.0.1), another client is another address.
+    assert try_key(a, tenant.key, forwarded_for="198.51.100.7").status_code == 303
+
+    # After the wait, one more try (GCRA: 3 a minute, one every 20 s once the burst is spent).
+    wait_s = int(refused.headers["retry-after"])
+    wait_until(lambda: try_key(a, tenant.key).status_code == 303, wait_s + 30, 1, "the wait")
+
+
+def test_successful_sign_ins_are_not_counted_and_all_addresses_share_a_global_limit(
+    servers, tenant
+):
+    a, _ = servers
+    for _ in range(6):
+        assert try_key(a, tenant.key).status_code == 303
+    assert try_key(a, WRONG_KEY).status_code == 401
+
+    # Five failures a minute from everyone together (ETHHOOK_..._GLOBAL_PER_MIN=5).
+    for address in ("198.51.100.1", "198.51.100.1", "198.51.100.2", "198.51.100.2"):
+        assert try_key(a, WRONG_KEY, forwarded_for=address).status_code == 401
+    answer = try_key(a, tenant.key, forwarded_for="198.51.100.3")
+    assert answer.status_code == 429
+    assert "Too many failed sign-ins from all addresses together: try again in" in answer.text
 
 
 # --- the Secure flag behind a TLS-terminating proxy (finding 15) --------------------------------

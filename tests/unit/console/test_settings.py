@@ -21,6 +21,8 @@ def test_the_defaults():
     assert settings.trusted_proxies == ()
     assert settings.console_session_lifetime_s == 12 * 3600
     assert settings.console_idle_timeout_s == 1800
+    assert settings.console_sign_in_failures_per_min == 10
+    assert settings.console_sign_in_failures_global_per_min == 0
     assert settings.console_secure_cookie == "auto"
 
 
@@ -30,6 +32,8 @@ def test_values_in_range_are_read():
             "ETHHOOK_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1,fd00::/8",
             "ETHHOOK_CONSOLE_SESSION_LIFETIME_S": "3600",
             "ETHHOOK_CONSOLE_IDLE_TIMEOUT_S": "600",
+            "ETHHOOK_CONSOLE_SIGN_IN_FAILURES_PER_MIN": "0",
+            "ETHHOOK_CONSOLE_SIGN_IN_FAILURES_GLOBAL_PER_MIN": "500",
             "ETHHOOK_CONSOLE_SECURE_COOKIE": "TRUE",
         }
     )
@@ -38,6 +42,8 @@ def test_values_in_range_are_read():
     )
     assert settings.console_session_lifetime_s == 3600
     assert settings.console_idle_timeout_s == 600
+    assert settings.console_sign_in_failures_per_min == 0
+    assert settings.console_sign_in_failures_global_per_min == 500
     assert settings.console_secure_cookie == "true"
 
 
@@ -49,6 +55,8 @@ def test_values_in_range_are_read():
         ("ETHHOOK_TRUSTED_PROXIES", ",".join(["10.0.0.1"] * 101), "at most 100"),
         ("ETHHOOK_CONSOLE_SESSION_LIFETIME_S", "0", "expected seconds greater than 0"),
         ("ETHHOOK_CONSOLE_IDLE_TIMEOUT_S", "nan", "expected seconds greater than 0"),
+        ("ETHHOOK_CONSOLE_SIGN_IN_FAILURES_PER_MIN", "-1", "expected an integer from 0"),
+        ("ETHHOOK_CONSOLE_SIGN_IN_FAILURES_GLOBAL_PER_MIN", "2.5", "expected an integer from 0"),
         ("ETHHOOK_CONSOLE_SECURE_COOKIE", "yes", "expected one of auto, true, false"),
     ],
 )
