@@ -1,7 +1,7 @@
 """console_sessions: signing out of the console ends the session for good
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-08 12:00:00
 
 One row per console sign-in (the SHA-256 of the cookie's session id). Sessions signed in before
@@ -16,7 +16,7 @@ from alembic import op
 import ethhook.db.models
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
