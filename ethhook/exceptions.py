@@ -21,5 +21,9 @@ class PermissionDeniedError(InputError):
     """The caller's key may not take this action at all (only the operator key may)."""
 
 
+class TooManyJobsError(InputError):
+    """The caller has as many jobs queued or running as it may; once one ends it may start more."""
+
+
 class TransientError(EthHookError):
     """A failure worth retrying later (network, node, broker)."""

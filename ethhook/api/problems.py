@@ -24,6 +24,7 @@ from ethhook.exceptions import (
     InputError,
     NotFoundError,
     PermissionDeniedError,
+    TooManyJobsError,
     TransientError,
 )
 
@@ -126,6 +127,8 @@ def classify(exc: Exception) -> tuple[int, str, str]:
         return 404, "not-found", str(exc)
     if isinstance(exc, PermissionDeniedError):
         return 403, "operator-only", str(exc)
+    if isinstance(exc, TooManyJobsError):
+        return 429, "too-many-jobs", str(exc)
     if isinstance(exc, InputError):
         return 422, "invalid-input", str(exc)
     if isinstance(exc, TransientError):

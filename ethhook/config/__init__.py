@@ -67,6 +67,7 @@ __all__ = [
     "load_settings",
     "parse_retry_schedule",
     "parse_secret_keys",
+    "variable",
 ]
 
 
@@ -93,6 +94,19 @@ class Settings:
     match_batch_size: int = 100
     replay_chunk_blocks: int = 1000
     replay_lease_s: float = 120.0
+    # What an application's key may ask for; the operator's replays and endpoints are not held
+    # to these. A replay's blocks, and its jobs queued or running at once:
+    replay_max_blocks: int = 100_000
+    replay_max_active: int = 3
+    app_max_endpoints: int = 1000
+    # What one endpoint may list (every caller, the CLI too): each list, and the filter rows the
+    # product of chains × contracts × events makes (one row per combination).
+    endpoint_max_chains: int = 16
+    endpoint_max_contracts: int = 100
+    endpoint_max_events: int = 50
+    endpoint_max_conditions: int = 16
+    endpoint_max_retry_attempts: int = 20
+    endpoint_max_filter_rows: int = 1000
     secret_rotation_grace_s: float = 86400.0
     # Fernet keys, newest first, that encrypt endpoint secrets at rest (ethhook/db/secrets.py).
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -166,6 +180,18 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "match_batch_size": ("ETHHOOK_MATCH_BATCH_SIZE", parse_count),
     "replay_chunk_blocks": ("ETHHOOK_REPLAY_CHUNK_BLOCKS", parse_count),
     "replay_lease_s": ("ETHHOOK_REPLAY_LEASE_S", parse_positive_seconds),
+    "replay_max_blocks": ("ETHHOOK_REPLAY_MAX_BLOCKS", int_parser(1, BIGINT_MAX)),
+    "replay_max_active": ("ETHHOOK_REPLAY_MAX_ACTIVE", parse_count),
+    "app_max_endpoints": ("ETHHOOK_APP_MAX_ENDPOINTS", parse_count),
+    "endpoint_max_chains": ("ETHHOOK_ENDPOINT_MAX_CHAINS", parse_count),
+    "endpoint_max_contracts": ("ETHHOOK_ENDPOINT_MAX_CONTRACTS", parse_count),
+    "endpoint_max_events": ("ETHHOOK_ENDPOINT_MAX_EVENTS", parse_count),
+    "endpoint_max_conditions": ("ETHHOOK_ENDPOINT_MAX_CONDITIONS", parse_count),
+    "endpoint_max_retry_attempts": (
+        "ETHHOOK_ENDPOINT_MAX_RETRY_ATTEMPTS",
+        int_parser(1, MAX_RETRY_ATTEMPTS),
+    ),
+    "endpoint_max_filter_rows": ("ETHHOOK_ENDPOINT_MAX_FILTER_ROWS", parse_count),
     "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", parse_non_negative_seconds),
     "secret_keys": ("ETHHOOK_SECRET_KEYS", parse_secret_keys),
     "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", parse_count),
@@ -198,6 +224,11 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
     "anvil_cache_dir": ("ETHHOOK_ANVIL_CACHE", str),
 }
+
+
+def variable(name: str) -> str:
+    """The environment variable a setting is read from (`app_max_endpoints` → ETHHOOK_…)."""
+    return _PARSERS[name][0]
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ethhook.config import Settings
-from ethhook.db.models import ReplayJob, ReplayState
-from ethhook.exceptions import InputError, NotFoundError
+from ethhook.config import Settings, variable
+from ethhook.db.models import Endpoint, ReplayJob, ReplayState
+from ethhook.exceptions import InputError, NotFoundError, TooManyJobsError
 from ethhook.match.replay import redeliver
 from ethhook.replay.plan import (
     Chunk,
@@ -23,6 +23,7 @@ from ethhook.replay.plan import (
     next_chunk_size,
 )
 from ethhook.service.endpoints import get_endpoint
+from ethhook.service.limits import lock_application
 from ethhook.service.scope import OPERATOR, Scope
 from ethhook.types import ChainEvent
 from ethhook.workqueue import DispatchGroup, ReplayDispatch, lease_free, new_token
@@ -94,6 +95,41 @@ def endpoint_addresses(
     return None if None in watched else sorted(a for a in watched if a)
 
 
+def check_replay_range(
+    settings: Settings,
+    from_block: int,
+    to_block: int,
+    scope: Scope,
+    names: tuple[str, str] = ("from_block", "to_block"),
+) -> None:
+    """Refuse an application's replay of more than `replay_max_blocks` blocks."""
+    blocks = blocks_total(from_block, to_block)
+    limit = settings.replay_max_blocks
+    if scope is not None and blocks > limit:
+        raise InputError(
+            f"a replay covers at most {limit} blocks: {names[0]} {from_block} to {names[1]} "
+            f"{to_block} is {blocks} ({variable('replay_max_blocks')}); split it into several"
+        )
+
+
+def check_active_replays(session: Session, application_id: int, limit: int) -> None:
+    """Refuse another job for an application with `limit` jobs queued or running on its
+    endpoints (its row stays locked until the commit: two requests cannot both pass)."""
+    lock_application(session, application_id)
+    active = session.scalar(
+        select(func.count())
+        .select_from(ReplayJob)
+        .join(Endpoint, Endpoint.id == ReplayJob.endpoint_id)
+        .where(Endpoint.application_id == application_id, ReplayJob.state.in_(ReplayState.ACTIVE))
+    )
+    if active is not None and active >= limit:
+        raise TooManyJobsError(
+            f"application {application_id} has {active} replay jobs queued or running, at most "
+            f"{limit} ({variable('replay_max_active')}); start this one when one of them ends, "
+            "or cancel one"
+        )
+
+
 def create_replay(
     session: Session,
     settings: Settings,
@@ -105,13 +141,18 @@ def create_replay(
     scope: Scope = OPERATOR,
 ) -> tuple[Replay, ReplayDispatch]:
     """A new job leased to its first chunk message; the caller commits, then enqueues it. An
-    application's replay names one of its endpoints; the operator's may go to every endpoint."""
+    application's replay names one of its endpoints, covers at most `replay_max_blocks` blocks,
+    and is refused while `replay_max_active` of its jobs are queued or running; the operator's
+    may go to every endpoint, over any range."""
     if to_block < from_block:
         raise InputError(f"to_block {to_block} is before from_block {from_block}")
+    check_replay_range(settings, from_block, to_block, scope)
     if scope is not None and endpoint_id is None:
         raise InputError("a replay for an application names one of its endpoints")
     if endpoint_id is not None:
         endpoint_addresses(session, endpoint_id, chain_id, scope)
+    if scope is not None:
+        check_active_replays(session, scope, settings.replay_max_active)
     token = new_token()
     job = ReplayJob(
         chain_id=chain_id,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ethhook.config import ChainConfig, Settings
 from ethhook.exceptions import InputError
 from ethhook.listen.replay import chain_head
+from ethhook.replay.jobs import check_replay_range
+from ethhook.service.scope import OPERATOR, Scope
 from ethhook.service.validation import parse_chain
 
 
@@ -14,11 +16,14 @@ def replay_chain(
     from_block: int,
     to_block: int,
     names: tuple[str, str] = ("--from-block", "--to-block"),
+    scope: Scope = OPERATOR,
 ) -> int:
     """The id of `chain` (an id or a name) once from_block ≤ to_block ≤ the node's head; InputError
-    otherwise, naming the two bounds as the caller calls them (`names`)."""
+    otherwise, naming the two bounds as the caller calls them (`names`). An application's range
+    is checked against its limit before the node is asked."""
     if to_block < from_block:
         raise InputError(f"{names[1]} {to_block} is before {names[0]} {from_block}")
+    check_replay_range(settings, from_block, to_block, scope, names)
     chain_id = parse_chain(chain, settings)
     config = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
     head = chain_head(config)

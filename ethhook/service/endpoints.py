@@ -16,6 +16,7 @@ from ethhook.db.models import Delivery, Endpoint, EndpointFilter, EndpointTopicK
 from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import NotFoundError
 from ethhook.service.apps import target_application
+from ethhook.service.limits import check_endpoint_quota, check_filter_rows
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import (
@@ -140,9 +141,12 @@ def create_endpoint(
     session: Session, spec: EndpointSpec, *, scope: Scope, application_id: int | None = None
 ) -> EndpointWithSecret:
     """Register an endpoint in `application_id` (default: the scope's own application, or
-    `default` for the operator)."""
+    `default` for the operator); an application's key may have `spec.app_max_endpoints`."""
+    app_id = target_application(session, application_id, scope=scope)
+    if scope is not None:
+        check_endpoint_quota(session, app_id, spec.app_max_endpoints)
     endpoint = Endpoint(
-        application_id=target_application(session, application_id, scope=scope),
+        application_id=app_id,
         name=spec.name,
         url=spec.url,
         secret=generate_secret(),
@@ -213,10 +217,13 @@ def update_endpoint(
         topics = changes.topics if events else tuple(endpoint.topics)
         signatures = changes.signatures if events else tuple(endpoint.event_signatures)
         where = changes.where if "where" in given else tuple(endpoint.conditions or ())
+        chain_ids = changes.chain_ids if "chains" in given else tuple(endpoint.chain_ids)
+        contracts = changes.contracts if "contracts" in given else tuple(endpoint.contracts)
+        check_filter_rows(chain_ids, contracts, topics, changes.max_filter_rows)
         set_filters(
             endpoint,
-            changes.chain_ids if "chains" in given else tuple(endpoint.chain_ids),
-            changes.contracts if "contracts" in given else tuple(endpoint.contracts),
+            chain_ids,
+            contracts,
             topics,
             signatures,
             check_where(where, topics, signatures),

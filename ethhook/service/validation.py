@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +21,10 @@ from ethhook.config import (
 from ethhook.db.models import Endpoint
 from ethhook.deliver.ssrf import check_url, forbidden_port
 from ethhook.exceptions import InputError
+from ethhook.service.limits import LISTS, check_count, check_filter_rows, check_lists
 
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def column_length(column: Any) -> int:
@@ -36,10 +38,11 @@ MAX_URL_LENGTH = column_length(Endpoint.url)
 MAX_REASON_LENGTH = column_length(Endpoint.disabled_reason)
 # An --event as typed; the longest real-world signatures are a few hundred characters.
 MAX_EVENT_LENGTH = 1000
-# A --where condition as typed (an `in` list of 200 addresses is ~8,600 characters), and how
-# many an endpoint may have.
+# A --where condition as typed (an `in` list of 200 addresses is ~8,600 characters); how many
+# an endpoint may have is a setting (ETHHOOK_ENDPOINT_MAX_CONDITIONS).
 MAX_CONDITION_LENGTH = 20_000
-MAX_CONDITIONS = 50
+# How much of a refused value a message quotes: an error is one line, whatever was sent.
+QUOTED_CHARACTERS = 60
 # The rate limiter spaces requests by 1/rate in whole microseconds, kept in Redis.
 MIN_RATE_LIMIT_PER_S = 0.001
 MAX_RATE_LIMIT_PER_S = 1_000_000
@@ -62,6 +65,15 @@ class EndpointSpec:
     retry_schedule_s: tuple[float, ...] | None
     name: str | None
     where: tuple[str, ...] = ()
+    # How many endpoints an application's key may have (create_endpoint holds it to this).
+    app_max_endpoints: int = field(kw_only=True)
+
+
+def quoted(value: str) -> str:
+    """`value` as a message quotes it: its repr, cut to QUOTED_CHARACTERS."""
+    if len(value) <= QUOTED_CHARACTERS:
+        return repr(value)
+    return repr(value[:QUOTED_CHARACTERS]) + "…"
 
 
 def check_length(value: str, what: str, max_length: int) -> str:
@@ -112,19 +124,19 @@ def parse_chain(value: str, settings: Settings) -> int:
             return chain.chain_id
     if text in BUILTIN_CHAINS:
         return BUILTIN_CHAINS[text]
-    if text.isascii() and text.isdigit():
+    if _DIGITS.fullmatch(text):
         digits = text.lstrip("0")  # and at most 19 of them: int() refuses 4300 and more
         if not digits or len(digits) > 19 or int(digits) > BIGINT_MAX:
-            raise InputError(f"invalid chain id {value!r}: expected 1 to {BIGINT_MAX}")
+            raise InputError(f"invalid chain id {quoted(value)}: expected 1 to {BIGINT_MAX}")
         return int(digits)
     names = ", ".join(sorted({c.name for c in settings.chains} | set(BUILTIN_CHAINS)))
-    raise InputError(f"unknown chain {value!r}: use a chain id (e.g. 1) or a name ({names})")
+    raise InputError(f"unknown chain {quoted(value)}: use a chain id (e.g. 1) or a name ({names})")
 
 
 def parse_address(value: str) -> str:
     text = value.strip()
-    if not _ADDRESS.match(text):
-        raise InputError(f"invalid contract address {value!r}: expected 0x and 40 hex digits")
+    if not _ADDRESS.fullmatch(text):
+        raise InputError(f"invalid contract address {quoted(value)}: expected 0x and 40 hex digits")
     if text != text.lower() and text[2:] != text[2:].upper() and text != to_checksum_address(text):
         raise InputError(f"invalid contract address {value!r}: its EIP-55 checksum is wrong")
     return text.lower()
@@ -155,8 +167,6 @@ def check_where(
             f"--where needs exactly one --event, given as a Solidity signature with argument "
             f"names (this endpoint has {len(topics)} event(s), {len(signatures)} signature(s))"
         )
-    if len(where) > MAX_CONDITIONS:
-        raise InputError(f"too many --where conditions: {len(where)}, at most {MAX_CONDITIONS}")
     signature = parse_event_signature(signatures[0])
     texts: list[str] = []
     for text in where:
@@ -186,13 +196,17 @@ def check_rate_limit(rate_limit_per_s: float | None) -> float | None:
     return rate_limit_per_s
 
 
-def check_retry_schedule(retry_schedule: str | None) -> tuple[float, ...] | None:
+def check_retry_schedule(
+    retry_schedule: str | None, settings: Settings
+) -> tuple[float, ...] | None:
     if retry_schedule is None:
         return None
+    attempts = [part for part in retry_schedule.split(",") if part.strip()]
+    check_count(attempts, "retry attempts", settings, "endpoint_max_retry_attempts")
     try:
         return parse_retry_schedule(retry_schedule)
     except ValueError as exc:
-        raise InputError(f"invalid --retry-schedule {retry_schedule!r}: {exc}") from exc
+        raise InputError(f"invalid --retry-schedule {quoted(retry_schedule)}: {exc}") from None
 
 
 def check_endpoint_url(url: str, settings: Settings) -> str:
@@ -228,17 +242,21 @@ def build_spec(
     settings: Settings,
     where: Sequence[str] = (),
 ) -> EndpointSpec:
-    """Validate every field; raise InputError about the first bad one."""
+    """Validate every field; raise InputError about the first bad one. The lists' lengths are
+    checked first, and their product before any row is made."""
+    check_lists(settings, chains=chains, contracts=contracts, events=events, where=where)
     topics, signatures = parse_events(events)
     conditions = check_where(where, topics, signatures)
     check_confirmations(confirmations)
     check_rate_limit(rate_limit_per_s)
-    schedule = check_retry_schedule(retry_schedule)
+    schedule = check_retry_schedule(retry_schedule, settings)
     url = check_endpoint_url(url, settings)
+    chain_ids, addresses = parse_chains(chains, settings), parse_addresses(contracts)
+    check_filter_rows(chain_ids, addresses, topics, settings.endpoint_max_filter_rows)
     return EndpointSpec(
         url=url,
-        chain_ids=parse_chains(chains, settings),
-        contracts=parse_addresses(contracts),
+        chain_ids=chain_ids,
+        contracts=addresses,
         topics=topics,
         signatures=signatures,
         confirmations=confirmations,
@@ -246,6 +264,7 @@ def build_spec(
         retry_schedule_s=schedule,
         name=check_name(name),
         where=conditions,
+        app_max_endpoints=settings.app_max_endpoints,
     )
 
 
@@ -281,6 +300,8 @@ class EndpointChanges:
     # The new set of --where conditions (empty: none); checked against the endpoint's event by
     # update_endpoint, which knows it when --event is not given.
     where: tuple[str, ...] = ()
+    # The filter rows the endpoint may have: update_endpoint checks them with the lists it keeps.
+    max_filter_rows: int = field(kw_only=True)
 
     @property
     def changes_filters(self) -> bool:
@@ -294,6 +315,7 @@ def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
         raise InputError(f"cannot change {', '.join(unknown)}: only {', '.join(UPDATABLE)}")
     if not fields:
         raise InputError("nothing to change: give at least one field to update")
+    check_lists(settings, **{k: fields[k] for k in LISTS if k in fields})
     values: dict[str, Any] = {}
     if "events" in fields:
         values["topics"], values["signatures"] = parse_events(fields["events"])
@@ -302,7 +324,7 @@ def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
     if "rate_limit_per_s" in fields:
         values["rate_limit_per_s"] = check_rate_limit(fields["rate_limit_per_s"])
     if "retry_schedule" in fields:
-        values["retry_schedule_s"] = check_retry_schedule(fields["retry_schedule"])
+        values["retry_schedule_s"] = check_retry_schedule(fields["retry_schedule"], settings)
     if "url" in fields:
         values["url"] = check_endpoint_url(fields["url"], settings)
     if "chains" in fields:
@@ -315,4 +337,6 @@ def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
         values["where"] = tuple(
             check_text(text, "--where", MAX_CONDITION_LENGTH) for text in fields["where"]
         )
-    return EndpointChanges(given=frozenset(fields), **values)
+    return EndpointChanges(
+        given=frozenset(fields), max_filter_rows=settings.endpoint_max_filter_rows, **values
+    )

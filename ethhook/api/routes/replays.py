@@ -31,7 +31,12 @@ def start_replay(
     of its endpoints."""
     settings = settings_of(request)
     chain_id = replay_chain(
-        settings, str(body.chain), body.from_block, body.to_block, ("from_block", "to_block")
+        settings,
+        str(body.chain),
+        body.from_block,
+        body.to_block,
+        ("from_block", "to_block"),
+        scope=principal.scope,
     )
     job, dispatch = in_session(
         create_replay,

@@ -1,0 +1,271 @@
+"""What one API key may ask for: filter lists and their product, endpoints per application, replay
+ranges and jobs per application; times far from now; and what a tenant learns from a refusal
+(never the address an internal host resolves to, never the node's address or its own words)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+from sqlalchemy import func, select
+
+from ethhook.db import session_scope
+from ethhook.db.models import EndpointFilter
+from tests.api.conftest import ApiServer
+from tests.api.test_resources import TRANSFER, assert_problem, endpoint_count
+from tests.conftest import free_port
+from tests.e2e.conftest import Anvil
+from tests.factories import address
+from tests.integration.helpers import ethhook
+
+PUBLIC = "https://93.184.216.34/hook"  # a literal public address: no DNS, never contacted
+
+
+def topic(i: int) -> str:
+    return "0x" + f"{i:064x}"
+
+
+def filter_count() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(EndpointFilter)) or 0
+
+
+# --- filter lists and their product ---------------------------------------------------------------
+
+
+def test_a_filter_product_past_the_limit_is_refused_and_nothing_is_stored(
+    api: ApiServer, tenants: dict[str, Any]
+) -> None:
+    key = tenants["a"]["key"]
+    before, rows = endpoint_count(), filter_count()
+    body = {
+        "url": PUBLIC,
+        "chains": [str(i) for i in range(1, 11)],
+        "contracts": [address(i) for i in range(40)],
+        "events": [topic(i) for i in range(25)],
+    }  # 3.7 KB asking for 10 × 40 × 25 = 10,000 filter rows
+    assert_problem(
+        api.call("POST", "/v1/endpoints", key, json=body),
+        422,
+        "invalid-input",
+        "too many filter rows: 10 chains × 40 contracts × 25 events make 10000, at most 1000",
+    )
+    assert (endpoint_count(), filter_count()) == (before, rows)
+
+
+@pytest.mark.parametrize(
+    ("field", "values", "detail"),
+    [
+        ("chains", [str(i) for i in range(1, 18)], "too many chains: 17, at most 16"),
+        ("contracts", [address(i) for i in range(101)], "too many contracts: 101, at most 100"),
+        ("events", [topic(i) for i in range(51)], "too many events: 51, at most 50"),
+        (
+            "where",
+            [f"value > {i}" for i in range(17)],
+            "too many --where conditions: 17, at most 16",
+        ),
+        ("retry_schedule", [5] * 21, "too many retry attempts: 21, at most 20"),
+    ],
+)
+def test_each_list_past_its_limit_is_refused_by_create_and_update(
+    api: ApiServer, tenants: dict[str, Any], field: str, values: list[Any], detail: str
+) -> None:
+    a = tenants["a"]
+    before, rows = endpoint_count(), filter_count()
+    body: dict[str, Any] = {"url": PUBLIC, field: values}
+    if field == "where":
+        body["events"] = [TRANSFER]
+    assert_problem(
+        api.call("POST", "/v1/endpoints", a["key"], json=body), 422, "invalid-input", detail
+    )
+    patch = {k: v for k, v in body.items() if k != "url"}
+    path = f"/v1/endpoints/{a['endpoint']}"
+    shown = api.call("GET", path, a["key"]).json()
+    assert_problem(api.call("PATCH", path, a["key"], json=patch), 422, "invalid-input", detail)
+    assert api.call("GET", path, a["key"]).json() == shown
+    assert (endpoint_count(), filter_count()) == (before, rows)
+
+
+def test_a_patch_whose_product_with_the_kept_lists_is_too_large_changes_nothing(
+    api: ApiServer, tenants: dict[str, Any]
+) -> None:
+    key = tenants["a"]["key"]
+    body = {
+        "url": PUBLIC,
+        "chains": [str(i) for i in range(1, 11)],
+        "contracts": [address(i) for i in range(40)],
+    }
+    created = api.call("POST", "/v1/endpoints", key, json=body)
+    assert created.status_code == 201, created.text
+    path = f"/v1/endpoints/{created.json()['id']}"
+    rows = filter_count()
+    more_events = {"events": [topic(i) for i in range(25)]}
+    assert_problem(
+        api.call("PATCH", path, key, json=more_events),
+        422,
+        "invalid-input",
+        "10 chains × 40 contracts × 25 events make 10000, at most 1000",
+    )
+    assert api.call("GET", path, key).json()["events"] == []
+    assert filter_count() == rows
+    # At the limit it fits: 10 × 40 × 2 = 800 rows.
+    fits = api.call("PATCH", path, key, json={"events": [topic(1), topic(2)]})
+    assert fits.status_code == 200, fits.text
+    assert filter_count() == rows - 400 + 800
+
+
+def test_a_body_asking_for_a_huge_product_is_refused_at_once_in_little_memory(
+    api: ApiServer, tenants: dict[str, Any]
+) -> None:
+    key = tenants["a"]["key"]
+    rows = filter_count()
+    huge = {
+        "url": PUBLIC,
+        "contracts": [address(i) for i in range(10_000)],
+        "events": [topic(i) for i in range(6_000)],
+    }  # ~0.9 MB, under the body limit, asking for 60,000,000 rows
+    largest = {  # every list at its limit: 16 × 100 × 50 = 80,000 rows
+        "url": PUBLIC,
+        "chains": [str(i) for i in range(1, 17)],
+        "contracts": [address(i) for i in range(100)],
+        "events": [topic(i) for i in range(50)],
+    }
+    process = psutil.Process(api.proc.pid)
+    rss = process.memory_info().rss
+    started = time.monotonic()
+    assert_problem(
+        api.call("POST", "/v1/endpoints", key, json=huge),
+        422,
+        "invalid-input",
+        "too many contracts: 10000, at most 100",
+    )
+    assert_problem(
+        api.call("PATCH", f"/v1/endpoints/{tenants['a']['endpoint']}", key, json=huge),
+        422,
+        "invalid-input",
+        "too many contracts: 10000, at most 100",
+    )
+    assert_problem(
+        api.call("POST", "/v1/endpoints", key, json=largest),
+        422,
+        "invalid-input",
+        "16 chains × 100 contracts × 50 events make 80000, at most 1000",
+    )
+    assert time.monotonic() - started < 20
+    assert process.memory_info().rss - rss < 100 * 2**20
+    assert filter_count() == rows
+
+
+@pytest.mark.usefixtures("db")
+def test_the_cli_refuses_a_list_or_product_past_its_limit_in_one_line() -> None:
+    many = [arg for i in range(1, 18) for arg in ("--chain", str(i))]
+    product = [
+        *[arg for i in range(1, 11) for arg in ("--chain", str(i))],
+        *[arg for i in range(40) for arg in ("--contract", address(i))],
+        *[arg for i in range(25) for arg in ("--event", topic(i))],
+    ]
+    for args, detail in (
+        (many, "too many chains: 17, at most 16"),
+        (product, "10 chains × 40 contracts × 25 events make 10000, at most 1000"),
+    ):
+        refused = ethhook("endpoint", "add", "--url", PUBLIC, *args)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().count("\n") == 0 and detail in refused.stderr
+        assert refused.stdout == ""
+
+
+# --- a server with small per-application limits, a chain node and an unreachable one --------
+
+
+@dataclasses.dataclass
+class Limited:
+    api: ApiServer
+    node: Anvil
+    closed_port: int
+
+
+@pytest.fixture(scope="module")
+def limited(database: str, redis_server: str, anvil_bin: Any) -> Iterator[Limited]:
+    node = Anvil(anvil_bin)
+    node.mine(300)
+    closed_port = free_port()  # nothing listens there
+    server = ApiServer(
+        {
+            "ETHHOOK_API_RATE_LIMIT": "0",
+            "ETHHOOK_ALLOW_PRIVATE_TARGETS": "false",
+            "ETHHOOK_APP_MAX_ENDPOINTS": "3",
+            "ETHHOOK_REPLAY_MAX_BLOCKS": "100",
+            "ETHHOOK_REPLAY_MAX_ACTIVE": "2",
+            "ETHEREUM_HTTP": node.http_url,
+            "OPTIMISM_HTTP": f"http://127.0.0.1:{closed_port}/v2/SECRETKEY",
+        }
+    )
+    yield Limited(server, node, closed_port)
+    server.stop()
+    node.stop()
+
+
+def test_an_application_may_have_so_many_endpoints(
+    limited: Limited, tenants: dict[str, Any], operator_key: str
+) -> None:
+    a, b = tenants["a"], tenants["b"]
+    api = limited.api
+    for i in range(2):  # A has one already
+        created = api.call("POST", "/v1/endpoints", a["key"], json={"url": f"{PUBLIC}/{i}"})
+        assert created.status_code == 201, created.text
+    before = endpoint_count()
+    assert_problem(
+        api.call("POST", "/v1/endpoints", a["key"], json={"url": PUBLIC}),
+        422,
+        "invalid-input",
+        f"application {a['app']} has 3 endpoints, at most 3 (ETHHOOK_APP_MAX_ENDPOINTS); delete",
+    )
+    assert endpoint_count() == before
+    # Another application has its own quota, and the operator is not held to it.
+    assert api.call("POST", "/v1/endpoints", b["key"], json={"url": PUBLIC}).status_code == 201
+    by_operator = {"url": PUBLIC, "application_id": a["app"]}
+    assert api.call("POST", "/v1/endpoints", operator_key, json=by_operator).status_code == 201
+
+
+def test_an_application_replays_so_many_blocks_and_so_many_jobs_at_once(
+    limited: Limited, tenants: dict[str, Any], operator_key: str
+) -> None:
+    a = tenants["a"]  # one queued job already (tenants' fixture)
+    api = limited.api
+
+    def replay(key: str, first: int, last: int) -> Any:
+        body = {
+            "chain": "ethereum",
+            "from_block": first,
+            "to_block": last,
+            "endpoint_id": a["endpoint"],
+        }
+        return api.call("POST", "/v1/replays", key, json=body)
+
+    assert_problem(
+        replay(a["key"], 0, 100),
+        422,
+        "invalid-input",
+        "a replay covers at most 100 blocks: from_block 0 to to_block 100 is 101",
+    )
+    assert_problem(
+        replay(a["key"], 0, 10**9), 422, "invalid-input", "a replay covers at most 100 blocks"
+    )
+    first = replay(a["key"], 0, 99)
+    assert first.status_code == 202, first.text
+    too_many = replay(a["key"], 100, 199)
+    assert_problem(
+        too_many,
+        429,
+        "too-many-jobs",
+        f"application {a['app']} has 2 replay jobs queued or running, at most 2",
+    )
+    # The operator's replays are not limited, and once a job ends the application may start one.
+    assert replay(operator_key, 0, 250).status_code == 202
+    api.call("POST", f"/v1/replays/{first.json()['id']}/cancel", a["key"])
+    api.call("POST", f"/v1/replays/{a['replay']}/cancel", a["key"])
+    assert replay(a["key"], 100, 199).status_code == 202
