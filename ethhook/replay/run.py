@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ethhook.config import ChainConfig, Settings
 from ethhook.db.models import utcnow
 from ethhook.exceptions import EthHookError, TransientError
+from ethhook.replay.errors import node_failure
 from ethhook.replay.jobs import (
     ChunkWork,
     commit_chunk,
@@ -67,7 +68,7 @@ def run_chunk(
         events, head = _read(session_scope, settings, work)
     except TransientError as exc:
         with session_scope() as session:
-            note_error(session, work, str(exc), utcnow(), settings.replay_lease_s)
+            note_error(session, work, node_failure(exc), utcnow(), settings.replay_lease_s)
         log.warning("replay.chunk.retry job=%s from=%d error=%s", job_id, work.chunk.start, exc)
         return ChunkOutcome()
     except EthHookError as exc:

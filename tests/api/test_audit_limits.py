@@ -13,14 +13,19 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
+from ethhook.config import ChainConfig, get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import EndpointFilter
+from ethhook.db.models import EndpointFilter, utcnow
+from ethhook.replay import create_replay
+from ethhook.replay.run import run_chunk
+from ethhook.service.scope import OPERATOR
 from tests.api.conftest import ApiServer
 from tests.api.test_resources import TRANSFER, assert_problem, endpoint_count
 from tests.conftest import free_port
 from tests.e2e.conftest import Anvil
 from tests.factories import address
 from tests.integration.helpers import ethhook
+from tests.receiver import Receiver
 
 PUBLIC = "https://93.184.216.34/hook"  # a literal public address: no DNS, never contacted
 
@@ -269,3 +274,52 @@ def test_an_application_replays_so_many_blocks_and_so_many_jobs_at_once(
     api.call("POST", f"/v1/replays/{first.json()['id']}/cancel", a["key"])
     api.call("POST", f"/v1/replays/{a['replay']}/cancel", a["key"])
     assert replay(a["key"], 100, 199).status_code == 202
+
+
+def test_a_replay_refused_by_the_node_does_not_show_the_node_to_the_application(
+    limited: Limited, tenants: dict[str, Any]
+) -> None:
+    a = tenants["a"]
+    body = {"chain": "optimism", "from_block": 1, "to_block": 2, "endpoint_id": a["endpoint"]}
+    refused = limited.api.call("POST", "/v1/replays", a["key"], json=body)
+    problem = assert_problem(refused, 503, "unavailable", "the chain node could not be reached")
+    for secret in (str(limited.closed_port), "127.0.0.1", "SECRETKEY", "Cannot connect"):
+        assert secret not in problem["detail"]
+    assert str(limited.closed_port) in limited.api.log()  # the operator's log keeps the detail
+    assert "SECRETKEY" not in limited.api.log()
+
+
+@pytest.mark.parametrize("node", ["closed port", "json-rpc error", "garbage"])
+def test_a_failed_replay_chunk_shows_the_application_no_node_address_or_answer(
+    limited: Limited, tenants: dict[str, Any], receiver: Receiver, node: str
+) -> None:
+    a = tenants["a"]
+    answers = {
+        "json-rpc error": b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,'
+        b'"message":"upstream 10.9.8.7:8545 refused: key SECRETKEY over quota"}}',
+        "garbage": b"<html>proxy 10.9.8.7:8545 SECRETKEY</html>",
+    }
+    if node == "closed port":
+        url = f"http://user:pw@127.0.0.1:{limited.closed_port}/v2/SECRETKEY"
+        hidden = [str(limited.closed_port), "127.0.0.1", "SECRETKEY", "pw"]
+    else:
+        answer = answers[node]
+        receiver.responders["/v2/SECRETKEY"] = lambda n: (
+            200,
+            {"content-type": "application/json"},
+            answer,
+        )
+        url = receiver.url("/v2/SECRETKEY")
+        hidden = [str(receiver.port), "127.0.0.1", "SECRETKEY", "10.9.8.7", "upstream", "proxy"]
+    settings = dataclasses.replace(
+        get_settings(), chains=(ChainConfig("ethereum", 1, http_url=url),)
+    )
+    with session_scope() as session:
+        job, dispatch = create_replay(
+            session, settings, 1, 1, 2, a["endpoint"], utcnow(), scope=OPERATOR
+        )
+    run_chunk(session_scope, settings, dispatch.job_id, dispatch.token)
+    shown = limited.api.call("GET", f"/v1/replays/{job.id}", a["key"]).json()
+    assert shown["error"] and shown["error"].startswith("the chain node ")
+    for secret in hidden:
+        assert secret not in shown["error"], shown["error"]
