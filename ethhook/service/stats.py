@@ -113,6 +113,10 @@ def rollup_ranges(since: datetime, now: datetime) -> list[tuple[int, datetime, d
     """
     since, now = _utc(since), _utc(now)  # the rows' periods are UTC minutes, hours and days
     first, end = _floor(since, ROLLUP_MINUTE_S), None
+    if first >= now:
+        # Nothing happened yet: no coarser period to look for, and none to compute past a
+        # `since` at the end of time (9999-12-31T23:59 plus an hour overflows).
+        return [(ROLLUP_MINUTE_S, first, None)]
     head: list[tuple[int, datetime, datetime | None]] = []
     tail: list[tuple[int, datetime, datetime | None]] = []
     fine = ROLLUP_PERIODS_S[0]

@@ -323,3 +323,42 @@ def test_a_failed_replay_chunk_shows_the_application_no_node_address_or_answer(
     assert shown["error"] and shown["error"].startswith("the chain node ")
     for secret in hidden:
         assert secret not in shown["error"], shown["error"]
+
+
+# --- times far from now ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "9999-12-31T23:59:00Z",
+        "9999-12-31T23:59:59.999999",
+        "9999-12-31T23:59:59+14:00",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00-14:00",
+    ],
+)
+def test_statistics_since_any_representable_time_answer(
+    api: ApiServer, tenants: dict[str, Any], since: str
+) -> None:
+    key = tenants["a"]["key"]
+    for path in ("/v1/stats", "/v1/deliveries"):
+        answer = api.call("GET", path, key, params={"since": since})
+        assert answer.status_code == 200, answer.text
+    cli = ethhook("stats", "--since", since, "--json")
+    assert cli.returncode == 0 and cli.stderr == "", cli.stderr
+
+
+@pytest.mark.parametrize(
+    "since", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-00:01", "+10000-01-01"]
+)
+def test_a_time_out_of_range_is_one_line_naming_it(
+    api: ApiServer, tenants: dict[str, Any], since: str
+) -> None:
+    key = tenants["a"]["key"]
+    for path in ("/v1/stats", "/v1/deliveries"):
+        assert_problem(
+            api.call("GET", path, key, params={"since": since}), 422, "invalid-input", "since"
+        )
+    cli = ethhook("stats", "--since", since)
+    assert cli.returncode == 2 and cli.stderr.count("\n") == 1 and "--since" in cli.stderr
