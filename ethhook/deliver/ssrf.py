@@ -9,6 +9,7 @@ Teredo) is judged by the IPv4 address too: the network delivers it there.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,8 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.util.connection import create_connection
 
 from ethhook.exceptions import InputError
+
+log = logging.getLogger(__name__)
 
 ALLOW_HINT = "set ETHHOOK_ALLOW_PRIVATE_TARGETS=true to allow it"
 
@@ -108,7 +111,19 @@ def check_url(url: str) -> None:
     for ip in addresses:
         reason = forbidden_reason(ip)
         if reason:
-            raise InputError(f"refused URL {url!r}: {host} is {reason} ({ip}); {ALLOW_HINT}")
+            log.info("endpoint.url.refused host=%s address=%s reason=%s", host, ip, reason)
+            raise InputError(f"refused URL {url!r}: {refusal(host, ip, reason)}; {ALLOW_HINT}")
+
+
+def refusal(host: str, ip: IPAddress, reason: str) -> str:
+    """Why `host` is refused, as its owner may be told: an address typed as such is named with
+    its reason; a host name is not, or the message would tell what an internal name resolves to
+    (the log has it)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"{host} resolves to an address that is not allowed (not a public one)"
+    return f"{ip} is {reason}"
 
 
 def checked_addresses(host: str, dns_host: str, port: int) -> Iterator[IPAddress]:
@@ -124,7 +139,9 @@ def checked_addresses(host: str, dns_host: str, port: int) -> Iterator[IPAddress
         ip = ipaddress.ip_address(sockaddr[0])
         reason = forbidden_reason(ip)
         if reason:
-            raise ForbiddenTarget(f"refused to connect to {host}: {ip} is {reason}; {ALLOW_HINT}")
+            log.warning("deliver.ssrf.refused host=%s address=%s reason=%s", host, ip, reason)
+            said = refusal(host, ip, reason)
+            raise ForbiddenTarget(f"refused to connect to {host}: {said}; {ALLOW_HINT}")
         yield ip
 
 

@@ -24,7 +24,7 @@ from tests.api.test_resources import TRANSFER, assert_problem, endpoint_count
 from tests.conftest import free_port
 from tests.e2e.conftest import Anvil
 from tests.factories import address
-from tests.integration.helpers import ethhook
+from tests.integration.helpers import add_endpoint, ethhook
 from tests.receiver import Receiver
 
 PUBLIC = "https://93.184.216.34/hook"  # a literal public address: no DNS, never contacted
@@ -362,3 +362,43 @@ def test_a_time_out_of_range_is_one_line_naming_it(
         )
     cli = ethhook("stats", "--since", since)
     assert cli.returncode == 2 and cli.stderr.count("\n") == 1 and "--since" in cli.stderr
+
+
+# --- what a refused URL tells a tenant ------------------------------------------------------------
+
+
+def test_a_refused_host_name_is_not_told_the_address_it_resolves_to(
+    limited: Limited, tenants: dict[str, Any]
+) -> None:
+    a = tenants["a"]
+    port = free_port()
+    for method, path in (("POST", "/v1/endpoints"), ("PATCH", f"/v1/endpoints/{a['endpoint']}")):
+        problem = assert_problem(
+            limited.api.call(method, path, a["key"], json={"url": f"http://localhost:{port}/x"}),
+            422,
+            "invalid-input",
+            "localhost resolves to an address that is not allowed",
+        )
+        for address_text in ("127.0.0.1", "::1", "loopback"):
+            assert address_text not in problem["detail"]
+    # An address typed as such is named: the tenant gave it.
+    assert_problem(
+        limited.api.call("POST", "/v1/endpoints", a["key"], json={"url": "http://10.1.2.3/x"}),
+        422,
+        "invalid-input",
+        "10.1.2.3 is a private address",
+    )
+
+
+def test_a_test_webhook_refused_at_connect_time_does_not_name_the_address(
+    limited: Limited, tenants: dict[str, Any]
+) -> None:
+    a = tenants["a"]
+    # Registered where private targets are allowed (this process); the API server refuses them.
+    endpoint_id, _ = add_endpoint(f"http://localhost:{free_port()}/x", application_id=a["app"])
+    answer = limited.api.call("POST", f"/v1/endpoints/{endpoint_id}/test", a["key"])
+    assert answer.status_code == 200, answer.text
+    error = answer.json()["error"]
+    assert "refused to connect to localhost: localhost resolves to an address that is not" in error
+    for address_text in ("127.0.0.1", "::1", "loopback"):
+        assert address_text not in error

@@ -182,8 +182,9 @@ def test_both_clients_judge_the_address_they_connect_to(monkeypatch, name):
         refused = CLIENTS[name](rebound, b"{}", {}, 1.0, 1.0)
         assert refused.status_code is None and hits == []
         assert refused.error == (
-            f"connection error: refused to connect to rebinding-{name}.test: 127.0.0.1 is a "
-            "loopback address; set ETHHOOK_ALLOW_PRIVATE_TARGETS=true to allow it"
+            f"connection error: refused to connect to rebinding-{name}.test: rebinding-{name}.test "
+            "resolves to an address that is not allowed (not a public one); "
+            "set ETHHOOK_ALLOW_PRIVATE_TARGETS=true to allow it"
         )
         allowed = CLIENTS[name](url, b"{}", {}, 1.0, 1.0, allow_private=True)
         assert allowed.status_code == 204 and hits == [1]
