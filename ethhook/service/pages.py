@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -41,7 +42,7 @@ def decode_cursor(cursor: str | None) -> int:
     digits = text.removeprefix(_PREFIX)
     if (
         not text.startswith(_PREFIX)
-        or not digits.isdigit()
+        or not re.fullmatch(r"[0-9]+", digits)
         or len(digits) > 19
         or int(digits) > BIGINT_MAX
     ):
