@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeAlias
@@ -71,13 +72,19 @@ def since(text: str) -> datetime:
     return parse_since(text)
 
 
+# What a command line may give as a number: ASCII digits only (int() and float() also take
+# other scripts' digits, underscores and surrounding whitespace), and no NaN or infinity.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# More digits than int() converts (its guard against quadratic conversion times).
+_MAX_DIGITS = 4300
+
+
 def _integer(text: str, low: int, expected: str) -> int:
     """`text` as an integer from `low` to BIGINT_MAX: every id, block number and count a command
     takes fits the database's widest integer column, so none reaches it and overflows there."""
-    try:
-        value = int(text)
-    except ValueError:  # not digits, or more digits than Python converts
-        value = None
+    match = _INTEGER.fullmatch(text)
+    value = int(text) if match and len(text) <= _MAX_DIGITS else None
     if value is None or value < low:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text[:40]!r}")
     if value > BIGINT_MAX:
@@ -97,10 +104,7 @@ def non_negative_int(text: str) -> int:
 
 def number(text: str) -> float:
     """A finite number: no option means infinity, and NaN compares false with every limit."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = float(text) if _NUMBER.fullmatch(text) else math.nan
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text[:40]!r}")
     return value

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -82,6 +84,9 @@ parse_count_or_off = int_parser(0, MAX_COUNT)  # 0 = off
 parse_port = int_parser(0, MAX_PORT)  # 0 = off
 
 
+_DELAY = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_retry_schedule(raw: str) -> tuple[float, ...]:
     """Parse "0,5,300" into delays in seconds: one entry per attempt, the first usually 0."""
     parts = [p.strip() for p in raw.split(",") if p.strip()]
@@ -89,8 +94,9 @@ def parse_retry_schedule(raw: str) -> tuple[float, ...]:
         raise ValueError("expected comma-separated delays in seconds, e.g. 0,5,300")
     if len(parts) > MAX_RETRY_ATTEMPTS:
         raise ValueError(f"at most {MAX_RETRY_ATTEMPTS} attempts")
-    delays = tuple(float(p) for p in parts)
-    if not all(0 <= d <= MAX_DURATION_S for d in delays):
+    # ASCII decimals only: float() also takes other scripts' digits, underscores, NaN and inf.
+    delays = tuple(float(p) if _DELAY.fullmatch(p) else math.nan for p in parts)
+    if not all(0 <= d <= MAX_DURATION_S for d in delays):  # NaN fails too
         raise ValueError(f"each delay must be from 0 to {MAX_DURATION_S} seconds (10 years)")
     return delays
 

@@ -197,6 +197,9 @@ def test_urls_in_range_and_without_a_port_are_read():
         ",".join(["1"] * 51),
         "soon",
         " , ",
+        "0,\u0661\u0662",  # Arabic-Indic digits, which float() reads as 12
+        "0,1_0",
+        "0,+5",
     ],
 )
 def test_a_retry_schedule_is_finite_delays_that_fit_a_datetime(value):

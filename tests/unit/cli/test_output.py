@@ -55,6 +55,14 @@ def test_a_table_pads_its_columns_and_leaves_no_trailing_spaces():
         (number, "-inf", "expected a finite number, got '-inf'"),
         (number, "1e999", "expected a finite number, got '1e999'"),
         (number, "fast", "expected a finite number, got 'fast'"),
+        # ASCII digits only: int() and float() also read other scripts' digits and underscores.
+        (positive_int, "\u0661\u0662", "expected a positive integer, got '\u0661\u0662'"),
+        (positive_int, "\uff11", "expected a positive integer, got '\uff11'"),
+        (positive_int, "1_000", "expected a positive integer, got '1_000'"),
+        (positive_int, " 7 ", "expected a positive integer, got ' 7 '"),
+        (number, "\u0661.5", "expected a finite number, got '\u0661.5'"),
+        (number, "1_0", "expected a finite number, got '1_0'"),
+        (number, "infinity", "expected a finite number, got 'infinity'"),
     ],
 )
 def test_a_bad_count_is_refused_with_what_was_expected(parse, text, message):
