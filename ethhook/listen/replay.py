@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar, cast
 
 from ethhook.config import ChainConfig
 from ethhook.exceptions import InputError
@@ -14,6 +16,8 @@ from ethhook.types import ChainEvent
 
 MAX_RANGE_BLOCKS = 1000
 MIN_RANGE_BLOCKS = 1
+
+T = TypeVar("T")
 
 
 def _require_node(chain: ChainConfig) -> None:
@@ -63,10 +67,36 @@ async def _fetch(
         await client.close()
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run(coroutine), from any caller.
+
+    Under a gevent pool every task is a greenlet of one OS thread, and asyncio keeps one running
+    loop per OS thread: a second chunk starting while another waits on the node would find the
+    first one's loop running and fail. There the loop runs in a real thread (the hub's pool)
+    while the calling greenlet waits without holding up the others.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("socket"):
+        return asyncio.run(coroutine)
+    import gevent
+
+    def in_thread() -> tuple[T | None, BaseException | None]:
+        # The error is handed back, not raised there: gevent's pool would print it as a crash.
+        try:
+            return asyncio.run(coroutine), None
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the calling greenlet)
+            return None, exc
+
+    result, error = gevent.get_hub().threadpool.apply(in_thread)
+    if error is not None:
+        raise error
+    return cast(T, result)
+
+
 def chain_head(chain: ChainConfig) -> int:
     """The chain's head block number, from its node (a replay's range must end at or before it)."""
     _require_node(chain)
-    return asyncio.run(_head(chain))
+    return _run(_head(chain))
 
 
 def fetch_range(
@@ -74,4 +104,4 @@ def fetch_range(
 ) -> tuple[list[ChainEvent], int]:
     """The canonical events of blocks from_block..to_block, and the chain's head block number."""
     _require_node(chain)
-    return asyncio.run(_fetch(chain, from_block, to_block, addresses))
+    return _run(_fetch(chain, from_block, to_block, addresses))
