@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 
 JITTER_FRACTION = 0.1
 MAX_RETRY_AFTER_S = 86400.0
+_DELTA_SECONDS = re.compile(r"[0-9]{1,64}")
+# An HTTP-date is 24 to 41 printable ASCII characters, whichever of its three forms.
+_HTTP_DATE_CHARS = re.compile(r"[\x20-\x7e]{20,64}")
 
 
 @dataclass(frozen=True)
@@ -46,16 +52,23 @@ def next_retry(
 
 
 def parse_retry_after(value: str | None, now_epoch: float) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or HTTP date); None when absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    from email.utils import parsedate_to_datetime
+    """Seconds from a receiver's `Retry-After` (RFC 9110: delta-seconds or an HTTP-date), within
+    0..MAX_RETRY_AFTER_S; None when absent or anything else: the header is ignored, never an error.
 
+    Strict ASCII: a header is foreign bytes read as latin-1, and `str.isdigit()`, `int()` and
+    email.utils take digits such as "²" or "٣" (on which `float()` raises).
+    """
+    if value is None:
+        return None
+    value = value.strip(" \t")
+    if _DELTA_SECONDS.fullmatch(value):
+        return min(float(int(value)), MAX_RETRY_AFTER_S)
+    if not _HTTP_DATE_CHARS.fullmatch(value):
+        return None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # what email.utils raises on a bad date
         return None
-    return max(0.0, when.timestamp() - now_epoch)
+    if when.tzinfo is None:  # asctime and "-0000": GMT, not this machine's time zone
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, when.timestamp() - now_epoch), MAX_RETRY_AFTER_S)
