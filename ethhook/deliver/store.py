@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
@@ -177,22 +177,12 @@ def record(
         return
     attempts, states, facts = [], [], []
     for r in results:
-        outcome = r.outcome
-        status, next_at = _next_state(endpoint, r, now)
-        dead = status == DeliveryStatus.FAILED
-        if dead:
+        rows = _rows(endpoint, r, now)
+        if rows.facts.dead_lettered:
             metrics.record_dead_lettered()
-        facts.append(AttemptFacts(r.started_at, outcome.duration_ms, outcome.status_code, dead))
-        error = outcome.error[:500] if outcome.error else None
-        last_error = (outcome.error or _status_error(outcome))[:500] or None
-        number = r.work.attempts + 1
-        attempts.append(
-            (r.work.delivery_id, number, r.started_at, round(outcome.duration_ms, 3),
-             outcome.status_code, error, outcome.body)
-        )  # fmt: skip
-        states.append(
-            NewState(r.work.delivery_id, status, number, next_at, outcome.status_code, last_error)
-        )
+        attempts.append(rows.attempt)
+        states.append(rows.state)
+        facts.append(rows.facts)
     any_ok = any(r.outcome.ok for r in results)
     rollups = rollup_rows(endpoint.id, facts)
     if session.get_bind().dialect.name == "postgresql":
@@ -209,6 +199,30 @@ def record(
         .values(failing_since=None if any_ok else now)
     )
     upsert_rollups(session, rollups)
+
+
+class AttemptRows(NamedTuple):
+    """What one attempt writes: its row (ATTEMPT_COLUMNS), its delivery's new state, and what
+    the rollups keep of it."""
+
+    attempt: tuple[Any, ...]
+    state: NewState
+    facts: AttemptFacts
+
+
+def _rows(endpoint: EndpointView, result: Result, now: datetime) -> AttemptRows:
+    outcome = result.outcome
+    status, next_at = _next_state(endpoint, result, now)
+    dead = status == DeliveryStatus.FAILED
+    error = outcome.error[:500] if outcome.error else None
+    last_error = (outcome.error or _status_error(outcome))[:500] or None
+    number = result.work.attempts + 1
+    return AttemptRows(
+        (result.work.delivery_id, number, result.started_at, round(outcome.duration_ms, 3),
+         outcome.status_code, error, outcome.body),
+        NewState(result.work.delivery_id, status, number, next_at, outcome.status_code, last_error),
+        AttemptFacts(result.started_at, outcome.duration_ms, outcome.status_code, dead),
+    )  # fmt: skip
 
 
 def _insert_attempts(session: Session, attempts: Sequence[Sequence[Any]]) -> None:
