@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,12 @@ from ethhook.deliver.payload import build_body
 from ethhook.deliver.record_pg import ATTEMPT_COLUMNS, NewState, record_in_one_statement
 from ethhook.deliver.retry import next_retry, parse_retry_after
 from ethhook.deliver.rollup import AttemptFacts, rollup_rows, upsert_rollups
+from ethhook.redact import redact_in
 from ethhook.types import webhook_id_for
+
+log = logging.getLogger(__name__)
+
+ERROR_CHARS = 500  # delivery_attempts.error and deliveries.last_error
 
 
 @dataclass(frozen=True)
@@ -177,13 +183,13 @@ def record(
         return
     attempts, states, facts = [], [], []
     for r in results:
-        rows = _rows(endpoint, r, now)
+        rows = _rows_total(endpoint, r, now)
         if rows.facts.dead_lettered:
             metrics.record_dead_lettered()
         attempts.append(rows.attempt)
         states.append(rows.state)
         facts.append(rows.facts)
-    any_ok = any(r.outcome.ok for r in results)
+    any_ok = any(state.status == DeliveryStatus.SUCCEEDED for state in states)
     rollups = rollup_rows(endpoint.id, facts)
     if session.get_bind().dialect.name == "postgresql":
         record_in_one_statement(
@@ -210,19 +216,55 @@ class AttemptRows(NamedTuple):
     facts: AttemptFacts
 
 
+def _rows_total(endpoint: EndpointView, result: Result, now: datetime) -> AttemptRows:
+    """The rows of one attempt, whatever its answer: one the rows cannot be made of is recorded
+    as a failed attempt saying why, so it cannot take the rest of its flush down with it (the
+    flush would be lost and its deliveries sent again at every lease expiry, never failed)."""
+    try:
+        return _rows(endpoint, result, now)
+    except Exception as exc:  # noqa: BLE001 (recorded as the attempt's error, and logged)
+        log.error(
+            "deliver.answer.invalid endpoint=%s delivery=%s error=%s",
+            endpoint.id,
+            result.work.delivery_id,
+            redact_in(repr(exc), endpoint.url),
+        )
+        return _rows(endpoint, _invalid_answer(result, exc), now)
+
+
+def _invalid_answer(result: Result, exc: Exception) -> Result:
+    outcome = result.outcome
+    status = outcome.status_code
+    return Result(
+        result.work,
+        result.started_at,
+        http.HttpOutcome(
+            status if isinstance(status, int) and 100 <= status <= 999 else None,
+            outcome.duration_ms if isinstance(outcome.duration_ms, int | float) else 0.0,
+            error=f"invalid answer: {type(exc).__name__}: {exc}",
+        ),
+    )
+
+
 def _rows(endpoint: EndpointView, result: Result, now: datetime) -> AttemptRows:
     outcome = result.outcome
     status, next_at = _next_state(endpoint, result, now)
     dead = status == DeliveryStatus.FAILED
-    error = outcome.error[:500] if outcome.error else None
-    last_error = (outcome.error or _status_error(outcome))[:500] or None
+    error = _text(outcome.error, ERROR_CHARS) or None
+    last_error = _text(outcome.error or _status_error(outcome), ERROR_CHARS) or None
     number = result.work.attempts + 1
     return AttemptRows(
         (result.work.delivery_id, number, result.started_at, round(outcome.duration_ms, 3),
-         outcome.status_code, error, outcome.body),
+         outcome.status_code, error, _text(outcome.body, http.STORED_BODY_BYTES)),
         NewState(result.work.delivery_id, status, number, next_at, outcome.status_code, last_error),
         AttemptFacts(result.started_at, outcome.duration_ms, outcome.status_code, dead),
     )  # fmt: skip
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    """A receiver's text as PostgreSQL stores it: NUL, which a text column refuses (failing the
+    whole flush's statement), becomes U+FFFD as undecodable bytes do; at most `limit` characters."""
+    return None if value is None else value.replace("\x00", "\ufffd")[:limit]
 
 
 def _insert_attempts(session: Session, attempts: Sequence[Sequence[Any]]) -> None:
