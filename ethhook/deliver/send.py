@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +16,9 @@ from ethhook.deliver.beside import green
 from ethhook.deliver.inflight import OrderedSlots
 from ethhook.deliver.signing import webhook_headers
 from ethhook.deliver.store import EndpointView, Result, Work
+from ethhook.redact import redact_in
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"EthHook/{__version__}"
 
@@ -25,7 +31,18 @@ def send(
         headers = webhook_headers(
             endpoint.secrets, work.webhook_id, int(started_at.timestamp()), work.body, USER_AGENT
         )
-        outcome = http.post(
+        outcome = _post(endpoint, work, headers, settings)
+    return Result(work, started_at, outcome)
+
+
+def _post(
+    endpoint: EndpointView, work: Work, headers: dict[str, str], settings: Settings
+) -> http.HttpOutcome:
+    """http.post, and an outcome whatever it raises: one request's error fails its attempt only,
+    not its window (whose other answers would be lost with it, and the deliveries re-sent)."""
+    started = time.perf_counter()
+    try:
+        return http.post(
             endpoint.url,
             work.body,
             headers,
@@ -33,7 +50,18 @@ def send(
             settings.delivery_read_timeout_s,
             allow_private=settings.allow_private_targets,
         )
-    return Result(work, started_at, outcome)
+    except Exception as exc:  # noqa: BLE001 (the attempt's error; logged with its traceback)
+        shown = redact_in(f"{type(exc).__name__}: {exc}", endpoint.url)
+        log.error(
+            "deliver.request.unexpected endpoint=%s delivery=%s error=%s\n%s",
+            endpoint.id,
+            work.delivery_id,
+            shown,
+            redact_in("".join(traceback.format_exception(exc)).rstrip(), endpoint.url),
+        )
+        return http.HttpOutcome(
+            None, (time.perf_counter() - started) * 1000, error=f"request failed: {shown[:300]}"
+        )
 
 
 def in_parallel(fn: Callable[[Work], Result], items: Sequence[Work]) -> list[Result]:
