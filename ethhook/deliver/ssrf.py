@@ -90,7 +90,12 @@ def forbidden_reason(ip: IPAddress) -> str | None:
 
 
 def _resolve(host: str, port: int) -> list[tuple[Any, ...]]:
-    return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    """getaddrinfo; a name it cannot even encode (an empty label, one over 63 characters) fails
+    to resolve like any other, instead of raising UnicodeError past both HTTP clients."""
+    try:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except UnicodeError as exc:
+        raise socket.gaierror(socket.EAI_NONAME, f"not a valid host name ({exc})") from None
 
 
 def check_url(url: str) -> None:
@@ -106,7 +111,7 @@ def check_url(url: str) -> None:
     except ValueError:
         try:
             addresses = [ipaddress.ip_address(info[4][0]) for info in _resolve(host, port)]
-        except (socket.gaierror, UnicodeError):
+        except socket.gaierror:
             return
     for ip in addresses:
         reason = forbidden_reason(ip)

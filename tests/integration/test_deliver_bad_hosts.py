@@ -58,7 +58,8 @@ def test_a_host_name_that_cannot_be_looked_up_fails_each_attempt_on_schedule(hos
             (2, None),
             (3, None),
         ]
-        assert all(a.error for a in attempts)
+        expected = f"connection error: Failed to resolve '{host}' ("
+        assert all(a.error and a.error.startswith(expected) for a in attempts), attempts[0].error
         assert delivery.last_error == attempts[-1].error
     with session_scope() as session:
         endpoint = session.get(Endpoint, endpoint_id)
