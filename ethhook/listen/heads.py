@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,6 +19,13 @@ from ethhook.listen.records import BlockHeader, parse_header
 from ethhook.redact import redact_in, redact_url
 
 log = logging.getLogger(__name__)
+
+# py_ecc, which web3 imports (through eth_account), raises the recursion limit to 100,000: more
+# than the C stack holds, so an answer nested that deep (200 KB of "[") crashed the process with
+# SIGSEGV in the JSON decoder instead of raising RecursionError. Nothing the listener calls needs
+# more than Python's default.
+PYTHON_RECURSION_LIMIT = 1000
+sys.setrecursionlimit(min(sys.getrecursionlimit(), PYTHON_RECURSION_LIMIT))
 
 # Ping the node this often; a connection that stops answering is dropped after the timeout.
 PING_INTERVAL_S = 10.0

@@ -10,10 +10,11 @@ from typing import Any
 from ethhook.listen.errors import ChainMoved, RpcBadResponse
 from ethhook.types import ChainEvent
 
-_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_DATA = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
-_QUANTITY = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
+# Matched whole (fullmatch): with re.match, "$" also matches before a trailing newline.
+_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,13 @@ class BlockHeader:
 
 def quantity(value: Any, what: str, method: str) -> int:
     """A JSON-RPC quantity ("0x1a") as an int."""
-    if isinstance(value, str) and _QUANTITY.match(value):
+    if isinstance(value, str) and _QUANTITY.fullmatch(value):
         return int(value, 16)
     raise RpcBadResponse(method, f"{what} is not a hex quantity: {_show(value)}")
 
 
 def _hash(value: Any, what: str, method: str) -> str:
-    if isinstance(value, str) and _HASH.match(value):
+    if isinstance(value, str) and _HASH.fullmatch(value):
         return value.lower()
     raise RpcBadResponse(method, f"{what} is not a 32-byte hex hash: {_show(value)}")
 
@@ -59,15 +60,18 @@ def parse_log(raw: Any, chain_id: int, method: str = "eth_getLogs") -> ChainEven
     if not isinstance(raw, dict):
         raise RpcBadResponse(method, f"log is not an object: {_show(raw)}")
     address = raw.get("address")
-    if not (isinstance(address, str) and _ADDRESS.match(address)):
+    if not (isinstance(address, str) and _ADDRESS.fullmatch(address)):
         raise RpcBadResponse(method, f"log address is invalid: {_show(address)}")
     topics = raw.get("topics")
     if not isinstance(topics, list) or len(topics) > 4:
         raise RpcBadResponse(method, f"log topics are not a list of up to 4: {_show(topics)}")
     data = raw.get("data")
-    if not (isinstance(data, str) and _DATA.match(data)):
+    if not (isinstance(data, str) and _DATA.fullmatch(data)):
         raise RpcBadResponse(method, f"log data is not hex bytes: {_show(data)}")
     stamp = raw.get("blockTimestamp")
+    removed = raw.get("removed")
+    if removed is not None and not isinstance(removed, bool):
+        raise RpcBadResponse(method, f"log removed is not a boolean: {_show(removed)}")
     return ChainEvent(
         chain_id=chain_id,
         block_number=quantity(raw.get("blockNumber"), "log blockNumber", method),
@@ -79,7 +83,7 @@ def parse_log(raw: Any, chain_id: int, method: str = "eth_getLogs") -> ChainEven
         address=address.lower(),
         topics=[_hash(t, "log topic", method) for t in topics],
         data=data.lower(),
-        removed=bool(raw.get("removed", False)),
+        removed=removed is True,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 from ethhook.config import ChainConfig
 from ethhook.exceptions import InputError
 from ethhook.listen.errors import RpcError
-from ethhook.listen.records import BlockHeader, logs_to_events
+from ethhook.listen.records import BlockHeader, logs_to_events, quantity
 from ethhook.listen.rpc import RpcClient
 from ethhook.types import ChainEvent
 
@@ -55,7 +55,13 @@ async def _fetch(
                     raise
                 size = max(MIN_RANGE_BLOCKS, size // 4)  # the node refused the range: ask less
                 continue
-            numbers = sorted({int(log["blockNumber"], 16) for log in raw if isinstance(log, dict)})
+            numbers = sorted(
+                {
+                    quantity(log.get("blockNumber"), "log blockNumber", "eth_getLogs")
+                    for log in raw
+                    if isinstance(log, dict)
+                }
+            )
             headers: dict[int, BlockHeader] = {
                 h.number: h for h in await client.headers(numbers) if h is not None
             }

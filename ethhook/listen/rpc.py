@@ -41,7 +41,7 @@ class Transport(Protocol):
 def _parse(text: bytes | str, label: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested too deep
         preview = text[:60] if isinstance(text, str) else text[:60].decode("utf-8", "replace")
         raise RpcBadResponse(label, f"answer is not JSON: {preview!r}") from None
 
@@ -110,13 +110,7 @@ class WebSocketTransport:
                     await self._ws.send(json.dumps(payload))
                     while True:
                         answer = _parse(await self._ws.recv(), label)
-                        ids = (
-                            {a.get("id") for a in answer if isinstance(a, dict)}
-                            if isinstance(answer, list)
-                            else {answer.get("id")}
-                            if isinstance(answer, dict)
-                            else set()
-                        )
+                        ids = _ids(answer if isinstance(answer, list) else [answer])
                         if ids & wanted or None in ids:
                             return answer
             except TimeoutError:
@@ -175,7 +169,7 @@ class RpcClient:
             _result(answer, label)  # a batch refused as a whole
         if not isinstance(answer, list) or len(answer) != len(calls):
             raise RpcBadResponse(label, f"batch answer is not a list of {len(calls)} items")
-        by_id = {a.get("id"): a for a in answer if isinstance(a, dict)}
+        by_id = {a.get("id"): a for a in answer if isinstance(a, dict) and _is_id(a.get("id"))}
         if len(by_id) != len(calls) or any(first + i not in by_id for i in range(len(calls))):
             raise RpcBadResponse(label, "batch answer ids do not match the request")
         return [_result(by_id[first + i], calls[i][0]) for i in range(len(calls))]
@@ -242,6 +236,15 @@ class RpcClient:
         if not isinstance(result, list):
             raise RpcBadResponse("eth_getLogs", f"result is not a list: {str(result)[:60]!r}")
         return result
+
+
+def _is_id(value: object) -> bool:
+    """An answer's id that can be one we sent (an integer), or null (an error about a request)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _ids(answers: list[Any]) -> set[int | None]:
+    return {a.get("id") for a in answers if isinstance(a, dict) and _is_id(a.get("id"))}
 
 
 def _result(answer: Any, method: str) -> Any:
