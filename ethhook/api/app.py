@@ -1,7 +1,8 @@
 """The FastAPI application: routes, errors as problem+json, and the middleware around them.
 
-Outermost first: request metrics → CORS (only with ETHHOOK_API_CORS_ORIGINS) → the body limit →
-the rate limit and authentication of /v1 → Idempotency-Key on POST → the routes.
+Outermost first: request metrics → CORS (only with ETHHOOK_API_CORS_ORIGINS) → the body limit and
+deadline → the rate limit and authentication of /v1 → Idempotency-Key on POST → the routes. How
+uvicorn serves it (connections, the headers' deadline) is `serving`'s.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         Guard,
         limiter=ApiRateLimiter(client, settings.api_rate_limit_per_s, settings.api_rate_burst),
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.api_max_body_bytes, timeout_s=settings.api_body_timeout_s
+    )
     if settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,12 +1,15 @@
-"""ASGI middleware in front of every /v1 route: a bounded request body, then the caller's rate
-limit, then authentication (a missing or wrong key is 401, never a route's business)."""
+"""ASGI middleware in front of every route: a bounded request body read within a deadline, then
+for /v1 the caller's rate limit and authentication (a missing or wrong key is 401, never a
+route's business)."""
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 
+import anyio
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -20,6 +23,9 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A Content-Length as RFC 9110 writes it: ASCII digits only (h11 checks the same; this does not
+# rely on it), and no more of them than any real length has.
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 
 
 def is_api_path(path: str) -> bool:
@@ -30,14 +36,19 @@ class BodyTooLarge(Exception):
     pass
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its body was in."""
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body, read chunk by chunk; BodyTooLarge as soon as it passes `limit`."""
+    """The whole request body, read chunk by chunk; BodyTooLarge as soon as it passes `limit`,
+    ClientGone if the client leaves first (a part of a body is never taken for all of it)."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -64,34 +75,38 @@ def replaying(body: bytes, receive: Receive) -> Receive:
 
 class BodyLimit:
     """413 for a body over `max_bytes`: by its Content-Length before reading it, else while
-    reading it (chunked), never holding more than `max_bytes` of it."""
+    reading it (chunked), never holding more than `max_bytes` of it; 408 for a body that is not
+    all in `timeout_s` after the headers."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
-        try:
-            too_large = declared is not None and int(declared) > self.max_bytes
-        except ValueError:
+        if declared is not None and not _CONTENT_LENGTH.fullmatch(declared):
             await send_problem(scope, receive, send, 400, "bad-request", "invalid Content-Length")
             return
-        body = b""
-        if not too_large:
-            try:
+        close = {"Connection": "close"}
+        try:
+            if declared is not None and int(declared) > self.max_bytes:
+                raise BodyTooLarge
+            with anyio.fail_after(self.timeout_s):
                 body = await read_body(receive, self.max_bytes)
-            except BodyTooLarge:
-                too_large = True
-        if too_large:
+        except BodyTooLarge:
             detail = f"the request body is larger than {self.max_bytes} bytes"
-            await send_problem(
-                scope, receive, send, 413, "body-too-large", detail, {"Connection": "close"}
-            )
+            await send_problem(scope, receive, send, 413, "body-too-large", detail, close)
             return
+        except TimeoutError:
+            detail = f"the request body did not arrive within {self.timeout_s:g}s of its headers"
+            await send_problem(scope, receive, send, 408, "body-timeout", detail, close)
+            return
+        except ClientGone:
+            return  # nobody is left to answer
         await self.app(scope, replaying(body, receive), send)
 
 

@@ -38,9 +38,8 @@ def serving_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from ethhook.api.app import create_app
+    from ethhook.api.serving import serve
     from ethhook.console import mount
 
     settings = serving_settings(args, settings)
@@ -53,14 +52,5 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger(__name__).info(
         "api.started host=%s port=%s", settings.api_host, settings.api_port
     )
-    uvicorn.run(
-        app,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-        access_log=False,  # api_requests_total counts requests; logs say what went wrong
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(app, settings)
     return 0

@@ -28,6 +28,7 @@ from ethhook.config.values import (
     check_seconds,
     choice_parser,
     int_parser,
+    parse_api_timeout_s,
     parse_bool,
     parse_count,
     parse_count_or_off,
@@ -124,6 +125,12 @@ class Settings:
     # Per API key, shared by every API process through Redis; 0 = no limit.
     api_rate_limit_per_s: float = 50.0
     api_rate_burst: int = 100
+    # How long a client may take to send a request's line and headers (counted from when the
+    # connection opened or the previous answer ended), then its body; a slower one is cut off.
+    api_header_timeout_s: float = 10.0
+    api_body_timeout_s: float = 30.0
+    # Open connections (or requests under way) per API process before new requests get 503.
+    api_max_connections: int = 1000
     # Browser origins allowed to call the API (CORS); none by default.
     api_cors_origins: tuple[str, ...] = ()
     # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; none by default.
@@ -205,6 +212,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_max_body_bytes": ("ETHHOOK_API_MAX_BODY_BYTES", int_parser(1024, MAX_BODY_BYTES)),
     "api_rate_limit_per_s": ("ETHHOOK_API_RATE_LIMIT", parse_rate),
     "api_rate_burst": ("ETHHOOK_API_RATE_BURST", parse_count),
+    "api_header_timeout_s": ("ETHHOOK_API_HEADER_TIMEOUT_S", parse_api_timeout_s),
+    "api_body_timeout_s": ("ETHHOOK_API_BODY_TIMEOUT_S", parse_api_timeout_s),
+    "api_max_connections": ("ETHHOOK_API_MAX_CONNECTIONS", parse_count),
     "api_cors_origins": ("ETHHOOK_API_CORS_ORIGINS", parse_origins),
     "trusted_proxies": ("ETHHOOK_TRUSTED_PROXIES", parse_networks),
     "console_session_lifetime_s": ("ETHHOOK_CONSOLE_SESSION_LIFETIME_S", parse_positive_seconds),

@@ -26,6 +26,8 @@ MAX_COUNT = 1_000_000
 MAX_PORT = 65535
 # The largest request body the API may be told to accept (ETHHOOK_API_MAX_BODY_BYTES).
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# The longest the API may be told to wait for a client's headers or body: an hour.
+MAX_API_TIMEOUT_S = 3600
 
 
 def parse_bool(raw: str) -> bool:
@@ -55,6 +57,13 @@ def parse_positive_seconds(raw: str) -> float:
 
 def parse_non_negative_seconds(raw: str) -> float:
     return check_seconds(float(raw), zero_ok=True)
+
+
+def parse_api_timeout_s(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= MAX_API_TIMEOUT_S:  # NaN fails too
+        raise ValueError(f"expected seconds greater than 0 and up to {MAX_API_TIMEOUT_S}")
+    return value
 
 
 def parse_retention_days(raw: str) -> float:

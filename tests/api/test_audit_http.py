@@ -1,0 +1,111 @@
+"""What bounds a caller of the HTTP API: slow clients cut off, and no traceback in the API's
+log."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from tests.api.conftest import ApiServer
+from tests.conftest import wait_until
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[ApiServer]:
+    """An `ethhook api` with `env`; after the test, its log must hold no traceback."""
+    server = ApiServer(env)
+    try:
+        yield server
+    finally:
+        server.stop()
+    log = server.log()
+    assert "Traceback" not in log, log[log.find("Traceback") - 2000 :][:6000]
+
+
+# --- slow clients are cut off -----------------------------------------------------------------
+
+SLOW_ENV = {
+    "ETHHOOK_API_HEADER_TIMEOUT_S": "1",
+    "ETHHOOK_API_BODY_TIMEOUT_S": "1",
+    "ETHHOOK_API_MAX_CONNECTIONS": "5",
+}
+
+
+def trickle(
+    port: int, head: bytes, drip: bytes, give_up_s: float = 8
+) -> tuple[float | None, bytes]:
+    """Send `head`, then `drip` a byte every 0.1 s; (seconds until the server closed the
+    connection or None if it never did, what it answered)."""
+    started = time.monotonic()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(0.1)
+        sock.sendall(head)
+        sent = 0
+        while time.monotonic() - started < give_up_s:
+            try:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return time.monotonic() - started, answer
+                answer += chunk
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                return time.monotonic() - started, answer
+            if drip:
+                try:
+                    sock.sendall(drip[sent % len(drip) :][:1])
+                    sent += 1
+                except (BrokenPipeError, ConnectionResetError):
+                    return time.monotonic() - started, answer
+    return None, answer
+
+
+BODY_HEAD = (
+    b"POST /v1/endpoints HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "drip", "answer_starts"),
+    [
+        (b"", b"", b""),  # connects and sends nothing
+        (b"GET /health HTTP/1.1\r\nHost: api\r\nX-Slow: ", b"x", b""),  # headers, a byte at a time
+        (BODY_HEAD, b"x", b"HTTP/1.1 408 "),  # a declared 100 kB body, a byte at a time
+        (
+            b"GET /health HTTP/1.1\r\nHost: api\r\nContent-Length: 100000\r\n\r\n",
+            b"x",
+            b"HTTP/1.1 200 ",
+        ),
+    ],
+    ids=["idle", "headers", "body", "body-after-answer"],
+)
+def test_slow_clients_are_cut_off(
+    database: str, redis_server: str, head: bytes, drip: bytes, answer_starts: bytes
+) -> None:
+    with serving(SLOW_ENV) as server:
+        closed_after, answer = trickle(server.port, head, drip)
+        assert closed_after is not None and closed_after < 3, answer
+        assert answer.startswith(answer_starts)
+        if answer_starts == b"HTTP/1.1 408 ":
+            assert b"body-timeout" in answer and b"connection: close" in answer.lower()
+        assert requests.get(f"{server.base}/health", timeout=5).status_code == 200
+
+
+def test_connections_over_the_limit_are_refused(database: str, redis_server: str) -> None:
+    with serving(SLOW_ENV) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(5)]
+        try:
+            refused = requests.get(f"{server.base}/health", timeout=5)
+            assert refused.status_code == 503
+        finally:
+            for sock in idle:
+                sock.close()
+        up = lambda: requests.get(f"{server.base}/health", timeout=5).status_code == 200  # noqa: E731
+        wait_until(up, 5, what="the API to take connections again")
