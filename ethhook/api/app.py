@@ -1,7 +1,7 @@
 """The FastAPI application: routes, errors as problem+json, and the middleware around them.
 
 Outermost first: request metrics → CORS (only with ETHHOOK_API_CORS_ORIGINS) → the body limit and
-deadline → the rate limit and authentication of /v1 → Idempotency-Key on POST → the routes. How
+deadline → the limits on callers and authentication of /v1 → Idempotency-Key on POST → the routes. How
 uvicorn serves it (connections, the headers' deadline) is `serving`'s.
 """
 
@@ -56,9 +56,11 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         Idempotency, store=IdempotencyStore(client), max_body_bytes=settings.api_max_body_bytes
     )
+    failures = (settings.api_auth_failure_rate_per_s, settings.api_auth_failure_burst)
     app.add_middleware(
         Guard,
         limiter=ApiRateLimiter(client, settings.api_rate_limit_per_s, settings.api_rate_burst),
+        failures=ApiRateLimiter(client, *failures),
     )
     app.add_middleware(
         BodyLimit, max_bytes=settings.api_max_body_bytes, timeout_s=settings.api_body_timeout_s

@@ -1,6 +1,6 @@
 """ASGI middleware in front of every route: a bounded request body read within a deadline, then
-for /v1 the caller's rate limit and authentication (a missing or wrong key is 401, never a
-route's business)."""
+for /v1 the limits on callers (requests without a valid key per client address, requests per
+key) and authentication (a missing or wrong key is 401, never a route's business)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
 import anyio
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +27,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A Content-Length as RFC 9110 writes it: ASCII digits only (h11 checks the same; this does not
 # rely on it), and no more of them than any real length has.
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
+
+T = TypeVar("T")
 
 
 def is_api_path(path: str) -> bool:
@@ -111,42 +114,56 @@ class BodyLimit:
 
 
 class Guard:
-    """For /v1 paths: the rate limit of the key presented (of the client address without one),
-    then authentication; the Principal is left in the request's state."""
+    """For /v1 paths: the address's failed authentications, the rate limit of the key
+    presented, then authentication; the Principal is left in the request's state.
+
+    Requests without a valid key (none, malformed, unknown or replaced) count against the client
+    address; an address over its limit is answered 429 before any key is looked up, valid or
+    not.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
         limiter: ApiRateLimiter,
+        failures: ApiRateLimiter,
         authenticate: Callable[[str], object] = resolve,
     ) -> None:
         self.app = app
         self.limiter = limiter
+        self.failures = failures
         self.authenticate = authenticate
+
+    async def _call(self, function: Callable[[str], T], argument: str) -> T:
+        return await run_in_threadpool(function, argument)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_api_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         token = bearer_token(Headers(scope=scope))
-        client = scope.get("client") or ("unknown", 0)
-        caller = token_fingerprint(token) if token else f"anonymous:{client[0]}"
-        wait_s = await run_in_threadpool(self.limiter.acquire, caller)
+        address = f"auth-failures:{(scope.get('client') or ('unknown', 0))[0]}"
+        wait_s = await self._call(self.failures.peek, address)
         if wait_s > 0:
-            detail = f"too many requests for this key; retry in {wait_s:.2f}s"
-            retry = {"Retry-After": str(max(1, math.ceil(wait_s)))}
-            await send_problem(scope, receive, send, 429, "rate-limited", detail, retry)
+            detail = "too many requests without a valid API key from this address"
+            await too_many(scope, receive, send, "too-many-auth-failures", detail, wait_s)
             return
         principal = None
         if token:
+            wait_s = await self._call(self.limiter.acquire, token_fingerprint(token))
+            if wait_s > 0:
+                detail = "too many requests for this key"
+                await too_many(scope, receive, send, "rate-limited", detail, wait_s)
+                return
             try:
-                principal = await run_in_threadpool(self.authenticate, token)
+                principal = await self._call(self.authenticate, token)
             except DBAPIError as exc:
                 log.error("api.auth.database_unavailable error=%s", type(exc).__name__)
                 detail = "the database is unreachable; try again later"
                 await send_problem(scope, receive, send, 503, "database-unavailable", detail)
                 return
         if principal is None:
+            await self._call(self.failures.acquire, address)
             problem = unauthorized(token is not None)
             await send_problem(
                 scope, receive, send, 401, problem.kind, problem.detail, problem.headers
@@ -154,3 +171,10 @@ class Guard:
             return
         scope.setdefault("state", {})[STATE_KEY] = principal
         await self.app(scope, receive, send)
+
+
+async def too_many(
+    scope: Scope, receive: Receive, send: Send, kind: str, detail: str, wait_s: float
+) -> None:
+    retry = {"Retry-After": str(max(1, math.ceil(wait_s)))}
+    await send_problem(scope, receive, send, 429, kind, f"{detail}; retry in {wait_s:.2f}s", retry)

@@ -125,6 +125,10 @@ class Settings:
     # Per API key, shared by every API process through Redis; 0 = no limit.
     api_rate_limit_per_s: float = 50.0
     api_rate_burst: int = 100
+    # Requests without a valid key (none, malformed, unknown), per client address; once over,
+    # the address is answered 429 before any key is looked up. 0 = no limit.
+    api_auth_failure_rate_per_s: float = 1.0
+    api_auth_failure_burst: int = 20
     # How long a client may take to send a request's line and headers (counted from when the
     # connection opened or the previous answer ended), then its body; a slower one is cut off.
     api_header_timeout_s: float = 10.0
@@ -212,6 +216,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_max_body_bytes": ("ETHHOOK_API_MAX_BODY_BYTES", int_parser(1024, MAX_BODY_BYTES)),
     "api_rate_limit_per_s": ("ETHHOOK_API_RATE_LIMIT", parse_rate),
     "api_rate_burst": ("ETHHOOK_API_RATE_BURST", parse_count),
+    "api_auth_failure_rate_per_s": ("ETHHOOK_API_AUTH_FAILURE_RATE", parse_rate),
+    "api_auth_failure_burst": ("ETHHOOK_API_AUTH_FAILURE_BURST", parse_count),
     "api_header_timeout_s": ("ETHHOOK_API_HEADER_TIMEOUT_S", parse_api_timeout_s),
     "api_body_timeout_s": ("ETHHOOK_API_BODY_TIMEOUT_S", parse_api_timeout_s),
     "api_max_connections": ("ETHHOOK_API_MAX_CONNECTIONS", parse_count),

@@ -72,8 +72,9 @@ class ApiServer:
 
 @pytest.fixture(scope="session")
 def api(database: str, redis_server: str) -> Iterator[ApiServer]:
-    """The API with its rate limit off (other tests send many requests with one key)."""
-    server = ApiServer({"ETHHOOK_API_RATE_LIMIT": "0"})
+    """The API with its rate limits off (other tests send many requests with one key, and
+    many without a valid one)."""
+    server = ApiServer({"ETHHOOK_API_RATE_LIMIT": "0", "ETHHOOK_API_AUTH_FAILURE_RATE": "0"})
     yield server
     server.stop()
 

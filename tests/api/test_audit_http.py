@@ -1,17 +1,20 @@
-"""What bounds a caller of the HTTP API: slow clients cut off, and no traceback in the API's
-log."""
+"""What bounds a caller of the HTTP API: failed authentication limited per address, slow
+clients cut off, and no traceback in the API's log."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import requests
 
 from tests.api.conftest import ApiServer
+from tests.api.test_resources import assert_problem
 from tests.conftest import wait_until
 
 
@@ -25,6 +28,36 @@ def serving(env: dict[str, str]) -> Iterator[ApiServer]:
         server.stop()
     log = server.log()
     assert "Traceback" not in log, log[log.find("Traceback") - 2000 :][:6000]
+
+
+def random_api_key() -> str:
+    return "ehk_" + secrets.token_urlsafe(32)
+
+
+# --- requests without a valid key are limited per client address -----------------------------
+
+
+def test_requests_without_a_valid_key_are_limited_per_address(
+    database: str, redis_server: str, tenants: dict[str, Any]
+) -> None:
+    env = {"ETHHOOK_API_AUTH_FAILURE_RATE": "0.5", "ETHHOOK_API_AUTH_FAILURE_BURST": "5"}
+    key = tenants["a"]["key"]
+    with serving(env) as server:
+        for _ in range(8):  # valid keys are limited per key, not here
+            assert server.call("GET", "/v1/endpoints", key).status_code == 200
+        failed = [server.call("GET", "/v1/endpoints", random_api_key()) for _ in range(3)]
+        failed += [server.call("GET", "/v1/endpoints", "not-a-key"), server.call("GET", "/v1")]
+        assert [f.status_code for f in failed] == [401] * 5
+        limited = server.call("GET", "/v1/endpoints", random_api_key())
+        assert_problem(limited, 429, "too-many-auth-failures", "without a valid API key")
+        wait_s = int(limited.headers["retry-after"])
+        assert 1 <= wait_s <= 2
+        # Refused before any key is looked up: a valid key from this address waits too.
+        assert_problem(server.call("GET", "/v1/endpoints", key), 429, "too-many-auth-failures")
+        metrics = server.call("GET", "/metrics").text
+        assert 'route="/v1/endpoints",status="429"} 2.0' in metrics
+        valid = lambda: server.call("GET", "/v1/endpoints", key).status_code == 200  # noqa: E731
+        wait_until(valid, wait_s + 2, 0.2, what="the address to be let in again")
 
 
 # --- slow clients are cut off -----------------------------------------------------------------

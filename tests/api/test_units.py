@@ -30,6 +30,7 @@ def test_api_settings_default_to_loopback_and_sensible_limits() -> None:
     assert settings.api_max_body_bytes == 1024 * 1024
     assert (settings.api_rate_limit_per_s, settings.api_rate_burst) == (50.0, 100)
     assert settings.api_cors_origins == ()
+    assert (settings.api_auth_failure_rate_per_s, settings.api_auth_failure_burst) == (1.0, 20)
     assert (settings.api_header_timeout_s, settings.api_body_timeout_s) == (10.0, 30.0)
     assert settings.api_max_connections == 1000
     custom = load_settings(
@@ -57,6 +58,8 @@ def test_api_settings_default_to_loopback_and_sensible_limits() -> None:
         ("ETHHOOK_API_RATE_BURST", "0"),
         ("ETHHOOK_API_CORS_ORIGINS", "console.example.com"),
         ("ETHHOOK_API_CORS_ORIGINS", "https://a.example.com/path"),
+        ("ETHHOOK_API_AUTH_FAILURE_RATE", "-1"),
+        ("ETHHOOK_API_AUTH_FAILURE_BURST", "0"),
         ("ETHHOOK_API_HEADER_TIMEOUT_S", "0"),
         ("ETHHOOK_API_HEADER_TIMEOUT_S", "nan"),
         ("ETHHOOK_API_BODY_TIMEOUT_S", "3601"),
