@@ -25,5 +25,14 @@ class TooManyJobsError(InputError):
     """The caller has as many jobs queued or running as it may; once one ends it may start more."""
 
 
+class BusyError(InputError):
+    """Too many requests of one kind are under way (the caller's, or everyone's): retry after
+    `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class TransientError(EthHookError):
     """A failure worth retrying later (network, node, broker)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -21,6 +22,10 @@ from ethhook.api.ratelimit import ApiRateLimiter
 from ethhook.api.routes import applications, deliveries, endpoints, replays, stats
 from ethhook.config import Settings
 from ethhook.deliver.shared import redis_client
+
+# Threads of the guard's own (authentication, rate limits, Idempotency-Key), apart from the
+# shared pool sync routes run on: however busy the routes, a request is authenticated at once.
+GUARD_THREADS = 16
 
 DESCRIPTION = """On-chain EVM events delivered as signed, retried webhooks.
 
@@ -40,6 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # Test webhooks wait on threads of their own (at most as many as may be under way).
+    app.state.test_send_threads = CapacityLimiter(settings.api_test_sends_total)
     problems.install(app)
     for module in (endpoints, deliveries, replays, stats, applications):
         app.include_router(module.router)
@@ -53,14 +60,19 @@ def create_app(settings: Settings) -> FastAPI:
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     """Added innermost first (Starlette wraps each new one around the previous ones)."""
     client = redis_client(settings.redis_url)
+    threads = CapacityLimiter(GUARD_THREADS)
     app.add_middleware(
-        Idempotency, store=IdempotencyStore(client), max_body_bytes=settings.api_max_body_bytes
+        Idempotency,
+        store=IdempotencyStore(client),
+        max_body_bytes=settings.api_max_body_bytes,
+        threads=threads,
     )
     failures = (settings.api_auth_failure_rate_per_s, settings.api_auth_failure_burst)
     app.add_middleware(
         Guard,
         limiter=ApiRateLimiter(client, settings.api_rate_limit_per_s, settings.api_rate_burst),
         failures=ApiRateLimiter(client, *failures),
+        threads=threads,
     )
     app.add_middleware(
         BodyLimit, max_bytes=settings.api_max_body_bytes, timeout_s=settings.api_body_timeout_s

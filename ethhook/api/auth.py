@@ -63,11 +63,12 @@ def principal_tag(principal: Principal) -> str:
     return "operator" if principal.is_operator else f"app:{principal.application_id}"
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
 ) -> Principal:
-    """The caller, as the guard middleware authenticated it (401 when it did not)."""
+    """The caller, as the guard middleware authenticated it (401 when it did not). Async, as
+    it only reads the request: FastAPI would run a sync dependency on the shared thread pool."""
     principal = request.scope.get("state", {}).get(STATE_KEY)
     if not isinstance(principal, Principal):
         raise unauthorized(credentials is not None)

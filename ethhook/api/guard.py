@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
+from anyio import CapacityLimiter
 from sqlalchemy.exc import DBAPIError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -119,7 +119,8 @@ class Guard:
 
     Requests without a valid key (none, malformed, unknown or replaced) count against the client
     address; an address over its limit is answered 429 before any key is looked up, valid or
-    not.
+    not. Redis and the database are called on `threads`, a pool of the guard's own: sync routes
+    busy on the shared pool never hold authentication up.
     """
 
     def __init__(
@@ -127,15 +128,17 @@ class Guard:
         app: ASGIApp,
         limiter: ApiRateLimiter,
         failures: ApiRateLimiter,
+        threads: CapacityLimiter,
         authenticate: Callable[[str], object] = resolve,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.failures = failures
+        self.threads = threads
         self.authenticate = authenticate
 
     async def _call(self, function: Callable[[str], T], argument: str) -> T:
-        return await run_in_threadpool(function, argument)
+        return await anyio.to_thread.run_sync(function, argument, limiter=self.threads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_api_path(scope["path"]):

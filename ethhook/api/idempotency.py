@@ -5,7 +5,7 @@
 * the same key with another request → 422;
 * the same key while the first request is still being answered → 409.
 
-A 5xx answer is not kept (the request may be tried again with the same key). Without Redis a
+A 5xx or 429 answer is not kept (the request may be tried again with the same key). Without Redis a
 request carrying a key is refused with 503 rather than risk doing the work twice; requests
 without a key go on as usual.
 """
@@ -19,8 +19,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import redis
-from starlette.concurrency import run_in_threadpool
+from anyio import CapacityLimiter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -98,10 +99,18 @@ def fingerprint(scope: Scope, body: bytes) -> str:
 
 
 class Idempotency:
-    def __init__(self, app: ASGIApp, store: IdempotencyStore, max_body_bytes: int) -> None:
+    """Redis is called on `threads`, the guard's own pool (see guard.Guard)."""
+
+    def __init__(
+        self, app: ASGIApp, store: IdempotencyStore, max_body_bytes: int, threads: CapacityLimiter
+    ) -> None:
         self.app = app
         self.store = store
         self.max_body_bytes = max_body_bytes
+        self.threads = threads
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args, limiter=self.threads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         value = Headers(scope=scope).get(HEADER) if scope["type"] == "http" else None
@@ -123,7 +132,7 @@ class Idempotency:
         key = f"ethhook:api:idempotency:{principal_tag(principal)}:{digest}"
         mine = fingerprint(scope, body)
         try:
-            held = await run_in_threadpool(self.store.claim, key, mine)
+            held = await self._call(self.store.claim, key, mine)
         except redis.RedisError as exc:
             log.error("api.idempotency.unavailable error=%s", exc)
             detail = "requests with an Idempotency-Key cannot be taken now (Redis is unreachable)"
@@ -178,9 +187,10 @@ class Idempotency:
         finally:
             kept = Kept(mine, answer["status"], answer["headers"], b"".join(answer["chunks"]))
             try:
-                if kept.status is not None and kept.status < 500:
-                    await run_in_threadpool(self.store.keep, key, kept)
+                # A 5xx failed and a 429 said "not now": the same key may be sent again.
+                if kept.status is not None and kept.status < 500 and kept.status != 429:
+                    await self._call(self.store.keep, key, kept)
                 else:
-                    await run_in_threadpool(self.store.release, key)
+                    await self._call(self.store.release, key)
             except redis.RedisError as exc:
                 log.error("api.idempotency.keep_failed error=%s", exc)

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from ethhook.exceptions import (
+    BusyError,
     EthHookError,
     InputError,
     NotFoundError,
@@ -129,6 +130,8 @@ def classify(exc: Exception) -> tuple[int, str, str]:
         return 403, "operator-only", str(exc)
     if isinstance(exc, TooManyJobsError):
         return 429, "too-many-jobs", str(exc)
+    if isinstance(exc, BusyError):
+        return 429, "too-many-in-flight", str(exc)
     if isinstance(exc, InputError):
         return 422, "invalid-input", str(exc)
     if isinstance(exc, TransientError):
@@ -192,7 +195,8 @@ def install(app: FastAPI) -> None:
                 exc,
                 exc_info=status == 500,
             )
-        return problem_response(status, kind, detail, instance=request.url.path)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, BusyError) else None
+        return problem_response(status, kind, detail, instance=request.url.path, headers=headers)
 
     app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

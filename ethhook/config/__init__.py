@@ -24,6 +24,7 @@ from ethhook.config.values import (
     MAX_PORT,
     MAX_RETENTION_DAYS,
     MAX_RETRY_ATTEMPTS,
+    MAX_TEST_SENDS,
     IpNetwork,
     check_seconds,
     choice_parser,
@@ -135,6 +136,10 @@ class Settings:
     api_body_timeout_s: float = 30.0
     # Open connections (or requests under way) per API process before new requests get 503.
     api_max_connections: int = 1000
+    # Test webhooks (POST /v1/endpoints/{id}/test, the console's button) under way at once per
+    # API process: per key, and in all.
+    api_test_sends_per_key: int = 2
+    api_test_sends_total: int = 10
     # Browser origins allowed to call the API (CORS); none by default.
     api_cors_origins: tuple[str, ...] = ()
     # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; none by default.
@@ -221,6 +226,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_header_timeout_s": ("ETHHOOK_API_HEADER_TIMEOUT_S", parse_api_timeout_s),
     "api_body_timeout_s": ("ETHHOOK_API_BODY_TIMEOUT_S", parse_api_timeout_s),
     "api_max_connections": ("ETHHOOK_API_MAX_CONNECTIONS", parse_count),
+    "api_test_sends_per_key": ("ETHHOOK_API_TEST_SENDS_PER_KEY", int_parser(1, MAX_TEST_SENDS)),
+    "api_test_sends_total": ("ETHHOOK_API_TEST_SENDS_TOTAL", int_parser(1, MAX_TEST_SENDS)),
     "api_cors_origins": ("ETHHOOK_API_CORS_ORIGINS", parse_origins),
     "trusted_proxies": ("ETHHOOK_TRUSTED_PROXIES", parse_networks),
     "console_session_lifetime_s": ("ETHHOOK_CONSOLE_SESSION_LIFETIME_S", parse_positive_seconds),

@@ -28,6 +28,8 @@ MAX_PORT = 65535
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # The longest the API may be told to wait for a client's headers or body: an hour.
 MAX_API_TIMEOUT_S = 3600
+# Test webhooks one API process may be told to send at once.
+MAX_TEST_SENDS = 1000
 
 
 def parse_bool(raw: str) -> bool:

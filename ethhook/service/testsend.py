@@ -3,12 +3,20 @@
 The body is signed with the endpoint's secrets (the previous one too during a rotation) and POSTed
 by the deliver stage's one hardened HTTP function, with the same timeouts and the same guard
 against private addresses. Nothing is stored: a test is not a delivery and has no attempts.
+
+A test holds a thread for as long as the receiver takes to answer (up to the connect plus the
+read timeout), so few may be under way at once in one process: ETHHOOK_API_TEST_SENDS_PER_KEY per
+caller and ETHHOOK_API_TEST_SENDS_TOTAL in all; beyond, BusyError at once.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +27,7 @@ from ethhook.db.models import utcnow
 from ethhook.deliver import http
 from ethhook.deliver.send import USER_AGENT
 from ethhook.deliver.signing import webhook_headers
+from ethhook.exceptions import BusyError
 from ethhook.service.endpoints import get_endpoint
 from ethhook.service.scope import Scope
 
@@ -44,6 +53,59 @@ class TestResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+class TestSendSlots:
+    """The test webhooks under way in this process, per caller and in all."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_caller: dict[str, int] = {}
+        self._total = 0
+
+    @contextmanager
+    def reserve(self, caller: str, per_caller: int, total: int, retry_s: int) -> Iterator[None]:
+        """Hold a slot for the block; BusyError at once when the caller, or everyone, holds
+        as many as they may."""
+        with self._lock:
+            mine = self._by_caller.get(caller, 0)
+            if mine >= per_caller:
+                raise BusyError(
+                    f"{per_caller} test webhooks under way for this key already; retry when one "
+                    "has been answered",
+                    retry_s,
+                )
+            if self._total >= total:
+                raise BusyError(
+                    f"{total} test webhooks under way on this server already; retry in a moment",
+                    retry_s,
+                )
+            self._by_caller[caller] = mine + 1
+            self._total += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._total -= 1
+                self._by_caller[caller] -= 1
+                if not self._by_caller[caller]:
+                    del self._by_caller[caller]
+
+
+_SLOTS = TestSendSlots()
+
+
+def reserve_test_send(scope: Scope, settings: Settings) -> AbstractContextManager[None]:
+    """A slot for one test webhook by the caller of `scope` (BusyError when none is free);
+    `send_test_webhook(..., reserved=True)` inside it."""
+    caller = "operator" if scope is None else f"app:{scope}"
+    # When the slowest test under way has surely been answered.
+    retry_s = math.ceil(settings.delivery_connect_timeout_s + settings.delivery_read_timeout_s)
+    return _SLOTS.reserve(
+        caller, settings.api_test_sends_per_key, settings.api_test_sends_total, retry_s
+    )
+
+
 def new_test_webhook_id() -> str:
     """A fresh id (`msg_test_…`) per test: receivers must not take a test for a redelivery."""
     return f"msg_test_{secrets.token_hex(12)}"
@@ -64,9 +126,12 @@ def build_test_body(endpoint_id: int, webhook_id: str, now: datetime) -> bytes:
 
 
 def send_test_webhook(
-    session: Session, endpoint_id: int, *, scope: Scope, settings: Settings
+    session: Session, endpoint_id: int, *, scope: Scope, settings: Settings, reserved: bool = False
 ) -> TestResult:
     """POST a signed test webhook to the endpoint (enabled or not) and report the answer.
+
+    In a slot of `reserve_test_send` (BusyError when none is free), or in the caller's when it
+    holds one already (`reserved`).
 
     Another application's endpoint is NotFoundError. A URL the guard refuses (a private address
     without ETHHOOK_ALLOW_PRIVATE_TARGETS) comes back as an error, like any failed attempt.
@@ -76,6 +141,11 @@ def send_test_webhook(
     pooled connection or snapshot is held meanwhile. So call it with no write pending; the
     session stays usable afterwards (its ORM objects are expired, reloaded on use).
     """
+    if not reserved:
+        with reserve_test_send(scope, settings):
+            return send_test_webhook(
+                session, endpoint_id, scope=scope, settings=settings, reserved=True
+            )
     assert not (session.new or session.dirty or session.deleted), "a write would be rolled back"
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
     now = utcnow()

@@ -1,10 +1,11 @@
-"""What bounds a caller of the HTTP API: failed authentication limited per address, slow
-clients cut off, and no traceback in the API's log."""
+"""What bounds a caller of the HTTP API: test webhooks that cannot starve other tenants, failed
+authentication limited per address, slow clients cut off, and no traceback in the API's log."""
 
 from __future__ import annotations
 
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import requests
 from tests.api.conftest import ApiServer
 from tests.api.test_resources import assert_problem
 from tests.conftest import wait_until
+from tests.receiver import Receiver
 
 
 @contextmanager
@@ -32,6 +34,74 @@ def serving(env: dict[str, str]) -> Iterator[ApiServer]:
 
 def random_api_key() -> str:
     return "ehk_" + secrets.token_urlsafe(32)
+
+
+# --- test webhooks: bounded per key and in all, off the shared thread pool --------------------
+
+
+def send_test(server: ApiServer, key: str, endpoint_id: int, out: list[requests.Response]) -> None:
+    """POST .../test on a connection of its own (a thread per request)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    out.append(requests.post(f"{server.base}/v1/endpoints/{endpoint_id}/test", headers=headers))
+
+
+def test_test_sends_are_bounded_and_leave_other_tenants_unblocked(
+    database: str, redis_server: str, tenants: dict[str, Any], receiver: Receiver
+) -> None:
+    env = {
+        "ETHHOOK_API_RATE_LIMIT": "0",
+        "ETHHOOK_API_TEST_SENDS_PER_KEY": "2",
+        "ETHHOOK_API_TEST_SENDS_TOTAL": "3",
+        "ETHHOOK_DELIVERY_READ_TIMEOUT_S": "10",  # the receiver answers when the test says
+    }
+    release = threading.Event()
+
+    def slow(_: int) -> tuple[int, dict[str, str], bytes]:
+        release.wait(20)
+        return 200, {}, b"ok"
+
+    receiver.responders["/slow-a"] = receiver.responders["/slow-b"] = slow
+    a, b = tenants["a"]["key"], tenants["b"]["key"]
+    with serving(env) as server:
+        ea = server.call("POST", "/v1/endpoints", a, json={"url": receiver.url("/slow-a")})
+        eb = server.call("POST", "/v1/endpoints", b, json={"url": receiver.url("/slow-b")})
+        by_a: list[requests.Response] = []
+        by_b: list[requests.Response] = []
+        threads = [
+            threading.Thread(target=send_test, args=(server, a, ea.json()["id"], by_a))
+            for _ in range(45)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(
+                lambda: len(by_a) >= 43 or len(receiver.on("/slow-a")) >= 40,
+                20,
+                what="A's test webhooks to be sent or refused",
+            )
+            started = time.monotonic()
+            listed = server.call("GET", "/v1/endpoints", b)
+            elapsed = time.monotonic() - started
+            assert listed.status_code == 200 and elapsed < 1.0, f"B waited {elapsed:.2f}s"
+            busy = [r for r in by_a if r.status_code == 429]
+            assert len(busy) == 43 and len(receiver.on("/slow-a")) == 2
+            assert_problem(busy[0], 429, "too-many-in-flight", "2 test webhooks under way")
+            assert int(busy[0].headers["retry-after"]) >= 1
+            threads.append(
+                threading.Thread(target=send_test, args=(server, b, eb.json()["id"], by_b))
+            )
+            threads[-1].start()
+            wait_until(lambda: len(receiver.on("/slow-b")) == 1, 10, what="B's test webhook")
+            over = server.call("POST", f"/v1/endpoints/{eb.json()['id']}/test", b)
+            assert_problem(over, 429, "too-many-in-flight", "3 test webhooks under way")
+        finally:
+            release.set()
+            for thread in threads:
+                thread.join(30)
+        sent = [r for r in by_a + by_b if r.status_code != 429]
+        assert [r.status_code for r in sent] == [200] * 3 and all(r.json()["ok"] for r in sent)
+        again = server.call("POST", f"/v1/endpoints/{ea.json()['id']}/test", a)
+        assert again.status_code == 200 and again.json()["ok"]
 
 
 # --- requests without a valid key are limited per client address -----------------------------

@@ -33,6 +33,7 @@ def test_api_settings_default_to_loopback_and_sensible_limits() -> None:
     assert (settings.api_auth_failure_rate_per_s, settings.api_auth_failure_burst) == (1.0, 20)
     assert (settings.api_header_timeout_s, settings.api_body_timeout_s) == (10.0, 30.0)
     assert settings.api_max_connections == 1000
+    assert (settings.api_test_sends_per_key, settings.api_test_sends_total) == (2, 10)
     custom = load_settings(
         {
             "ETHHOOK_API_HOST": "0.0.0.0",
@@ -64,6 +65,8 @@ def test_api_settings_default_to_loopback_and_sensible_limits() -> None:
         ("ETHHOOK_API_HEADER_TIMEOUT_S", "nan"),
         ("ETHHOOK_API_BODY_TIMEOUT_S", "3601"),
         ("ETHHOOK_API_MAX_CONNECTIONS", "0"),
+        ("ETHHOOK_API_TEST_SENDS_PER_KEY", "0"),
+        ("ETHHOOK_API_TEST_SENDS_TOTAL", "1001"),
     ],
 )
 def test_a_bad_api_setting_stops_the_process_naming_the_variable(variable: str, value: str) -> None:

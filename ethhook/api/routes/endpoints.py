@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request, Response
 
 from ethhook.api import schemas
@@ -20,7 +22,7 @@ from ethhook.api.routes.common import (
     settings_of,
 )
 from ethhook.service import endpoints as service
-from ethhook.service.testsend import send_test_webhook
+from ethhook.service.testsend import reserve_test_send, send_test_webhook
 from ethhook.service.validation import build_changes, build_spec
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
@@ -213,15 +215,26 @@ def endpoint_secret(
 
 
 @router.post("/{endpoint_id}/test", response_model=schemas.EndpointTestResult, responses=WRITE)
-def test_endpoint(
+async def test_endpoint(
     endpoint_id: Id,
     principal: Caller,
     request: Request,
 ) -> dict[str, Any]:
-    """Send a signed `endpoint.test` webhook now and report what the endpoint answered."""
-    result = in_session(
-        send_test_webhook, endpoint_id, scope=principal.scope, settings=settings_of(request)
+    """Send a signed `endpoint.test` webhook now and report what the endpoint answered (429
+    while too many tests are under way)."""
+    settings = settings_of(request)
+    send = partial(
+        in_session,
+        send_test_webhook,
+        endpoint_id,
+        scope=principal.scope,
+        settings=settings,
+        reserved=True,
     )
+    # The slot is taken here, on the event loop: a refusal costs no thread. The test then waits
+    # for its receiver on a pool of its own, never on the one every other sync route shares.
+    with reserve_test_send(principal.scope, settings):
+        result = await anyio.to_thread.run_sync(send, limiter=request.app.state.test_send_threads)
     return {
         "webhook_id": result.webhook_id,
         "ok": result.ok,
