@@ -1,8 +1,8 @@
 """The FastAPI application: routes, errors as problem+json, and the middleware around them.
 
 Outermost first: request metrics → CORS (only with ETHHOOK_API_CORS_ORIGINS) → the body limit and
-deadline → the limits on callers and authentication of /v1 → Idempotency-Key on POST → the routes. How
-uvicorn serves it (connections, the headers' deadline) is `serving`'s.
+deadline → the limits on callers and authentication of /v1 → Idempotency-Key on POST → the
+routes. How uvicorn serves it (connections, the headers' deadline) is `serving`'s.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         Idempotency,
         store=IdempotencyStore(client),
         max_body_bytes=settings.api_max_body_bytes,
+        server_keys=settings.secret_keys,
         threads=threads,
     )
     failures = (settings.api_auth_failure_rate_per_s, settings.api_auth_failure_burst)

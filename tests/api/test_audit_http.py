@@ -1,22 +1,29 @@
-"""What bounds a caller of the HTTP API: test webhooks that cannot starve other tenants, failed
-authentication limited per address, slow clients cut off, and no traceback in the API's log."""
+"""What bounds a caller of the HTTP API: no secret kept in the clear by Idempotency-Key, test
+webhooks that cannot starve other tenants, failed authentication limited per address, slow
+clients cut off, and no traceback in the API's log."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import secrets
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import redis
 import requests
+from cryptography.fernet import Fernet
 
 from tests.api.conftest import ApiServer
 from tests.api.test_resources import assert_problem
-from tests.conftest import wait_until
+from tests.conftest import REDIS_PORT, wait_until
 from tests.receiver import Receiver
 
 
@@ -32,8 +39,112 @@ def serving(env: dict[str, str]) -> Iterator[ApiServer]:
     assert "Traceback" not in log, log[log.find("Traceback") - 2000 :][:6000]
 
 
+def new_key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
 def random_api_key() -> str:
     return "ehk_" + secrets.token_urlsafe(32)
+
+
+# --- Idempotency-Key answers keep no secret in the clear --------------------------------------
+
+# An endpoint secret or an API key, in the shape each is handed out.
+SECRET = re.compile(rb"whsec_[A-Za-z0-9+/=]{16,}|ehk_[A-Za-z0-9_-]{43}")
+BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{16,}={0,2}")
+
+
+def redis_contents() -> list[bytes]:
+    """Every key name and every value in every database of the test Redis."""
+    contents: list[bytes] = []
+    for db in range(16):
+        client = redis.Redis(port=REDIS_PORT, db=db)
+        for name in client.scan_iter(count=1000):
+            kind = client.type(name)
+            if kind == b"string":
+                values = [client.get(name) or b""]
+            elif kind == b"hash":
+                values = [b"%s=%s" % kv for kv in client.hgetall(name).items()]
+            elif kind == b"list":
+                values = list(client.lrange(name, 0, -1))
+            elif kind in (b"set", b"zset"):
+                values = list(
+                    client.zrange(name, 0, -1) if kind == b"zset" else client.smembers(name)
+                )
+            else:
+                values = [client.dump(name) or b""]
+            contents += [name, *values]
+        client.close()
+    return contents
+
+
+def readable_forms(raw: bytes) -> Iterator[bytes]:
+    """The value and what each base64-looking run in it decodes to: a secret in base64 is a
+    secret in the clear."""
+    yield raw
+    for run in BASE64_RUN.findall(raw):
+        padded = run.rstrip(b"=") + b"=" * (-len(run.rstrip(b"=")) % 4)
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                yield decode(padded)
+            except (binascii.Error, ValueError):
+                continue
+
+
+def post_secrets_with_keys(
+    server: ApiServer, tenants: dict[str, Any], operator_key: str
+) -> list[tuple[str, str, Any, dict[str, str], requests.Response]]:
+    """Every POST whose answer carries a secret or a key, each with an Idempotency-Key."""
+    a, b = tenants["a"], tenants["b"]
+    calls = [
+        (a["key"], "/v1/endpoints", {"url": "http://127.0.0.1:9/idempotent"}),
+        (a["key"], f"/v1/endpoints/{a['endpoint']}/rotate-secret", {"grace_s": 60}),
+        (operator_key, "/v1/applications", {"name": "C"}),
+        (operator_key, f"/v1/applications/{b['app']}/rotate-key", None),
+    ]
+    answered = []
+    for key, path, body in calls:
+        header = new_key()
+        first = server.call("POST", path, key, json=body, headers=header)
+        assert first.status_code in (200, 201), first.text
+        answered.append((key, path, body, header, first))
+    return answered
+
+
+def assert_no_secret_in_redis_and_the_same_replay(
+    server: ApiServer, tenants: dict[str, Any], operator_key: str
+) -> None:
+    answered = post_secrets_with_keys(server, tenants, operator_key)
+    handed_out = [
+        (first.json().get("secret") or first.json()["api_key"]).encode() for *_, first in answered
+    ]
+    contents = redis_contents()
+    assert any(b"idempotency" in c for c in contents)  # the answers are kept
+    leaks = [
+        form[:200]
+        for raw in contents
+        for form in readable_forms(raw)
+        if SECRET.search(form) or any(secret in form for secret in handed_out)
+    ]
+    assert leaks == []
+    for key, path, body, header, first in answered:
+        again = server.call("POST", path, key, json=body, headers=header)
+        assert again.status_code == first.status_code and again.json() == first.json()
+        assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_kept_answers_hold_no_plaintext_secret_without_secret_keys(
+    api: ApiServer, tenants: dict[str, Any], operator_key: str
+) -> None:
+    assert_no_secret_in_redis_and_the_same_replay(api, tenants, operator_key)
+
+
+def test_kept_answers_hold_no_plaintext_secret_with_secret_keys(
+    database: str, redis_server: str, tenants: dict[str, Any], operator_key: str
+) -> None:
+    env = {"ETHHOOK_API_RATE_LIMIT": "0", "ETHHOOK_SECRET_KEYS": Fernet.generate_key().decode()}
+    with serving(env) as server:
+        assert_no_secret_in_redis_and_the_same_replay(server, tenants, operator_key)
 
 
 # --- test webhooks: bounded per key and in all, off the shared thread pool --------------------

@@ -9,9 +9,10 @@ import pytest
 from starlette.routing import compile_path
 
 from ethhook.api.auth import bearer_token
-from ethhook.api.idempotency import Kept
+from ethhook.api.idempotency import Answer, Kept, Sealing
 from ethhook.api.metrics import UNMATCHED, route_template
 from ethhook.api.problems import classify
+from ethhook.api.sealing import answer_keys
 from ethhook.cli.api import serving_settings
 from ethhook.config import load_settings
 from ethhook.exceptions import (
@@ -118,10 +119,24 @@ def test_exceptions_map_to_statuses(exc: Exception, status: int, kind: str) -> N
         assert "secret detail" not in detail  # an unexpected error's text is logged, not shown
 
 
-def test_a_kept_answer_survives_its_round_trip_through_redis_text() -> None:
-    kept = Kept("f" * 64, 201, (("content-type", "application/json"),), b'{"id": 1}\xff')
-    assert Kept.loads(kept.dumps()) == kept
+def test_a_kept_answer_survives_its_round_trip_through_redis_text_sealed() -> None:
+    answer = Answer(201, (("content-type", "application/json"),), b'{"id": 1}\xff')
+    sealing = Sealing(answer_keys("key-1", ("server-key",)), b"ethhook:api:idempotency:x")
+    kept = Kept.loads(sealing.close("f" * 64, answer).dumps())
+    assert (kept.fingerprint, kept.status) == ("f" * 64, 201) and b'"id"' not in kept.sealed
+    assert sealing.open(kept.status, kept.sealed) == answer
     assert Kept.loads(Kept("a").dumps()).status is None  # still in flight
+    # Another Idempotency-Key, another server key or another Redis name opens nothing.
+    for other in (
+        Sealing(answer_keys("key-2", ("server-key",)), sealing.bound_to),
+        Sealing(answer_keys("key-1", ("other",)), sealing.bound_to),
+        Sealing(sealing.keys, b"ethhook:api:idempotency:y"),
+    ):
+        assert other.open(201, kept.sealed) is None
+    # The server's keys rotated (a new one first): answers kept under the old one still open.
+    rotated = Sealing(answer_keys("key-1", ("new", "server-key")), sealing.bound_to)
+    assert rotated.open(201, kept.sealed) == answer
+    assert Kept.loads("not json") == Kept("", 0)
 
 
 def test_metrics_label_requests_by_route_template() -> None:
