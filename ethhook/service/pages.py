@@ -15,6 +15,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # Versioned so that the cursor's content may change without old cursors meaning something else.
 _PREFIX = "v1:"
+_LAST_ID = re.compile(r"[0-9]{1,19}")
 
 T = TypeVar("T")
 
@@ -40,12 +41,7 @@ def decode_cursor(cursor: str | None) -> int:
     except (binascii.Error, ValueError):
         text = ""
     digits = text.removeprefix(_PREFIX)
-    if (
-        not text.startswith(_PREFIX)
-        or not re.fullmatch(r"[0-9]+", digits)
-        or len(digits) > 19
-        or int(digits) > BIGINT_MAX
-    ):
+    if not text.startswith(_PREFIX) or not _LAST_ID.fullmatch(digits) or int(digits) > BIGINT_MAX:
         raise InputError(f"invalid cursor {cursor[:40]!r}: pass the next_cursor of a previous page")
     return int(digits)
 
