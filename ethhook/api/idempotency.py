@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ TTL_S = 24 * 3600
 # How long a request may hold its key unanswered (a crashed process frees it after this).
 IN_FLIGHT_TTL_S = 300
 MAX_KEY_LENGTH = 255
+# Printable ASCII, as an HTTP structured-field string (what the Idempotency-Key draft names).
+_KEY_FORMAT = re.compile(rf"[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}")
 KEPT_HEADERS = ("content-type", "location", "retry-after")
 
 
@@ -170,8 +173,8 @@ class Idempotency:
         ):
             await self.app(scope, receive, send)
             return
-        if not 1 <= len(value) <= MAX_KEY_LENGTH or not value.isprintable():
-            detail = f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
+        if not _KEY_FORMAT.fullmatch(value):
+            detail = f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
             await send_problem(scope, receive, send, 400, "invalid-idempotency-key", detail)
             return
         body = await read_body(receive, self.max_body_bytes)  # BodyLimit read it already

@@ -1,6 +1,6 @@
 """What bounds a caller of the HTTP API: no secret kept in the clear by Idempotency-Key, test
 webhooks that cannot starve other tenants, failed authentication limited per address, slow
-clients cut off, and no traceback in the API's log."""
+clients cut off, numbers parsed strictly, and no traceback in the API's log."""
 
 from __future__ import annotations
 
@@ -323,3 +323,22 @@ def test_connections_over_the_limit_are_refused(database: str, redis_server: str
                 sock.close()
         up = lambda: requests.get(f"{server.base}/health", timeout=5).status_code == 200  # noqa: E731
         wait_until(up, 5, what="the API to take connections again")
+
+
+# --- numbers in paths, queries and headers are parsed strictly --------------------------------
+
+
+def test_numbers_and_keys_in_requests_are_plain_ascii(
+    api: ApiServer, tenants: dict[str, Any]
+) -> None:
+    key = tenants["a"]["key"]
+    endpoint = tenants["a"]["endpoint"]
+    for path in (f"/v1/endpoints/{endpoint}_0", "/v1/endpoints/+1", "/v1/endpoints/1.0"):
+        assert_problem(api.call("GET", path, key), 422, "invalid-request", "digits")
+    for limit in ("1_0", "+5", " 5", "5.0", "\u0665"):
+        answer = api.call("GET", "/v1/endpoints", key, params={"limit": limit})
+        assert_problem(answer, 422, "invalid-request", "digits")
+    assert api.call("GET", "/v1/endpoints", key, params={"limit": "05"}).status_code == 200
+    odd = {"Idempotency-Key": "clé-1".encode().decode("latin-1")}
+    answer = api.call("POST", f"/v1/endpoints/{endpoint}/enable", key, headers=odd)
+    assert_problem(answer, 400, "invalid-idempotency-key", "printable ASCII")

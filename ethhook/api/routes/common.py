@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Query, Request
+from pydantic import BeforeValidator
 
 from ethhook.api.auth import current_principal
 from ethhook.api.problems import responses
@@ -14,16 +16,28 @@ from ethhook.db import session_scope
 from ethhook.service.apps import Principal
 from ethhook.service.pages import DEFAULT_LIMIT, MAX_LIMIT
 
+_DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def ascii_digits(value: object) -> object:
+    """A number in a path or a query as plain ASCII digits: pydantic alone would also read
+    `1_0`, `+5`, ` 5` or `5.0`."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("expected a whole number in ASCII digits (at most 20 of them)")
+    return value
+
+
+Digits = BeforeValidator(ascii_digits)
 # Ids are BIGINTs at most: a larger one is refused here, before any query.
-Id = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the resource's id")]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
+Id = Annotated[int, Digits, Path(ge=1, le=BIGINT_MAX, description="the resource's id")]
+Limit = Annotated[int, Digits, Query(ge=1, le=MAX_LIMIT, description="items per page")]
 Cursor = Annotated[
     str | None, Query(max_length=200, description="`next_cursor` of the previous page")
 ]
 Since = Annotated[
     str | None, Query(max_length=100, description="ISO 8601, e.g. 2026-11-27T08:00:00Z")
 ]
-OptionalId = Annotated[int | None, Query(ge=1, le=BIGINT_MAX)]
+OptionalId = Annotated[int | None, Digits, Query(ge=1, le=BIGINT_MAX)]
 # The authenticated caller (see auth.current_principal).
 Caller = Annotated[Principal, Depends(current_principal)]
 DEFAULT_PAGE = DEFAULT_LIMIT
