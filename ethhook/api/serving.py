@@ -1,15 +1,22 @@
-"""How `ethhook api` serves: uvicorn with bounded connections and a deadline on the headers of
-every request (the body's deadline is guard.BodyLimit's)."""
+"""How `ethhook api` serves: uvicorn with bounded connections, a deadline on the headers of
+every request (the body's deadline is guard.BodyLimit's), and an answer for the requests a stop
+cuts off."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ethhook.api.problems import send_problem
 from ethhook.config import Settings
+
+log = logging.getLogger(__name__)
 
 # The request line and headers of one request, at most (h11 answers 400 beyond).
 MAX_HEADER_BYTES = 16 * 1024
@@ -65,6 +72,42 @@ class HeaderDeadline(H11Protocol):
             self.transport.close()
 
 
+class AnswerWhenStopped:
+    """Outermost: a request still under way when a stop's grace runs out is cancelled by
+    uvicorn; it is answered 503 (when nothing of its answer was sent yet) and logged in one line,
+    where uvicorn would log the cancellation's traceback and answer a bare 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # handled here: the task ends with this answer
+            log.warning(
+                "api.request.cancelled method=%s path=%s (the server stopped before answering)",
+                scope["method"],
+                scope["path"],
+            )
+            if not started:
+                detail = "the server stopped before this request was answered; send it again"
+                headers = {"Connection": "close", "Retry-After": "5"}
+                await send_problem(scope, receive, send, 503, "shutting-down", detail, headers)
+
+
 def with_header_deadline(timeout_s: float) -> type[H11Protocol]:
     return type("HeaderDeadlineProtocol", (HeaderDeadline,), {"timeout_s": timeout_s})
 
@@ -72,7 +115,7 @@ def with_header_deadline(timeout_s: float) -> type[H11Protocol]:
 def serve(app: Any, settings: Settings) -> None:
     """Run `app` until SIGINT or SIGTERM."""
     uvicorn.run(
-        app,
+        AnswerWhenStopped(app),
         host=settings.api_host,
         port=settings.api_port,
         http=with_header_deadline(settings.api_header_timeout_s),
@@ -84,5 +127,5 @@ def serve(app: Any, settings: Settings) -> None:
         access_log=False,  # api_requests_total counts requests; logs say what went wrong
         server_header=False,
         proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(settings.api_shutdown_grace_s),
     )

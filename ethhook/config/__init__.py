@@ -136,6 +136,9 @@ class Settings:
     api_body_timeout_s: float = 30.0
     # Open connections (or requests under way) per API process before new requests get 503.
     api_max_connections: int = 1000
+    # On SIGTERM, how long requests under way may take to finish; those still running then are
+    # answered 503.
+    api_shutdown_grace_s: float = 10.0
     # Test webhooks (POST /v1/endpoints/{id}/test, the console's button) under way at once per
     # API process: per key, and in all.
     api_test_sends_per_key: int = 2
@@ -226,6 +229,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_header_timeout_s": ("ETHHOOK_API_HEADER_TIMEOUT_S", parse_api_timeout_s),
     "api_body_timeout_s": ("ETHHOOK_API_BODY_TIMEOUT_S", parse_api_timeout_s),
     "api_max_connections": ("ETHHOOK_API_MAX_CONNECTIONS", parse_count),
+    "api_shutdown_grace_s": ("ETHHOOK_API_SHUTDOWN_GRACE_S", parse_api_timeout_s),
     "api_test_sends_per_key": ("ETHHOOK_API_TEST_SENDS_PER_KEY", int_parser(1, MAX_TEST_SENDS)),
     "api_test_sends_total": ("ETHHOOK_API_TEST_SENDS_TOTAL", int_parser(1, MAX_TEST_SENDS)),
     "api_cors_origins": ("ETHHOOK_API_CORS_ORIGINS", parse_origins),

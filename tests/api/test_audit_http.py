@@ -342,3 +342,35 @@ def test_numbers_and_keys_in_requests_are_plain_ascii(
     odd = {"Idempotency-Key": "clé-1".encode().decode("latin-1")}
     answer = api.call("POST", f"/v1/endpoints/{endpoint}/enable", key, headers=odd)
     assert_problem(answer, 400, "invalid-idempotency-key", "printable ASCII")
+
+
+# --- a request the server stops under is answered, without a traceback -------------------------
+
+
+def test_a_request_cut_off_by_a_stop_is_answered_503_and_logged_in_one_line(
+    database: str, redis_server: str, tenants: dict[str, Any], receiver: Receiver
+) -> None:
+    release = threading.Event()
+
+    def slow(_: int) -> tuple[int, dict[str, str], bytes]:
+        release.wait(20)
+        return 200, {}, b"ok"
+
+    receiver.responders["/slow"] = slow
+    key = tenants["a"]["key"]
+    env = {"ETHHOOK_API_SHUTDOWN_GRACE_S": "1", "ETHHOOK_DELIVERY_READ_TIMEOUT_S": "20"}
+    answers: list[requests.Response] = []
+    try:
+        with serving(env) as server:
+            created = server.call("POST", "/v1/endpoints", key, json={"url": receiver.url("/slow")})
+            sender = threading.Thread(
+                target=send_test, args=(server, key, created.json()["id"], answers)
+            )
+            sender.start()
+            wait_until(lambda: receiver.on("/slow"), 10, what="the test webhook to be under way")
+            server.stop()  # SIGTERM: the test is still waiting for its receiver
+            sender.join(15)
+    finally:
+        release.set()
+    assert_problem(answers[0], 503, "shutting-down", "stopped before")
+    assert "api.request.cancelled" in server.log()

@@ -1,6 +1,6 @@
 """Schemathesis against the running API: generated requests, valid and invalid, with the operator
-key. Passes when no answer is a 5xx and every answer conforms to the OpenAPI schema (documented
-status, content type, headers and body).
+key. Passes when no answer is a 5xx, every answer conforms to the OpenAPI schema (documented
+status, content type, headers and body), and the API logged no traceback meanwhile.
 
 One test per operation, listed from the app's own schema at collection time; the schema the cases
 come from is the one the running server serves. (schemathesis' `from_fixture` loader does not
@@ -76,3 +76,10 @@ def test_every_operation_answers_within_its_schema_and_never_5xx(
         case.call_and_validate(base_url=api.base, headers=auth, checks=CHECKS, timeout=30)
 
     check()
+
+
+def test_the_api_logged_no_traceback(api: ApiServer) -> None:
+    """Last in this file, after every generated request: none of them made the API log a
+    traceback (an unhandled exception), whatever it answered."""
+    log = api.log()
+    assert "Traceback" not in log, log[log.find("Traceback") - 2000 :][:6000]

@@ -16,6 +16,7 @@ from ethhook.api.sealing import answer_keys
 from ethhook.cli.api import serving_settings
 from ethhook.config import load_settings
 from ethhook.exceptions import (
+    BusyError,
     ConfigError,
     EthHookError,
     InputError,
@@ -33,7 +34,7 @@ def test_api_settings_default_to_loopback_and_sensible_limits() -> None:
     assert settings.api_cors_origins == ()
     assert (settings.api_auth_failure_rate_per_s, settings.api_auth_failure_burst) == (1.0, 20)
     assert (settings.api_header_timeout_s, settings.api_body_timeout_s) == (10.0, 30.0)
-    assert settings.api_max_connections == 1000
+    assert (settings.api_max_connections, settings.api_shutdown_grace_s) == (1000, 10.0)
     assert (settings.api_test_sends_per_key, settings.api_test_sends_total) == (2, 10)
     custom = load_settings(
         {
@@ -66,6 +67,7 @@ def test_api_settings_default_to_loopback_and_sensible_limits() -> None:
         ("ETHHOOK_API_HEADER_TIMEOUT_S", "nan"),
         ("ETHHOOK_API_BODY_TIMEOUT_S", "3601"),
         ("ETHHOOK_API_MAX_CONNECTIONS", "0"),
+        ("ETHHOOK_API_SHUTDOWN_GRACE_S", "0"),
         ("ETHHOOK_API_TEST_SENDS_PER_KEY", "0"),
         ("ETHHOOK_API_TEST_SENDS_TOTAL", "1001"),
     ],
@@ -108,6 +110,7 @@ def test_the_bearer_token_is_read_from_the_authorization_header(
         (PermissionDeniedError("only the operator key may"), 403, "operator-only"),
         (InputError("invalid URL"), 422, "invalid-input"),
         (TransientError("node down"), 503, "unavailable"),
+        (BusyError("2 test webhooks under way", 13), 429, "too-many-in-flight"),
         (EthHookError("odd"), 500, "internal"),
         (RuntimeError("secret detail"), 500, "internal"),
     ],
