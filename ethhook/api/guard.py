@@ -13,6 +13,7 @@ from typing import TypeVar
 import anyio
 from anyio import CapacityLimiter
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -160,9 +161,9 @@ class Guard:
                 return
             try:
                 principal = await self._call(self.authenticate, token)
-            except DBAPIError as exc:
+            except (DBAPIError, PoolTimeout) as exc:
                 log.error("api.auth.database_unavailable error=%s", type(exc).__name__)
-                detail = "the database is unreachable; try again later"
+                detail = "the database is unreachable or busy; try again later"
                 await send_problem(scope, receive, send, 503, "database-unavailable", detail)
                 return
         if principal is None:

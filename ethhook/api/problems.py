@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -138,6 +139,8 @@ def classify(exc: Exception) -> tuple[int, str, str]:
         return 503, "unavailable", f"{exc}; try again later"
     if isinstance(exc, OperationalError | DBAPIError):
         return 503, "database-unavailable", "the database is unreachable; try again later"
+    if isinstance(exc, PoolTimeout):  # every pooled connection stayed busy: load, not a bug
+        return 503, "database-busy", "every database connection is busy; try again later"
     if isinstance(exc, EthHookError):
         return 500, "internal", str(exc)
     return 500, "internal", "an unexpected error occurred; it was logged"
@@ -203,6 +206,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(EthHookError, on_error)
     app.add_exception_handler(DBAPIError, on_error)
+    app.add_exception_handler(PoolTimeout, on_error)
     app.add_exception_handler(Exception, on_error)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.routing import compile_path
 
 from ethhook.api.auth import bearer_token
@@ -110,6 +111,7 @@ def test_the_bearer_token_is_read_from_the_authorization_header(
         (PermissionDeniedError("only the operator key may"), 403, "operator-only"),
         (InputError("invalid URL"), 422, "invalid-input"),
         (TransientError("node down"), 503, "unavailable"),
+        (PoolTimeout("QueuePool limit of size 10 overflow 20 reached"), 503, "database-busy"),
         (BusyError("2 test webhooks under way", 13), 429, "too-many-in-flight"),
         (EthHookError("odd"), 500, "internal"),
         (RuntimeError("secret detail"), 500, "internal"),
