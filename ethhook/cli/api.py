@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import logging
 
-from ethhook.cli.common import Commands, add_command, positive_int
+from ethhook.cli.common import Commands, add_command, configure_logging, positive_int
 from ethhook.config import MAX_PORT, Settings
 from ethhook.exceptions import InputError
 
@@ -43,10 +43,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.console import mount
 
     settings = serving_settings(args, settings)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+    configure_logging()
     app = create_app(settings)
     mount(app, settings)
     logging.getLogger(__name__).info(
