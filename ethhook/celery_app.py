@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from kombu.transport import TRANSPORT_ALIASES
 
 from ethhook import metrics
@@ -44,6 +44,22 @@ app.autodiscover_tasks(
     ["ethhook.match", "ethhook.deliver", "ethhook.maintenance", "ethhook.replay"]
 )
 
+
+@worker_init.connect
+def _check_schema(**_: Any) -> None:
+    """Stop a worker starting on a database without this code's schema, in one line."""
+    from ethhook.config import get_settings
+    from ethhook.db.schema import check_schema_at_start
+    from ethhook.exceptions import SchemaError
+
+    try:
+        check_schema_at_start(get_settings().database_url)
+    except SchemaError as exc:
+        # Not an Exception: Celery logs those from a signal handler, with a traceback, and starts.
+        raise SystemExit(f"ethhook: error: {exc}") from None
+
+
+# After the check above (receivers run in order): a worker that stops there serves no /metrics.
 metrics.connect_worker_signals()
 
 log = logging.getLogger(__name__)

@@ -36,3 +36,7 @@ class BusyError(InputError):
 
 class TransientError(EthHookError):
     """A failure worth retrying later (network, node, broker)."""
+
+
+class SchemaError(EthHookError):
+    """The database has no EthHook schema, or an older one; `ethhook db upgrade` makes it current."""

@@ -7,12 +7,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ethhook import __version__
 from ethhook.cli import api, apps, database, deliveries, endpoints, processes, replays, stats
-from ethhook.cli.common import EXIT_USAGE, Parser
-from ethhook.config import get_settings
+from ethhook.cli.common import EXIT_USAGE, Parser, Schema
+from ethhook.config import Settings, get_settings
 from ethhook.exceptions import ConfigError, EthHookError, InputError
 
 
@@ -32,22 +32,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_schema(schema: Schema, settings: Settings) -> None:
+    """Raise SchemaError when the command needs a schema the database does not have."""
+    if schema is Schema.NONE:
+        return
+    from ethhook.db.schema import check_schema_at_start
+
+    if schema is Schema.IF_REACHABLE:
+        check_schema_at_start(settings.database_url)
+        return
+    from ethhook.db import get_engine
+    from ethhook.db.schema import check_schema
+
+    check_schema(get_engine(), settings.database_url)
+
+
+def database_error(exc: DBAPIError) -> str | None:
+    """One line for a database that is down, or lacks a table the check could not foresee."""
+    from ethhook.db.schema import missing_relation_message
+
+    missing = missing_relation_message(exc)
+    if missing is not None:
+        return missing
+    if isinstance(exc, OperationalError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return (
+            f"the database is unreachable or not migrated ({reason}); "
+            "check ETHHOOK_DATABASE_URL and run `ethhook db upgrade`"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
+        check_schema(args.schema, settings)
         return int(args.func(args, settings))
     except (InputError, ConfigError) as exc:
         print(f"ethhook: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        print(
-            f"ethhook: error: the database is unreachable or not migrated ({reason}); "
-            "check ETHHOOK_DATABASE_URL and run `ethhook db upgrade`",
-            file=sys.stderr,
-        )
+    except DBAPIError as exc:
+        line = database_error(exc)
+        if line is None:
+            raise  # a bug, not the database's state: the traceback is for us
+        print(f"ethhook: error: {line}", file=sys.stderr)
         return 1
     except EthHookError as exc:
         print(f"ethhook: error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import logging
 
-from ethhook.cli.common import Commands, add_command, configure_logging, positive_int
+from ethhook.cli.common import Commands, Schema, add_command, configure_logging, positive_int
 from ethhook.config import MAX_PORT, Settings
 from ethhook.exceptions import InputError
 
@@ -17,6 +17,7 @@ def register(commands: Commands) -> None:
         "api",
         cmd_api,
         "serve the HTTP API (/v1, /openapi.json, /health, /metrics) and the console (/console/)",
+        schema=Schema.IF_REACHABLE,  # /health reports a database that is down
     )
     api.add_argument(
         "--host", default=None, help="address to listen on (default ETHHOOK_API_HOST, 127.0.0.1)"

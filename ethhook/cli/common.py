@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, NoReturn, TypeAlias
 
 from ethhook.config import BIGINT_MAX, Settings
@@ -17,6 +18,14 @@ EXIT_USAGE = 2
 
 # What a command runs: the parsed arguments and the settings in, the exit code out.
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class Schema(Enum):
+    """What a command needs of the database's schema, checked before it runs (ethhook.db.schema)."""
+
+    REQUIRED = "required"  # the current schema, or one line saying to run `ethhook db upgrade`
+    IF_REACHABLE = "if reachable"  # the same, unless the database does not answer yet
+    NONE = "none"  # nothing: the command makes the schema, or does not use the database
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,11 +46,17 @@ def add_group(commands: Commands, name: str, help_text: str) -> Commands:
     return group.add_subparsers(dest="cmd", required=True, metavar="ACTION")
 
 
-def add_command(commands: Commands, name: str, handler: Handler, help_text: str) -> Parser:
+def add_command(
+    commands: Commands,
+    name: str,
+    handler: Handler,
+    help_text: str,
+    schema: Schema = Schema.REQUIRED,
+) -> Parser:
     """Add a command that runs `handler`; like every command, it prints JSON with --json."""
     parser = commands.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.set_defaults(func=handler)
+    parser.set_defaults(func=handler, schema=schema)
     return parser
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ethhook.cli.common import Commands, add_command, add_group, emit
+from ethhook.cli.common import Commands, Schema, add_command, add_group, emit
 from ethhook.config import Settings
 
 
 def register(commands: Commands) -> None:
     group = add_group(commands, "db", "database schema")
     add_command(
-        group, "upgrade", cmd_db_upgrade, "apply database migrations (alembic upgrade head)"
+        group,
+        "upgrade",
+        cmd_db_upgrade,
+        "apply database migrations (alembic upgrade head)",
+        schema=Schema.NONE,
     )
     reencrypt = add_command(
         group,

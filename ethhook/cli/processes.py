@@ -5,19 +5,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ethhook.cli.common import Commands, add_command, number, positive_int
+from ethhook.cli.common import Commands, Schema, add_command, number, positive_int
 from ethhook.config import Settings
 from ethhook.exceptions import InputError
 
 
 def register(commands: Commands) -> None:
-    add_command(commands, "listen", cmd_listen, "run the chain listener (all configured chains)")
+    add_command(
+        commands,
+        "listen",
+        cmd_listen,
+        "run the chain listener (all configured chains)",
+        schema=Schema.IF_REACHABLE,
+    )
     up = add_command(
         commands,
         "up",
         cmd_up,
         "run the listener, a match worker, a deliver worker, beat and the HTTP API (with the "
         "console) together on this machine",
+        schema=Schema.IF_REACHABLE,
     )
     up.add_argument("--workdir", default=".ethhook", help="folder for beat's schedule file")
     up.add_argument("--deliver-pool", default="gevent", choices=["gevent", "threads", "prefork"])
@@ -32,6 +39,7 @@ def register(commands: Commands) -> None:
         "demo",
         cmd_demo,
         "the whole pipeline on a local chain with a verifying receiver; nothing to set up",
+        schema=Schema.NONE,  # its own database, made by its own `ethhook db upgrade`
     )
     demo.add_argument("--events", type=positive_int, default=1000, help="Transfer events to emit")
     demo.add_argument(
