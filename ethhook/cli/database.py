@@ -10,7 +10,7 @@ from ethhook.config import Settings
 
 
 def register(commands: Commands) -> None:
-    group = add_group(commands, "db", "database schema")
+    group = add_group(commands, "db", "database schema, and the encryption of the secrets in it")
     add_command(
         group,
         "upgrade",
@@ -28,6 +28,18 @@ def register(commands: Commands) -> None:
         "--decrypt",
         action="store_true",
         help="store the secrets as plaintext instead (before removing ETHHOOK_SECRET_KEYS)",
+    )
+    new_key = add_command(
+        group,
+        "new-key",
+        cmd_db_new_key,
+        "print a new random key for ETHHOOK_SECRET_KEYS (it is stored nowhere)",
+        schema=Schema.NONE,
+    )
+    new_key.epilog = (
+        "Give it to every EthHook process as ETHHOOK_SECRET_KEYS (first, before any older key: "
+        "NEW,OLD), restart them, then run `ethhook db reencrypt`. Keep it out of the database's "
+        "backups: whoever has both reads every endpoint secret."
     )
 
 
@@ -68,4 +80,12 @@ def cmd_db_reencrypt(args: argparse.Namespace, settings: Settings) -> int:
             f"({read - rewritten} already were)"
         ),
     )
+    return 0
+
+
+def cmd_db_new_key(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.db.secrets import new_key
+
+    key = new_key()
+    emit(args, {"key": key}, lambda: key)
     return 0

@@ -40,6 +40,13 @@ WRONG_KEYS = (
 )
 
 
+def new_key() -> str:
+    """A new random Fernet key (32 bytes, url-safe base64), for ETHHOOK_SECRET_KEYS."""
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
 @lru_cache(maxsize=4)
 def _cipher(keys: tuple[str, ...]) -> MultiFernet:
     from cryptography.fernet import Fernet, MultiFernet
