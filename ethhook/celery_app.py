@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 from kombu.transport import TRANSPORT_ALIASES
 
 from ethhook import metrics
@@ -57,6 +57,15 @@ def _check_schema(**_: Any) -> None:
     except SchemaError as exc:
         # Not an Exception: Celery logs those from a signal handler, with a traceback, and starts.
         raise SystemExit(f"ethhook: error: {exc}") from None
+
+
+@celeryd_after_setup.connect
+def _warn_if_plaintext(**_: Any) -> None:
+    """Once per worker, in its own log (set up by now): whether secrets are stored as plaintext."""
+    from ethhook.config import get_settings
+    from ethhook.db.secrets import warn_if_plaintext
+
+    warn_if_plaintext(get_settings())
 
 
 # After the check above (receivers run in order): a worker that stops there serves no /metrics.

@@ -42,9 +42,11 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.api.app import create_app
     from ethhook.api.serving import serve
     from ethhook.console import mount
+    from ethhook.db.secrets import warn_if_plaintext
 
     settings = serving_settings(args, settings)
     configure_logging()
+    warn_if_plaintext(settings)
     app = create_app(settings)
     mount(app, settings)
     logging.getLogger(__name__).info(

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ethhook.cli.common import Commands, Schema, add_command, number, positive_int
+from ethhook.cli.common import (
+    Commands,
+    Schema,
+    add_command,
+    configure_logging,
+    number,
+    positive_int,
+)
 from ethhook.config import Settings
 from ethhook.exceptions import InputError
 
@@ -64,6 +71,7 @@ def register(commands: Commands) -> None:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
+    from ethhook.db.secrets import warn_if_plaintext
     from ethhook.supervise import Child, Supervisor, ethhook, run_until_signalled, standard_children
 
     if not any(chain.enabled for chain in settings.chains):
@@ -71,6 +79,11 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             "no chain to follow: set ETHEREUM_WS/ETHEREUM_HTTP (or ARBITRUM_, OPTIMISM_, BASE_), "
             "or add chains with ETHHOOK_CHAINS_FILE"
         )
+    configure_logging()
+    env = dict(os.environ)
+    if warn_if_plaintext(settings):
+        # Said once here for every process below, rather than once by each of them.
+        env["ETHHOOK_WARN_PLAINTEXT_SECRETS"] = "false"
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     pool = ["-P", args.deliver_pool, "-c", str(args.deliver_concurrency)]
     children = standard_children(Path(args.workdir) / "celerybeat-schedule", pool)
@@ -82,7 +95,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_api:
         children.append(Child("api", ethhook("api")))
     print(f"ethhook up: {', '.join(c.name for c in children)} (Ctrl-C stops them all)", flush=True)
-    return run_until_signalled(Supervisor(children, os.environ))
+    return run_until_signalled(Supervisor(children, env))
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,6 +113,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_listen(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.db.secrets import warn_if_plaintext
     from ethhook.listen import run_listener
 
+    if any(chain.enabled for chain in settings.chains):  # else it stops at once, saying why
+        configure_logging()
+        warn_if_plaintext(settings)
     return run_listener(settings)

@@ -112,6 +112,9 @@ class Settings:
     secret_rotation_grace_s: float = 86400.0
     # Fernet keys, newest first, that encrypt endpoint secrets at rest (ethhook/db/secrets.py).
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Without secret_keys, each long-running process warns once at start that secrets are stored
+    # as plaintext; false silences it (`ethhook up` warns once for every process it starts).
+    warn_plaintext_secrets: bool = True
     breaker_fail_max: int = 5
     breaker_reset_timeout_s: float = 30.0
     auto_disable_after_s: float = 5 * 86400.0
@@ -213,6 +216,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "endpoint_max_filter_rows": ("ETHHOOK_ENDPOINT_MAX_FILTER_ROWS", parse_count),
     "secret_rotation_grace_s": ("ETHHOOK_SECRET_ROTATION_GRACE_S", parse_non_negative_seconds),
     "secret_keys": ("ETHHOOK_SECRET_KEYS", parse_secret_keys),
+    "warn_plaintext_secrets": ("ETHHOOK_WARN_PLAINTEXT_SECRETS", parse_bool),
     "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", parse_count),
     "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", parse_positive_seconds),
     "auto_disable_after_s": ("ETHHOOK_AUTO_DISABLE_AFTER_S", parse_positive_seconds),

@@ -3,11 +3,13 @@
 A stored value is either plaintext (written before keys were configured) or `enc:<Fernet token>`.
 With keys, EncryptedSecret encrypts what it writes with the newest key and decrypts what it reads
 with any of them, so every reader (the deliver worker, the CLI) sees plaintext; plaintext rows stay
-readable, and `ethhook db reencrypt` rewrites them all under the newest key.
+readable, and `ethhook db reencrypt` rewrites them all under the newest key. Without keys, every
+long-running process says once as it starts that secrets are stored as plaintext.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, cast
@@ -17,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from ethhook.config import get_settings
+from ethhook.config import Settings, get_settings
 from ethhook.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -34,10 +36,19 @@ NO_KEYS = (
     "endpoint secrets are encrypted at rest: set ETHHOOK_SECRET_KEYS to the key(s) they were "
     "encrypted with"
 )
+PLAINTEXT_WARNING = (
+    "db.secrets.plaintext ETHHOOK_SECRET_KEYS is not set: endpoint signing secrets are stored "
+    "in the database as plaintext, readable by anyone who reads it or its backups; set it to a "
+    "key made with `ethhook db new-key` for every EthHook process, then run "
+    "`ethhook db reencrypt` to encrypt the secrets already stored"
+)
 WRONG_KEYS = (
     "no key in ETHHOOK_SECRET_KEYS decrypts an endpoint secret: add the key it was encrypted with "
     "after the newest one"
 )
+
+
+log = logging.getLogger(__name__)
 
 
 def new_key() -> str:
@@ -45,6 +56,15 @@ def new_key() -> str:
     from cryptography.fernet import Fernet
 
     return Fernet.generate_key().decode()
+
+
+def warn_if_plaintext(settings: Settings) -> bool:
+    """Log PLAINTEXT_WARNING once, as a process starts, when secrets are not encrypted (unless
+    ETHHOOK_WARN_PLAINTEXT_SECRETS is false); whether it did."""
+    if settings.secret_keys or not settings.warn_plaintext_secrets:
+        return False
+    log.warning(PLAINTEXT_WARNING)
+    return True
 
 
 @lru_cache(maxsize=4)

@@ -5,9 +5,21 @@ demo encrypts with one of its own, and a process started without ETHHOOK_SECRET_
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+
+import pytest
 
 from ethhook.config import parse_secret_keys
+from tests.conftest import BIN, ROOT, TMP, free_port, stop_process, wait_until
 from tests.integration.helpers import ethhook
+
+# The start-up warning, as every process logs it.
+WARNING = re.compile(
+    r"WARNING.*ETHHOOK_SECRET_KEYS is not set: endpoint signing secrets are stored"
+)
 
 
 def test_db_new_key_prints_a_fresh_fernet_key() -> None:
@@ -21,3 +33,79 @@ def test_db_new_key_prints_a_fresh_fernet_key() -> None:
     assert text.stderr == ""
     helped = ethhook("db", "new-key", "--help")
     assert helped.returncode == 0 and "ETHHOOK_SECRET_KEYS" in helped.stdout
+
+
+def _process_env(keys: str | None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        # A chain to follow; the listener only needs to start, not to reach it.
+        "ETHEREUM_HTTP": f"http://127.0.0.1:{free_port()}",
+        "ETHHOOK_METRICS_PORT": str(free_port()),
+        "ETHHOOK_WORKER_METRICS_PORT": "0",
+        "ETHHOOK_API_PORT": str(free_port()),
+    }
+    env.pop("ETHHOOK_SECRET_KEYS", None)
+    env.pop("ETHHOOK_WARN_PLAINTEXT_SECRETS", None)
+    if keys is not None:
+        env["ETHHOOK_SECRET_KEYS"] = keys
+    return env
+
+
+def output_once_started(args: list[str], env: dict[str, str], name: str, ready: list[str]) -> str:
+    """Start a process, wait until its output matches every `ready` pattern, stop it; its output."""
+    log_path = TMP / f"keys-{name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def started() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited: {log_path.read_text()[-3000:]}")
+            output = log_path.read_text(errors="replace")
+            return all(re.search(pattern, output) for pattern in ready)
+
+        wait_until(started, 120, 0.3, f"{name} to start (log: {log_path})")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        stop_process(proc)
+    return log_path.read_text(errors="replace")
+
+
+UP_READY = ["listen.started", r"match@\S+ ready\.", r"deliver@\S+ ready\.", "api.started"]
+
+
+@pytest.mark.usefixtures("db", "redis_server")
+@pytest.mark.parametrize("keys", [None, "new"], ids=["no-key", "key"])
+def test_up_warns_once_without_a_key_and_not_with_one(keys: str | None) -> None:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode() if keys else None
+    up = [str(BIN / "ethhook"), "up", "--workdir", str(TMP / f"up-keys-{keys}")]
+    up += ["--deliver-pool", "threads", "--deliver-concurrency", "2"]
+    output = output_once_started(up, _process_env(key), f"up-{keys}", UP_READY)
+    # Every process said it started: each is past the point where it would warn.
+    warnings = [line for line in output.splitlines() if WARNING.search(line)]
+    if key is None:
+        assert len(warnings) == 1, output
+        assert "`ethhook db new-key`" in warnings[0] and "`ethhook db reencrypt`" in warnings[0]
+    else:
+        assert warnings == [], output
+
+
+ALONE = {
+    "listen": ([str(BIN / "ethhook"), "listen"], ["listen.started"]),
+    "api": ([str(BIN / "ethhook"), "api"], ["api.started"]),
+    "worker": (
+        [str(BIN / "ethhook-worker"), "-Q", "match", "-c", "1", "-n", "keys@%h", "-l", "INFO"],
+        [r"keys@\S+ ready\."],
+    ),
+}
+
+
+@pytest.mark.usefixtures("db", "redis_server")
+@pytest.mark.parametrize("process", sorted(ALONE))
+def test_a_process_started_alone_without_a_key_warns_once(process: str) -> None:
+    args, ready = ALONE[process]
+    output = output_once_started(args, _process_env(None), f"alone-{process}", ready)
+    assert len([line for line in output.splitlines() if WARNING.search(line)]) == 1, output
