@@ -1,7 +1,8 @@
 """`ethhook demo`: a local chain, the whole pipeline, a verifying receiver, live progress, a summary.
 
 Everything lives in one working folder: a SQLite database, a private redis-server on a unix socket
-(the broker and the shared rate-limit/breaker state), the process logs and beat's schedule file.
+(the broker and the shared rate-limit/breaker state), the key that encrypts the endpoint secrets in
+the database, the process logs and beat's schedule file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ethhook.config import CHAIN_URL_VARIABLES
+from ethhook.db.secrets import new_key
 from ethhook.demo.api import DemoApi, api_child, api_port, wait_for_health
 from ethhook.demo.devchain import DevChain, events_in, free_port
 from ethhook.demo.localredis import LocalRedis
@@ -29,6 +31,7 @@ from ethhook.supervise import Supervisor, ethhook, standard_children
 DEMO_CHAIN_ID = 31337
 TRANSFER = "Transfer(address indexed from, address indexed to, uint256 value)"
 EVENTS_PER_TX = 50
+KEY_FILE = "secret.key"
 
 
 @dataclass
@@ -80,7 +83,7 @@ def run_demo(options: DemoOptions) -> int:
             f'ws_url = "{chain.ws_url}"\nhttp_url = "{chain.http_url}"\npoll_interval_s = 0.5\n'
         )
         metrics_port = free_port()
-        env = _demo_env(workdir, redis, metrics_port)
+        env = _demo_env(workdir, redis, metrics_port, _demo_key(workdir))
         _run_cli(env, "db", "upgrade")
         token = chain.deploy_token()
         endpoint = _register_endpoint(env, receiver.url, token)
@@ -114,11 +117,26 @@ def run_demo(options: DemoOptions) -> int:
         chain.stop()
 
 
-def _demo_env(workdir: Path, redis: LocalRedis, metrics_port: int) -> dict[str, str]:
-    """The environment of every demo process: SQLite, the private Redis, the demo chain only."""
+def _demo_key(workdir: Path) -> str:
+    """A new key for this run's new database, in the working folder (readable by its owner only)
+    for the commands a user runs beside `--keep-running`."""
+    key = new_key()
+    path = workdir / KEY_FILE
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(key + "\n")
+    return key
+
+
+def _demo_env(
+    workdir: Path, redis: LocalRedis, metrics_port: int, secret_key: str
+) -> dict[str, str]:
+    """The environment of every demo process: SQLite, the private Redis, the demo chain only, and
+    endpoint secrets encrypted with the demo's own key."""
     env = {
         **os.environ,
         "ETHHOOK_DATABASE_URL": f"sqlite:///{workdir / 'ethhook.db'}",
+        "ETHHOOK_SECRET_KEYS": secret_key,
         "ETHHOOK_BROKER_URL": redis.broker_url,
         "ETHHOOK_REDIS_URL": redis.url,
         "ETHHOOK_ALLOW_PRIVATE_TARGETS": "true",
@@ -241,6 +259,7 @@ def _keep_running(
         f"Or with the command line, in another shell:\n"
         f"  export ETHHOOK_DATABASE_URL=sqlite:///{workdir / 'ethhook.db'}\n"
         f"  export ETHHOOK_BROKER_URL=redis+socket://{workdir / 'redis.sock'}\n"
+        f"  export ETHHOOK_SECRET_KEYS=$(cat {workdir / KEY_FILE})\n"
         f"  ethhook delivery list --limit 5",
         flush=True,
     )

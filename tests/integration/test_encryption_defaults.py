@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,34 @@ def test_a_process_started_alone_without_a_key_warns_once(process: str) -> None:
     args, ready = ALONE[process]
     output = output_once_started(args, _process_env(None), f"alone-{process}", ready)
     assert len([line for line in output.splitlines() if WARNING.search(line)]) == 1, output
+
+
+def test_the_demo_stores_no_plaintext_secret(tmp_path: Path) -> None:
+    # Given a short demo run, with no key in the environment
+    env = {k: v for k, v in os.environ.items() if k != "ETHHOOK_SECRET_KEYS"}
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        [str(BIN / "ethhook"), "demo", "--events", "5", "--workdir", str(workdir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: every webhook arrived and verified" in result.stdout
+
+    # Then the endpoint's secret is stored encrypted, under the key the demo keeps in its folder
+    import sqlite3
+
+    from ethhook.db.secrets import decrypt
+
+    with sqlite3.connect(workdir / "ethhook.db") as db:
+        stored = [row[0] for row in db.execute("SELECT secret FROM endpoints")]
+    assert len(stored) == 1 and stored[0].startswith("enc:"), stored
+    key = (workdir / "secret.key").read_text().strip()
+    assert decrypt(stored[0], [key]).startswith("whsec_")
+    assert (workdir / "secret.key").stat().st_mode & 0o077 == 0
+    # and no file of the database (nor its write-ahead log) holds a plaintext secret
+    for path in workdir.glob("ethhook.db*"):
+        assert b"whsec_" not in path.read_bytes(), path.name
