@@ -6,6 +6,7 @@ the reason when its binary is missing).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -47,20 +48,59 @@ def _docker_compose() -> str:
     return binary
 
 
-@pytest.mark.parametrize("env_file", [None, ENV_EXAMPLE], ids=["no-env", "env-example"])
-def test_docker_compose_config_accepts_the_file(env_file: Path | None, tmp_path: Path) -> None:
-    binary = _docker_compose()
-    args = [binary]
+def _compose_config(
+    tmp_path: Path, env_file: Path | None, secret_keys: str | None
+) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config`, with ETHHOOK_SECRET_KEYS in the environment only if given."""
+    args = [_docker_compose()]
     if env_file is not None:
         args += ["--env-file", str(env_file)]
+    env = {k: v for k, v in os.environ.items() if k != "ETHHOOK_SECRET_KEYS"}
+    if secret_keys is not None:
+        env["ETHHOOK_SECRET_KEYS"] = secret_keys
     # Run from an empty folder so a developer's own .env does not take part.
-    result = subprocess.run(
+    return subprocess.run(
         [*args, "-f", str(COMPOSE), "config"],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def _env_example_with_key(tmp_path: Path, key: str) -> Path:
+    """.env.example as a user fills it in: a key made for ETHHOOK_SECRET_KEYS."""
+    text = ENV_EXAMPLE.read_text()
+    assert re.search(r"^ETHHOOK_SECRET_KEYS=$", text, re.MULTILINE), "the line to fill in is gone"
+    filled = tmp_path / "filled.env"
+    filled.write_text(
+        re.sub(r"^ETHHOOK_SECRET_KEYS=$", f"ETHHOOK_SECRET_KEYS={key}", text, flags=re.M)
+    )
+    return filled
+
+
+ETHHOOK_SERVICES = (
+    "migrate",
+    "listener",
+    "match-worker",
+    "deliver-worker",
+    "maintenance-worker",
+    "beat",
+    "api",
+    "flower",
+)
+
+
+@pytest.mark.parametrize("env_file", [None, ENV_EXAMPLE], ids=["no-env", "env-example"])
+def test_docker_compose_config_accepts_the_file(env_file: Path | None, tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    if env_file is None:
+        result = _compose_config(tmp_path, None, secret_keys=key)
+    else:
+        result = _compose_config(tmp_path, _env_example_with_key(tmp_path, key), secret_keys=None)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert set(services) >= {
@@ -76,9 +116,24 @@ def test_docker_compose_config_accepts_the_file(env_file: Path | None, tmp_path:
         "api",
         "prometheus",
     }
+    for name in ETHHOOK_SERVICES:
+        assert services[name]["environment"]["ETHHOOK_SECRET_KEYS"] == key, name
     if env_file is not None:
         flower_env = services["flower"]["environment"]
         assert flower_env["FLOWER_BASIC_AUTH"] == "admin:change-me"
+
+
+@pytest.mark.parametrize("env_file", [None, ENV_EXAMPLE], ids=["no-env", "env-example"])
+def test_docker_compose_refuses_to_run_without_secret_keys(
+    env_file: Path | None, tmp_path: Path
+) -> None:
+    """Endpoint secrets are encrypted at rest in every compose deployment: no key, no start."""
+    result = _compose_config(tmp_path, env_file, secret_keys=None)
+    assert result.returncode != 0, result.stdout
+    assert "set ETHHOOK_SECRET_KEYS, see .env.example" in result.stderr, result.stderr
+    # An empty value is refused too, as .env.example leaves it until it is filled in.
+    empty = _compose_config(tmp_path, env_file, secret_keys="")
+    assert empty.returncode != 0 and "set ETHHOOK_SECRET_KEYS" in empty.stderr, empty.stderr
 
 
 def test_compose_services_have_health_checks_and_order() -> None:

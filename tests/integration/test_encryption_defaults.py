@@ -36,6 +36,17 @@ def test_db_new_key_prints_a_fresh_fernet_key() -> None:
     assert helped.returncode == 0 and "ETHHOOK_SECRET_KEYS" in helped.stdout
 
 
+def test_the_shell_recipe_of_env_example_makes_a_key() -> None:
+    """.env.example's recipe for a Docker host without EthHook installed makes a valid key."""
+    recipe = re.search(r"^#\s+(openssl rand .*)$", (ROOT / ".env.example").read_text(), re.M)
+    assert recipe is not None, "the recipe is gone from .env.example"
+    made = subprocess.run(
+        ["sh", "-c", recipe.group(1)], capture_output=True, text=True, timeout=30, check=True
+    )
+    key = made.stdout.strip()
+    assert parse_secret_keys(key) == (key,)
+
+
 def _process_env(keys: str | None) -> dict[str, str]:
     env = {
         **os.environ,
