@@ -33,18 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_schema(schema: Schema, settings: Settings) -> None:
-    """Raise SchemaError when the command needs a schema the database does not have."""
-    if schema is Schema.NONE:
-        return
-    from ethhook.db.schema import check_schema_at_start
+    """Make the command raise SchemaError if it needs a schema the database does not have: a
+    process now, a command when it first reaches the database (after checking its input)."""
+    if schema is Schema.REQUIRED:
+        from ethhook.db import check_schema_on_first_use
 
-    if schema is Schema.IF_REACHABLE:
+        check_schema_on_first_use()
+    elif schema is Schema.IF_REACHABLE:
+        from ethhook.db.schema import check_schema_at_start
+
         check_schema_at_start(settings.database_url)
-        return
-    from ethhook.db import get_engine
-    from ethhook.db.schema import check_schema
-
-    check_schema(get_engine(), settings.database_url)
 
 
 def database_error(exc: DBAPIError) -> str | None:

@@ -13,6 +13,8 @@ from ethhook.config import get_settings
 
 _engine: Engine | None = None
 _sessionmaker: sessionmaker[Session] | None = None
+# Set by check_schema_on_first_use: the next engine made checks the schema on its first connection.
+_check_schema = False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -32,10 +34,23 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def check_schema_on_first_use() -> None:
+    """Make this process check the database's schema (ethhook.db.schema) once, when it first
+    reaches the database: a command that refuses its input first never connects at all."""
+    global _check_schema
+    _check_schema = True
+
+
 def get_engine() -> Engine:
-    global _engine, _sessionmaker
+    global _engine, _sessionmaker, _check_schema
     if _engine is None:
-        _engine = make_engine(get_settings().database_url)
+        url = get_settings().database_url
+        _engine = make_engine(url)
+        if _check_schema:
+            from ethhook.db.schema import check_on_first_connection
+
+            check_on_first_connection(_engine, url)
+            _check_schema = False
         _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
     return _engine
 

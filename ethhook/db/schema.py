@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -71,22 +71,49 @@ def missing_relation_message(exc: DBAPIError) -> str | None:
     return f"the database does not have the tables this EthHook uses ({reason}); {UPGRADE}"
 
 
-def stored_revisions(engine: Engine) -> list[str]:
-    """The revisions in alembic_version; none when the table is not there."""
+def stored_revisions(conn: Connection) -> list[str]:
+    """The revisions in alembic_version (none when the table is not there); `conn` is left with
+    no transaction, as it was."""
     try:
-        with engine.connect() as conn:
-            return [str(r) for r in conn.scalars(text("SELECT version_num FROM alembic_version"))]
+        return [str(r) for r in conn.scalars(text("SELECT version_num FROM alembic_version"))]
     except DBAPIError as exc:
         if is_missing_relation(exc):
             return []
         raise
+    finally:
+        conn.rollback()
+
+
+def check_connection(conn: Connection, url: str) -> None:
+    """Raise SchemaError unless the database at `url` has this code's schema (or a newer one)."""
+    problem = revision_problem(stored_revisions(conn), database_at(url))
+    if problem is not None:
+        raise SchemaError(problem)
 
 
 def check_schema(engine: Engine, url: str) -> None:
-    """Raise SchemaError unless the database at `url` has this code's schema (or a newer one)."""
-    problem = revision_problem(stored_revisions(engine), database_at(url))
-    if problem is not None:
-        raise SchemaError(problem)
+    """check_connection on a connection of its own."""
+    with engine.connect() as conn:
+        check_connection(conn, url)
+
+
+def check_on_first_connection(engine: Engine, url: str) -> None:
+    """check_connection on the first connection `engine` makes, before anything else runs on it:
+    a command that refuses its input before its first statement never connects at all."""
+    checked = False
+
+    def check(conn: Connection) -> None:
+        nonlocal checked
+        if checked:
+            return
+        try:
+            check_connection(conn, url)
+        except BaseException:
+            conn.close()  # back to the pool: the caller never sees this connection
+            raise
+        checked = True
+
+    event.listen(engine, "engine_connect", check)
 
 
 def check_schema_at_start(url: str) -> None:

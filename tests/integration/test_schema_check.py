@@ -72,6 +72,16 @@ def test_an_older_schema_names_both_revisions(empty_database: str) -> None:
         ), args
 
 
+def test_bad_input_is_refused_before_the_database_is_checked(empty_database: str) -> None:
+    # The check runs on the command's first connection: input refused before it is not a
+    # database matter, and says what is wrong with the input.
+    env = {"ETHHOOK_DATABASE_URL": empty_database}
+    result = ethhook("endpoint", "disable", "1", "--reason", "r" * 501, env=env)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert "reason" in line and "db upgrade" not in line
+
+
 def test_db_upgrade_is_not_blocked_and_fixes_it(empty_database: str) -> None:
     env = {"ETHHOOK_DATABASE_URL": empty_database}
     upgraded = ethhook("db", "upgrade", env=env)

@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from ethhook.cli import build_parser, deliveries, endpoints, replays
+from ethhook.cli.common import Schema
 from ethhook.db.models import DeliveryStatus
 
 
@@ -31,7 +32,7 @@ def test_the_commands_are_listed_in_their_order():
     assert list(top) == [
         "db", "endpoint", "app", "delivery", "replay", "stats", "api", "listen", "up", "demo"
     ]
-    assert list(_commands(top["db"])) == ["upgrade", "reencrypt"]
+    assert list(_commands(top["db"])) == ["upgrade", "reencrypt", "new-key"]
     assert list(_commands(top["endpoint"])) == [
         "add",
         "update",
@@ -64,10 +65,21 @@ def test_every_command_runs_a_handler_and_takes_json():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 28
+    assert len(found) == 29
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path
+
+
+def test_what_each_command_needs_of_the_database_schema():
+    # The commands that make the schema, or need no database, are not checked.
+    for path in (("db", "upgrade"), ("db", "new-key"), ("demo",)):
+        assert _command(*path).get_default("schema") is Schema.NONE, path
+    # The processes start while the database is down (and report it their own way).
+    for path in (("listen",), ("api",), ("up",)):
+        assert _command(*path).get_default("schema") is Schema.IF_REACHABLE, path
+    for path in (("endpoint", "list"), ("db", "reencrypt"), ("delivery", "retry"), ("stats",)):
+        assert _command(*path).get_default("schema") is Schema.REQUIRED, path
 
 
 @pytest.mark.parametrize("action", ["list", "retry"])
