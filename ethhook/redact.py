@@ -41,12 +41,12 @@ def redact_in(text: str, url: str | None) -> str:
         return text
     shown = redact_url(url)
     text = text.replace(url, shown).replace(url.strip(), shown)
-    for secret in _secret_parts(url):
+    for secret in secret_parts(url):
         text = text.replace(secret, "…")
     return text
 
 
-def _secret_parts(url: str) -> list[str]:
+def secret_parts(url: str) -> list[str]:
     """The parts of `url` a key may hide in, longest first, as written and percent-decoded."""
     try:
         parts = urlsplit(url.strip())
