@@ -35,6 +35,9 @@ from ethhook.config.values import (
     parse_count_or_off,
     parse_database_url,
     parse_host,
+    parse_log_format,
+    parse_log_level,
+    parse_log_levels,
     parse_networks,
     parse_non_negative_seconds,
     parse_origins,
@@ -160,6 +163,11 @@ class Settings:
     # The session cookie's Secure flag: auto = when the request came over HTTPS (directly, or
     # per X-Forwarded-Proto from a trusted proxy), or always (true), or never (false).
     console_secure_cookie: str = "auto"
+    # Logging (ethhook/logs): text or one JSON object per line, the level of every logger unless
+    # ETHHOOK_LOG_LEVELS names a level for it or for a logger above it.
+    log_format: str = "text"
+    log_level: str = "INFO"
+    log_levels: tuple[tuple[str, str], ...] = ()
     chains_file: str | None = None
     # Where the demo and the test fixtures install the anvil chain node with npm.
     anvil_cache_dir: str = str(Path.home() / ".cache/ethhook/anvil")
@@ -252,6 +260,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
         "ETHHOOK_CONSOLE_SECURE_COOKIE",
         choice_parser("auto", "true", "false"),
     ),
+    "log_format": ("ETHHOOK_LOG_FORMAT", parse_log_format),
+    "log_level": ("ETHHOOK_LOG_LEVEL", parse_log_level),
+    "log_levels": ("ETHHOOK_LOG_LEVELS", parse_log_levels),
     "chains_file": ("ETHHOOK_CHAINS_FILE", str),
     "anvil_cache_dir": ("ETHHOOK_ANVIL_CACHE", str),
 }

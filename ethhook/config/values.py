@@ -30,6 +30,10 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_API_TIMEOUT_S = 3600
 # Test webhooks one API process may be told to send at once.
 MAX_TEST_SENDS = 1000
+# Logging: the formats, the level names, and how many loggers ETHHOOK_LOG_LEVELS may name.
+LOG_FORMATS = ("text", "json")
+LOG_LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_LOGGER_LEVELS = 100
 
 
 def parse_bool(raw: str) -> bool:
@@ -233,3 +237,43 @@ def parse_secret_keys(raw: str) -> tuple[str, ...]:
                 "Fernet; print(Fernet.generate_key().decode())'`)"
             ) from None
     return keys
+
+
+def parse_log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError(f"expected {' or '.join(LOG_FORMATS)}")
+    return value
+
+
+def parse_log_level(raw: str) -> str:
+    """A level name, in any case (WARN is WARNING)."""
+    value = raw.strip().upper()
+    value = "WARNING" if value == "WARN" else value
+    if value not in LOG_LEVEL_NAMES:
+        raise ValueError(f"expected a level: {', '.join(LOG_LEVEL_NAMES)}")
+    return value
+
+
+_LOGGER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
+
+
+def parse_log_levels(raw: str) -> tuple[tuple[str, str], ...]:
+    """`ethhook.listen=DEBUG,celery=WARNING`: a level per logger (and the loggers below it)."""
+    pairs: dict[str, str] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, equals, level = (text.strip() for text in item.partition("="))
+        if not equals or not _LOGGER_NAME.fullmatch(name):
+            raise ValueError(
+                f"expected logger=LEVEL pairs separated by commas, such as "
+                f"ethhook.listen=DEBUG,celery=WARNING; got {item[:60]!r}"
+            )
+        try:
+            pairs[name] = parse_log_level(level)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    if len(pairs) > MAX_LOGGER_LEVELS:
+        raise ValueError(f"at most {MAX_LOGGER_LEVELS} loggers")
+    return tuple(pairs.items())

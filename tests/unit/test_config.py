@@ -272,3 +272,40 @@ def test_a_chain_in_range_is_read(tmp_path):
         10000,
         2.0,
     )
+
+
+def test_logging_settings_are_read_in_any_case():
+    settings = load_settings(
+        {
+            "ETHHOOK_LOG_FORMAT": "JSON",
+            "ETHHOOK_LOG_LEVEL": "warn",
+            "ETHHOOK_LOG_LEVELS": " ethhook.listen=debug , celery.beat=DEBUG,celery=Warning ",
+        }
+    )
+    assert (settings.log_format, settings.log_level) == ("json", "WARNING")
+    assert settings.log_levels == (
+        ("ethhook.listen", "DEBUG"),
+        ("celery.beat", "DEBUG"),
+        ("celery", "WARNING"),
+    )
+    defaults = load_settings({})
+    assert (defaults.log_format, defaults.log_level, defaults.log_levels) == ("text", "INFO", ())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("ETHHOOK_LOG_FORMAT", "xml", "expected text or json"),
+        ("ETHHOOK_LOG_LEVEL", "LOUD", "expected a level: DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("ETHHOOK_LOG_LEVEL", "10", "expected a level"),
+        ("ETHHOOK_LOG_LEVELS", "ethhook.listen", "expected logger=LEVEL pairs"),
+        ("ETHHOOK_LOG_LEVELS", "ethhook.listen=LOUD", "ethhook.listen: expected a level"),
+        ("ETHHOOK_LOG_LEVELS", "=DEBUG", "expected logger=LEVEL pairs"),
+        ("ETHHOOK_LOG_LEVELS", "a b=DEBUG", "expected logger=LEVEL pairs"),
+        ("ETHHOOK_LOG_LEVELS", ",".join(f"l{i}=INFO" for i in range(101)), "at most 100 loggers"),
+    ],
+)
+def test_a_bad_logging_setting_names_the_variable(variable, value, complaint):
+    message = refusal({variable: value})
+    assert message.startswith(f"{variable}=")
+    assert complaint in message
