@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ethhook.config import get_settings
+
 log = logging.getLogger(__name__)
 
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -50,7 +52,8 @@ def standard_children(
     schedule_file: Path, deliver_pool: Sequence[str], match_pool: Sequence[str] = ("-c", "2")
 ) -> list[Child]:
     """The listener, a match+maintenance worker, a deliver worker and beat."""
-    common = ("--without-mingle", "--without-gossip", "-l", "INFO")
+    level = ("-l", get_settings().log_level)  # what every EthHook process logs at
+    common = ("--without-mingle", "--without-gossip", *level)
     return [
         Child("listener", ethhook("listen")),
         Child(
@@ -58,7 +61,7 @@ def standard_children(
             worker("-Q", "match,maintenance", *match_pool, "-n", "match@%h", *common),
         ),
         Child("deliver", worker("-Q", "deliver", *deliver_pool, "-n", "deliver@%h", *common)),
-        Child("beat", celery("beat", "-s", str(schedule_file), "-l", "INFO")),
+        Child("beat", celery("beat", "-s", str(schedule_file), *level)),
     ]
 
 

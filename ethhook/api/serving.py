@@ -123,7 +123,7 @@ def serve(app: Any, settings: Settings) -> None:
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         limit_concurrency=settings.api_max_connections,
         timeout_keep_alive=KEEP_ALIVE_S,
-        log_level="info",
+        log_config=None,  # uvicorn's lines go through ethhook.logs like every other
         access_log=False,  # api_requests_total counts requests; logs say what went wrong
         server_header=False,
         proxy_headers=False,

@@ -6,9 +6,10 @@ import argparse
 import dataclasses
 import logging
 
-from ethhook.cli.common import Commands, Schema, add_command, configure_logging, positive_int
+from ethhook.cli.common import Commands, Schema, add_command, positive_int
 from ethhook.config import MAX_PORT, Settings
 from ethhook.exceptions import InputError
+from ethhook.logs import configure
 
 
 def register(commands: Commands) -> None:
@@ -45,7 +46,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db.secrets import warn_if_plaintext
 
     settings = serving_settings(args, settings)
-    configure_logging()
+    configure(settings, "api")
     warn_if_plaintext(settings)
     app = create_app(settings)
     mount(app, settings)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -58,15 +57,6 @@ def add_command(
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=handler, schema=schema)
     return parser
-
-
-def configure_logging() -> None:
-    """Log lines with time, level and logger to stderr, at INFO, unless logging is set up already
-    (the long-running processes: `ethhook listen`, `api`, `up`)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
 
 
 def json_default(value: Any) -> Any:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from ethhook.cli.common import (
     Commands,
     Schema,
     add_command,
-    configure_logging,
     number,
     positive_int,
 )
 from ethhook.config import Settings
 from ethhook.exceptions import InputError
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: Commands) -> None:
@@ -72,6 +74,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
     from ethhook.db.secrets import warn_if_plaintext
+    from ethhook.logs import configure
     from ethhook.supervise import Child, Supervisor, ethhook, run_until_signalled, standard_children
 
     if not any(chain.enabled for chain in settings.chains):
@@ -79,7 +82,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             "no chain to follow: set ETHEREUM_WS/ETHEREUM_HTTP (or ARBITRUM_, OPTIMISM_, BASE_), "
             "or add chains with ETHHOOK_CHAINS_FILE"
         )
-    configure_logging()
+    configure(settings, "up")
     env = dict(os.environ)
     if warn_if_plaintext(settings):
         # Said once here for every process below, rather than once by each of them.
@@ -94,7 +97,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             next(c for c in children if c.name == name).env["ETHHOOK_WORKER_METRICS_PORT"] = port
     if not args.no_api:
         children.append(Child("api", ethhook("api")))
-    print(f"ethhook up: {', '.join(c.name for c in children)} (Ctrl-C stops them all)", flush=True)
+    log.info("up.starting processes=%s (Ctrl-C stops them all)", ",".join(c.name for c in children))
     return run_until_signalled(Supervisor(children, env))
 
 
@@ -115,8 +118,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_listen(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db.secrets import warn_if_plaintext
     from ethhook.listen import run_listener
+    from ethhook.logs import configure
 
     if any(chain.enabled for chain in settings.chains):  # else it stops at once, saying why
-        configure_logging()
+        configure(settings, "listener")
         warn_if_plaintext(settings)
     return run_listener(settings)

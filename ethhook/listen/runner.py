@@ -16,6 +16,7 @@ from ethhook.listen import health
 from ethhook.listen.follower import ChainFollower
 from ethhook.listen.store import DatabaseStore, WatchList, load_watch_list
 from ethhook.listen.threads import BlockingLane
+from ethhook.logs import configure, log_fields
 from ethhook.workqueue import enqueue_match_groups
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,9 @@ class Listener:
     def _start(self, chain: ChainConfig) -> None:
         follower = make_follower(chain, self.settings, self.current_watch)
         self.followers[chain.chain_id] = follower
-        self.tasks[asyncio.create_task(follower.run(), name=f"listen-{chain.name}")] = (
-            chain.chain_id
-        )
+        with log_fields(chain=chain.name):  # every line of the chain's task names it
+            task = asyncio.create_task(follower.run(), name=f"listen-{chain.name}")
+        self.tasks[task] = chain.chain_id
 
     async def _supervise(self) -> None:
         stop_wait: asyncio.Task[Any] = asyncio.create_task(self.stop.wait())
@@ -164,23 +165,13 @@ class Listener:
         return {"ok": all(c["ok"] for c in chains.values()), "chains": chains}
 
 
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
-    # web3 logs every (re)connect attempt at INFO; the listener says it once, in its own words.
-    logging.getLogger("web3").setLevel(logging.WARNING)
-
-
 def run_listener(settings: Settings) -> int:
     """Follow every enabled chain until SIGTERM/SIGINT; returns the process exit code."""
+    configure(settings, "listener")
     chains = [c for c in settings.chains if c.enabled]
     if not chains:
         raise ConfigError(
             "no chain to listen to: set ETHEREUM_WS or ETHEREUM_HTTP (or ARBITRUM_*, OPTIMISM_*, "
             "BASE_*), or declare chains in the file named by ETHHOOK_CHAINS_FILE"
         )
-    _configure_logging()
     return asyncio.run(Listener(settings, chains).run())
