@@ -16,6 +16,7 @@ from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 from kombu.transport import TRANSPORT_ALIASES
 
 from ethhook import metrics
+from ethhook.logs import workers as worker_logs
 
 
 def _green_psycopg() -> None:
@@ -38,6 +39,8 @@ TRANSPORT_ALIASES.update(dict.fromkeys(("redis", "rediss"), "ethhook.broker_tran
 
 app = Celery("ethhook")
 app.config_from_object("celeryconfig")
+# Workers and beat log as every EthHook process does (ethhook/logs); the routine jobs quietly.
+worker_logs.install(app)
 # Not forced: a worker (or beat) imports the task modules when it starts; a process that only
 # publishes (send_task by name, routed by celeryconfig) never pays for them.
 app.autodiscover_tasks(

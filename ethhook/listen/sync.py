@@ -35,6 +35,14 @@ log = logging.getLogger(__name__)
 # After this many blocks in a row refused by hash (`eth_getLogs` with blockHash) but then read by
 # number in the same pass, the node is taken not to support it: every block is read by number.
 BY_HASH_REFUSALS = 3
+# A range read without events is logged at INFO only from this many blocks (catching up): a
+# chain's new blocks, read a few at a time, say nothing while no watched contract emits.
+CATCH_UP_BLOCKS = 100
+
+
+def range_log_level(start: int, end: int, events: int) -> int:
+    """INFO for a range that found events or that catches up, DEBUG for the routine ones."""
+    return logging.INFO if events or end - start + 1 >= CATCH_UP_BLOCKS else logging.DEBUG
 
 
 @dataclass(frozen=True)
@@ -273,7 +281,7 @@ class ChainSync:
 
     def _log_done(self, start: int, end: int, events: Sequence[ChainEvent]) -> None:
         log.log(
-            logging.INFO if end > start else logging.DEBUG,
+            range_log_level(start, end, len(events)),
             "listen.range.done chain=%s blocks=%d-%d events=%d head=%s",
             self.chain.name,
             start,

@@ -71,7 +71,14 @@ def dispatch_due(
 
     With `queue_busy`, expired message leases are left a while to the messages still queued
     (`workqueue.due_deliveries`)."""
-    return lease_available(session, due_deliveries(session, now, limit, queue_busy), now)
+    groups = lease_available(session, due_deliveries(session, now, limit, queue_busy), now)
+    if groups:  # silent when there was nothing to do: beat runs this every second
+        log.info(
+            "maintenance.due.dispatched deliveries=%d tasks=%d",
+            sum(len(g.delivery_ids) for g in groups),
+            len(groups),
+        )
+    return groups
 
 
 def dispatch_unmatched(session: Session, now: datetime, limit: int) -> list[MatchGroup]:

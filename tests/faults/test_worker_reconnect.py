@@ -57,7 +57,7 @@ def test_a_worker_with_a_task_running_through_a_redis_restart_keeps_consuming(se
             # unacknowledged), and the task ends after the worker reconnected (and acknowledges
             # its message on the old connection)
             redis.restart(down_s=2)
-            wait_until(lambda: pipeline.log("match").count("MainProcess] Connected to") >= 2,
+            wait_until(lambda: pipeline.log("match").count(" Connected to redis://") >= 2,
                        60, 0.2, "the worker to reconnect")  # fmt: skip
             lock.rollback()
         wait_until(lambda: "match.batch.done events=1 claimed=0" in pipeline.log("match"), 30,

@@ -214,6 +214,8 @@ def test_two_beat_processes_send_nothing_twice(receiver, worker):
             "INFO",
         ],
         cwd=ROOT,
+        # beat's routine sends are DEBUG lines: shown for this beat, to see that it ran
+        env={**os.environ, "ETHHOOK_LOG_LEVELS": "celery.beat=DEBUG"},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

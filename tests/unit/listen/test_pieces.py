@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ethhook.listen.backoff import Backoff
@@ -9,6 +11,7 @@ from ethhook.listen.chunks import ChunkSizer
 from ethhook.listen.errors import ChainMoved, RpcBadResponse
 from ethhook.listen.records import BlockHeader, logs_to_events, parse_header, parse_log
 from ethhook.listen.store import WatchList
+from ethhook.listen.sync import range_log_level
 
 H1 = "0x" + "11" * 32
 H2 = "0x" + "22" * 32
@@ -209,3 +212,17 @@ def test_the_watch_list_names_topics_only_when_every_endpoint_of_the_chain_names
     assert watch.topics_for(8453) == frozenset({t2})
     assert watch.topics_for(10) is None  # an endpoint on chain 10 takes every event
     assert WATCH_EVERYTHING.topics_for(1) is None
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "events", "level"),
+    [
+        (10, 10, 0, logging.DEBUG),  # a new block, nothing watched in it
+        (10, 13, 0, logging.DEBUG),  # a few blocks at once (a fast chain, a poll): still routine
+        (10, 10, 1, logging.INFO),  # events: something to say
+        (10, 108, 0, logging.DEBUG),
+        (10, 109, 0, logging.INFO),  # catching up (CATCH_UP_BLOCKS)
+    ],
+)
+def test_a_range_without_events_is_logged_at_info_only_when_catching_up(start, end, events, level):
+    assert range_log_level(start, end, events) == level
