@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from ethhook import __version__
-from ethhook.api import health, problems
+from ethhook.api import health, problems, requestid
 from ethhook.api.guard import BodyLimit, Guard
 from ethhook.api.idempotency import Idempotency, IdempotencyStore
 from ethhook.api.metrics import RequestMetrics, metrics_router
@@ -86,6 +86,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(RequestMetrics, paths=lambda: app.openapi()["paths"])
+    requestid.install(app)
 
 
 def _document_problem(app: FastAPI) -> None:

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ethhook.api.auth import STATE_KEY, bearer_token, resolve, token_fingerprint, unauthorized
 from ethhook.api.problems import send_problem
 from ethhook.api.ratelimit import ApiRateLimiter
+from ethhook.logs import bind_fields
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ class Guard:
             )
             return
         scope.setdefault("state", {})[STATE_KEY] = principal
+        bind_fields(app_id=getattr(principal, "application_id", None))  # the request's lines
         await self.app(scope, receive, send)
 
 

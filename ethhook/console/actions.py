@@ -64,7 +64,11 @@ def sign_in(request: Request) -> Response:
         return render(request, "sign_in.html", 401, error=error)
     # A new session (and CSRF token) on every sign-in: a token seen before it is worthless after.
     set_session(request, ConsoleSession.fresh(session_id))
-    log.info("console.sign_in application=%s", principal.application_id or "operator")
+    log.info(
+        "console.sign_in application=%s",
+        principal.application_id or "operator",
+        extra={"app_id": principal.application_id},
+    )
     return redirect("/endpoints")
 
 
