@@ -238,21 +238,41 @@ def tally(
             metrics.record_delivered_latency(
                 metrics.latency_since(item.block_timestamp, item.created_at)
             )
+            log_attempt(endpoint, result)
             continue
         report.failed_attempts += 1
-        log.info(
-            "deliver.attempt.failed endpoint=%s delivery=%s attempt=%d status=%s error=%s",
-            endpoint.id,
-            item.delivery_id,
-            item.attempts + 1,
-            outcome.status_code,
-            outcome.error,
-        )
+        log_attempt(endpoint, result)
         if counts_against_breaker(outcome):
             opened = breaker.record_failure() or opened
         if outcome.status_code == 410:
             report.disabled = True
     return opened
+
+
+def log_attempt(endpoint: EndpointView, result: Result) -> None:
+    """A failed attempt at INFO, a success after failures too (the end of a story the log told);
+    a first-time success at DEBUG: under load, the task's line counts them."""
+    item, outcome = result.work, result.outcome
+    retried = item.attempts > 0
+    level = logging.DEBUG if outcome.ok and not retried else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    log.log(
+        level,
+        "%s endpoint=%s delivery=%s webhook=%s attempt=%d status=%s error=%s",
+        "deliver.attempt.succeeded" if outcome.ok else "deliver.attempt.failed",
+        endpoint.id,
+        item.delivery_id,
+        item.webhook_id,
+        item.attempts + 1,
+        outcome.status_code,
+        outcome.error,
+        extra={
+            "endpoint_id": endpoint.id,
+            "delivery_id": item.delivery_id,
+            "webhook_id": item.webhook_id,
+        },
+    )
 
 
 def _settle(

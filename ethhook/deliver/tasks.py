@@ -8,6 +8,7 @@ from ethhook.celery_app import app
 from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.deliver.service import deliver
+from ethhook.logs import log_fields
 from ethhook.workqueue import DELIVER_TASK
 
 log = logging.getLogger(__name__)
@@ -16,14 +17,15 @@ log = logging.getLogger(__name__)
 @app.task(name=DELIVER_TASK, acks_late=True)
 def deliver_endpoint(endpoint_id: int, delivery_ids: list[int], token: str) -> int:
     """Send the deliveries this message holds the lease for; returns how many were sent."""
-    report = deliver(session_scope, get_settings(), endpoint_id, delivery_ids, token)
-    log.info(
-        "deliver.task.done endpoint=%s sent=%d ok=%d failed=%d released=%d skipped=%d",
-        endpoint_id,
-        report.sent,
-        report.succeeded,
-        report.failed_attempts,
-        report.released,
-        report.skipped,
-    )
+    with log_fields(endpoint_id=endpoint_id):
+        report = deliver(session_scope, get_settings(), endpoint_id, delivery_ids, token)
+        log.info(
+            "deliver.task.done endpoint=%s sent=%d ok=%d failed=%d released=%d skipped=%d",
+            endpoint_id,
+            report.sent,
+            report.succeeded,
+            report.failed_attempts,
+            report.released,
+            report.skipped,
+        )
     return report.sent
