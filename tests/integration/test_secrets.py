@@ -193,7 +193,9 @@ def test_a_wrong_or_missing_key_is_one_line_exit_2_and_changes_nothing(use_keys)
 
 
 @pytest.mark.parametrize(
-    "value", ["not-a-key", NEW_KEY[:-4], f"{NEW_KEY},{OTHER_KEY[:20]}", " , ", "é" * 44]
+    "value",
+    ["not-a-key", NEW_KEY[:-4], f"{NEW_KEY},{OTHER_KEY[:20]}", " , ", "é" * 44],
+    ids=["not-a-key", "cut-short", "second-cut-short", "empty-entries", "not-ascii"],
 )
 def test_a_malformed_key_names_the_variable_and_never_echoes_the_value(value):
     result = ethhook("endpoint", "list", env={"ETHHOOK_SECRET_KEYS": value})
