@@ -58,7 +58,7 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_db_reencrypt(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.db.secrets import reencrypt_endpoints
+    from ethhook.db.reencrypt import reencrypt_endpoints
 
     read = rewritten = last_id = 0
     while True:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from sqlalchemy import String, Table, select, type_coerce, update
+from sqlalchemy import String
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ethhook.config import Settings, get_settings
@@ -98,8 +97,8 @@ def decrypt(stored: str, keys: Sequence[str]) -> str:
 
 
 def is_current(stored: str, keys: Sequence[str], to_plaintext: bool = False) -> bool:
-    """Whether `stored` is already what `reencrypt_endpoints` writes: a token under the newest
-    key (or plaintext, `to_plaintext`)."""
+    """Whether `stored` is already what `ethhook db reencrypt` writes (db/reencrypt.py): a token
+    under the newest key (or plaintext, `to_plaintext`)."""
     if to_plaintext:
         return not is_encrypted(stored)
     if not is_encrypted(stored):
@@ -136,52 +135,3 @@ class EncryptedSecret(TypeDecorator[str]):
         if value is None:
             return None
         return decrypt(value, get_settings().secret_keys)
-
-
-def reencrypt_endpoints(
-    session: Session,
-    keys: Sequence[str],
-    *,
-    to_plaintext: bool = False,
-    after_id: int = 0,
-    limit: int = 500,
-) -> tuple[int, int, int]:
-    """Rewrite the secrets of up to `limit` endpoints with ids above `after_id` under the newest
-    of `keys` (or as plaintext); returns (endpoints read, endpoints rewritten, last id read).
-
-    Reads and writes stored values as they are: one already under the newest key is left alone,
-    so running it again rewrites nothing.
-    """
-    if not keys and not to_plaintext:
-        raise ConfigError("set ETHHOOK_SECRET_KEYS (Fernet keys, newest first) to encrypt with")
-    from ethhook.db.models import Endpoint
-
-    table = cast(Table, Endpoint.__table__)
-    raw = {name: type_coerce(table.c[name], String) for name in _COLUMNS}
-    rows = session.execute(
-        select(table.c.id, *raw.values())
-        .where(table.c.id > after_id)
-        .order_by(table.c.id)
-        .limit(limit)
-        # Locked until the batch commits: a rotation meanwhile waits instead of being overwritten.
-        .with_for_update()
-    ).all()
-    rewritten = 0
-    for endpoint_id, *stored_values in rows:
-        values = {
-            name: type_coerce(_rewrap(stored, keys, to_plaintext), String)
-            for name, stored in zip(_COLUMNS, stored_values, strict=True)
-            if stored is not None and not is_current(stored, keys, to_plaintext)
-        }
-        if values:
-            session.execute(update(table).where(table.c.id == endpoint_id).values(values))
-            rewritten += 1
-    return len(rows), rewritten, rows[-1][0] if rows else after_id
-
-
-_COLUMNS = ("secret", "previous_secret")
-
-
-def _rewrap(stored: str, keys: Sequence[str], to_plaintext: bool) -> str:
-    plaintext = decrypt(stored, keys)
-    return plaintext if to_plaintext else encrypt(plaintext, keys)
