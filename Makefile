@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ethhook celeryconfig.py workers
 	$(BIN)/mypy ethhook
 	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 # The whole pipeline on a local chain (anvil), with a verifying receiver and a summary.
 DEMO_ARGS ?=
