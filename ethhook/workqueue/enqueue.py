@@ -79,7 +79,9 @@ class _TaskSender:
     out once. Each message is then built by `app.amqp.create_task_message` and published by
     `app.amqp.send_task_message`, the two calls send_task ends with, given the same options, so
     the messages and the before_task_publish signal are the same (tests/integration/
-    test_enqueue.py compares them). send_task's per-call work was over half of publishing."""
+    test_enqueue.py compares them). send_task redoing it per message is a large share of
+    publishing (bench/RESULTS.md §1). The private parts it uses are those of Celery and kombu 5.7, the only
+    series pyproject.toml allows (tests/unit/workqueue/test_publish_pins.py)."""
 
     def __init__(self, app: Any, task: str, queue: Any, countdown: float | None) -> None:
         self.app, self.task, self.countdown = app, task, countdown
