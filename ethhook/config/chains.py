@@ -10,7 +10,6 @@ from typing import Any
 
 from ethhook.config.values import (
     BIGINT_MAX,
-    MAX_CONFIRMATIONS,
     check_seconds,
     check_url_form,
     shown,
@@ -26,7 +25,6 @@ class ChainConfig:
     chain_id: int
     ws_url: str | None = None
     http_url: str | None = None
-    default_confirmations: int = 0
     poll_interval_s: float = 1.0
 
     @property
@@ -90,8 +88,8 @@ def _read_chains_file(path: str) -> list[ChainConfig]:
 def _chain_entry(entry: Mapping[str, Any]) -> ChainConfig:
     """One [[chains]] table, every value checked (TOML has inf and nan, and any type anywhere)."""
 
-    def whole(key: str, low: int, high: int, default: int | None = None) -> int:
-        value = entry[key] if default is None else entry.get(key, default)
+    def whole(key: str, low: int, high: int) -> int:
+        value = entry[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{key} must be an integer from {low} to {high}")
         return value
@@ -102,6 +100,12 @@ def _chain_entry(entry: Mapping[str, Any]) -> ChainConfig:
             raise ValueError(f"{key} must be a string")
         return None if value is None else check_url_form(value, "ws://127.0.0.1:8545")
 
+    if "default_confirmations" in entry:
+        # Confirmations are an endpoint's (one number for all its chains), never a chain's.
+        raise ValueError(
+            "default_confirmations is not supported: give each endpoint its own "
+            "(ethhook endpoint add --confirmations N, or `confirmations` in the API)"
+        )
     name = entry["name"]
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name must be a non-empty string")
@@ -117,6 +121,5 @@ def _chain_entry(entry: Mapping[str, Any]) -> ChainConfig:
         chain_id=whole("chain_id", 1, BIGINT_MAX),
         ws_url=url("ws_url"),
         http_url=url("http_url"),
-        default_confirmations=whole("default_confirmations", 0, MAX_CONFIRMATIONS, 0),
         poll_interval_s=float(poll),
     )

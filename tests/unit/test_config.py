@@ -239,9 +239,7 @@ def _chains_file(tmp_path, **overrides: str | None) -> dict[str, str]:
         ({"chain_id": None}, "missing key 'chain_id'"),
         ({"name": "5"}, "name must be a non-empty string"),
         ({"name": '""'}, "name must be a non-empty string"),
-        ({"default_confirmations": "-1"}, "default_confirmations must be an integer from 0"),
-        ({"default_confirmations": "10001"}, "default_confirmations must be an integer"),
-        ({"default_confirmations": "inf"}, "default_confirmations must be an integer"),
+        ({"default_confirmations": "64"}, "default_confirmations is not supported: give each"),
         ({"poll_interval_s": "nan"}, "poll_interval_s: expected seconds greater than 0"),
         ({"poll_interval_s": "inf"}, "poll_interval_s: expected seconds greater than 0"),
         ({"poll_interval_s": "0"}, "poll_interval_s: expected seconds greater than 0"),
@@ -262,16 +260,11 @@ def test_a_chain_in_range_is_read(tmp_path):
     env = _chains_file(
         tmp_path,
         chain_id=str(BIGINT_MAX),
-        default_confirmations="10000",
         poll_interval_s="2",
     )
     chain = load_settings(env).chain_by_id(BIGINT_MAX)
     assert chain is not None
-    assert (chain.name, chain.default_confirmations, chain.poll_interval_s) == (
-        "polygon",
-        10000,
-        2.0,
-    )
+    assert (chain.name, chain.poll_interval_s) == ("polygon", 2.0)
 
 
 def test_logging_settings_are_read_in_any_case():
