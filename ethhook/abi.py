@@ -2,8 +2,9 @@
 
 Static arguments (address, bool, intN, uintN, bytesN: one 32-byte word each) are decoded here;
 eth_abi is imported only for logs with dynamic ones (string, bytes, arrays). eth_abi pulls in
-eth_utils and pydantic (~22 MB per process), and most events (Transfer, Approval, Swap…) have
-static arguments only, so a deliver worker usually never loads it.
+eth_utils and pydantic (memory in every process that loads it, bench/RESULTS.md §4), and most
+events (Transfer, Approval, Swap…) have static arguments only, so a deliver worker usually never
+loads it.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ class Channel(redis.Channel):
         transport from its channels (`client` None). A channel still has to reach Redis after
         that: the one interrupted in its BRPOP restores its unacknowledged messages when Celery
         closes it a second time, and a task that was running acknowledges its message when it
-        ends, after the worker reconnected. Both asked the detached transport for its host:
-        AttributeError, which neither Celery nor kombu expect, "Unrecoverable error", and the
-        worker stopped consuming for good. A connection error is what they expect there: the
+        ends, after the worker reconnected. Both ask the detached transport for its host; an
+        AttributeError there, which neither Celery nor kombu expect, is an "Unrecoverable error"
+        and the worker stops consuming for good. A connection error is what they expect: the
         cleanup ignores it, the acknowledgement is logged as failed, and the message stays in
         Redis (its work is leased in the database either way).
         """

@@ -32,9 +32,10 @@ def _green_psycopg() -> None:
 
 _green_psycopg()
 
-# redis:// and rediss:// go through kombu's Redis transport with one fix, so that a Redis restart
-# no longer stops a worker for good (ethhook/broker_transport.py). Registered under kombu's own
-# names, not as `broker_transport`: URLs, logs and Flower's queue lengths keep saying redis://.
+# redis:// and rediss:// go through kombu's Redis transport with one fix, so that a worker
+# reconnects after a Redis restart instead of stopping (ethhook/broker_transport.py). Registered
+# under kombu's own names, not as `broker_transport`: URLs, logs and Flower's queue lengths keep
+# saying redis://.
 TRANSPORT_ALIASES.update(dict.fromkeys(("redis", "rediss"), "ethhook.broker_transport:Transport"))
 
 app = Celery("ethhook")

@@ -1,8 +1,8 @@
 """The JSON the API takes and returns (request and response models, and so the OpenAPI schema).
 
 Models only describe shapes: every value is validated by the service layer, once, for the CLI and
-the API alike. Field names follow DESIGN.md (`rate_limit`, `retry_schedule`, `chains`, …) both
-ways, so what a GET returns can be sent back in a PATCH.
+the API alike. Field names are the README's (its HTTP API table: `rate_limit`, `retry_schedule`,
+`chains`, …) both ways, so what a GET returns can be sent back in a PATCH.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ from ethhook.db.rollups import (
 )
 from ethhook.db.secrets import EncryptedSecret
 
-# Migrations and callers import these from here, as they did before they moved to db/base.py,
-# db/rollups.py and db/replay_jobs.py.
+# One place to import every table and column type from, for migrations and callers, whichever
+# of db/base.py, db/rollups.py and db/replay_jobs.py defines it.
 __all__ = [
     "LATENCY_BOUNDS_MS",
     "LATENCY_COLUMNS",

@@ -51,7 +51,7 @@ def revision_problem(stored: Sequence[str], database: str) -> str | None:
                 f"{UPGRADE}"
             )
     # Current; or newer (a rolling upgrade migrates before it replaces the processes), or a
-    # revision of someone else's: the code runs, as it did before there was a check.
+    # revision of someone else's: the code runs, since refusing would stop a rolling upgrade.
     return None
 
 

@@ -93,7 +93,8 @@ class ChainFollower:
         self.reconnected = asyncio.Event()
         self.heads: HeadSubscription | None = None
         if chain.ws_url:
-            # Imported only for a chain with a WebSocket URL: web3 is ~40 MB of the listener's RSS.
+            # Imported only for a chain with a WebSocket URL: web3 is the listener's largest
+            # import (bench/RESULTS.md §4).
             from ethhook.listen.heads import HeadSubscription
 
             self.heads = HeadSubscription(

@@ -21,9 +21,9 @@ from ethhook.redact import redact_in, redact_url
 log = logging.getLogger(__name__)
 
 # py_ecc, which web3 imports (through eth_account), raises the recursion limit to 100,000: more
-# than the C stack holds, so an answer nested that deep (200 KB of "[") crashed the process with
-# SIGSEGV in the JSON decoder instead of raising RecursionError. Nothing the listener calls needs
-# more than Python's default.
+# than the C stack holds, so an answer nested that deep (200 KB of "[") would crash the process
+# with SIGSEGV in the JSON decoder instead of raising RecursionError. Nothing the listener calls
+# needs more than Python's default.
 PYTHON_RECURSION_LIMIT = 1000
 sys.setrecursionlimit(min(sys.getrecursionlimit(), PYTHON_RECURSION_LIMIT))
 

@@ -65,8 +65,8 @@ def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, li
         rows = session.execute(match_query(events, dialect.name)).all()
         return pair_with_filters(events, [tuple(row) for row in rows])
     # On PostgreSQL the statement depends only on which branches the batch needs, its values
-    # being arrays: it is compiled once per shape and sent as it is (building and compiling the
-    # query was the largest part of the find phase's Python time in a cProfile of the stage).
+    # being arrays: it is compiled once per shape and sent as it is, since compiling it for every
+    # batch would be the largest part of the find phase's Python time (bench/RESULTS.md §0).
     batch = _Batch(events, arrays=True)
     shape = (bool(batch.pairs), bool(batch.words))
     if shape not in _COMPILED:
@@ -81,8 +81,8 @@ _COMPILED: dict[tuple[bool, bool], str] = {}
 
 class _Batch:
     """What the query asks about a batch, as bound values: on PostgreSQL one array each (a short
-    statement whatever the batch; an IN list of 100 (contract, topic0) pairs took PostgreSQL
-    ~20 ms to plan, one index arm per pair, more than running it), elsewhere IN lists."""
+    statement whatever the batch; PostgreSQL plans an IN list of (contract, topic0) pairs with one
+    index arm per pair, which costs more than running it), elsewhere IN lists."""
 
     def __init__(self, events: Sequence[ChainEvent], arrays: bool) -> None:
         self.arrays = arrays

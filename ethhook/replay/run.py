@@ -48,7 +48,7 @@ def _read(
     chain = settings.chain_by_id(work.chain_id) or ChainConfig(
         settings.chain_name(work.chain_id), work.chain_id
     )
-    # Imported here: the node client (aiohttp, ~8 MB) is for the worker that runs replay chunks,
+    # Imported here: the node client (aiohttp) is for the worker that runs replay chunks,
     # not for every worker that imports this task module (a deliver worker never runs one).
     from ethhook.listen.replay import fetch_range
 

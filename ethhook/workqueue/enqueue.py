@@ -80,8 +80,8 @@ class _TaskSender:
     `app.amqp.send_task_message`, the two calls send_task ends with, given the same options, so
     the messages and the before_task_publish signal are the same (tests/integration/
     test_enqueue.py compares them). send_task redoing it per message is a large share of
-    publishing (bench/RESULTS.md §1). The private parts it uses are those of Celery and kombu 5.7, the only
-    series pyproject.toml allows (tests/unit/workqueue/test_publish_pins.py)."""
+    publishing (bench/RESULTS.md §1). The private parts it uses are those of Celery and kombu
+    5.7, the only series pyproject.toml allows (tests/unit/workqueue/test_publish_pins.py)."""
 
     def __init__(self, app: Any, task: str, queue: Any, countdown: float | None) -> None:
         self.app, self.task, self.countdown = app, task, countdown
@@ -108,7 +108,7 @@ class _TaskSender:
 
     def send(self, producer: Any, kwargs: dict[str, Any]) -> None:
         amqp = self.app.amqp
-        # What Flower shows; Celery's own saferepr of it cost a fifth of publishing.
+        # What Flower shows, by plain repr: Celery's saferepr is a large share of publishing.
         options = {**self.options, "kwargsrepr": repr(kwargs)[:KWARGS_REPR_CHARS]}
         message = amqp.create_task_message(
             uuid(), self.task, (), kwargs, self.countdown, None, None, None,
@@ -128,11 +128,10 @@ def _publish(task: str, messages: Sequence[dict[str, Any]], countdown: float | N
     from ethhook.celery_app import app
 
     try:
-        # One Redis round trip for the whole lot (kombu's publish batch; other transports publish
-        # each message at once): per-message publishing cost ~1 ms here, more than matching.
+        # One Redis round trip for the whole lot, not one per message (kombu's publish batch;
+        # other transports publish each message at once).
         with app.producer_or_acquire() as producer, producer.batch():
-            # Declared once here rather than by every message (each copied the queue object: a
-            # quarter of the cost).
+            # Declared once here, not by each message: declaring binds a copy of the queue.
             queue = app.amqp.router.route({}, task)["queue"]
             producer.maybe_declare(queue)
             sender = _TaskSender(app, task, queue, countdown)

@@ -173,8 +173,7 @@ def claim_unmatched(
     kept for the logs): a lease only tells beat not to dispatch the event again yet. One statement
     claims and loads them, so the claim is exclusive without one: a second message waits on the
     row locks, then finds them matched and does nothing. A message that waited in a long match
-    queue past its lease therefore still does its work, where it used to find its events leased
-    to the newer message beat had sent, as deliver tasks did (ops/RELIABILITY.md). The caller
+    queue past its lease therefore still does its work (ops/RELIABILITY.md). The caller
     creates their deliveries in the same transaction: if it fails, the rollback leaves them
     unmatched for a retry.
     """
@@ -187,8 +186,7 @@ def claim_unmatched(
         named: ColumnElement[bool] = Event.id == any_(ids)
         # The same condition, in a form the planner cannot match to the partial index of
         # unmatched events, so it finds the events by primary key: with statistics older than a
-        # backlog it read the whole index instead (10,000 unmatched events: 9,900 rows read and
-        # dropped per claim, 32 ms against 15 ms).
+        # backlog it would read the whole index instead (bench/RESULTS.md §0).
         unmatched = unmatched.is_(true())
     else:
         named = Event.id.in_(event_ids)
