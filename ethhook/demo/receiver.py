@@ -7,6 +7,7 @@ verified and answered 200 like any other, but counted apart: it carries no chain
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,7 +60,7 @@ class DemoReceiver:
         )
         ok = (
             bool(self.secret)
-            and stamp.isdigit()
+            and re.fullmatch(r"[0-9]{1,12}", stamp) is not None
             and abs(now - int(stamp)) <= TOLERANCE_S
             and verify(self.secret, msg_id, int(stamp), body, signature)
         )

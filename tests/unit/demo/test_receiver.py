@@ -64,3 +64,13 @@ def test_an_unsigned_test_webhook_is_refused(receiver: DemoReceiver) -> None:
     body = build_test_body(1, "msg_test_2", utcnow())
     assert receiver.accept({"webhook-id": "msg_test_2"}, body) == 401
     assert (receiver.unverified, receiver.tests) == (1, 0)
+
+
+@pytest.mark.parametrize("stamp", ["²", "١٧٠٠٠٠٠٠٠٠", " 1700000000", "1e9", ""])
+def test_a_timestamp_that_is_not_ascii_digits_is_refused_not_a_crash(
+    receiver: DemoReceiver, stamp: str
+) -> None:
+    body = build_test_body(1, "msg_test_3", utcnow())
+    headers = {**signed(receiver, "msg_test_3", body), "webhook-timestamp": stamp}
+    assert receiver.accept(headers, body) == 401
+    assert receiver.unverified == 1
