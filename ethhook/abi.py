@@ -212,8 +212,9 @@ def _static_word(type_: str, word: bytes) -> Any:
         if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
             raise _NotStatic
         return value
-    if type_.startswith("bytes") and type_[5:].isdigit():
-        size = int(type_[5:])
+    fixed = re.fullmatch(r"bytes([0-9]{1,2})", type_)
+    if fixed:
+        size = int(fixed[1])
         if any(word[size:]):
             raise _NotStatic
         return word[:size]
