@@ -22,7 +22,8 @@ from typing import Any  # noqa: E402
 import gevent.pool  # noqa: E402
 
 import bench.common as c  # noqa: E402
-from ethhook.deliver import geventpost, http  # noqa: E402
+from ethhook.deliver import http  # noqa: E402
+from ethhook.deliver.http import geventpost  # noqa: E402
 from ethhook.deliver.signing import generate_secret, webhook_headers  # noqa: E402
 
 PATH = "/bench/http"

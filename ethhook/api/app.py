@@ -21,7 +21,7 @@ from ethhook.api.metrics import RequestMetrics, metrics_router
 from ethhook.api.ratelimit import ApiRateLimiter
 from ethhook.api.routes import applications, deliveries, endpoints, replays, stats
 from ethhook.config import Settings
-from ethhook.deliver.shared import redis_client
+from ethhook.deliver.protect import redis_client
 
 # Threads of the guard's own (authentication, rate limits, Idempotency-Key), apart from the
 # shared pool sync routes run on: however busy the routes, a request is authenticated at once.

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ethhook.api import schemas
 from ethhook.db import session_scope
-from ethhook.deliver.shared import redis_client
+from ethhook.deliver.protect import redis_client
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from ethhook.console import actions, pages
 from ethhook.console.sessions import cookie_cipher
 from ethhook.console.throttle import SignInThrottle
 from ethhook.console.web import STATIC, Console, ConsoleRoute, error_page, make_templates
-from ethhook.deliver.shared import redis_client
+from ethhook.deliver.protect import redis_client
 
 _fallback = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 

@@ -21,7 +21,7 @@ from ethhook.console.web import (
     signed_in,
 )
 from ethhook.db.models import DeliveryStatus, utcnow
-from ethhook.deliver.shared import redis_client
+from ethhook.deliver.protect import redis_client
 from ethhook.replay.jobs import get_replay
 from ethhook.service.deliveries import (
     RETRYABLE,

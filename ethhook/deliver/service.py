@@ -16,10 +16,9 @@ from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
 from ethhook.deliver.beside import Beside
-from ethhook.deliver.breaker import EndpointBreaker
-from ethhook.deliver.claimload import claim_and_load
-from ethhook.deliver.inflight import endpoint_slots, endpoint_turn
-from ethhook.deliver.policy import (
+from ethhook.deliver.protect.breaker import EndpointBreaker
+from ethhook.deliver.protect.inflight import endpoint_slots, endpoint_turn
+from ethhook.deliver.protect.policy import (
     RATE_WAIT_INLINE_S,
     Action,
     Deferral,
@@ -29,9 +28,10 @@ from ethhook.deliver.policy import (
     sending_budget_s,
     settle,
 )
-from ethhook.deliver.ratelimit import RateLimiter
+from ethhook.deliver.protect.ratelimit import RateLimiter
+from ethhook.deliver.protect.shared import redis_client
+from ethhook.deliver.protect.window import first_window, next_window, windows
 from ethhook.deliver.send import send_window
-from ethhook.deliver.shared import redis_client
 from ethhook.deliver.store import (
     EndpointView,
     Result,
@@ -40,7 +40,7 @@ from ethhook.deliver.store import (
     load_work,
     record,
 )
-from ethhook.deliver.window import first_window, next_window, windows
+from ethhook.deliver.store.claimload import claim_and_load
 from ethhook.workqueue import defer, enqueue_groups, new_claim_token, release_leases
 
 log = logging.getLogger(__name__)

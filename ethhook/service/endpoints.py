@@ -296,8 +296,7 @@ def breaker_state(endpoint_id: int, settings: Settings) -> str:
     """The endpoint's circuit breaker as every deliver worker sees it (kept in Redis)."""
     import redis
 
-    from ethhook.deliver.breaker import EndpointBreaker
-    from ethhook.deliver.shared import redis_client
+    from ethhook.deliver.protect import EndpointBreaker, redis_client
 
     breaker = EndpointBreaker(
         redis_client(settings.redis_url),

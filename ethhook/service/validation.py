@@ -19,7 +19,7 @@ from ethhook.config import (
     parse_retry_schedule,
 )
 from ethhook.db.models import Endpoint
-from ethhook.deliver.ssrf import check_url, forbidden_port
+from ethhook.deliver.http.ssrf import check_url, forbidden_port
 from ethhook.exceptions import InputError
 from ethhook.service.limits import LISTS, check_count, check_filter_rows, check_lists
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from ethhook.deliver.breaker import CLOSED, EndpointBreaker
+from ethhook.deliver.protect.breaker import CLOSED, EndpointBreaker
 
 
 def test_a_breaker_that_loses_redis_after_opening_answers_every_call(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from ethhook.config import Settings, get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
 from ethhook.deliver import service
+from ethhook.deliver.protect.window import WindowMemory
 from ethhook.deliver.service import deliver
-from ethhook.deliver.window import WindowMemory
 from ethhook.workqueue import DispatchGroup
 from tests.factories import address, transfer
 from tests.integration.helpers import add_endpoint, store_and_match

@@ -141,7 +141,7 @@ import sys
 {patch}
 from ethhook.deliver import http
 outcome = http.post(sys.argv[1], b"{{}}", {{}}, 2.0, 2.0, allow_private=True)
-print(outcome.status_code, "ethhook.deliver.geventpost" in sys.modules)
+print(outcome.status_code, "ethhook.deliver.http.geventpost" in sys.modules)
 """
 
 
@@ -167,7 +167,7 @@ def test_post_uses_geventhttpclient_only_in_a_gevent_patched_process(patch, uses
 def test_both_clients_judge_the_address_they_connect_to(monkeypatch, name):
     """A host name resolving to loopback at connect time (after a public answer at registration,
     say) is refused; with private targets allowed, loopback is reached."""
-    from ethhook.deliver import ssrf
+    from ethhook.deliver.http import ssrf
 
     hits: list[int] = []
 
@@ -195,7 +195,7 @@ def test_under_gevent_requests_beyond_the_kept_connections_do_not_wait(monkeypat
     connection (a hanging endpoint must not stall the other endpoints on its host)."""
     import gevent.pool
 
-    from ethhook.deliver import geventpost
+    from ethhook.deliver.http import geventpost
 
     monkeypatch.setattr(geventpost, "POOL_SIZE", 2)
     accepted: list[int] = []

@@ -154,7 +154,7 @@ def test_the_deliver_tasks_claim_reads_the_endpoint_and_first_chunk_in_one_state
     from sqlalchemy import event
 
     from ethhook.db import get_engine
-    from ethhook.deliver.claimload import claim_and_load
+    from ethhook.deliver.store.claimload import claim_and_load
 
     endpoint_id, ids = pending(5)
     token = lease_to_message(ids, endpoint_id)

@@ -21,9 +21,9 @@ from ethhook.db.models import (
     Event,
     utcnow,
 )
-from ethhook.deliver import ssrf
-from ethhook.deliver.breaker import CLOSED, HALF_OPEN, OPEN, EndpointBreaker
-from ethhook.deliver.ratelimit import RateLimiter
+from ethhook.deliver.http import ssrf
+from ethhook.deliver.protect.breaker import CLOSED, HALF_OPEN, OPEN, EndpointBreaker
+from ethhook.deliver.protect.ratelimit import RateLimiter
 from ethhook.deliver.service import deliver
 from ethhook.maintenance import jobs
 from ethhook.service.endpoints import rotate_secret

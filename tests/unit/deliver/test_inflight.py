@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from ethhook.deliver import inflight
-from ethhook.deliver.inflight import EndpointSlots, OrderedSlots
+from ethhook.deliver.protect import inflight
+from ethhook.deliver.protect.inflight import EndpointSlots, OrderedSlots
 
 
 def wait_for_waiters(slots: OrderedSlots, n: int) -> None:

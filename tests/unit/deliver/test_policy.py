@@ -3,7 +3,7 @@
 import pytest
 
 from ethhook.deliver.http import HttpOutcome
-from ethhook.deliver.policy import (
+from ethhook.deliver.protect.policy import (
     FLUSH_EVERY,
     FLUSH_INTERVAL_S,
     Action,

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from ethhook.config import DEFAULT_RETRY_SCHEDULE_S
-from ethhook.deliver.retry import next_retry, parse_retry_after
+from ethhook.deliver.protect.retry import next_retry, parse_retry_after
 
 SCHEDULE = DEFAULT_RETRY_SCHEDULE_S  # 0, 5, 300, 1800, 7200, 18000, 36000, 36000
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ethhook.deliver.retry import MAX_RETRY_AFTER_S, parse_retry_after
+from ethhook.deliver.protect.retry import MAX_RETRY_AFTER_S, parse_retry_after
 
 NOW = 1795748400.0  # Thu, 27 Nov 2026 03:00:00 GMT
 

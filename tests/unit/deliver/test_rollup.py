@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ethhook.db.models import LATENCY_COLUMNS, latency_column
-from ethhook.deliver.rollup import AttemptFacts, rollup_rows
+from ethhook.deliver.store.rollup import AttemptFacts, rollup_rows
 
 T = datetime(2026, 11, 30, 10, 59, 58, 500000, tzinfo=UTC)
 

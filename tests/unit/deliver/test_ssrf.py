@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 
 from ethhook.deliver.http import post
-from ethhook.deliver.ssrf import check_url, embedded_ipv4, forbidden_port, forbidden_reason
+from ethhook.deliver.http.ssrf import check_url, embedded_ipv4, forbidden_port, forbidden_reason
 from ethhook.exceptions import InputError
 
 

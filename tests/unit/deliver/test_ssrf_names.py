@@ -4,7 +4,8 @@ import socket
 
 import pytest
 
-from ethhook.deliver import http, ssrf
+from ethhook.deliver import http
+from ethhook.deliver.http import ssrf
 
 NAMES = ["a..b", "." + "example", "x" * 64 + ".example"]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ethhook.deliver.window import (
+from ethhook.deliver.protect.window import (
     REMEMBERED_ENDPOINTS,
     WINDOW_MEMORY_S,
     WindowMemory,

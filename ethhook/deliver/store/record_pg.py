@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.db.bulk import arrays_of, unnest_of
 from ethhook.db.models import Delivery, DeliveryAttempt
-from ethhook.deliver.rollup import rollup_arrays, unnest_upsert_sql
+from ethhook.deliver.store.rollup import rollup_arrays, unnest_upsert_sql
 
 ATTEMPT_COLUMNS = (
     "delivery_id",

@@ -28,8 +28,8 @@ import gevent.socket
 import gevent.ssl
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
-from ethhook.deliver import ssrf
-from ethhook.deliver.http import (
+from ethhook.deliver.http import ssrf
+from ethhook.deliver.http.client import (
     HOSTS_POOLED,
     MAX_READ_BYTES,
     POOL_SIZE,

@@ -24,9 +24,9 @@ from ethhook.db.models import (
 )
 from ethhook.deliver import http
 from ethhook.deliver.payload import build_body
-from ethhook.deliver.record_pg import ATTEMPT_COLUMNS, NewState, record_in_one_statement
-from ethhook.deliver.retry import next_retry, parse_retry_after
-from ethhook.deliver.rollup import AttemptFacts, rollup_rows, upsert_rollups
+from ethhook.deliver.protect.retry import next_retry, parse_retry_after
+from ethhook.deliver.store.record_pg import ATTEMPT_COLUMNS, NewState, record_in_one_statement
+from ethhook.deliver.store.rollup import AttemptFacts, rollup_rows, upsert_rollups
 from ethhook.redact import redact_in
 from ethhook.types import webhook_id_for
 

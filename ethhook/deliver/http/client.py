@@ -25,7 +25,7 @@ from urllib3.exceptions import (
 )
 
 from ethhook.deliver.beside import green
-from ethhook.deliver.ssrf import GUARDED_POOLS
+from ethhook.deliver.http.ssrf import GUARDED_POOLS
 
 MAX_READ_BYTES = 64 * 1024
 STORED_BODY_BYTES = 1024
@@ -93,7 +93,7 @@ def post_gevent(
     allow_private: bool = False,
 ) -> HttpOutcome:
     """`post` on geventhttpclient; imported on first use, so processes without gevent never load it."""
-    from ethhook.deliver import geventpost
+    from ethhook.deliver.http import geventpost
 
     return geventpost.post(url, body, headers, connect_timeout_s, read_timeout_s, allow_private)
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.config import Settings
 from ethhook.db.models import Delivery, Endpoint, Event, event_record_columns
-from ethhook.deliver.store import (
+from ethhook.deliver.store.attempts import (
     ENDPOINT_FIELDS,
     EndpointView,
     Work,
