@@ -23,7 +23,6 @@ import gevent.pool  # noqa: E402
 
 import bench.common as c  # noqa: E402
 from ethhook.deliver import http  # noqa: E402
-from ethhook.deliver.http import geventpost  # noqa: E402
 from ethhook.deliver.signing import generate_secret, webhook_headers  # noqa: E402
 
 PATH = "/bench/http"
@@ -78,7 +77,7 @@ def requests_post() -> Post:
 def variants() -> dict[str, Post]:
     return {
         "urllib3 (ethhook)": ethhook_post(http.post_urllib3),
-        "geventhttpclient (ethhook)": ethhook_post(geventpost.post),
+        "geventhttpclient (ethhook)": ethhook_post(http.post_gevent),
         "requests.Session": requests_post(),
     }
 

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ethhook.deliver import http
 from ethhook.deliver.http import MAX_READ_BYTES, STORED_BODY_BYTES
+from ethhook.deliver.http import client as http
 
 
 def raw_server(handler: Callable[[socket.socket], None]) -> Iterator[str]:

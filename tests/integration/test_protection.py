@@ -177,7 +177,7 @@ def test_a_dns_answer_that_changes_after_registration_is_refused_at_connect_time
         except StopIteration:
             return [(2, 1, 6, "", ("127.0.0.1", port))]  # …then it points inside
 
-    monkeypatch.setattr(ssrf, "_resolve", resolve)
+    monkeypatch.setattr(ssrf, "resolve", resolve)
     guarded = get_settings().__class__(
         **{**get_settings().__dict__, "allow_private_targets": False}
     )

@@ -1,197 +1,57 @@
 """The one hardened HTTP POST: timeouts, no redirects, a capped body, and a typed outcome.
 
 Two clients keep the same guarantees and error messages. Under gevent (the deliver worker),
-geventhttpclient (deliver/geventpost.py): it costs ~3x less CPU per POST than urllib3
+geventhttpclient (geventpost): it costs ~3x less CPU per POST than urllib3
 (bench/http_client_bench.py), and CPU per POST bounds that worker. Without gevent (threads: the
-CLI's endpoint test, the demo, prefork and solo workers), urllib3's pools directly: geventhttpclient's
-sockets belong to one gevent hub, and `requests` on top of urllib3 cost more CPU per POST than the
-rest of a delivery (bench/RESULTS.md) while none of what it adds may apply to a webhook anyway.
+CLI's endpoint test, the demo, prefork and solo workers), urllib3's pools (urllib3post).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from dataclasses import dataclass
-
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
+from collections.abc import Callable
 
 from ethhook.deliver.beside import green
-from ethhook.deliver.http.ssrf import GUARDED_POOLS
+from ethhook.deliver.http import urllib3post
+from ethhook.deliver.http.outcome import HttpOutcome, Request
 
-MAX_READ_BYTES = 64 * 1024
-STORED_BODY_BYTES = 1024
-POOL_SIZE = 256
-HOSTS_POOLED = 64
+Client = Callable[[Request], HttpOutcome]
 
 
-@dataclass(frozen=True)
-class HttpOutcome:
-    """What happened to one POST; never an exception for a status code."""
-
-    status_code: int | None
-    duration_ms: float
-    error: str | None = None
-    body: str | None = None
-    retry_after: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+def this_process() -> Client:
+    """geventhttpclient in a process whose sockets gevent patched, urllib3 anywhere else."""
+    return gevent_client if green() else urllib3post.post
 
 
-_pools: dict[tuple[int, bool], urllib3.PoolManager] = {}
-_pools_lock = threading.Lock()
-
-
-def _pool_manager(guarded: bool) -> urllib3.PoolManager:
-    """One pool manager per process and guard setting, shared by every thread and greenlet.
-
-    urllib3's pools are thread-safe; sharing them means connections to an endpoint are reused
-    across tasks. Keyed by pid too, so a forked pool process never uses its parent's sockets.
-    """
-    key = (os.getpid(), guarded)
-    manager = _pools.get(key)
-    if manager is None:
-        with _pools_lock:
-            manager = _pools.get(key)
-            if manager is None:
-                manager = urllib3.PoolManager(num_pools=HOSTS_POOLED, maxsize=POOL_SIZE)
-                if guarded:
-                    manager.pool_classes_by_scheme = GUARDED_POOLS
-                _pools[key] = manager
-    return manager
-
-
-def post(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    connect_timeout_s: float,
-    read_timeout_s: float,
-    allow_private: bool = False,
-) -> HttpOutcome:
-    """POST `body`; read at most 64 KiB of the answer and stop reading at the read timeout."""
-    client = post_gevent if green() else post_urllib3
-    return client(url, body, headers, connect_timeout_s, read_timeout_s, allow_private)
-
-
-def post_gevent(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    connect_timeout_s: float,
-    read_timeout_s: float,
-    allow_private: bool = False,
-) -> HttpOutcome:
-    """`post` on geventhttpclient; imported on first use, so processes without gevent never load it."""
+def gevent_client(request: Request) -> HttpOutcome:
+    """geventpost.post, imported on first use: a process without gevent never loads it."""
     from ethhook.deliver.http import geventpost
 
-    return geventpost.post(url, body, headers, connect_timeout_s, read_timeout_s, allow_private)
+    return geventpost.post(request)
 
 
-def post_urllib3(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    connect_timeout_s: float,
-    read_timeout_s: float,
-    allow_private: bool = False,
-) -> HttpOutcome:
-    """`post` on urllib3's pools: safe from any thread."""
-    started = time.perf_counter()
+class Post:
+    """`post(url, body, headers, connect_timeout_s, read_timeout_s, allow_private=False)`, sent
+    by the client `choose` returns when it is called."""
 
-    def elapsed_ms() -> float:
-        return (time.perf_counter() - started) * 1000
+    def __init__(self, name: str, choose: Callable[[], Client]) -> None:
+        self.__name__ = name
+        self._choose = choose
 
-    try:
-        response = _pool_manager(not allow_private).request(
-            "POST",
-            url,
-            body=body,
-            headers=headers,
-            timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
-            retries=False,  # no retry, no redirect followed: errors and 3xx come back as they are
-            redirect=False,
-            preload_content=False,
-        )
-    except NewConnectionError as exc:  # before ConnectTimeoutError: it is a subclass of it
-        return HttpOutcome(None, elapsed_ms(), error=f"connection error: {_reason(exc)}")
-    except ConnectTimeoutError:
-        return HttpOutcome(
-            None, elapsed_ms(), error=f"connect timeout after {connect_timeout_s:g}s"
-        )
-    except ReadTimeoutError:
-        return HttpOutcome(None, elapsed_ms(), error=f"read timeout after {read_timeout_s:g}s")
-    except ProtocolError as exc:
-        return HttpOutcome(None, elapsed_ms(), error=f"connection error: {_reason(exc)}")
-    except (HTTPError, OSError) as exc:
-        return HttpOutcome(None, elapsed_ms(), error=f"request failed: {_reason(exc)}")
-    chunks, error = _read_capped(response, read_timeout_s)
-    text = b"".join(chunks)[:STORED_BODY_BYTES].decode("utf-8", "replace")
-    if 300 <= response.status < 400:
-        location = response.headers.get("location", "")
-        error = f"redirect {response.status} to {location[:200]!r} not followed"
-    return HttpOutcome(
-        response.status,
-        elapsed_ms(),
-        error=error,
-        body=text,
-        retry_after=response.headers.get("retry-after"),
-    )
+    def __call__(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        allow_private: bool = False,
+    ) -> HttpOutcome:
+        """POST `body`; read at most 64 KiB of the answer and stop reading at the read timeout."""
+        request = Request(url, body, headers, connect_timeout_s, read_timeout_s, allow_private)
+        return self._choose()(request)
 
 
-def _read_capped(
-    response: urllib3.BaseHTTPResponse, read_timeout_s: float
-) -> tuple[list[bytes], str | None]:
-    """Read at most MAX_READ_BYTES of the answer; returns the chunks and an error, if any."""
-    chunks: list[bytes] = []
-    size = 0
-    error = None
-    complete = False
-    # The whole answer must arrive within the read timeout: a receiver trickling bytes is cut
-    # off, not waited on byte after byte.
-    deadline = time.perf_counter() + read_timeout_s
-    sock = getattr(response.connection, "sock", None)
-    try:
-        while size < MAX_READ_BYTES:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                error = f"response body still arriving after {read_timeout_s:g}s; cut off"
-                break
-            if sock is not None:
-                sock.settimeout(remaining)
-            chunk = response.read1(8192)
-            if not chunk:
-                complete = True
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except (HTTPError, OSError) as exc:
-        if time.perf_counter() >= deadline:
-            error = f"response body still arriving after {read_timeout_s:g}s; cut off"
-        else:
-            error = f"reading the response failed: {_reason(exc)}"
-    finally:
-        if not complete:
-            response.close()  # unread bytes left: the connection cannot be reused
-        response.release_conn()
-    return chunks, error
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost useful message of a urllib3 error, without pool boilerplate."""
-    inner: object = exc.args[0] if exc.args else exc
-    inner = getattr(inner, "reason", None) or inner
-    text = str(inner)
-    if "): " in text and text.split("(", 1)[0].endswith(("Connection", "ConnectionPool")):
-        text = text.split("): ", 1)[1]
-    return text[:300]
+post = Post("post", this_process)
+# One client whatever the process, for the tests and benchmarks that compare them.
+post_urllib3 = Post("post_urllib3", lambda: urllib3post.post)
+post_gevent = Post("post_gevent", lambda: gevent_client)

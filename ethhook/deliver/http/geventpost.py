@@ -2,8 +2,8 @@
 
 geventhttpclient parses answers in C and sends gevent-native sockets: it costs less CPU per POST
 than urllib3 (bench/http_client_bench.py), and CPU per POST bounds the deliver worker. Its sockets
-and pools belong to one gevent hub, so threads without gevent keep urllib3 (`http.post` chooses).
-Every guarantee of `http.post` holds here too: the SSRF check on the address the socket connects
+and pools belong to one gevent hub, so threads without gevent keep urllib3 (`client.post` chooses).
+Every guarantee of urllib3post holds here too: the SSRF check on the address the socket connects
 to, connect and read timeouts, no redirect followed, 64 KiB read at most, the whole answer within
 the read timeout, TLS verified against the system's certificates.
 """
@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 import gevent
@@ -29,13 +29,8 @@ import gevent.ssl
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
 from ethhook.deliver.http import ssrf
-from ethhook.deliver.http.client import (
-    HOSTS_POOLED,
-    MAX_READ_BYTES,
-    POOL_SIZE,
-    STORED_BODY_BYTES,
-    HttpOutcome,
-)
+from ethhook.deliver.http.outcome import MAX_READ_BYTES, STORED_BODY_BYTES, HttpOutcome, Request
+from ethhook.deliver.http.urllib3post import HOSTS_POOLED, POOL_SIZE
 
 _PATH_SAFE = "/%!$&'()*+,;=:@-._~"  # RFC 3986 pchar and "/", with "%" to keep escapes as they are
 # A header value carrying these would let it write its own header or request.
@@ -70,8 +65,8 @@ def parse_target(url: str) -> Target:
 
 
 class Pool:
-    """Keep-alive connections to one host, shared by every greenlet; the connection classes of
-    `http.post`'s urllib3 path, for gevent.
+    """Keep-alive connections to one host, shared by every greenlet; the guarded connection
+    classes of urllib3post, for gevent.
 
     Like urllib3's pools (block=False), a request never waits for a connection: with none idle it
     opens one, and at most POOL_SIZE idle ones are kept. (geventhttpclient's own pool blocks at its
@@ -110,12 +105,10 @@ class Pool:
         while self.idle:
             self.idle.pop().close()
 
-    def _addresses(self) -> Iterator[Any]:
+    def _addresses(self) -> Iterator[ssrf.IPAddress]:
         if self.guarded:
-            yield from ssrf.checked_addresses(self.host, self.host, self.port)
-            return
-        for _family, _, _, _, sockaddr in ssrf._resolve(self.host, self.port):
-            yield ssrf.ipaddress.ip_address(sockaddr[0])
+            return ssrf.checked_addresses(self.host, self.host, self.port)
+        return ssrf.addresses(self.host, self.port)
 
     def _connect(self) -> gevent.socket.socket:
         """Connect (and shake hands) within the connect timeout, to the first address that
@@ -203,15 +196,10 @@ def _head(target: Target, headers: dict[str, str], length: int) -> bytes:
     ).encode("latin-1")
 
 
-def post(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    connect_timeout_s: float,
-    read_timeout_s: float,
-    allow_private: bool = False,
-) -> HttpOutcome:
-    """POST `body`; read at most 64 KiB of the answer and stop reading at the read timeout."""
+def post(request: Request) -> HttpOutcome:
+    """POST the request's body; read at most 64 KiB of the answer and stop reading at the read
+    timeout. Only in a process whose sockets gevent patched."""
+    url, body, headers, connect_timeout_s, read_timeout_s, allow_private = request
     started = time.perf_counter()
 
     def failed(error: str) -> HttpOutcome:
@@ -219,7 +207,7 @@ def post(
 
     try:
         target = parse_target(url)
-        request = _head(target, headers, len(body)) + body
+        message = _head(target, headers, len(body)) + body
     except (ValueError, UnicodeEncodeError) as exc:
         return failed(f"request failed: {exc}")
     pool = _pool(target, connect_timeout_s, not allow_private)
@@ -231,7 +219,7 @@ def post(
         return failed(_connect_error(target, exc))
     try:
         sock.settimeout(read_timeout_s)
-        sock.sendall(request)
+        sock.sendall(message)
     except BaseException as exc:
         pool.release_socket(sock)
         if isinstance(exc, TimeoutError):

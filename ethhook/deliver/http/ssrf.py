@@ -15,11 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-from urllib3.util.connection import create_connection
-
 from ethhook.exceptions import InputError
 
 log = logging.getLogger(__name__)
@@ -89,13 +84,19 @@ def forbidden_reason(ip: IPAddress) -> str | None:
     return None
 
 
-def _resolve(host: str, port: int) -> list[tuple[Any, ...]]:
+def resolve(host: str, port: int) -> list[tuple[Any, ...]]:
     """getaddrinfo; a name it cannot even encode (an empty label, one over 63 characters) fails
     to resolve like any other, instead of raising UnicodeError past both HTTP clients."""
     try:
         return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     except UnicodeError as exc:
         raise socket.gaierror(socket.EAI_NONAME, f"not a valid host name ({exc})") from None
+
+
+def addresses(host: str, port: int) -> Iterator[IPAddress]:
+    """The addresses `host` resolves to, in order, unjudged (where private targets are allowed)."""
+    for _family, _, _, _, sockaddr in resolve(host, port):
+        yield ipaddress.ip_address(sockaddr[0])
 
 
 def check_url(url: str) -> None:
@@ -107,13 +108,13 @@ def check_url(url: str) -> None:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = [ipaddress.ip_address(host)]
+        found = [ipaddress.ip_address(host)]
     except ValueError:
         try:
-            addresses = [ipaddress.ip_address(info[4][0]) for info in _resolve(host, port)]
+            found = list(addresses(host, port))
         except socket.gaierror:
             return
-    for ip in addresses:
+    for ip in found:
         reason = forbidden_reason(ip)
         if reason:
             log.info("endpoint.url.refused host=%s address=%s reason=%s", host, ip, reason)
@@ -135,74 +136,15 @@ def checked_addresses(host: str, dns_host: str, port: int) -> Iterator[IPAddress
     """The addresses `dns_host` resolves to, in order, each judged just before the caller tries it.
 
     Raises ForbiddenTarget for port 0 and at the first non-public address (`host` names the
-    target in the message). Every connection class of the guarded pools connects through this.
+    target in the message). Every guarded connection of both clients is opened through this.
     """
     port_reason = forbidden_port(port)
     if port_reason:
         raise ForbiddenTarget(f"refused to connect to {host}: {port_reason}")
-    for _family, _, _, _, sockaddr in _resolve(dns_host, port):
-        ip = ipaddress.ip_address(sockaddr[0])
+    for ip in addresses(dns_host, port):
         reason = forbidden_reason(ip)
         if reason:
             log.warning("deliver.ssrf.refused host=%s address=%s reason=%s", host, ip, reason)
             said = refusal(host, ip, reason)
             raise ForbiddenTarget(f"refused to connect to {host}: {said}; {ALLOW_HINT}")
         yield ip
-
-
-class _GuardMixin:
-    """urllib3's `_new_conn`, with the resolved address checked before the socket connects."""
-
-    _dns_host: str
-    port: int
-    host: str
-    timeout: Any
-    source_address: Any
-    socket_options: Any
-
-    def _new_conn(self) -> socket.socket:
-        try:
-            return self._connect_checked()
-        except ForbiddenTarget as exc:
-            raise NewConnectionError(self, str(exc)) from exc  # type: ignore[arg-type]
-        except socket.gaierror as exc:
-            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
-        except TimeoutError as exc:
-            raise ConnectTimeoutError(
-                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
-            ) from exc
-        except OSError as exc:
-            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc  # type: ignore[arg-type]
-
-    def _connect_checked(self) -> socket.socket:
-        error: OSError | None = None
-        for ip in checked_addresses(self.host, self._dns_host, self.port):
-            try:
-                return create_connection(
-                    (str(ip), self.port),
-                    self.timeout,
-                    source_address=self.source_address,
-                    socket_options=self.socket_options,
-                )
-            except OSError as exc:
-                error = exc
-        raise error or OSError(f"no address for {self.host}")
-
-
-class GuardedHTTPConnection(_GuardMixin, HTTPConnection):
-    pass
-
-
-class GuardedHTTPSConnection(_GuardMixin, HTTPSConnection):
-    pass
-
-
-class GuardedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = GuardedHTTPConnection
-
-
-class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = GuardedHTTPSConnection
-
-
-GUARDED_POOLS = {"http": GuardedHTTPConnectionPool, "https": GuardedHTTPSConnectionPool}
