@@ -13,7 +13,7 @@ from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver import http
 from ethhook.deliver.beside import green
-from ethhook.deliver.protect.inflight import OrderedSlots
+from ethhook.deliver.protect import OrderedSlots
 from ethhook.deliver.signing import webhook_headers
 from ethhook.deliver.store import EndpointView, Result, Work
 from ethhook.redact import redact_in

@@ -16,31 +16,34 @@ from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
 from ethhook.deliver.beside import Beside
-from ethhook.deliver.protect.breaker import EndpointBreaker
-from ethhook.deliver.protect.inflight import endpoint_slots, endpoint_turn
-from ethhook.deliver.protect.policy import (
+from ethhook.deliver.protect import (
     RATE_WAIT_INLINE_S,
     Action,
     Deferral,
+    EndpointBreaker,
+    RateLimiter,
     counts_against_breaker,
     deferral,
+    endpoint_slots,
+    endpoint_turn,
+    first_window,
     flush_due,
+    next_window,
+    redis_client,
     sending_budget_s,
     settle,
+    windows,
 )
-from ethhook.deliver.protect.ratelimit import RateLimiter
-from ethhook.deliver.protect.shared import redis_client
-from ethhook.deliver.protect.window import first_window, next_window, windows
 from ethhook.deliver.send import send_window
 from ethhook.deliver.store import (
     EndpointView,
     Result,
     Work,
+    claim_and_load,
     disable_endpoint,
     load_work,
     record,
 )
-from ethhook.deliver.store.claimload import claim_and_load
 from ethhook.workqueue import defer, enqueue_groups, new_claim_token, release_leases
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,7 @@ def deliver(
 ) -> Report:
     """Send one endpoint's deliveries from one message; every step is safe to run twice.
 
-    An endpoint's tasks take turns in a worker, oldest first (deliver.inflight). Per attempt:
+    An endpoint's tasks take turns in a worker, oldest first (protect.inflight). Per attempt:
     endpoint active → rate limit → circuit breaker → signed POST. A rate-limit token due within a
     second is waited for; a longer wait or an open breaker defers the rest of the message without
     using an attempt.

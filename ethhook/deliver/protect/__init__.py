@@ -14,7 +14,7 @@ from ethhook.deliver.protect.policy import (
     settle,
 )
 from ethhook.deliver.protect.ratelimit import RateLimiter
-from ethhook.deliver.protect.retry import RetryDecision, next_retry, parse_retry_after
+from ethhook.deliver.protect.retry import RetryDecision, next_retry, next_state, parse_retry_after
 from ethhook.deliver.protect.shared import redis_client
 from ethhook.deliver.protect.window import WindowMemory, first_window, next_window, windows
 
@@ -35,6 +35,7 @@ __all__ = [
     "first_window",
     "flush_due",
     "next_retry",
+    "next_state",
     "next_window",
     "parse_retry_after",
     "redis_client",

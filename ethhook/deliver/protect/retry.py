@@ -1,4 +1,4 @@
-"""The retry policy: a pure function from an attempt's outcome to the next delay, or give up."""
+"""The retry policy: pure functions from an attempt's outcome to the next delay, or give up."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+
+from ethhook.db.models import DeliveryStatus
+from ethhook.deliver.http import HttpOutcome
 
 JITTER_FRACTION = 0.1
 MAX_RETRY_AFTER_S = 86400.0
@@ -72,3 +75,20 @@ def parse_retry_after(value: str | None, now_epoch: float) -> float | None:
     if when.tzinfo is None:  # asctime and "-0000": GMT, not this machine's time zone
         when = when.replace(tzinfo=UTC)
     return min(max(0.0, when.timestamp() - now_epoch), MAX_RETRY_AFTER_S)
+
+
+def next_state(
+    outcome: HttpOutcome, attempts_made: int, schedule_s: Sequence[float], now: datetime
+) -> tuple[str, datetime | None]:
+    """A delivery's status after an attempt (`attempts_made` counts it) and its next attempt's
+    time: succeeded, pending until then, or failed when every attempt is used. A 429 or 503 may
+    ask for a later retry with Retry-After."""
+    if outcome.ok:
+        return DeliveryStatus.SUCCEEDED, None
+    retry_after = None
+    if outcome.status_code in (429, 503):
+        retry_after = parse_retry_after(outcome.retry_after, now.timestamp())
+    decision = next_retry(attempts_made, schedule_s, retry_after)
+    if decision.delay_s is None:
+        return DeliveryStatus.FAILED, None
+    return DeliveryStatus.PENDING, now + timedelta(seconds=decision.delay_s)

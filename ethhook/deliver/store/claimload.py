@@ -2,7 +2,7 @@
 
 One statement on PostgreSQL: the claim's UPDATE … RETURNING (workqueue.claim_statement, the one
 claim rule) as a writable CTE, joined to the endpoint (on the first row only) and to the events of
-the first `chunk` claimed ids (the rest are loaded as the sending reaches them, see backlog.py).
+the first `chunk` claimed ids (the rest are loaded as the sending reaches them: deliver.backlog).
 Three statements on SQLite (the demo's database).
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.config import Settings
 from ethhook.db.models import Delivery, Endpoint, Event, event_record_columns
-from ethhook.deliver.store.attempts import (
+from ethhook.deliver.store.load import (
     ENDPOINT_FIELDS,
     EndpointView,
     Work,

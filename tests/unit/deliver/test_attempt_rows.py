@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from ethhook.db.models import DeliveryStatus
 from ethhook.deliver.http import STORED_BODY_BYTES, HttpOutcome
-from ethhook.deliver.store.attempts import EndpointView, Result, Work, _rows_total
+from ethhook.deliver.store import EndpointView, Result, Work
+from ethhook.deliver.store.attempts import _rows_total
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 ENDPOINT = EndpointView(
