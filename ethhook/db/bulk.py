@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, text
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+
+from ethhook.db.dialect import insert, is_postgres
 
 
 def unnest_of(table: Table, names: Sequence[str], dialect: Dialect, prefix: str = "c") -> str:
@@ -56,15 +57,17 @@ def insert_ignoring_conflicts(
     if not rows:
         return []
     table: Table = model.__table__
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
+    if not is_postgres(session):
         # RETURNING makes SQLAlchemy send one multi-VALUES statement, not one INSERT per row.
         columns = table.c[*returning] if returning else table.primary_key.columns
         statement = (
-            sqlite.insert(model).on_conflict_do_nothing(index_elements=conflict).returning(*columns)
+            insert(model, session)
+            .on_conflict_do_nothing(index_elements=conflict)
+            .returning(*columns)
         )
         inserted = [tuple(r) for r in session.execute(statement, rows)]
         return inserted if returning else []
+    dialect = session.get_bind().dialect
     names = list(rows[0])
     quote = dialect.identifier_preparer.quote
     params: dict[str, Any] = {}

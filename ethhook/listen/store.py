@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ethhook.db import get_engine, session_scope
+from ethhook.db.dialect import insert, is_postgres
 from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event, utcnow
 from ethhook.listen import reorg
 from ethhook.listen.records import BlockHeader
@@ -46,7 +46,7 @@ class ChainLock:
         """True while this process holds the lock (taking it if free); checks the connection."""
         self.just_taken = False
         engine = get_engine()
-        if engine.dialect.name != "postgresql":
+        if not is_postgres(engine):
             return True
         if self._conn is not None:
             try:
@@ -214,8 +214,7 @@ def _upsert(
 ) -> None:
     """Insert `rows` or, for a key stored already, overwrite its other columns: one statement
     (not a read, then an insert or an update)."""
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    statement = insert(model, session)
     statement = statement.on_conflict_do_update(
         index_elements=list(key),
         set_={name: statement.excluded[name] for name in rows[0] if name not in key},

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     ColumnElement,
     CompoundSelect,
@@ -18,7 +17,6 @@ from sqlalchemy import (
     String,
     and_,
     any_,
-    bindparam,
     cast,
     false,
     func,
@@ -33,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.abi import decode_log_values
 from ethhook.conditions import Condition, canonical_args, compiled, event_signature
+from ethhook.db.dialect import array, is_postgres
 from ethhook.db.models import (
     DeliveryStatus,
     Endpoint,
@@ -60,9 +59,8 @@ def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, li
     """The endpoints each event goes to, found with one indexed query for the whole batch."""
     if not events:
         return {}
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
-        rows = session.execute(match_query(events, dialect.name)).all()
+    if not is_postgres(session):
+        rows = session.execute(match_query(events, arrays=False)).all()
         return pair_with_filters(events, [tuple(row) for row in rows])
     # On PostgreSQL the statement depends only on which branches the batch needs, its values
     # being arrays: it is compiled once per shape and sent as it is, since compiling it for every
@@ -70,7 +68,7 @@ def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, li
     batch = _Batch(events, arrays=True)
     shape = (bool(batch.pairs), bool(batch.words))
     if shape not in _COMPILED:
-        _COMPILED[shape] = str(match_query(events).compile(dialect=dialect))
+        _COMPILED[shape] = str(match_query(events).compile(dialect=session.get_bind().dialect))
     result = session.connection().exec_driver_sql(_COMPILED[shape], batch.values())
     return pair_with_filters(events, [tuple(row) for row in result])
 
@@ -110,22 +108,21 @@ class _Batch:
             in_list: ColumnElement[bool] = column.in_(values)
             return in_list
         if name not in self._params:
-            self._params[name] = bindparam(name, values, type_=ARRAY(item))
+            self._params[name] = array(name, values, item)
         in_array: ColumnElement[bool] = column == any_(self._params[name])
         return in_array
 
     def pairs_table(self) -> Any:
         """The batch's (contract, topic0) pairs as rows, for PostgreSQL to join on its index."""
-        addresses = bindparam("pair_addresses", [a for a, _ in self.pairs], type_=ARRAY(String))
-        topics = bindparam("pair_topics", [t for _, t in self.pairs], type_=ARRAY(String))
+        addresses = array("pair_addresses", [a for a, _ in self.pairs], String)
+        topics = array("pair_topics", [t for _, t in self.pairs], String)
         return func.unnest(addresses, topics).table_valued("address", "topic0").render_derived()
 
 
-def match_query(
-    events: Sequence[ChainEvent], dialect: str = "postgresql"
-) -> Select[Any] | CompoundSelect:
-    """The one query that finds the filter rows of a (non-empty) batch's endpoints."""
-    batch = _Batch(events, arrays=dialect == "postgresql")
+def match_query(events: Sequence[ChainEvent], arrays: bool = True) -> Select[Any] | CompoundSelect:
+    """The one query that finds the filter rows of a (non-empty) batch's endpoints; `arrays`
+    (PostgreSQL's) binds each set of values as one array, else as an IN list (SQLite)."""
+    batch = _Batch(events, arrays)
     f = EndpointFilter
     columns, settings = _filter_columns()
     unkeyed = (*columns, cast(null(), SmallInteger), cast(null(), String), *settings)

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, or_, select, true, update
+from sqlalchemy import ColumnElement, String, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
 from ethhook.db.bulk import insert_ignoring_conflicts
+from ethhook.db.dialect import ids_in, is_postgres, skip_locked
 from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, event_record_columns
 from ethhook.types import ChainEvent
 from ethhook.workqueue.lease import lease_free, new_token
@@ -179,17 +180,13 @@ def claim_unmatched(
     """
     if not event_ids:
         return []
+    named = ids_in(Event.id, event_ids, session, String)
     unmatched: ColumnElement[bool] = Event.matched_at.is_(None)
-    if session.get_bind().dialect.name == "postgresql":
-        # One array: a short statement whatever the batch, nothing per id to render or bind.
-        ids = bindparam("ids", list(event_ids), type_=ARRAY(String))
-        named: ColumnElement[bool] = Event.id == any_(ids)
+    if is_postgres(session):
         # The same condition, in a form the planner cannot match to the partial index of
         # unmatched events, so it finds the events by primary key: with statistics older than a
         # backlog it would read the whole index instead (bench/RESULTS.md §0).
         unmatched = unmatched.is_(true())
-    else:
-        named = Event.id.in_(event_ids)
     rows = session.execute(
         update(Event)
         .where(named, unmatched)
@@ -208,9 +205,8 @@ def due_events(session: Session, now: datetime, limit: int) -> list[tuple[int, s
         .order_by(Event.chain_id, Event.block_number, Event.log_index)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # A second beat process running by mistake skips rows this one is leasing.
-        query = query.with_for_update(skip_locked=True)
+    # A second beat process running by mistake skips rows this one is leasing.
+    query = skip_locked(query, session)
     return [(row[0], row[1]) for row in session.execute(query)]
 
 

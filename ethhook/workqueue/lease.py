@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Update, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
+from ethhook.db.dialect import skip_locked
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint
 
 # Deferrals up to this long go back on the queue with a countdown; longer ones wait in the
@@ -140,9 +141,8 @@ def due_deliveries(
         .order_by(Delivery.next_attempt_at)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # A second beat process running by mistake skips rows this one is leasing.
-        query = query.with_for_update(skip_locked=True, of=Delivery)
+    # A second beat process running by mistake skips rows this one is leasing.
+    query = skip_locked(query, session, of=Delivery)
     return [(row[0], row[1]) for row in session.execute(query)]
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.orm import Session
 
 from ethhook import metrics
+from ethhook.db.dialect import is_postgres
 from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint
 from ethhook.deliver import http
 from ethhook.deliver.protect.retry import next_state
@@ -61,7 +62,7 @@ def record(
         facts.append(rows.facts)
     any_ok = any(state.status == DeliveryStatus.SUCCEEDED for state in states)
     rollups = rollup_rows(endpoint.id, facts)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         record_in_one_statement(
             session, endpoint.id, attempts, states, rollups, any_ok, worker_token, now
         )

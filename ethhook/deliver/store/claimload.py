@@ -18,6 +18,7 @@ from sqlalchemy import Select, Table, and_, func, select
 from sqlalchemy.orm import Session
 
 from ethhook.config import Settings
+from ethhook.db.dialect import is_postgres
 from ethhook.db.models import Delivery, Endpoint, Event, event_record_columns
 from ethhook.deliver.store.load import (
     ENDPOINT_FIELDS,
@@ -54,7 +55,7 @@ def claim_and_load(
     """workqueue.claim, then the endpoint and the work of claimed[:chunk] (none for an endpoint
     that is gone or disabled)."""
     lease_s = settings.delivery_lease_s
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         claimed = claim(session, endpoint_id, delivery_ids, token, worker_token, now, lease_s)
         if not claimed:
             return ClaimedWork([])

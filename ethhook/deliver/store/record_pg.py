@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, TextClause, text
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ethhook.db.bulk import arrays_of, unnest_of
+from ethhook.db.dialect import POSTGRES
 from ethhook.db.models import Delivery, DeliveryAttempt
 from ethhook.deliver.store.rollup import rollup_arrays, unnest_upsert_sql
 
@@ -43,7 +43,6 @@ class NewState(NamedTuple):
     last_error: str | None
 
 
-_PG = postgresql.dialect()
 _ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 _DELIVERIES = cast(Table, Delivery.__table__)
 
@@ -52,10 +51,10 @@ def _record_sql() -> TextClause:
     states = ", ".join(f"{name} = v.{name}" for name in STATE_COLUMNS[1:])
     return text(
         f"WITH new_attempts AS (INSERT INTO delivery_attempts ({', '.join(ATTEMPT_COLUMNS)})"
-        f" SELECT * FROM {unnest_of(_ATTEMPTS, ATTEMPT_COLUMNS, _PG, 'a')}),"
+        f" SELECT * FROM {unnest_of(_ATTEMPTS, ATTEMPT_COLUMNS, POSTGRES, 'a')}),"
         f" moved AS (UPDATE deliveries SET {states}, lease_token = NULL,"
         " lease_expires_at = NULL, updated_at = :w_now"
-        f" FROM {unnest_of(_DELIVERIES, STATE_COLUMNS, _PG, 'd')}"
+        f" FROM {unnest_of(_DELIVERIES, STATE_COLUMNS, POSTGRES, 'd')}"
         f" AS v({', '.join(STATE_COLUMNS)})"
         " WHERE deliveries.id = v.id AND deliveries.lease_token = :w_token),"
         # Auto-disable looks at how long every attempt has been failing.
@@ -82,8 +81,8 @@ def record_in_one_statement(
 ) -> None:
     """`attempts`: one row per attempt (ATTEMPT_COLUMNS); `rollups`: rollup.rollup_rows."""
     params: dict[str, Any] = {
-        **arrays_of(_ATTEMPTS, ATTEMPT_COLUMNS, list(zip(*attempts, strict=True)), _PG, "a"),
-        **arrays_of(_DELIVERIES, STATE_COLUMNS, list(zip(*states, strict=True)), _PG, "d"),
+        **arrays_of(_ATTEMPTS, ATTEMPT_COLUMNS, list(zip(*attempts, strict=True)), POSTGRES, "a"),
+        **arrays_of(_DELIVERIES, STATE_COLUMNS, list(zip(*states, strict=True)), POSTGRES, "d"),
         **rollup_arrays(rollups),
         "w_now": now,
         "w_token": worker_token,

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import TextClause, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
+from ethhook.db.dialect import POSTGRES, insert, is_postgres
 from ethhook.db.models import (
     LATENCY_COLUMNS,
     ROLLUP_COUNTS,
@@ -98,11 +98,10 @@ def upsert_rollups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    if is_postgres(session):
         session.execute(_UNNEST_UPSERT, rollup_arrays(rows))
     else:
-        session.execute(_SQLITE_UPSERT, list(rows))  # the demo's database
+        session.execute(_upsert(session), list(rows))  # the demo's database
 
 
 def rollup_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -114,8 +113,7 @@ def unnest_upsert_sql() -> str:
     """PostgreSQL's upsert of rollup rows sent as arrays (rollup_arrays), as text that another
     statement may end with."""
     c = delivery_rollups.c
-    pg = postgresql.dialect()
-    arrays = ", ".join(f"CAST(:{name} AS {c[name].type.compile(pg)}[])" for name in COLUMNS)
+    arrays = ", ".join(f"CAST(:{name} AS {c[name].type.compile(POSTGRES)}[])" for name in COLUMNS)
     added = ", ".join(f"{name} = delivery_rollups.{name} + excluded.{name}" for name in ADDED)
     return (
         f"INSERT INTO delivery_rollups ({', '.join(COLUMNS)}) SELECT * FROM unnest({arrays})"
@@ -126,12 +124,10 @@ def unnest_upsert_sql() -> str:
 _UNNEST_UPSERT: TextClause = text(unnest_upsert_sql())
 
 
-def _sqlite_upsert() -> Insert:
-    statement = sqlite.insert(delivery_rollups)
+def _upsert(session: Session) -> Insert:
+    """The upsert of rollup rows as SQLAlchemy writes it for the session's database."""
+    statement = insert(delivery_rollups, session)
     table, new = delivery_rollups.c, statement.excluded
     return statement.on_conflict_do_update(
         index_elements=KEY, set_={name: table[name] + new[name] for name in ADDED}
     )
-
-
-_SQLITE_UPSERT = _sqlite_upsert()
