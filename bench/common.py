@@ -22,25 +22,24 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import tests.conftest as tc  # noqa: E402  (sets test env; overridden below)
+import tests.support.env as test_env  # (sets the test environment; overridden below)
 from bench.machine import machine  # noqa: F401  (re-exported)
 from ethhook.demo.localredis import LocalRedis
+from tests.support.services import Worker
+from tests.support.waiting import free_port, stop_process, wait_until
 
-ROOT = tc.ROOT
-BIN = tc.BIN
-TMP = tc.TMP
+ROOT = test_env.ROOT
+BIN = test_env.BIN
+TMP = test_env.TMP
 # Greenlets per deliver worker, as workers/README.md recommends for production.
 DELIVER_CONCURRENCY = 100
-free_port = tc.free_port
-wait_until = tc.wait_until
-stop_process = tc.stop_process
 
-PG_ADMIN_URL = os.environ.get("ETHHOOK_BENCH_PG", tc.PG_ADMIN_URL)
+PG_ADMIN_URL = os.environ.get("ETHHOOK_BENCH_PG", test_env.PG_ADMIN_URL)
 BENCH_DB = f"ethhook_bench_{uuid.uuid4().hex[:8]}"
 REDIS_PORT = free_port()
 
 # Production defaults for everything but where the services are and private targets (loopback).
-for _var in list(tc.TEST_ENV):
+for _var in list(test_env.TEST_ENV):
     os.environ.pop(_var, None)
 BENCH_ENV = {
     "ETHHOOK_DATABASE_URL": f"{PG_ADMIN_URL}/{BENCH_DB}",
@@ -145,9 +144,9 @@ def services() -> Iterator[Services]:
         s.close()
 
 
-def start_worker(name: str, queues: str, pool: str, concurrency: int) -> tc.Worker:
+def start_worker(name: str, queues: str, pool: str, concurrency: int) -> Worker:
     """A Celery worker exactly as the README runs it (task events on via celeryconfig)."""
-    return tc.Worker(name, beat=False, pool=pool, concurrency=concurrency, queues=queues)
+    return Worker(name, beat=False, pool=pool, concurrency=concurrency, queues=queues)
 
 
 # --- the receiver -------------------------------------------------------------------------------

@@ -68,8 +68,8 @@ def prepare(contract: str, task: int) -> tuple[list[int], str]:
     """One task's 100 deliveries, stored and matched as the pipeline would; (ids, token)."""
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from tests.factories import transfer
-    from tests.integration.helpers import store_and_match
+    from tests.support.db import store_and_match
+    from tests.support.factories import transfer
 
     events = [
         transfer(contract=contract, block=1 + task, log_index=i, value=task * PER_TASK + i)
@@ -85,8 +85,8 @@ def run(receiver: c.ReceiverProcess, tasks: int, warmup: int) -> dict[str, Any]:
     from ethhook.config import get_settings
     from ethhook.db import session_scope
     from ethhook.deliver.service import deliver
-    from tests.factories import TRANSFER, address
-    from tests.integration.helpers import add_endpoint
+    from tests.support.endpoints import add_endpoint
+    from tests.support.factories import TRANSFER, address
 
     contract = address(11)
     endpoint_id, secret = add_endpoint(receiver.url("/db"), contracts=[contract], events=[TRANSFER])

@@ -88,7 +88,7 @@ def make_batches(
     endpoints: int, batches: int, size: int, rng: random.Random, fanout: int
 ) -> list[list]:
     """Batches of `size` events, each batch going to `fanout` distinct random endpoints."""
-    from tests.factories import transfer
+    from tests.support.factories import transfer
 
     out = []
     for _ in range(batches):

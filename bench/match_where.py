@@ -29,8 +29,8 @@ _block = [20_000_000]
 
 def transfer_batches(n: int, batches: int, size: int, rng: random.Random) -> list[list[Any]]:
     """Batches of Transfers on TOKEN: even ones to a random watched address, odd ones not."""
-    from tests.factories import address, transfer, word_address
-    from tests.integration.helpers import watched_address
+    from tests.support.endpoints import watched_address
+    from tests.support.factories import address, transfer, word_address
 
     out = []
     for _ in range(batches):
@@ -89,8 +89,8 @@ def set_key_index(present: bool) -> float:
 
 
 def topic_index(n: int, runs: int, batches: int, size: int, svc: c.Services) -> dict[str, Any]:
-    from tests.factories import TRANSFER
-    from tests.integration.helpers import seed_keyed_endpoints
+    from tests.support.endpoints import seed_keyed_endpoints
+    from tests.support.factories import TRANSFER
 
     started = time.perf_counter()
     seed_keyed_endpoints(1, n, TOKEN, TRANSFER)
@@ -151,7 +151,7 @@ def topic_index(n: int, runs: int, batches: int, size: int, svc: c.Services) -> 
 def check_cost(m: int, events: int, rounds: int) -> dict[str, Any]:
     """CPU µs per event to pair M rows with their `value >= X` conditions, and without them."""
     from ethhook.match.service import pair_with_filters
-    from tests.factories import TRANSFER, TRANSFER_TOPIC, transfer
+    from tests.support.factories import TRANSFER, TRANSFER_TOPIC, transfer
 
     rng = random.Random(7)
     thresholds = [rng.randrange(10**21) for _ in range(m)]

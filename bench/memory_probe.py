@@ -156,35 +156,39 @@ def import_report(with_packages: bool, with_breakdown: bool) -> dict[str, Any]:
 
 
 class _Worker:
-    """A Celery worker started as tests.conftest.Worker does, plus extra command-line options."""
+    """A Celery worker started as tests.support.services.Worker does, plus extra command-line
+    options."""
 
     def __init__(self, name: str, queues: str, pool: str, concurrency: int, extra: list[str]):
         import os
 
-        import tests.conftest as tc
+        from tests.support.env import BIN, ROOT, TMP
+        from tests.support.waiting import wait_until
 
-        self.log_path = tc.TMP / f"worker-{name}.log"
-        args = [str(tc.BIN / "celery"), "-A", "ethhook.celery_app", "worker", "-Q", queues]
+        self.log_path = TMP / f"worker-{name}.log"
+        args = [str(BIN / "celery"), "-A", "ethhook.celery_app", "worker", "-Q", queues]
         args += ["-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO", *extra]
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            args, cwd=tc.ROOT, env=os.environ.copy(), stdout=self._log, stderr=subprocess.STDOUT
+            args, cwd=ROOT, env=os.environ.copy(), stdout=self._log, stderr=subprocess.STDOUT
         )
-        tc.wait_until(lambda: "ready." in self.log_path.read_text(), 60, 0.2, f"worker {name}")
+        wait_until(lambda: "ready." in self.log_path.read_text(), 60, 0.2, f"worker {name}")
 
     def stop(self) -> None:
-        import tests.conftest as tc
+        from tests.support.waiting import stop_process
 
-        tc.stop_process(self.proc, 20)
+        stop_process(self.proc, 20)
         self._log.close()
 
 
 def live_report(events: int, deliver_args: list[str], http_only: bool) -> dict[str, Any]:
     """Idle and under-load peak RSS of the real processes (MB, main process and each child)."""
     import bench.common as c  # sets the ETHHOOK_* variables: import before ethhook's settings
-    from tests.e2e.conftest import Anvil, ListenerProcess, Token, anvil_binary
-    from tests.factories import TRANSFER
-    from tests.integration.helpers import add_endpoint
+    from ethhook.demo.devchain import anvil_binary
+    from tests.support.chain import Anvil, Token
+    from tests.support.endpoints import add_endpoint
+    from tests.support.factories import TRANSFER
+    from tests.support.listener import ListenerProcess
 
     out: dict[str, Any] = {}
     started: list[Any] = []

@@ -43,9 +43,11 @@ class Pipeline:
 
     def _start(self, svc: c.Services, deliver_workers: int) -> None:
         from ethhook.deliver.signing import generate_secret
-        from tests.e2e.conftest import Anvil, ListenerProcess, Token, anvil_binary
-        from tests.factories import TRANSFER
-        from tests.integration.helpers import add_endpoint
+        from ethhook.demo.devchain import anvil_binary
+        from tests.support.chain import Anvil, Token
+        from tests.support.endpoints import add_endpoint
+        from tests.support.factories import TRANSFER
+        from tests.support.listener import ListenerProcess
 
         self.svc = svc
         self.receiver = c.ReceiverProcess()

@@ -18,8 +18,9 @@ def preload(receiver: c.ReceiverProcess, events: int, endpoints: int = 10) -> in
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
     from ethhook.workqueue import enqueue_groups
-    from tests.factories import TRANSFER, address, transfer
-    from tests.integration.helpers import add_endpoint, store_and_match
+    from tests.support.db import store_and_match
+    from tests.support.endpoints import add_endpoint
+    from tests.support.factories import TRANSFER, address, transfer
 
     token = address(7)
     secrets = {}

@@ -39,8 +39,8 @@ from typing import Any
 import psutil
 
 from bench.meters import CpuMeter, percentiles
-from tests.faults.conftest import Rig, make_rig
-from tests.faults.harness import Arrivals, TimedStream, settle
+from tests.support.faults_rig import Rig, make_rig
+from tests.support.faults_stream import Arrivals, TimedStream, settle
 
 OUT = Path(__file__).resolve().parent / "out" / "soak.json"
 KILLED_FOR_S = 3.0

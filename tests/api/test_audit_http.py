@@ -21,10 +21,10 @@ import redis
 import requests
 from cryptography.fernet import Fernet
 
-from tests.api.conftest import ApiServer
-from tests.api.test_resources import assert_problem
-from tests.conftest import REDIS_PORT, wait_until
-from tests.receiver import Receiver
+from tests.support.api import ApiServer, assert_problem
+from tests.support.env import REDIS_PORT
+from tests.support.receiver import Receiver
+from tests.support.waiting import wait_until
 
 
 @contextmanager

@@ -19,13 +19,14 @@ from ethhook.db.models import EndpointFilter, utcnow
 from ethhook.replay import create_replay
 from ethhook.replay.run import run_chunk
 from ethhook.service.scope import OPERATOR
-from tests.api.conftest import ApiServer
-from tests.api.test_resources import TRANSFER, assert_problem, endpoint_count
-from tests.conftest import free_port
-from tests.e2e.conftest import Anvil
-from tests.factories import address
-from tests.integration.helpers import add_endpoint, ethhook
-from tests.receiver import Receiver
+from tests.support.api import ApiServer, assert_problem
+from tests.support.chain import Anvil
+from tests.support.cli import ethhook
+from tests.support.db import endpoint_count
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import TRANSFER, address
+from tests.support.receiver import Receiver
+from tests.support.waiting import free_port
 
 PUBLIC = "https://93.184.216.34/hook"  # a literal public address: no DNS, never contacted
 

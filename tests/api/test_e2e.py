@@ -11,11 +11,12 @@ import pytest
 from standardwebhooks import Webhook
 
 from ethhook.demo.devchain import events_in
-from tests.api.conftest import ApiServer
-from tests.conftest import wait_until
-from tests.e2e.conftest import Token, wait_for_cursor
-from tests.factories import TRANSFER
-from tests.receiver import Receiver
+from tests.support.api import ApiServer
+from tests.support.chain import Token
+from tests.support.factories import TRANSFER
+from tests.support.listener import wait_for_cursor
+from tests.support.receiver import Receiver
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.usefixtures("db", "worker")]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import ApiServer
-from tests.api.test_resources import assert_problem, endpoint_count
-from tests.conftest import free_port
-from tests.receiver import Receiver
+from tests.support.api import ApiServer, assert_problem
+from tests.support.db import endpoint_count
+from tests.support.receiver import Receiver
+from tests.support.waiting import free_port
 
 
 def new_key() -> dict[str, str]:

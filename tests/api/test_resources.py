@@ -7,34 +7,16 @@ import time
 from typing import Any
 
 import psutil
-from sqlalchemy import make_url, select, text
+from sqlalchemy import make_url, text
 
 from ethhook.config import get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import Delivery, Endpoint
-from tests.api.conftest import ApiServer
-from tests.receiver import Receiver
+from ethhook.db.models import Delivery
+from tests.support.api import ApiServer, assert_problem
+from tests.support.db import endpoint_count
+from tests.support.receiver import Receiver
 
 TRANSFER = "Transfer(address indexed from, address indexed to, uint256 value)"
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
-
-
-def assert_problem(answer: Any, status: int, kind: str, detail_part: str = "") -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
-    problem = answer.json()
-    assert PROBLEM_KEYS <= set(problem) <= PROBLEM_KEYS | {"errors"}
-    assert problem["type"] == f"urn:ethhook:problem:{kind}"
-    assert problem["status"] == status and problem["title"] and problem["detail"]
-    assert detail_part in problem["detail"]
-    return problem
-
-
-def endpoint_count() -> int:
-    with session_scope() as session:
-        return len(session.scalars(select(Endpoint.id)).all())
-
-
 def test_an_endpoint_from_creation_to_deletion(api: ApiServer, tenants: dict[str, Any]) -> None:
     key = tenants["a"]["key"]
     body = {

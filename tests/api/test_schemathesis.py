@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from ethhook.api.app import create_app
 from ethhook.config import load_settings
-from tests.api.conftest import ApiServer
+from tests.support.api import ApiServer
 
 MAX_EXAMPLES = 25
 CHECKS = [

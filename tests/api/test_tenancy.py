@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ethhook.service.keys import generate_key
-from tests.api.conftest import ApiServer
+from tests.support.api import ApiServer
 
 # Path parameter → the tenant resource it names.
 RESOURCE = {

@@ -1,59 +1,14 @@
-"""The console served by uvicorn on a loopback port, a headless Chromium driven by Selenium, and
-tenants (an application, its key, its endpoints) made through the service layer.
-
-Screenshots of the pages are saved only when ETHHOOK_SCREENSHOTS names a folder (e.g.
-`ETHHOOK_SCREENSHOTS=docs/console pytest tests/browser`), so that CI leaves the tree clean.
-"""
+"""Browser-tier fixtures: the console served in the test process, two tenants, and a headless
+Chromium driven by Selenium (helpers in tests/support/console.py)."""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_until
-
-
-@dataclass(frozen=True)
-class Tenant:
-    application_id: int
-    key: str
-
-
-class ConsoleServer:
-    """The HTTP API's app with the console mounted, as `ethhook api` serves it, by uvicorn in a
-    thread of the test process."""
-
-    def __init__(self) -> None:
-        import uvicorn
-
-        from ethhook.api.app import create_app
-        from ethhook.config import get_settings
-        from ethhook.console import mount
-
-        settings = get_settings()
-        app = create_app(settings)
-        mount(app, settings)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
-        self._thread.start()
-        wait_until(lambda: self.server.started, 30, 0.05, "the console server to start")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(10)
+from tests.support.console import CHROMEDRIVER, CHROMIUM, ConsoleServer, Tenant, make_tenant
 
 
 @pytest.fixture(scope="session")
@@ -61,16 +16,6 @@ def console(database: str, redis_server: str) -> Iterator[ConsoleServer]:
     server = ConsoleServer()
     yield server
     server.stop()
-
-
-def make_tenant(name: str) -> Tenant:
-    from ethhook.db import session_scope
-    from ethhook.service.apps import create_application
-    from ethhook.service.scope import OPERATOR
-
-    with session_scope() as session:
-        created = create_application(session, name, scope=OPERATOR)
-    return Tenant(created.application.id, created.api_key)
 
 
 @pytest.fixture()
@@ -81,12 +26,6 @@ def tenant(db: None) -> Tenant:
 @pytest.fixture()
 def other_tenant(db: None) -> Tenant:
     return make_tenant("globex")
-
-
-# --- the browser --------------------------------------------------------------------------------
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture()
@@ -107,87 +46,3 @@ def browser() -> Iterator[Any]:
     driver.implicitly_wait(0)
     yield driver
     driver.quit()
-
-
-def screenshot(driver: Any, name: str) -> None:
-    """Save the whole page as <ETHHOOK_SCREENSHOTS>/<name>.png when that variable is set."""
-    folder = os.environ.get("ETHHOOK_SCREENSHOTS")
-    if not folder:
-        return
-    path = Path(folder) if Path(folder).is_absolute() else ROOT / folder
-    path.mkdir(parents=True, exist_ok=True)
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    metrics = {"width": 1280, "height": max(720, height), "deviceScaleFactor": 1, "mobile": False}
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
-    try:
-        driver.save_screenshot(str(path / f"{name}.png"))
-    finally:
-        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-
-
-def sign_in(driver: Any, base_url: str, key: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(f"{base_url}/console/sign-in")
-    driver.find_element(By.ID, "key").send_keys(key)
-    driver.find_element(By.ID, "sign-in").click()
-    wait_until(
-        lambda: (
-            driver.find_elements(By.ID, "sign-in-error")
-            or not driver.current_url.endswith("/console/sign-in")
-        ),
-        10,
-        0.05,
-        "the answer to signing in",
-    )
-
-
-def wait_for(driver: Any, element_id: str) -> Any:
-    """The element with this id, once the page that has it has loaded (a click on a link or a
-    form button may return before the next page is there)."""
-    from selenium.webdriver.common.by import By
-
-    return wait_until(lambda: driver.find_elements(By.ID, element_id), 10, 0.05, element_id)[0]
-
-
-# --- an HTTP client that signs in like a browser ------------------------------------------------
-
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_token(html: str) -> str:
-    match = CSRF_FIELD.search(html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
-
-
-def signed_in_client(base_url: str, key: str) -> tuple[httpx.Client, str]:
-    """A client with a console session for `key`, and the session's CSRF token."""
-    client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30)
-    token = csrf_token(client.get("/console/sign-in").text)
-    answer = client.post("/console/sign-in", data={"csrf_token": token, "key": key})
-    assert answer.status_code == 303, answer.text
-    page = client.get("/console/endpoints")
-    assert page.status_code == 200
-    return client, csrf_token(page.text)
-
-
-def running_replay(endpoint_id: int, **progress: int) -> int:
-    """A running replay job on chain 1 for the endpoint, with this range and progress; its id.
-
-    Held by a chunk message for an hour, so that beat (a worker may be running) leaves it."""
-    from ethhook.db import session_scope
-    from ethhook.db.models import ReplayJob, ReplayState, utcnow
-
-    with session_scope() as session:
-        job = ReplayJob(
-            chain_id=1,
-            endpoint_id=endpoint_id,
-            state=ReplayState.RUNNING,
-            lease_token="held-by-the-test",
-            lease_expires_at=utcnow() + timedelta(hours=1),
-            **progress,
-        )
-        session.add(job)
-        session.flush()
-        return job.id

@@ -14,9 +14,9 @@ from sqlalchemy import Interval, literal, select, update
 
 from ethhook.db import session_scope
 from ethhook.db.models import ConsoleSessionRow
-from tests.api.conftest import ApiServer
-from tests.browser.conftest import csrf_token, sign_in, signed_in_client, wait_for
-from tests.conftest import wait_until
+from tests.support.api import ApiServer
+from tests.support.console import csrf_token, sign_in, signed_in_client, wait_for
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 

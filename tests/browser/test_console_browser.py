@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint
-from tests.browser.conftest import running_replay, screenshot, sign_in, wait_for
-from tests.conftest import wait_until
-from tests.factories import TRANSFER, address, transfer
-from tests.integration.helpers import add_endpoint, publish_events
+from tests.support.console import running_replay, screenshot, sign_in, wait_for
+from tests.support.db import publish_events
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import TRANSFER, address, transfer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 

@@ -13,9 +13,10 @@ from ethhook.db.models import (
     Endpoint,
     utcnow,
 )
-from tests.browser.conftest import csrf_token, running_replay, signed_in_client
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, store_and_match
+from tests.support.console import csrf_token, running_replay, signed_in_client
+from tests.support.db import store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 pytestmark = pytest.mark.browser
 

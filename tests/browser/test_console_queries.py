@@ -18,9 +18,10 @@ from ethhook.db.models import (
 from ethhook.exceptions import NotFoundError
 from ethhook.service.deliveries import DeliveryFilter, list_deliveries
 from ethhook.service.stats import deliveries_per_minute
-from tests.browser.conftest import make_tenant
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, store_and_match
+from tests.support.console import make_tenant
+from tests.support.db import store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("db")]
 

@@ -14,7 +14,8 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import BIN, ROOT, TMP, free_port, stop_process, wait_until
+from tests.support.env import BIN, ROOT, TMP
+from tests.support.waiting import free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.e2e.conftest import Token
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token
+from tests.support.endpoints import add_endpoint
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 
@@ -109,7 +109,7 @@ def test_metrics_and_health_report_each_chain(start_anvil, start_listener, recei
     # Given a listener with its HTTP endpoint on, following one node, and a watched token
     import requests
 
-    from tests.conftest import free_port
+    from tests.support.waiting import free_port
 
     node = start_anvil(chain_id=1)
     token = Token(node)

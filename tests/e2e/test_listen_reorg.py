@@ -9,9 +9,10 @@ import time
 import pytest
 
 from ethhook.types import event_id_for
-from tests.conftest import wait_until
-from tests.e2e.conftest import DEPLOYER, Token, wait_for_cursor
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token, replace_last_blocks
+from tests.support.endpoints import add_endpoint
+from tests.support.listener import wait_for_cursor
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 
@@ -84,19 +85,6 @@ def test_reorg_depth_3_sends_removed_to_instant_and_only_canonical_to_confirmed(
     assert len(receiver.on("/confirmed")) == len(after)
     assert "listen.reorg.detected chain=ethereum depth=3" in listener.log()
     assert listener.terminate() == 0
-
-
-def replace_last_blocks(node, token, depth: int, txs: int, base: int) -> None:
-    """anvil_reorg of `depth` blocks, the new blocks holding `txs` transactions of 3 Transfers."""
-    head = node.block_number()
-    nonce = int(node.rpc("eth_getTransactionCount", DEPLOYER, hex(head - depth)), 16)
-    replacements = [
-        [node.rpc("eth_signTransaction", {"from": DEPLOYER, "to": token.address,
-                                          "data": token.emit_tx_data(3, base + 10 * j),
-                                          "gas": hex(1_000_000), "nonce": hex(nonce + j)}), j]
-        for j in range(txs)
-    ]
-    node.rpc("anvil_reorg", depth, replacements)
 
 
 def test_reorg_while_the_listener_is_stopped_is_found_when_it_starts_again(

@@ -9,10 +9,11 @@ import time
 import pytest
 
 from ethhook.demo.devchain import events_in
-from tests.conftest import wait_until
-from tests.e2e.conftest import Token, cursor_of, python_launcher, wait_for_cursor
-from tests.e2e.fakes import FakeRpc, TcpProxy, wait_quiet
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token
+from tests.support.endpoints import add_endpoint
+from tests.support.fakes import FakeRpc, TcpProxy, wait_quiet
+from tests.support.listener import cursor_of, python_launcher, wait_for_cursor
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 
@@ -243,7 +244,7 @@ def test_broker_down_stores_the_events_and_moves_on_for_beat_to_publish(
     from ethhook.db import session_scope
     from ethhook.db.models import Event, utcnow
     from ethhook.maintenance.jobs import dispatch_unmatched
-    from tests.conftest import free_port
+    from tests.support.waiting import free_port
 
     node = start_anvil(chain_id=1)
     token = Token(node)

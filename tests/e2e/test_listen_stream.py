@@ -8,10 +8,11 @@ import time
 import pytest
 
 from ethhook.demo.devchain import events_in
-from tests.conftest import wait_until
-from tests.e2e.conftest import Token, expected_transfer, wait_for_cursor
-from tests.factories import TRANSFER
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token, expected_transfer
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import TRANSFER
+from tests.support.listener import wait_for_cursor
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 

@@ -22,11 +22,13 @@ from ethhook.db import session_scope
 from ethhook.db.models import Delivery
 from ethhook.service import apps
 from ethhook.service.scope import OPERATOR
-from tests.conftest import TMP, free_port, wait_until
-from tests.e2e.conftest import Token, cursor_of
-from tests.e2e.test_up import start_up
-from tests.factories import TRANSFER
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token
+from tests.support.cli import start_up
+from tests.support.endpoints import add_endpoint
+from tests.support.env import TMP
+from tests.support.factories import TRANSFER
+from tests.support.listener import cursor_of
+from tests.support.waiting import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.usefixtures("db", "redis_server")]
 

@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 from ethhook.celery_app import app
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
-from tests.conftest import Worker, free_port, wait_until
-from tests.e2e.conftest import Token
-from tests.factories import TRANSFER
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import TRANSFER
+from tests.support.services import Worker
+from tests.support.waiting import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psutil
@@ -17,10 +15,14 @@ import pytest
 
 from ethhook.db import session_scope
 from ethhook.db.models import ReplayJob
-from tests.conftest import TMP, Worker, wait_until
-from tests.e2e.conftest import Token, cursor_of, wait_for_cursor
-from tests.factories import TRANSFER
-from tests.integration.helpers import add_endpoint, ethhook
+from tests.support.chain import Token, build_chain
+from tests.support.cli import ethhook
+from tests.support.db import job_row
+from tests.support.endpoints import add_endpoint
+from tests.support.env import TMP
+from tests.support.factories import TRANSFER
+from tests.support.listener import cursor_of, wait_for_cursor
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 
@@ -29,39 +31,6 @@ MB = 1024 * 1024
 # Prague (EIP-2935's history contract) and with the state history it keeps (foundry#15715).
 FAST_MINING = ["--hardfork", "cancun", "--prune-history"]
 COMMITTED = re.compile(r"replay\.chunk\.committed job=(\d+) blocks=(\d+)-(\d+)")
-
-
-@pytest.fixture()
-def start_replay_worker() -> Iterator[Any]:
-    """Maintenance workers that know the test's chain URLs (a replay reads the node where it
-    runs); the session worker stops taking maintenance tasks meanwhile."""
-    from ethhook.celery_app import app
-
-    host = "main@" + os.uname().nodename
-    app.control.cancel_consumer("maintenance", destination=[host], reply=True, timeout=5)
-    workers: list[Worker] = []
-
-    def start(env: dict[str, str]) -> Worker:
-        name = f"replay-{len(workers) + 1}-{os.getpid()}"
-        worker = Worker(name, env, beat=False, concurrency=2, queues="maintenance")
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        if worker.proc.poll() is None:
-            worker.stop()
-        print(f"--- {worker.log_path.name} (replay lines) ---")
-        print("\n".join(line for line in worker.log().splitlines() if "replay." in line)[-4000:])
-    app.control.add_consumer("maintenance", destination=[host], reply=True, timeout=5)
-
-
-def job_row(job_id: int) -> ReplayJob:
-    with session_scope() as session:
-        job = session.get(ReplayJob, job_id)
-        assert job is not None
-        session.expunge(job)
-        return job
 
 
 def committed_chunks(log: str) -> list[tuple[int, int]]:
@@ -123,15 +92,6 @@ def test_replay_redelivers_a_block_range_to_one_endpoint_with_the_same_webhook_i
     )
     past = ethhook("replay", "--chain", "1", "--from-block", "1", "--to-block", "99999", env=chain)
     assert past.returncode == 2 and "is past the chain's head" in past.stderr
-
-
-def build_chain(node: Any, token: Token, transactions: int, per_tx: int, gap: int) -> int:
-    """`transactions` transactions of `per_tx` Transfers, `gap` empty blocks after each; returns
-    the number of events."""
-    for k in range(transactions):
-        token.emit_transfers(per_tx, 10_000 + k * per_tx)
-        node.mine(gap)
-    return transactions * per_tx
 
 
 def start_job(
@@ -293,7 +253,7 @@ def test_a_tenants_replay_behind_at_or_ahead_of_the_listener_costs_no_other_endp
     (ahead of it). B receives every event once; A gets its replays and nothing twice else."""
     from ethhook.service import apps
     from ethhook.service.scope import OPERATOR
-    from tests.api.conftest import ApiServer
+    from tests.support.api import ApiServer
 
     node = start_anvil(chain_id=1)
     token = Token(node)

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BIN, Worker, wait_until
-from tests.e2e.conftest import Token
-from tests.e2e.test_replay import build_chain, job_row
-from tests.factories import TRANSFER
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token, build_chain
+from tests.support.db import job_row
+from tests.support.endpoints import add_endpoint
+from tests.support.env import BIN
+from tests.support.factories import TRANSFER
+from tests.support.services import Worker
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 

@@ -5,39 +5,19 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import time
 
 import psutil
 import pytest
 
-from tests.conftest import BIN, ROOT, TMP, free_port, stop_process, wait_until
-from tests.e2e.conftest import Token, cursor_of
-from tests.factories import TRANSFER
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token
+from tests.support.cli import start_up
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import TRANSFER
+from tests.support.listener import cursor_of
+from tests.support.waiting import free_port, stop_process, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "redis_server")]
-
-
-def start_up(env: dict[str, str], name: str) -> tuple[subprocess.Popen[bytes], object]:
-    log = open(TMP / f"up-{name}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            str(BIN / "ethhook"),
-            "up",
-            "--workdir",
-            str(TMP / f"up-{name}"),
-            "--deliver-pool",
-            "threads",
-            "--deliver-concurrency",
-            "8",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return proc, log
 
 
 def test_up_under_sigterm_leaves_no_process_and_loses_no_event(receiver, start_anvil):

@@ -9,10 +9,11 @@ import pytest
 
 from ethhook.abi import to_checksum_address
 from ethhook.demo.devchain import ACCOUNT as DEPLOYER
-from tests.conftest import wait_until
-from tests.e2e.conftest import Token, calldata, wait_for_cursor
-from tests.factories import TRANSFER
-from tests.integration.helpers import add_endpoint
+from tests.support.chain import Token, calldata
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import TRANSFER
+from tests.support.listener import wait_for_cursor
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 

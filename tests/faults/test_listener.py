@@ -13,10 +13,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import wait_until
-from tests.e2e.test_listen_reorg import replace_last_blocks
-from tests.faults.conftest import Rig
-from tests.faults.harness import PATH, arrived, settle
+from tests.support.chain import replace_last_blocks
+from tests.support.faults_pipeline import PATH
+from tests.support.faults_rig import Rig
+from tests.support.faults_stream import arrived, settle
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.faults.conftest import Rig, make_rig
-from tests.faults.harness import settle
+from tests.support.faults_rig import Rig, make_rig
+from tests.support.faults_stream import settle
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import wait_until
-from tests.faults.harness import settle
+from tests.support.faults_stream import settle
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,9 @@ import pytest
 from celery import Celery
 from sqlalchemy import create_engine, text
 
-from tests.conftest import wait_until
-from tests.faults.harness import Pipeline, PrivatePostgres, PrivateRedis
+from tests.support.faults_pipeline import Pipeline
+from tests.support.faults_services import PrivatePostgres, PrivateRedis
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.faults.harness import PATH, settle
+from tests.support.faults_pipeline import PATH
+from tests.support.faults_stream import settle
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,10 @@ from ethhook.service.deliveries import DeliveryFilter
 from ethhook.service.pages import Page
 from ethhook.service.scope import OPERATOR
 from ethhook.service.validation import build_changes
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, ethhook, row_counts, store_and_match
-from tests.integration.test_cli import assert_refused
+from tests.support.cli import assert_refused, ethhook
+from tests.support.db import row_counts, store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 pytestmark = pytest.mark.usefixtures("db")
 

@@ -26,9 +26,10 @@ from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, utcnow
 from ethhook.service.endpoints import create_endpoint
 from ethhook.service.scope import OPERATOR
 from ethhook.service.validation import build_spec
-from tests.conftest import BIN, PG_ADMIN_URL, REDIS_PORT, Worker
-from tests.factories import address, transfer
-from tests.integration.helpers import add_pending_deliveries
+from tests.support.db import add_pending_deliveries
+from tests.support.env import BIN, PG_ADMIN_URL, REDIS_PORT
+from tests.support.factories import address, transfer
+from tests.support.services import Worker
 
 DELIVERIES = 1500
 PER_TASK = 10

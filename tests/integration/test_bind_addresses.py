@@ -10,7 +10,7 @@ import re
 import pytest
 
 from ethhook.config import load_settings
-from tests.conftest import ROOT
+from tests.support.env import ROOT
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (test extra) reads the deployment files")
 

@@ -11,8 +11,8 @@ from ethhook.db import session_scope
 from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, utcnow
 from ethhook.workqueue import delivery_row, store_events
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 COLUMNS = ("endpoint_id", "event_id", "kind", "status", "attempts", "next_attempt_at")
 COLUMNS += ("release_block", "lease_token", "lease_expires_at", "created_at", "updated_at")

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from ethhook.db import session_scope
-from ethhook.db.models import Delivery, Endpoint, EndpointFilter
-from tests.factories import TRANSFER, address
-from tests.integration.helpers import add_endpoint, ethhook, row_counts
+from tests.support.cli import assert_refused, ethhook
+from tests.support.db import database_state, row_counts
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import TRANSFER, address
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -133,24 +130,6 @@ BAD_TEXT = [
 def _ids(args: tuple[str, ...]) -> str:
     text = " ".join(a if len(a) < 30 else f"{a[:12]}…({len(a)})" for a in args)
     return text.encode("ascii", "backslashreplace").decode()
-
-
-def database_state() -> list[Any]:
-    """Every column of every endpoint, filter and delivery row: what a refused command leaves."""
-    with session_scope() as session:
-        return [
-            session.execute(select(table).order_by(*table.primary_key)).all()
-            for table in (Endpoint.__table__, EndpointFilter.__table__, Delivery.__table__)
-        ]
-
-
-def assert_refused(result: subprocess.CompletedProcess[str]) -> str:
-    """Exit 2, one line of error, no traceback, nothing on stdout; returns the line."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ethhook") and "error:" in lines[0], lines
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    return lines[0]
 
 
 @pytest.mark.parametrize("args", BAD_NUMBERS + BAD_TEXT, ids=_ids)

@@ -12,17 +12,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from sqlalchemy import select
 
 from ethhook.db import session_scope
-from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint
-from tests.conftest import Worker, wait_until
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, publish_events
+from ethhook.db.models import DeliveryStatus, Endpoint
+from tests.support.db import deliveries, publish_events
+from tests.support.endpoints import SCHEDULE, add_endpoint
+from tests.support.factories import address, transfer
+from tests.support.services import Worker
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 
-SCHEDULE = "0,1,1"  # three attempts, a second apart
 EVENTS = 5
 BAD = 2  # the log index of the event whose deliveries get the bad answer
 
@@ -111,30 +111,6 @@ class RawReceiver:
         self._stop.set()
         self._thread.join(2)
         self.server.close()
-
-
-def deliveries(endpoint_id: int) -> dict[int, tuple[Delivery, list[DeliveryAttempt]]]:
-    """The endpoint's deliveries by their event's log index, each with its attempts in order."""
-    from ethhook.db.models import Event
-
-    with session_scope() as session:
-        rows = session.execute(
-            select(Delivery, Event.log_index)
-            .join(Event, Event.id == Delivery.event_id)
-            .where(Delivery.endpoint_id == endpoint_id)
-        ).all()
-        found = {}
-        for delivery, log_index in rows:
-            attempts = list(
-                session.scalars(
-                    select(DeliveryAttempt)
-                    .where(DeliveryAttempt.delivery_id == delivery.id)
-                    .order_by(DeliveryAttempt.attempt_number)
-                )
-            )
-            session.expunge_all()
-            found[log_index] = (delivery, attempts)
-        return found
 
 
 @pytest.fixture()

@@ -10,10 +10,11 @@ import pytest
 
 from ethhook.db import session_scope
 from ethhook.db.models import DeliveryStatus, Endpoint
-from tests.conftest import Worker, wait_until
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, publish_events
-from tests.integration.test_deliver_bad_answers import SCHEDULE, deliveries
+from tests.support.db import deliveries, publish_events
+from tests.support.endpoints import SCHEDULE, add_endpoint
+from tests.support.factories import address, transfer
+from tests.support.services import Worker
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 

@@ -16,8 +16,9 @@ from ethhook.deliver import service
 from ethhook.deliver.protect.window import WindowMemory
 from ethhook.deliver.service import deliver
 from ethhook.workqueue import DispatchGroup
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, store_and_match
+from tests.support.db import store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 
 def matched(contract: int, blocks: Sequence[int], per_block: int) -> list[DispatchGroup]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BIN, ROOT
+from tests.support.env import BIN, ROOT
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (test extra) reads the deployment files")
 
@@ -352,7 +352,7 @@ def metric_names_in(expr: str) -> set[str]:
 
 
 def test_alert_expressions_use_only_exported_metrics() -> None:
-    from tests.metric_names import iter_metric_names
+    from tests.support.metric_names import iter_metric_names
 
     known = set(iter_metric_names()) | {"up"}
     rules = yaml.safe_load(ALERTS.read_text())
@@ -398,7 +398,7 @@ def test_prometheus_scrapes_listener_and_every_worker() -> None:
 def test_dashboard_queries_use_exported_metrics() -> None:
     import json
 
-    from tests.metric_names import iter_metric_names
+    from tests.support.metric_names import iter_metric_names
 
     known = set(iter_metric_names()) | {"up"}
     dashboard = json.loads(DASHBOARD.read_text())

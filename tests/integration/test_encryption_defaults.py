@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from ethhook.config import parse_secret_keys
-from tests.conftest import BIN, ROOT, TMP, free_port, stop_process, wait_until
-from tests.integration.helpers import ethhook
+from tests.support.cli import ethhook
+from tests.support.env import BIN, ROOT, TMP
+from tests.support.waiting import free_port, stop_process, wait_until
 
 # The start-up warning, as every process logs it.
 WARNING = re.compile(

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, utcnow
-from tests.factories import TRANSFER, address, transfer
-from tests.integration.helpers import ethhook, store_and_match
-from tests.integration.test_cli import assert_refused, database_state
+from tests.support.cli import assert_refused, ethhook
+from tests.support.db import database_state, store_and_match
+from tests.support.factories import TRANSFER, address, transfer
 
 pytestmark = pytest.mark.usefixtures("db")
 

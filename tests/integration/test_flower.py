@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from ethhook.queues import Queue
-from tests.conftest import BIN, ROOT, TMP, Worker, free_port, stop_process, wait_until
+from tests.support.env import BIN, ROOT, TMP
+from tests.support.services import Worker
+from tests.support.waiting import free_port, stop_process, wait_until
 
 USER, PASSWORD = "ops", "s3cret-for-tests"
 

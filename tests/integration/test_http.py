@@ -7,51 +7,15 @@ workers; called directly here, in the test thread's own gevent hub).
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from ethhook.deliver.http import MAX_READ_BYTES, STORED_BODY_BYTES
 from ethhook.deliver.http import client as http
-
-
-def raw_server(handler: Callable[[socket.socket], None]) -> Iterator[str]:
-    """A TCP server on loopback that runs `handler` for each connection (bounded: 20 of them)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(20)
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        served = 0
-        while not stop.is_set() and served < 20:
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            served += 1
-            threading.Thread(target=_run, args=(handler, conn), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
-    stop.set()
-    thread.join(2)
-    server.close()
-
-
-def _run(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
-    with conn:
-        conn.settimeout(10)
-        try:
-            conn.recv(65536)
-            handler(conn)
-        except OSError:
-            return
+from tests.support.sockets import raw_server
 
 
 @pytest.fixture(params=["urllib3", "gevent"], autouse=True)

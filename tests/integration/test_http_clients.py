@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ethhook.deliver import http
-from tests.integration.test_http import raw_server
+from tests.support.sockets import raw_server
 
 CLIENTS = {"urllib3": http.post_urllib3, "gevent": http.post_gevent}
 

@@ -24,8 +24,9 @@ from ethhook.workqueue import (
     new_claim_token,
 )
 from ethhook.workqueue.lease import UNCLAIMED_HOLD_LEASES
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, add_pending_deliveries
+from tests.support.db import add_pending_deliveries
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 pytestmark = pytest.mark.usefixtures("db")
 

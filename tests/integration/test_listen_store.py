@@ -14,8 +14,8 @@ from ethhook.listen.records import BlockHeader
 from ethhook.listen.reorg import KEEP_BLOCKS, TRIM_EVERY
 from ethhook.listen.store import ChainLock, load_state, rewind, save_range
 from ethhook.types import ChainEvent
-from tests.factories import address, h32, transfer
-from tests.integration.helpers import add_endpoint
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, h32, transfer
 
 pytestmark = pytest.mark.usefixtures("db")
 

@@ -14,8 +14,9 @@ from ethhook.db.models import Delivery, Event, utcnow
 from ethhook.match.service import match_stored
 from ethhook.match.tasks import match_events
 from ethhook.workqueue import store_events
-from tests.factories import APPROVAL_TOPIC, TRANSFER, address, transfer
-from tests.integration.helpers import add_endpoint, store_and_match
+from tests.support.db import store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import APPROVAL_TOPIC, TRANSFER, address, transfer
 
 
 class SelectCounter:

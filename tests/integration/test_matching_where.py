@@ -17,16 +17,10 @@ from ethhook.match.service import find_matches, match_query
 from ethhook.service.endpoints import update_endpoint
 from ethhook.service.scope import OPERATOR
 from ethhook.service.validation import build_changes
-from tests.factories import TRANSFER, TRANSFER_TOPIC, address, transfer, word_address
-from tests.integration.helpers import (
-    add_endpoint,
-    ethhook,
-    explained,
-    seed_keyed_endpoints,
-    store_and_match,
-    watched_address,
-)
-from tests.integration.test_cli import assert_refused, database_state
+from tests.support.cli import assert_refused, ethhook
+from tests.support.db import database_state, explained, store_and_match
+from tests.support.endpoints import add_endpoint, seed_keyed_endpoints, watched_address
+from tests.support.factories import TRANSFER, TRANSFER_TOPIC, address, transfer, word_address
 
 TOKEN = address(500)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.conftest import ROOT
+from tests.support.env import ROOT
 
 
 def test_scrape_time_gauges_read_the_database_and_the_broker(db: None, redis_server: str) -> None:
@@ -14,8 +14,9 @@ def test_scrape_time_gauges_read_the_database_and_the_broker(db: None, redis_ser
     from ethhook import metrics
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from tests.factories import address, transfer
-    from tests.integration.helpers import add_endpoint, store_and_match
+    from tests.support.db import store_and_match
+    from tests.support.endpoints import add_endpoint
+    from tests.support.factories import address, transfer
 
     contract = address(77)
     add_endpoint("https://hooks.example.com/m", contracts=[contract])
@@ -47,7 +48,7 @@ def test_scrape_time_gauges_are_absent_when_the_broker_is_down() -> None:
     from prometheus_client import CollectorRegistry
 
     from ethhook import metrics
-    from tests.conftest import free_port
+    from tests.support.waiting import free_port
 
     registry = CollectorRegistry()
     registry.register(
@@ -82,7 +83,7 @@ def test_worker_metrics_merge_pool_processes(redis_server: str) -> None:
     """Given a worker's main process serving /metrics, its forked pool processes' counts add up."""
     import sys
 
-    from tests.conftest import free_port
+    from tests.support.waiting import free_port
 
     port = free_port()
     result = subprocess.run(

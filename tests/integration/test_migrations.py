@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, ROOT
-
-
-def alembic(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ETHHOOK_DATABASE_URL": url}
-    return subprocess.run(
-        [str(BIN / "alembic"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.support.cli import alembic
 
 
 def test_alembic_check_finds_no_drift_on_postgresql(database):
@@ -38,7 +25,7 @@ def test_sqlite_upgrades_checks_and_downgrades(tmp_path: Path):
 
 @pytest.mark.usefixtures("db")
 def test_db_upgrade_is_idempotent(database):
-    from tests.integration.helpers import ethhook
+    from tests.support.cli import ethhook
 
     result = ethhook("db", "upgrade")
     assert result.returncode == 0, result.stderr
@@ -83,7 +70,7 @@ def _day_rows_after_upgrade(url: str) -> list[tuple]:
 def test_the_stats_migration_adds_up_day_rows_from_hour_rows(tmp_path: Path):
     from sqlalchemy import create_engine, text
 
-    from tests.conftest import PG_ADMIN_URL
+    from tests.support.env import PG_ADMIN_URL
 
     expected = [("2026-11-30", 2, 20.0), ("2026-12-01", 1, 10.0)]
     assert _day_rows_after_upgrade(f"sqlite:///{tmp_path / 'ethhook.db'}") == expected

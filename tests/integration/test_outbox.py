@@ -18,8 +18,9 @@ from ethhook.match.replay import redeliver
 from ethhook.match.service import match_stored
 from ethhook.types import ChainEvent
 from ethhook.workqueue import claim_unmatched, orphan_blocks, store_events
-from tests.factories import address, h32, transfer
-from tests.integration.helpers import add_endpoint, explained
+from tests.support.db import explained
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, h32, transfer
 
 pytestmark = pytest.mark.usefixtures("db")
 

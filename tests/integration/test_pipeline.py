@@ -13,8 +13,10 @@ from ethhook.celery_app import app
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus
 from ethhook.types import ChainEvent
-from tests.conftest import wait_until
-from tests.factories import (
+from tests.support.cli import ethhook
+from tests.support.db import publish_events
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import (
     APPROVAL,
     APPROVAL_TOPIC,
     TRANSFER,
@@ -22,7 +24,7 @@ from tests.factories import (
     address,
     transfer,
 )
-from tests.integration.helpers import add_endpoint, ethhook, publish_events
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("db", "worker")
 

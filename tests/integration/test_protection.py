@@ -27,8 +27,10 @@ from ethhook.deliver.protect.ratelimit import RateLimiter
 from ethhook.deliver.service import deliver
 from ethhook.maintenance import jobs
 from ethhook.service.endpoints import rotate_secret
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, ethhook, row_counts, store_and_match
+from tests.support.cli import ethhook
+from tests.support.db import row_counts, store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 
 @pytest.fixture()

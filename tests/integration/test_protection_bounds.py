@@ -32,10 +32,13 @@ from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, utcnow
 from ethhook.types import webhook_id_for
 from ethhook.workqueue import DELIVER_TASK, DispatchGroup, enqueue_groups, new_token
-from tests.conftest import TEST_ENV, Worker, wait_until
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, add_pending_deliveries
-from tests.receiver import Received, Receiver
+from tests.support.db import add_pending_deliveries
+from tests.support.endpoints import add_endpoint
+from tests.support.env import TEST_ENV
+from tests.support.factories import address, transfer
+from tests.support.receiver import Received, Receiver
+from tests.support.services import Worker
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db")]
 

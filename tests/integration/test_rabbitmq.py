@@ -14,9 +14,10 @@ from celery import Celery
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
 from ethhook.workqueue import MATCH_TASK, store_events
-from tests.conftest import Worker, wait_until
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
+from tests.support.services import Worker
+from tests.support.waiting import wait_until
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672"
 

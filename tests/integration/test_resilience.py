@@ -15,10 +15,13 @@ from sqlalchemy import select
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint
 from ethhook.types import webhook_id_for
-from tests.conftest import TMP, Worker, stop_process, wait_until
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, ethhook
-from tests.integration.helpers import publish_events as publish
+from tests.support.cli import ethhook
+from tests.support.db import publish_events as publish
+from tests.support.endpoints import add_endpoint
+from tests.support.env import TMP
+from tests.support.factories import address, transfer
+from tests.support.services import Worker
+from tests.support.waiting import stop_process, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 
@@ -200,7 +203,7 @@ def test_two_beat_processes_send_nothing_twice(receiver, worker):
     log = open(TMP / "beat-second.log", "w")  # noqa: SIM115
     import subprocess
 
-    from tests.conftest import BIN, ROOT
+    from tests.support.env import BIN, ROOT
 
     beat = subprocess.Popen(
         [

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ethhook.db.schema import SCHEMA_REVISION
-from tests.conftest import BIN, PG_ADMIN_URL, ROOT, TMP, free_port
-from tests.integration.helpers import ethhook
-from tests.integration.test_migrations import alembic
+from tests.support.cli import alembic, ethhook
+from tests.support.env import BIN, PG_ADMIN_URL, ROOT, TMP
+from tests.support.waiting import free_port
 
 UPGRADE = "run `ethhook db upgrade`"
 # A password in the URL (trust authentication ignores it): no message may show it.

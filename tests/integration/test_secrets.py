@@ -17,8 +17,10 @@ from ethhook.db.models import utcnow
 from ethhook.deliver.service import deliver
 from ethhook.deliver.store import load_endpoint
 from ethhook.service.endpoints import rotate_secret
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, ethhook, store_and_match
+from tests.support.cli import ethhook
+from tests.support.db import store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 pytestmark = pytest.mark.usefixtures("db")
 

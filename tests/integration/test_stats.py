@@ -30,8 +30,10 @@ from ethhook.deliver.service import deliver
 from ethhook.deliver.store import Result, Work, load_endpoint, record
 from ethhook.maintenance import jobs
 from ethhook.service.stats import delivery_stats, percentile_from_buckets
-from tests.factories import address, transfer
-from tests.integration.helpers import add_endpoint, ethhook, store_and_match
+from tests.support.cli import ethhook
+from tests.support.db import store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
 
 T0 = datetime(2026, 11, 30, 10, 59, 30, tzinfo=UTC)
 

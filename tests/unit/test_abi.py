@@ -6,7 +6,7 @@ from eth_utils import to_checksum_address
 
 from ethhook.abi import decode_log, parse_event_filter, parse_event_signature
 from ethhook.exceptions import InputError
-from tests.factories import TRANSFER, TRANSFER_TOPIC, address, word_address
+from tests.support.factories import TRANSFER, TRANSFER_TOPIC, address, word_address
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from ethhook.db.schema import SCHEMA_REVISION, revision_problem
-from tests.conftest import ROOT
+from tests.support.env import ROOT
 
 
 def test_schema_revision_is_the_head_of_the_migrations() -> None:

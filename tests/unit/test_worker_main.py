@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import BIN
+from tests.support.env import BIN
 
 PROBE = "import sys; {setup}; print('flower' in sys.modules, 'tornado' in sys.modules)"
 

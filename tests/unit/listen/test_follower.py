@@ -8,14 +8,7 @@ import pytest
 from ethhook.listen.errors import RpcErrorResponse
 from ethhook.listen.store import ChainState, WatchList
 from ethhook.listen.sync import Limits
-from tests.unit.listen.fakechain import (
-    TOKEN,
-    TOPIC,
-    FakeChain,
-    Recorder,
-    make,
-    run,
-)
+from tests.support.fakechain import TOKEN, TOPIC, FakeChain, Recorder, make, run
 
 
 def test_first_start_follows_from_the_head_without_replaying_history():

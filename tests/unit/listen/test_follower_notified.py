@@ -8,12 +8,7 @@ import pytest
 from ethhook.listen.errors import ChainMoved
 from ethhook.listen.follower import ChainFollower
 from ethhook.listen.store import ChainState, WatchList
-from tests.unit.listen.fakechain import (
-    FakeChain,
-    Recorder,
-    make,
-    run,
-)
+from tests.support.fakechain import FakeChain, Recorder, make, run
 
 
 def following(blocks: int) -> tuple[FakeChain, Recorder, ChainFollower]:

@@ -19,7 +19,7 @@ from ethhook.listen.errors import RpcBadResponse
 from ethhook.listen.records import parse_header, parse_log, quantity
 from ethhook.listen.replay import fetch_range
 from ethhook.listen.rpc import HttpTransport, RpcClient, WebSocketTransport
-from tests.unit.listen.test_pieces import H1, H2, raw_log
+from tests.support.rawlogs import H1, H2, raw_log
 
 # --- records --------------------------------------------------------------------------------------
 

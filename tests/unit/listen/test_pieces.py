@@ -12,31 +12,10 @@ from ethhook.listen.errors import ChainMoved, RpcBadResponse
 from ethhook.listen.records import BlockHeader, logs_to_events, parse_header, parse_log
 from ethhook.listen.store import WatchList
 from ethhook.listen.sync import range_log_level
+from tests.support.rawlogs import H1, H2, TOKEN, raw_log
 
-H1 = "0x" + "11" * 32
-H2 = "0x" + "22" * 32
-TX = "0x" + "aa" * 32
-TOKEN = "0x" + "ab" * 20
 OTHER = "0x" + "cd" * 20
 WATCH_EVERYTHING = WatchList(rows=frozenset({(None, None)}))
-
-
-def raw_log(
-    block: int = 5, block_hash: str = H1, index: int = 0, address: str = TOKEN, **over: object
-) -> dict[str, object]:
-    log = {
-        "address": address.upper().replace("0X", "0x"),
-        "topics": [H2.upper().replace("0X", "0x")],
-        "data": "0x" + "00" * 31 + "07",
-        "blockNumber": hex(block),
-        "blockHash": block_hash,
-        "transactionHash": TX,
-        "transactionIndex": "0x0",
-        "logIndex": hex(index),
-        "removed": False,
-    }
-    log.update(over)
-    return log
 
 
 # --- backoff --------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from ethhook.match.service import Match, pair_with_filters
 from ethhook.types import ChainEvent
-from tests.factories import TRANSFER_TOPIC, address, transfer, word_address
+from tests.support.factories import TRANSFER_TOPIC, address, transfer, word_address
 
 TOKEN = "0x" + "aa" * 20
 OTHER = "0x" + "bb" * 20

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.support.env import ROOT
 
 
 def test_pipeline_names_are_importable_from_the_package() -> None:
@@ -63,6 +63,6 @@ def test_worker_metrics_port_comes_from_the_settings() -> None:
     from ethhook.config import get_settings
     from ethhook.metrics import start_worker_metrics
 
-    assert get_settings().worker_metrics_port == 0  # tests/conftest.py: ETHHOOK_WORKER_METRICS_PORT
+    assert get_settings().worker_metrics_port == 0  # tests/support/env.py: ETHHOOK_WORKER_METRICS_PORT
     assert start_worker_metrics() is None
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # never switched to multiprocess mode

@@ -6,7 +6,7 @@ import pytest
 
 
 def _value(name: str, **labels: str) -> float:
-    from tests.metric_names import registry
+    from tests.support.metric_names import registry
 
     return registry().get_sample_value(name, labels) or 0.0
 
@@ -54,7 +54,7 @@ def test_metric_helpers_increment_and_read_back() -> None:
 
 
 def test_design_metric_names_are_defined() -> None:
-    from tests.metric_names import METRIC_NAMES, registry
+    from tests.support.metric_names import METRIC_NAMES, registry
 
     exported = {m.name for m in registry().collect()}
     exported |= {name + "_total" for name in exported}  # counters' family names drop _total

@@ -1,26 +1,22 @@
-"""End-to-end fixtures: anvil nodes (installed from npm when missing), the TestToken contract, and
-`ethhook listen` as a real subprocess, on top of tests/conftest.py's database, Redis and worker."""
+"""A local chain for tests: anvil nodes on free loopback ports, the TestToken contract deployed on
+them, its calls' data, and the Transfers they emit."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
-from ethhook.config import BUILTIN_CHAINS
 from ethhook.demo.devchain import ACCOUNT as DEPLOYER
-from ethhook.demo.devchain import anvil_binary, confirm_receipts
-from tests.conftest import BIN, ROOT, TMP, free_port, wait_until
+from ethhook.demo.devchain import confirm_receipts
+from tests.support.env import ROOT, TMP
+from tests.support.waiting import free_port, wait_until
 
 ARTIFACT = json.loads((ROOT / "contracts" / "TestToken.json").read_text())
 
@@ -170,144 +166,33 @@ def expected_transfer(base: int, i: int) -> dict[str, str]:
     }
 
 
-class ListenerProcess:
-    """`ethhook listen` as a subprocess with its own chain URLs; output to a log file."""
-
-    count = 0
-
-    def __init__(
-        self,
-        chains: dict[str, str],
-        extra_env: dict[str, str] | None = None,
-        launcher: list[str] | None = None,
-    ) -> None:
-        ListenerProcess.count += 1
-        self.log_path = TMP / f"listener-{ListenerProcess.count}.log"
-        self.env = os.environ.copy()
-        self.env.update({"ETHHOOK_METRICS_PORT": "0", "PYTHONUNBUFFERED": "1"})
-        self.env.update(chains)
-        self.chains = dict(chains)
-        self.env.update(extra_env or {})
-        self.args = launcher or [str(BIN / "ethhook"), "listen"]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 (the child keeps it)
-        self.proc = subprocess.Popen(
-            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_started(self, *chain_ids: int, timeout: float = 30) -> None:
-        """Until the listener saved a cursor for every chain (it reads every block after it);
-        by default the built-in chains whose URLs it was given."""
-        if not chain_ids:
-            chain_ids = tuple(
-                sorted(
-                    {
-                        BUILTIN_CHAINS[var.split("_")[0].lower()]
-                        for var in self.chains
-                        if var.split("_")[0].lower() in BUILTIN_CHAINS
-                    }
-                )
-            )
-            assert chain_ids, "name the chain ids to wait for"
-        wait_until(
-            lambda: self._alive() and all(cursor_of(c) is not None for c in chain_ids),
-            timeout,
-            0.1,
-            what=f"listener to start (log: {self.log_path})",
-        )
-
-    def _alive(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"listener exited {self.proc.returncode}: {self.log()[-3000:]}")
-        return True
-
-    def terminate(self, timeout: float = 10) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.terminate()
-            except subprocess.TimeoutExpired:
-                self.kill()
+def replace_last_blocks(node: Anvil, token: Token, depth: int, txs: int, base: int) -> None:
+    """anvil_reorg of `depth` blocks, the new blocks holding `txs` transactions of 3 Transfers."""
+    head = node.block_number()
+    nonce = int(node.rpc("eth_getTransactionCount", DEPLOYER, hex(head - depth)), 16)
+    replacements = [
+        [
+            node.rpc(
+                "eth_signTransaction",
+                {
+                    "from": DEPLOYER,
+                    "to": token.address,
+                    "data": token.emit_tx_data(3, base + 10 * j),
+                    "gas": hex(1_000_000),
+                    "nonce": hex(nonce + j),
+                },
+            ),
+            j,
+        ]
+        for j in range(txs)
+    ]
+    node.rpc("anvil_reorg", depth, replacements)
 
 
-@pytest.fixture(scope="session")
-def anvil_bin() -> Path:
-    return anvil_binary()
-
-
-@pytest.fixture()
-def start_anvil(anvil_bin: Path) -> Iterator[Any]:
-    """Start anvil nodes: `start_anvil(chain_id=1, extra=[...])`; all stopped at teardown."""
-    nodes: list[Anvil] = []
-
-    def start(chain_id: int = 1, name: str = "anvil", extra: list[str] | None = None) -> Anvil:
-        node = Anvil(anvil_bin, chain_id, name, extra)
-        nodes.append(node)
-        return node
-
-    yield start
-    for node in nodes:
-        node.stop()
-
-
-@pytest.fixture()
-def start_listener() -> Iterator[Any]:
-    """Start `ethhook listen` processes; all stopped at teardown."""
-    procs: list[ListenerProcess] = []
-
-    def start(chains: dict[str, str], **kw: Any) -> ListenerProcess:
-        proc = ListenerProcess(chains, **kw)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.stop()
-        # Shown by pytest only when the test failed.
-        print(f"--- {proc.log_path.name} (last 60 lines) ---")
-        print("\n".join(proc.log().splitlines()[-60:]))
-
-
-def cursor_of(chain_id: int) -> int | None:
-    from ethhook.db import session_scope
-    from ethhook.db.models import ChainCursor
-
-    with session_scope() as session:
-        row = session.get(ChainCursor, chain_id)
-        return None if row is None else row.block_number
-
-
-def python_launcher(**constants: Any) -> list[str]:
-    """Run the listener with some module constants changed (short timeouts in fault tests)."""
-    lines = ["import sys", "from ethhook.cli import main"]
-    for dotted, value in constants.items():
-        module, name = dotted.rsplit(".", 1)
-        lines.append(f"import {module}; {module}.{name} = {value!r}")
-    lines.append("sys.exit(main(['listen']))")
-    return [sys.executable, "-c", "; ".join(lines)]
-
-
-def wait_for_cursor(chain_id: int, at_least: int, timeout: float = 60) -> None:
-    wait_until(
-        lambda: (cursor_of(chain_id) or -1) >= at_least,
-        timeout,
-        0.1,
-        what=f"cursor of chain {chain_id} to reach {at_least}",
-    )
+def build_chain(node: Anvil, token: Token, transactions: int, per_tx: int, gap: int) -> int:
+    """`transactions` transactions of `per_tx` Transfers, `gap` empty blocks after each; returns
+    the number of events."""
+    for k in range(transactions):
+        token.emit_transfers(per_tx, 10_000 + k * per_tx)
+        node.mine(gap)
+    return transactions * per_tx

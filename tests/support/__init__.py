@@ -1,0 +1,1 @@
+"""The test rig every tier and the benchmarks share: services, processes, receivers and helpers."""

@@ -1,0 +1,165 @@
+"""The fixtures every tier shares (a pytest plugin, registered by tests/conftest.py): the database
+and private Redis, a Celery worker, receivers, anvil nodes, listeners, replay workers, the API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.support import services
+from tests.support.env import TMP
+from tests.support.receiver import Receiver
+from tests.support.services import Worker
+
+if TYPE_CHECKING:  # imported by the fixtures that use them: web3 and the API cost ~0.3 s to import
+    from tests.support.api import ApiServer
+    from tests.support.chain import Anvil
+    from tests.support.listener import ListenerProcess
+
+# --- services -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    """A new PostgreSQL database, migrated with `ethhook db upgrade`, dropped at the end."""
+    url = services.create_database()
+    yield url
+    services.drop_database()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A private redis-server on a free loopback port (tests may FLUSHALL it)."""
+    server = services.start_redis()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture()
+def db(database: str) -> Iterator[None]:
+    """Empty tables before each test that uses the database."""
+    services.empty_tables()
+    yield
+
+
+@pytest.fixture(scope="session")
+def worker(database: str, redis_server: str) -> Iterator[Worker]:
+    w = Worker("main")
+    yield w
+    w.stop()
+
+
+@pytest.fixture()
+def start_replay_worker() -> Iterator[Any]:
+    """Maintenance workers that know the test's chain URLs (a replay reads the node where it
+    runs); the session worker stops taking maintenance tasks meanwhile."""
+    from ethhook.celery_app import app
+
+    host = "main@" + os.uname().nodename
+    app.control.cancel_consumer("maintenance", destination=[host], reply=True, timeout=5)
+    workers: list[Worker] = []
+
+    def start(env: dict[str, str]) -> Worker:
+        name = f"replay-{len(workers) + 1}-{os.getpid()}"
+        worker = Worker(name, env, beat=False, concurrency=2, queues="maintenance")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.proc.poll() is None:
+            worker.stop()
+        print(f"--- {worker.log_path.name} (replay lines) ---")
+        print("\n".join(line for line in worker.log().splitlines() if "replay." in line)[-4000:])
+    app.control.add_consumer("maintenance", destination=[host], reply=True, timeout=5)
+
+
+# --- receivers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+# --- chains and listeners -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def anvil_bin() -> Path:
+    from ethhook.demo.devchain import anvil_binary
+
+    return anvil_binary()
+
+
+@pytest.fixture()
+def start_anvil(anvil_bin: Path) -> Iterator[Any]:
+    """Start anvil nodes: `start_anvil(chain_id=1, extra=[...])`; all stopped at teardown."""
+    from tests.support.chain import Anvil
+
+    nodes: list[Anvil] = []
+
+    def start(chain_id: int = 1, name: str = "anvil", extra: list[str] | None = None) -> Anvil:
+        node = Anvil(anvil_bin, chain_id, name, extra)
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture()
+def start_listener() -> Iterator[Any]:
+    """Start `ethhook listen` processes; all stopped at teardown."""
+    from tests.support.listener import ListenerProcess
+
+    procs: list[ListenerProcess] = []
+
+    def start(chains: dict[str, str], **kw: Any) -> ListenerProcess:
+        proc = ListenerProcess(chains, **kw)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.stop()
+        # Shown by pytest only when the test failed.
+        print(f"--- {proc.log_path.name} (last 60 lines) ---")
+        print("\n".join(proc.log().splitlines()[-60:]))
+
+
+# --- the HTTP API -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def api(database: str, redis_server: str) -> Iterator[ApiServer]:
+    """The API with its rate limits off (other tests send many requests with one key, and
+    many without a valid one)."""
+    from tests.support.api import ApiServer
+
+    server = ApiServer({"ETHHOOK_API_RATE_LIMIT": "0", "ETHHOOK_API_AUTH_FAILURE_RATE": "0"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def operator_key(db: None) -> str:
+    from ethhook.db import session_scope
+    from ethhook.service import apps
+
+    with session_scope() as session:
+        return apps.set_operator_key(session)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cleanup_tmp() -> Iterator[None]:
+    yield
+    shutil.rmtree(TMP, ignore_errors=True)

@@ -1,0 +1,132 @@
+"""The test process's services: its PostgreSQL database (created, migrated, emptied, dropped), its
+private redis-server, and real Celery workers on them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from ethhook.demo.localredis import LocalRedis
+from tests.support.env import BIN, PG_ADMIN_URL, REDIS_PORT, ROOT, TEST_DB, TEST_ENV, TMP
+from tests.support.waiting import stop_process, wait_until
+
+
+def create_database() -> str:
+    """A new PostgreSQL database, migrated with `ethhook db upgrade`; its URL."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(f"{PG_ADMIN_URL}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
+    admin.dispose()
+    subprocess.run(
+        [str(BIN / "ethhook"), "db", "upgrade"],
+        check=True,
+        env=os.environ.copy(),
+        capture_output=True,
+    )
+    return TEST_ENV["ETHHOOK_DATABASE_URL"]
+
+
+def drop_database() -> None:
+    from sqlalchemy import create_engine, text
+
+    from ethhook.db import dispose_engine
+
+    dispose_engine()
+    admin = create_engine(f"{PG_ADMIN_URL}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def empty_tables() -> None:
+    """Every table as the migration left it, and nothing in Redis about endpoints."""
+    from sqlalchemy import text
+
+    from ethhook.db import get_engine
+
+    with get_engine().begin() as conn:
+        conn.execute(
+            text(
+                "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, endpoints, "
+                "chain_cursors, chain_blocks, api_keys, replay_jobs, console_sessions "
+                "RESTART IDENTITY CASCADE"
+            )
+        )
+        # The built-in application stays, as the migration made it.
+        conn.execute(text("DELETE FROM applications WHERE name <> 'default'"))
+    forget_endpoint_state()
+
+
+def forget_endpoint_state() -> None:
+    """Empty the Redis database of breakers, rate limits and idempotency keys: RESTART IDENTITY
+    hands the same endpoint ids out again, and a breaker an earlier test opened for endpoint 1
+    would be the next endpoint 1's."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_ENV["ETHHOOK_REDIS_URL"], socket_connect_timeout=1)
+    try:
+        client.flushdb()
+    except redis.ConnectionError:
+        pass  # the private redis-server has not started yet: it holds nothing to forget
+    finally:
+        client.close()
+
+
+def start_redis() -> LocalRedis:
+    """The private redis-server on REDIS_PORT (tests may FLUSHALL it)."""
+    workdir = TMP / "redis"
+    workdir.mkdir(exist_ok=True)
+    return LocalRedis(workdir, port=REDIS_PORT)
+
+
+class Worker:
+    """A real Celery worker process (all queues) with embedded beat."""
+
+    def __init__(
+        self,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+        beat: bool = True,
+        pool: str = "threads",
+        concurrency: int = 8,
+        queues: str = "match,deliver,maintenance",
+    ):
+        self.log_path = TMP / f"worker-{name}.log"
+        env = os.environ.copy()
+        env.update(extra_env or {})
+        args = [
+            str(BIN / "ethhook-worker"),  # = celery -A ethhook.celery_app worker, as in production
+            "-Q",
+            queues,
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "INFO",
+        ]
+        if beat:
+            args += ["-B", "-s", str(TMP / f"beat-{name}")]
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        wait_until(self._ready, 60, 0.2, what=f"worker {name} to start (log: {self.log_path})")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+        return "ready." in self.log_path.read_text()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        stop_process(self.proc, 20)
+        self._log.close()
