@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 
 import bench.common as c
-from bench.meters import CpuMeter
+from tests.support.meters import CpuMeter
 
 THROUGHPUT_ENDPOINTS = 10
 FLOOR_ADDRESS = "0x00000000000000000000000000000000000f100a"

@@ -1,12 +1,12 @@
-"""Two minutes of the soak (bench/soak.py) in the suite: a steady stream, a random fault every 30 s
-(the seed is printed: `python -m bench.soak --minutes 2 --fault-every-s 30 --seed N` replays the
-draw), and not one event lost."""
+"""Two minutes of the soak (tests/support/soak.py; `python -m bench.soak` runs it longer) in the
+suite: a steady stream, a random fault every 30 s (the seed is printed: `python -m bench.soak
+--minutes 2 --fault-every-s 30 --seed N` replays the draw), and not one event lost."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.soak import soak
+from tests.support.soak import soak
 
 pytestmark = pytest.mark.slow
 
