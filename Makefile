@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint unit demo bench bench-quick clean
+.PHONY: install test test-fast lint unit demo bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,18 @@ DEMO_ARGS ?=
 demo: $(STAMP)
 	$(BIN)/ethhook demo $(DEMO_ARGS)
 
-# The whole suite: lint, types, unit, integration and end-to-end tests (real PostgreSQL, Redis,
-# Celery workers, anvil chain nodes and loopback receivers).
+# The whole suite: lint, types, then every tier (real PostgreSQL, Redis, Celery workers, anvil
+# chain nodes and loopback receivers) in PYTEST_WORKERS processes side by side: the tests mostly
+# wait on those. Each process has its own database, redis-server and ports; the fault tier and the
+# RabbitMQ tests run one after another in one of them (tests/conftest.py).
+PYTEST_WORKERS ?= 3
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
+
+# The inner loop: unit and integration tiers only, no lint.
+test-fast: $(STAMP)
+	$(BIN)/pytest $(XDIST) tests/unit tests/integration
 
 # Benchmarks (bench/RESULTS.md): every figure beside a baseline measured in the same run.
 bench: $(STAMP)

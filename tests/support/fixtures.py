@@ -159,7 +159,7 @@ def operator_key(db: None) -> str:
         return apps.set_operator_key(session)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _cleanup_tmp() -> Iterator[None]:
-    yield
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The process's TMP goes, in every process (xdist's controller makes one and runs no
+    fixture)."""
     shutil.rmtree(TMP, ignore_errors=True)
