@@ -30,7 +30,11 @@ from tests.support.factories import TRANSFER
 from tests.support.listener import cursor_of
 from tests.support.waiting import free_port, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.usefixtures("db", "redis_server")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.e2e,
+    pytest.mark.usefixtures("db", "redis_server", "without_session_worker"),
+]
 
 IDLE_S = 120.0
 MOST_IDLE_LINES = 2  # per process in IDLE_S: the bound

@@ -17,7 +17,10 @@ from tests.support.factories import TRANSFER
 from tests.support.listener import cursor_of
 from tests.support.waiting import free_port, stop_process, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "redis_server")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("db", "redis_server", "without_session_worker"),
+]
 
 
 def test_up_under_sigterm_leaves_no_process_and_loses_no_event(receiver, start_anvil):

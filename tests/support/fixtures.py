@@ -47,11 +47,31 @@ def db(database: str) -> Iterator[None]:
     yield
 
 
+# The session's worker once a test asked for it: it runs until the session ends.
+_session_workers: list[Worker] = []
+
+
 @pytest.fixture(scope="session")
 def worker(database: str, redis_server: str) -> Iterator[Worker]:
     w = Worker("main")
+    _session_workers.append(w)
     yield w
+    _session_workers.remove(w)
     w.stop()
+
+
+@pytest.fixture()
+def without_session_worker() -> Iterator[None]:
+    """The session's worker, when an earlier test in this process started it, stopped for the
+    test and started again after it: a test that runs workers of its own on the session's database
+    and broker (`ethhook up`) needs them to be the only ones taking its tasks and due deliveries
+    (the session worker's beat would send a retry, and its log would have the line)."""
+    stopped = [w for w in _session_workers if w.proc.poll() is None]
+    for w in stopped:
+        w.stop()
+    yield
+    for w in stopped:
+        w.start()
 
 
 @pytest.fixture()

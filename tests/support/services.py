@@ -113,16 +113,24 @@ class Worker:
         ]
         if beat:
             args += ["-B", "-s", str(TMP / f"beat-{name}")]
+        self.name, self._args, self._env = name, args, env
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.start()
+
+    def start(self) -> None:
+        """Start the process (again, after `stop`: its log goes on in the same file)."""
+        if self._log.closed:
+            self._log = open(self.log_path, "a")  # noqa: SIM115 (closed in stop)
+        self._started_at = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            self._args, cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        wait_until(self._ready, 60, 0.2, what=f"worker {name} to start (log: {self.log_path})")
+        wait_until(self._ready, 60, 0.2, what=f"worker {self.name} to start (log: {self.log_path})")
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
             raise AssertionError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-        return "ready." in self.log_path.read_text()
+        return b"ready." in self.log_path.read_bytes()[self._started_at :]
 
     def log(self) -> str:
         return self.log_path.read_text()
