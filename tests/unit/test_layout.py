@@ -121,6 +121,20 @@ SUPPORT_TREE = {
         ("bench/common.py", "import tests.conftest as tc\n", "bench/common.py:1: imports"),
         ("bench/x.py", "from tests.integration.helpers import add_endpoint\n", "imports"),
     ],
+    ids=[
+        "a-conftest",
+        "another-test-module",
+        "a-test-module-relatively",
+        "a-conftest-relatively",
+        "the-root-conftest-from-tests",
+        "the-root-conftest-as-a-module",
+        "in-a-function",
+        "a-test-imports-bench",
+        "support-imports-bench",
+        "a-plugin-named-in-pytest-plugins",
+        "bench-imports-a-conftest",
+        "bench-imports-a-tier-helper",
+    ],
 )
 def test_each_kind_of_forbidden_import_is_found(tmp_path: Path, path: str, text: str, message):
     write(tmp_path, {**SUPPORT_TREE, path: text})
