@@ -30,7 +30,7 @@ demo: $(STAMP)
 # chain nodes and loopback receivers) in PYTEST_WORKERS processes side by side: the tests mostly
 # wait on those. Each process has its own database, redis-server and ports; the fault tier and the
 # RabbitMQ tests run one after another in one of them (tests/conftest.py).
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 test: lint
 	$(BIN)/pytest $(XDIST)

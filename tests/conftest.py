@@ -25,3 +25,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(SERIAL):
             item.add_marker(pytest.mark.xdist_group("serial"))
+    # Modules marked slow first (a stable sort: each module stays whole and in order), so that
+    # under xdist none of them starts last while the other processes have nothing left to do.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
