@@ -1,7 +1,8 @@
 """The JSON the API takes and returns (request and response models, and so the OpenAPI schema).
 
 Models only describe shapes: every value is validated by the service layer, once, for the CLI and
-the API alike. Field names are the README's (its HTTP API table: `rate_limit`, `retry_schedule`,
+the API alike. What the API answers about a resource is its public model (`service.public`, which
+`ethhook … --json` prints too); field names are the README's (`rate_limit`, `retry_schedule`,
 `chains`, …) both ways, so what a GET returns can be sent back in a PATCH.
 """
 
@@ -14,6 +15,31 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ethhook.config import BIGINT_MAX
+from ethhook.service.public import (
+    Application,
+    ApplicationWithKey,
+    Attempt,
+    Delivery,
+    DeliveryDetails,
+    Endpoint,
+    EndpointDetails,
+    EndpointWithSecret,
+    Replay,
+    Secrets,
+)
+
+__all__ = [
+    "Application",
+    "ApplicationWithKey",
+    "Attempt",
+    "Delivery",
+    "DeliveryDetails",
+    "Endpoint",
+    "EndpointDetails",
+    "EndpointWithSecret",
+    "Replay",
+    "Secrets",
+]
 
 T = TypeVar("T")
 
@@ -95,42 +121,6 @@ class RotateSecretRequest(Request):
     )
 
 
-class Endpoint(BaseModel):
-    id: int
-    application_id: int
-    name: str | None
-    url: str
-    active: bool
-    disabled_reason: str | None
-    chains: list[int]
-    contracts: list[str]
-    events: list[str]
-    topics: list[str]
-    where: list[str]
-    confirmations: int
-    rate_limit: float | None
-    retry_schedule: list[float] | None
-    created_at: datetime
-    previous_secret_expires_at: datetime | None
-    failing_since: datetime | None
-
-
-class EndpointDetails(Endpoint):
-    deliveries: dict[str, int] = Field(description="deliveries by status")
-    circuit_breaker: str
-
-
-class EndpointWithSecret(Endpoint):
-    secret: str = Field(description="signs the endpoint's webhooks; shown here and at /secret")
-
-
-class Secrets(BaseModel):
-    id: int
-    secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
-
-
 class EndpointTestResult(BaseModel):
     """What the endpoint answered to a signed `endpoint.test` webhook."""
 
@@ -142,34 +132,6 @@ class EndpointTestResult(BaseModel):
 
 
 # --- deliveries ------------------------------------------------------------------------------------
-
-
-class Delivery(BaseModel):
-    id: int
-    webhook_id: str
-    endpoint_id: int
-    event_id: str
-    kind: str
-    status: str
-    attempt_count: int
-    next_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class Attempt(BaseModel):
-    attempt: int
-    started_at: datetime
-    duration_ms: float
-    status_code: int | None
-    error: str | None
-    response_body: str | None
-
-
-class DeliveryDetails(Delivery):
-    attempts: list[Attempt]
 
 
 class BulkRetryRequest(Request):
@@ -192,24 +154,6 @@ class ReplayCreate(Request):
     endpoint_id: RowId | None = Field(
         default=None, description="required for an application key; the operator may omit it"
     )
-
-
-class Replay(BaseModel):
-    id: int
-    chain: str
-    chain_id: int
-    from_block: int
-    to_block: int
-    endpoint_id: int | None
-    state: str
-    chunks_done: int
-    blocks_done: int
-    blocks_total: int
-    events: int
-    deliveries: int
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
 
 
 # --- statistics ------------------------------------------------------------------------------------
@@ -243,17 +187,6 @@ class Stats(BaseModel):
 
 class ApplicationCreate(Request):
     name: str
-
-
-class Application(BaseModel):
-    id: int
-    name: str
-    created_at: datetime
-    endpoints: int
-
-
-class ApplicationWithKey(Application):
-    api_key: str = Field(description="`Authorization: Bearer <api_key>`; shown only this once")
 
 
 class Health(BaseModel):

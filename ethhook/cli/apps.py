@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from ethhook.cli.common import (
@@ -66,7 +65,7 @@ def cmd_app_add(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         created = create_application(session, args.name, scope=OPERATOR)
-    data = {**dataclasses.asdict(created.application), "api_key": created.api_key}
+    data = {**created.application.model_dump(), "api_key": created.api_key}
     app = created.application
     emit(
         args,
@@ -86,7 +85,7 @@ def cmd_app_list(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope() as session:
         while True:
             page = list_applications(session, scope=OPERATOR, cursor=cursor, limit=MAX_LIMIT)
-            data += [dataclasses.asdict(a) for a in page.items]
+            data += [a.model_dump() for a in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -101,7 +100,7 @@ def cmd_app_show(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.apps import get_application
 
     with session_scope() as session:
-        data = dataclasses.asdict(get_application(session, args.id, scope=OPERATOR))
+        data = get_application(session, args.id, scope=OPERATOR).model_dump()
     emit(args, data, lambda: describe(data))
     return 0
 
@@ -112,7 +111,7 @@ def cmd_app_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         rotated = rotate_api_key(session, args.id, scope=OPERATOR)
-    data = {**dataclasses.asdict(rotated.application), "api_key": rotated.api_key}
+    data = {**rotated.application.model_dump(), "api_key": rotated.api_key}
     human = f"new API key for application {args.id}; the old one no longer works\n"
     emit(args, data, lambda: human + _key_notice(rotated.api_key))
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from ethhook.cli.common import (
@@ -21,7 +20,8 @@ from ethhook.cli.common import (
 from ethhook.config import Settings
 from ethhook.db.models import DeliveryStatus
 from ethhook.exceptions import InputError
-from ethhook.service.deliveries import DeliveryFilter, DeliveryView
+from ethhook.service.deliveries import DeliveryFilter
+from ethhook.service.public import Delivery
 from ethhook.service.scope import OPERATOR
 
 
@@ -54,8 +54,10 @@ def _add_filters(parser: Parser) -> None:
     )
 
 
-def _delivery_json(delivery: DeliveryView) -> dict[str, Any]:
-    return dataclasses.asdict(delivery)
+def _delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {
+        ("attempts" if k == "attempt_count" else k): v for k, v in delivery.model_dump().items()
+    }
 
 
 def _where(args: argparse.Namespace) -> DeliveryFilter:
@@ -107,7 +109,7 @@ def cmd_delivery_show(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope() as session:
         details = show_delivery(session, args.id, scope=OPERATOR)
     data = _delivery_json(details.delivery)
-    data["attempt_list"] = [dataclasses.asdict(a) for a in details.attempts]
+    data["attempt_list"] = [a.model_dump() for a in details.attempts]
 
     def human() -> str:
         head = {k: v for k, v in data.items() if k != "attempt_list"}

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ethhook.cli.common import json_default
-from ethhook.service.endpoints import EndpointView, EndpointWithSecret
+from ethhook.service.endpoints import EndpointWithSecret
+from ethhook.service.public import Endpoint
 
 
-def endpoint_json(endpoint: EndpointView) -> dict[str, Any]:
+def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
     return {
         "id": endpoint.id,
         "name": endpoint.name,
@@ -21,8 +22,8 @@ def endpoint_json(endpoint: EndpointView) -> dict[str, Any]:
         "topics": endpoint.topics,
         "where": endpoint.where,
         "confirmations": endpoint.confirmations,
-        "rate_limit_per_s": endpoint.rate_limit_per_s,
-        "retry_schedule_s": endpoint.retry_schedule_s,
+        "rate_limit_per_s": endpoint.rate_limit,
+        "retry_schedule_s": endpoint.retry_schedule,
         "created_at": endpoint.created_at,
         "application_id": endpoint.application_id,
     }

@@ -23,7 +23,8 @@ from ethhook.cli.common import (
 )
 from ethhook.cli.endpoint_output import change_summary, endpoint_json, secret_summary, with_secret
 from ethhook.config import Settings
-from ethhook.service.endpoints import EndpointView, EndpointWithSecret
+from ethhook.service.endpoints import EndpointWithSecret
+from ethhook.service.public import Endpoint
 from ethhook.service.scope import OPERATOR
 
 
@@ -288,12 +289,7 @@ def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         secrets = endpoint_secrets(session, args.id, scope=OPERATOR)
-    data = {
-        "id": args.id,
-        "secret": secrets.secret,
-        "previous_secret": secrets.previous_secret,
-        "previous_secret_expires_at": secrets.previous_secret_expires_at,
-    }
+    data = secrets.model_dump()
     emit(args, data, lambda: secret_summary(data))
     return 0
 
@@ -329,7 +325,7 @@ def cmd_endpoint_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _endpoint_change(
     args: argparse.Namespace,
-    change: Callable[[Session], EndpointView | EndpointWithSecret],
+    change: Callable[[Session], Endpoint | EndpointWithSecret],
     done: str,
     *,
     reveal_secret: bool = False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -55,7 +56,8 @@ def _summary(job: Replay) -> str:
 
 
 def _job_data(job: Replay, settings: Settings) -> dict[str, Any]:
-    return {**job.as_dict(), "chain": settings.chain_name(job.chain_id)}
+    data = {**dataclasses.asdict(job), "blocks_total": job.progress.blocks_total}
+    return {**data, "chain": settings.chain_name(job.chain_id)}
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:

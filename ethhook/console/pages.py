@@ -30,12 +30,12 @@ from ethhook.service.deliveries import (
     show_delivery,
 )
 from ethhook.service.endpoints import (
-    EndpointView,
     breaker_state,
     get_endpoint,
     list_endpoints,
     show_endpoint,
 )
+from ethhook.service.public import Endpoint
 from ethhook.service.stats import EndpointStats, deliveries_per_minute, delivery_stats
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -50,7 +50,7 @@ PAGE_SIZE = 50
 class EndpointRow:
     """An endpoint in the list: its state, its breaker and its last 24 hours."""
 
-    endpoint: EndpointView
+    endpoint: Endpoint
     breaker: str
     stats: EndpointStats | None
 
@@ -130,8 +130,8 @@ def endpoint_page(request: Request, endpoint_id: int) -> Response:
         chart=minute_chart(minutes),
         recent=recent.items,
         chains=[settings.chain_name(c) for c in endpoint.chains],
-        schedule=endpoint.retry_schedule_s or list(settings.retry_schedule_s),
-        default_schedule=endpoint.retry_schedule_s is None,
+        schedule=endpoint.retry_schedule or list(settings.retry_schedule_s),
+        default_schedule=endpoint.retry_schedule is None,
     )
 
 
@@ -180,7 +180,11 @@ def replay_page(request: Request, job_id: int) -> Response:
     check_id(job_id, "replay job")
     with signed_in(request) as (db, visitor):
         job = get_replay(db, job_id, scope=visitor.principal.scope)
-    chain = console_of(request).settings.chain_name(job.chain_id)
     return render(
-        request, "replay.html", visitor=visitor, job=job, progress=job.progress, chain=chain
+        request,
+        "replay.html",
+        visitor=visitor,
+        job=job.as_public(console_of(request).settings),
+        finished=job.finished,
+        progress=job.progress,
     )

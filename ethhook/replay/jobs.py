@@ -22,6 +22,7 @@ from ethhook.replay.plan import (
     next_chunk,
     next_chunk_size,
 )
+from ethhook.service import public
 from ethhook.service.endpoints import get_endpoint
 from ethhook.service.limits import lock_application
 from ethhook.service.scope import OPERATOR, Scope
@@ -59,8 +60,10 @@ class Replay:
     def finished(self) -> bool:
         return self.state not in ReplayState.ACTIVE
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "blocks_total": self.progress.blocks_total}
+    def as_public(self, settings: Settings) -> public.Replay:
+        """What users see of the job, with its chain's name."""
+        chain = settings.chain_name(self.chain_id)
+        return public.Replay(**asdict(self), chain=chain, blocks_total=self.progress.blocks_total)
 
 
 def _view(job: ReplayJob) -> Replay:

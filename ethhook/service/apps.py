@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ethhook.db.models import DEFAULT_APPLICATION, ApiKey, ApiKeyRole, Application, Endpoint
 from ethhook.exceptions import InputError, NotFoundError
+from ethhook.service import public
 from ethhook.service.keys import generate_key, hash_key, looks_like_key
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope, require_operator, scoped
@@ -20,19 +20,14 @@ MAX_APP_NAME_LENGTH = column_length(Application.name)
 
 
 @dataclass(frozen=True)
-class ApplicationView:
-    id: int
-    name: str
-    created_at: datetime
-    endpoints: int
-
-
-@dataclass(frozen=True)
 class ApplicationWithKey:
     """An application just created or re-keyed, with its API key: the only time it is shown."""
 
-    application: ApplicationView
+    application: public.Application
     api_key: str
+
+    def as_public(self) -> public.ApplicationWithKey:
+        return public.ApplicationWithKey(**dict(self.application), api_key=self.api_key)
 
 
 @dataclass(frozen=True)
@@ -57,7 +52,7 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _views(session: Session, apps: list[Application]) -> list[ApplicationView]:
+def _views(session: Session, apps: list[Application]) -> list[public.Application]:
     counts = dict(
         session.execute(
             select(Endpoint.application_id, func.count())
@@ -65,7 +60,12 @@ def _views(session: Session, apps: list[Application]) -> list[ApplicationView]:
             .group_by(Endpoint.application_id)
         ).all()
     )
-    return [ApplicationView(a.id, a.name, a.created_at, counts.get(a.id, 0)) for a in apps]
+    return [
+        public.Application(
+            id=a.id, name=a.name, created_at=a.created_at, endpoints=counts.get(a.id, 0)
+        )
+        for a in apps
+    ]
 
 
 def _get(session: Session, application_id: int, scope: Scope) -> Application:
@@ -102,14 +102,14 @@ def create_application(session: Session, name: str, *, scope: Scope) -> Applicat
 
 def list_applications(
     session: Session, *, scope: Scope, cursor: str | None = None, limit: int = DEFAULT_LIMIT
-) -> Page[ApplicationView]:
+) -> Page[public.Application]:
     check_limit(limit)
     query = select(Application).where(Application.id > decode_cursor(cursor))
     query = scoped(query, Application.id, scope).order_by(Application.id).limit(limit + 1)
     return page_of(_views(session, list(session.scalars(query))), limit)
 
 
-def get_application(session: Session, application_id: int, *, scope: Scope) -> ApplicationView:
+def get_application(session: Session, application_id: int, *, scope: Scope) -> public.Application:
     return _views(session, [_get(session, application_id, scope)])[0]
 
 

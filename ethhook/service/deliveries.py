@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, utcnow
 from ethhook.exceptions import InputError, NotFoundError
+from ethhook.service import public
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope
 from ethhook.types import webhook_id_for
@@ -36,35 +37,14 @@ class DeliveryFilter:
 
 
 @dataclass(frozen=True)
-class DeliveryView:
-    id: int
-    webhook_id: str
-    endpoint_id: int
-    event_id: str
-    kind: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class AttemptView:
-    attempt: int
-    started_at: datetime
-    duration_ms: float
-    status_code: int | None
-    error: str | None
-    response_body: str | None
-
-
-@dataclass(frozen=True)
 class DeliveryDetails:
-    delivery: DeliveryView
-    attempts: list[AttemptView]
+    """`show`: the delivery and every attempt at it, oldest first."""
+
+    delivery: public.Delivery
+    attempts: list[public.Attempt]
+
+    def as_public(self) -> public.DeliveryDetails:
+        return public.DeliveryDetails(**dict(self.delivery), attempts=self.attempts)
 
 
 @dataclass(frozen=True)
@@ -78,15 +58,15 @@ class RetryPlan:
         return sum(len(g.delivery_ids) for g in self.groups)
 
 
-def view(delivery: Delivery) -> DeliveryView:
-    return DeliveryView(
+def view(delivery: Delivery) -> public.Delivery:
+    return public.Delivery(
         id=delivery.id,
         webhook_id=webhook_id_for(delivery.endpoint_id, delivery.event_id, delivery.kind),
         endpoint_id=delivery.endpoint_id,
         event_id=delivery.event_id,
         kind=delivery.kind,
         status=delivery.status,
-        attempts=delivery.attempts,
+        attempt_count=delivery.attempts,
         next_attempt_at=delivery.next_attempt_at,
         last_status_code=delivery.last_status_code,
         last_error=delivery.last_error,
@@ -122,7 +102,7 @@ def list_deliveries(
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
     newest_first: bool = False,
-) -> Page[DeliveryView]:
+) -> Page[public.Delivery]:
     """Deliveries oldest first (the CLI, the API), or newest first (the console's lists);
     `next_cursor` continues in the same direction."""
     check_limit(limit)
@@ -142,7 +122,7 @@ def show_delivery(session: Session, delivery_id: int, *, scope: Scope) -> Delive
     if delivery is None:
         raise NotFoundError(f"no delivery with id {delivery_id} (see `ethhook delivery list`)")
     attempts = [
-        AttemptView(
+        public.Attempt(
             attempt=a.attempt_number,
             started_at=a.started_at,
             duration_ms=a.duration_ms,

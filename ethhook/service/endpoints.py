@@ -15,6 +15,7 @@ from ethhook.config import Settings
 from ethhook.db.models import Delivery, Endpoint, EndpointFilter, EndpointTopicKey, utcnow
 from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import NotFoundError
+from ethhook.service import public
 from ethhook.service.apps import target_application
 from ethhook.service.limits import check_endpoint_quota, check_filter_rows
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
@@ -30,55 +31,31 @@ from ethhook.service.validation import (
 
 
 @dataclass(frozen=True)
-class EndpointView:
-    """An endpoint as users see it: never its secrets."""
-
-    id: int
-    application_id: int
-    name: str | None
-    url: str
-    active: bool
-    disabled_reason: str | None
-    chains: list[int]
-    contracts: list[str]
-    events: list[str]
-    topics: list[str]
-    where: list[str]
-    confirmations: int
-    rate_limit_per_s: float | None
-    retry_schedule_s: list[float] | None
-    created_at: datetime
-    previous_secret_expires_at: datetime | None
-    failing_since: datetime | None
-
-
-@dataclass(frozen=True)
 class EndpointWithSecret:
     """An endpoint just created or re-keyed, with the secret that signs its webhooks now."""
 
-    endpoint: EndpointView
+    endpoint: public.Endpoint
     secret: str
+
+    def as_public(self) -> public.EndpointWithSecret:
+        return public.EndpointWithSecret(**dict(self.endpoint), secret=self.secret)
 
 
 @dataclass(frozen=True)
 class EndpointDetails:
     """`show`: the endpoint and how many of its deliveries are in each status."""
 
-    endpoint: EndpointView
+    endpoint: public.Endpoint
     deliveries: dict[str, int]
 
-
-@dataclass(frozen=True)
-class EndpointSecrets:
-    """The secret that signs an endpoint's webhooks, and the previous one while it signs too."""
-
-    secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
+    def as_public(self, circuit_breaker: str) -> public.EndpointDetails:
+        return public.EndpointDetails(
+            **dict(self.endpoint), deliveries=self.deliveries, circuit_breaker=circuit_breaker
+        )
 
 
-def view(endpoint: Endpoint) -> EndpointView:
-    return EndpointView(
+def view(endpoint: Endpoint) -> public.Endpoint:
+    return public.Endpoint(
         id=endpoint.id,
         application_id=endpoint.application_id,
         name=endpoint.name,
@@ -91,8 +68,8 @@ def view(endpoint: Endpoint) -> EndpointView:
         topics=endpoint.topics,
         where=list(endpoint.conditions or ()),
         confirmations=endpoint.confirmations,
-        rate_limit_per_s=endpoint.rate_limit_per_s,
-        retry_schedule_s=endpoint.retry_schedule_s,
+        rate_limit=endpoint.rate_limit_per_s,
+        retry_schedule=endpoint.retry_schedule_s,
         created_at=endpoint.created_at,
         previous_secret_expires_at=endpoint.previous_secret_expires_at,
         failing_since=endpoint.failing_since,
@@ -177,7 +154,7 @@ def list_endpoints(
     application_id: int | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
-) -> Page[EndpointView]:
+) -> Page[public.Endpoint]:
     """The scope's endpoints in id order (only `application_id`'s, when given)."""
     check_limit(limit)
     query = scoped(select(Endpoint), Endpoint.application_id, scope)
@@ -194,7 +171,7 @@ def list_endpoints(
 
 def update_endpoint(
     session: Session, endpoint_id: int, changes: EndpointChanges, *, scope: Scope
-) -> EndpointView:
+) -> public.Endpoint:
     """Change an endpoint in place: its id, secret and deliveries stay. New filters replace the
     old rows when chains, contracts, events or conditions are given (the others are kept) and
     apply to events matched from then on; a new confirmations count applies to deliveries
@@ -244,19 +221,21 @@ def show_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> Endpoi
 
 def endpoint_secrets(
     session: Session, endpoint_id: int, *, scope: Scope, now: datetime | None = None
-) -> EndpointSecrets:
+) -> public.Secrets:
     """What `ethhook endpoint secret` shows: only the secrets that sign at `now`."""
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
-    if endpoint.previous_secret_signs(now or utcnow()):
-        return EndpointSecrets(
-            endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at
-        )
-    return EndpointSecrets(endpoint.secret, None, None)
+    signs = endpoint.previous_secret_signs(now or utcnow())
+    return public.Secrets(
+        id=endpoint.id,
+        secret=endpoint.secret,
+        previous_secret=endpoint.previous_secret if signs else None,
+        previous_secret_expires_at=endpoint.previous_secret_expires_at if signs else None,
+    )
 
 
 def set_active(
     session: Session, endpoint_id: int, active: bool, reason: str | None, *, scope: Scope
-) -> EndpointView:
+) -> public.Endpoint:
     """Enable (the deliveries that waited go out) or disable (they wait) an endpoint."""
     if reason is not None:
         check_text(reason, "--reason", MAX_REASON_LENGTH)

@@ -23,27 +23,14 @@ from ethhook.service import apps as service
 router = APIRouter(prefix="/v1/applications", tags=["applications"])
 
 
-def application_json(view: service.ApplicationView) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "name": view.name,
-        "created_at": view.created_at,
-        "endpoints": view.endpoints,
-    }
-
-
-def with_key(created: service.ApplicationWithKey) -> dict[str, Any]:
-    return {**application_json(created.application), "api_key": created.api_key}
-
-
 @router.post("", status_code=201, response_model=schemas.ApplicationWithKey, responses=WRITE)
 def create_application(
     principal: Caller,
     body: schemas.ApplicationCreate,
-) -> dict[str, Any]:
+) -> schemas.ApplicationWithKey:
     """Create an application (operator key only); its `api_key` is shown this once."""
     created = in_session(service.create_application, body.name, scope=principal.scope)
-    return with_key(created)
+    return created.as_public()
 
 
 @router.get("", response_model=schemas.Page[schemas.Application], responses=READ)
@@ -53,16 +40,15 @@ def list_applications(
     limit: Limit = DEFAULT_PAGE,
 ) -> dict[str, Any]:
     page = in_session(service.list_applications, scope=principal.scope, cursor=cursor, limit=limit)
-    return {"data": [application_json(a) for a in page.items], "next_cursor": page.next_cursor}
+    return {"data": page.items, "next_cursor": page.next_cursor}
 
 
 @router.get("/{application_id}", response_model=schemas.Application, responses=READ)
 def show_application(
     application_id: Id,
     principal: Caller,
-) -> dict[str, Any]:
-    view = in_session(service.get_application, application_id, scope=principal.scope)
-    return application_json(view)
+) -> schemas.Application:
+    return in_session(service.get_application, application_id, scope=principal.scope)
 
 
 @router.delete("/{application_id}", status_code=204, response_class=Response, responses=WRITE)
@@ -81,7 +67,7 @@ def delete_application(
 def rotate_key(
     application_id: Id,
     principal: Caller,
-) -> dict[str, Any]:
+) -> schemas.ApplicationWithKey:
     """A new API key; the old one stops working now."""
     rotated = in_session(service.rotate_api_key, application_id, scope=principal.scope)
-    return with_key(rotated)
+    return rotated.as_public()

@@ -27,23 +27,6 @@ from ethhook.workqueue import enqueue_groups
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 
-def delivery_json(view: service.DeliveryView) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "webhook_id": view.webhook_id,
-        "endpoint_id": view.endpoint_id,
-        "event_id": view.event_id,
-        "kind": view.kind,
-        "status": view.status,
-        "attempt_count": view.attempts,
-        "next_attempt_at": view.next_attempt_at,
-        "last_status_code": view.last_status_code,
-        "last_error": view.last_error,
-        "created_at": view.created_at,
-        "updated_at": view.updated_at,
-    }
-
-
 def delivery_filter(status: str | None, endpoint_id: int | None, since: str | None) -> Any:
     return service.DeliveryFilter(
         status=status,
@@ -74,7 +57,7 @@ def list_deliveries(
     page = in_session(
         service.list_deliveries, where, scope=principal.scope, cursor=cursor, limit=limit
     )
-    return {"data": [delivery_json(d) for d in page.items], "next_cursor": page.next_cursor}
+    return {"data": page.items, "next_cursor": page.next_cursor}
 
 
 @router.post("/retry", status_code=202, response_model=schemas.RetryAccepted, responses=WRITE)
@@ -92,23 +75,9 @@ def retry_matching(
 def show_delivery(
     delivery_id: Id,
     principal: Caller,
-) -> dict[str, Any]:
+) -> schemas.DeliveryDetails:
     """The delivery with every attempt: status, duration, error and response body."""
-    details = in_session(service.show_delivery, delivery_id, scope=principal.scope)
-    return {
-        **delivery_json(details.delivery),
-        "attempts": [
-            {
-                "attempt": a.attempt,
-                "started_at": a.started_at,
-                "duration_ms": a.duration_ms,
-                "status_code": a.status_code,
-                "error": a.error,
-                "response_body": a.response_body,
-            }
-            for a in details.attempts
-        ],
-    }
+    return in_session(service.show_delivery, delivery_id, scope=principal.scope).as_public()
 
 
 @router.post(

@@ -28,32 +28,6 @@ from ethhook.service.validation import build_changes, build_spec
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
-def endpoint_json(view: service.EndpointView) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "application_id": view.application_id,
-        "name": view.name,
-        "url": view.url,
-        "active": view.active,
-        "disabled_reason": view.disabled_reason,
-        "chains": view.chains,
-        "contracts": view.contracts,
-        "events": view.events,
-        "topics": view.topics,
-        "where": list(view.where),
-        "confirmations": view.confirmations,
-        "rate_limit": view.rate_limit_per_s,
-        "retry_schedule": view.retry_schedule_s,
-        "created_at": view.created_at,
-        "previous_secret_expires_at": view.previous_secret_expires_at,
-        "failing_since": view.failing_since,
-    }
-
-
-def with_secret(created: service.EndpointWithSecret) -> dict[str, Any]:
-    return {**endpoint_json(created.endpoint), "secret": created.secret}
-
-
 def schedule_text(schedule: list[float] | None) -> str | None:
     """A JSON list of seconds in the text form the service parses (`0,5,300`)."""
     return None if schedule is None else ",".join(repr(float(s)) for s in schedule)
@@ -64,7 +38,7 @@ def create_endpoint(
     principal: Caller,
     body: schemas.EndpointCreate,
     request: Request,
-) -> dict[str, Any]:
+) -> schemas.EndpointWithSecret:
     """Register an endpoint; the answer carries its signing `secret`."""
     spec = build_spec(
         url=body.url,
@@ -81,7 +55,7 @@ def create_endpoint(
     created = in_session(
         service.create_endpoint, spec, scope=principal.scope, application_id=body.application_id
     )
-    return with_secret(created)
+    return created.as_public()
 
 
 @router.get("", response_model=schemas.Page[schemas.Endpoint], responses=READ)
@@ -98,7 +72,7 @@ def list_endpoints(
         cursor=cursor,
         limit=limit,
     )
-    return {"data": [endpoint_json(e) for e in page.items], "next_cursor": page.next_cursor}
+    return {"data": page.items, "next_cursor": page.next_cursor}
 
 
 @router.get("/{endpoint_id}", response_model=schemas.EndpointDetails, responses=READ)
@@ -106,15 +80,10 @@ def show_endpoint(
     endpoint_id: Id,
     principal: Caller,
     request: Request,
-) -> dict[str, Any]:
+) -> schemas.EndpointDetails:
     """The endpoint, its deliveries by status and its circuit breaker (never its secret)."""
     details = in_session(service.show_endpoint, endpoint_id, scope=principal.scope)
-    breaker = service.breaker_state(endpoint_id, settings_of(request))
-    return {
-        **endpoint_json(details.endpoint),
-        "deliveries": details.deliveries,
-        "circuit_breaker": breaker,
-    }
+    return details.as_public(service.breaker_state(endpoint_id, settings_of(request)))
 
 
 # PATCH field → the name build_changes takes.
@@ -137,7 +106,7 @@ def update_endpoint(
     principal: Caller,
     body: schemas.EndpointUpdate,
     request: Request,
-) -> dict[str, Any]:
+) -> schemas.Endpoint:
     """Change the fields given, in place: same id, secret and deliveries."""
     given = body.model_fields_set
     fields: dict[str, Any] = {_CHANGES[f]: getattr(body, f) for f in given if f in _CHANGES}
@@ -146,8 +115,7 @@ def update_endpoint(
     if "retry_schedule" in fields:
         fields["retry_schedule"] = schedule_text(fields["retry_schedule"])
     changes = build_changes(settings_of(request), **fields)
-    view = in_session(service.update_endpoint, endpoint_id, changes, scope=principal.scope)
-    return endpoint_json(view)
+    return in_session(service.update_endpoint, endpoint_id, changes, scope=principal.scope)
 
 
 @router.delete("/{endpoint_id}", status_code=204, response_class=Response, responses=READ)
@@ -164,10 +132,9 @@ def delete_endpoint(
 def enable_endpoint(
     endpoint_id: Id,
     principal: Caller,
-) -> dict[str, Any]:
+) -> schemas.Endpoint:
     """Resume delivering; the deliveries that waited go out."""
-    view = in_session(service.set_active, endpoint_id, True, None, scope=principal.scope)
-    return endpoint_json(view)
+    return in_session(service.set_active, endpoint_id, True, None, scope=principal.scope)
 
 
 @router.post("/{endpoint_id}/disable", response_model=schemas.Endpoint, responses=WRITE)
@@ -175,11 +142,10 @@ def disable_endpoint(
     endpoint_id: Id,
     principal: Caller,
     body: schemas.DisableRequest | None = None,
-) -> dict[str, Any]:
+) -> schemas.Endpoint:
     """Stop delivering; deliveries wait until the endpoint is enabled again."""
     reason = (body.reason if body else None) or "disabled through the API"
-    view = in_session(service.set_active, endpoint_id, False, reason, scope=principal.scope)
-    return endpoint_json(view)
+    return in_session(service.set_active, endpoint_id, False, reason, scope=principal.scope)
 
 
 @router.post(
@@ -190,28 +156,22 @@ def rotate_secret(
     principal: Caller,
     request: Request,
     body: schemas.RotateSecretRequest | None = None,
-) -> dict[str, Any]:
+) -> schemas.EndpointWithSecret:
     """A new secret; the old one keeps signing beside it for `grace_s` seconds."""
     grace = body.grace_s if body and body.grace_s is not None else None
     if grace is None:
         grace = settings_of(request).secret_rotation_grace_s
     rotated = in_session(service.rotate_secret, endpoint_id, grace, scope=principal.scope)
-    return with_secret(rotated)
+    return rotated.as_public()
 
 
 @router.get("/{endpoint_id}/secret", response_model=schemas.Secrets, responses=READ)
 def endpoint_secret(
     endpoint_id: Id,
     principal: Caller,
-) -> dict[str, Any]:
+) -> schemas.Secrets:
     """The secret that signs the endpoint's webhooks (and the previous one while it signs)."""
-    secrets = in_session(service.endpoint_secrets, endpoint_id, scope=principal.scope)
-    return {
-        "id": endpoint_id,
-        "secret": secrets.secret,
-        "previous_secret": secrets.previous_secret,
-        "previous_secret_expires_at": secrets.previous_secret_expires_at,
-    }
+    return in_session(service.endpoint_secrets, endpoint_id, scope=principal.scope)
 
 
 @router.post("/{endpoint_id}/test", response_model=schemas.EndpointTestResult, responses=WRITE)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from ethhook.api import schemas
@@ -17,8 +15,8 @@ from ethhook.workqueue import enqueue_replays
 router = APIRouter(prefix="/v1/replays", tags=["replays"])
 
 
-def replay_json(job: Replay, settings: Settings) -> dict[str, Any]:
-    return {**job.as_dict(), "chain": settings.chain_name(job.chain_id)}
+def replay_json(job: Replay, settings: Settings) -> schemas.Replay:
+    return job.as_public(settings)
 
 
 @router.post("", status_code=202, response_model=schemas.Replay, responses=WRITE)
@@ -26,7 +24,7 @@ def start_replay(
     principal: Caller,
     body: schemas.ReplayCreate,
     request: Request,
-) -> dict[str, Any]:
+) -> schemas.Replay:
     """Start a replay job; follow it at GET /v1/replays/{id}. An application's replay names one
     of its endpoints."""
     settings = settings_of(request)
@@ -57,7 +55,7 @@ def show_replay(
     replay_id: Id,
     principal: Caller,
     request: Request,
-) -> dict[str, Any]:
+) -> schemas.Replay:
     """The job's state and progress: blocks done of the total, events, deliveries."""
     job = in_session(get_replay, replay_id, scope=principal.scope)
     return replay_json(job, settings_of(request))
@@ -68,7 +66,7 @@ def cancel(
     replay_id: Id,
     principal: Caller,
     request: Request,
-) -> dict[str, Any]:
+) -> schemas.Replay:
     """Stop a queued or running job (its next chunk does nothing)."""
     job = in_session(cancel_replay, replay_id, utcnow(), scope=principal.scope)
     return replay_json(job, settings_of(request))

@@ -1,0 +1,132 @@
+"""What users see of each resource, declared once: the HTTP API answers with these models,
+`ethhook … --json` prints the same fields (`to_public`), and the console's pages read them.
+
+One name per field, the API's: `rate_limit`, `retry_schedule`, `attempt_count`, ….
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Public(BaseModel):
+    """A resource as users see it: never a secret unless its name says so."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+def to_public(model: Public) -> dict[str, Any]:
+    """The fields of `model` by their public names (datetimes left for the caller to format)."""
+    return model.model_dump()
+
+
+# --- endpoints -------------------------------------------------------------------------------------
+
+
+# Never its secrets: those are shown when made (EndpointWithSecret) or asked for (Secrets).
+class Endpoint(Public):
+    id: int
+    application_id: int
+    name: str | None
+    url: str
+    active: bool
+    disabled_reason: str | None
+    chains: list[int]
+    contracts: list[str]
+    events: list[str]
+    topics: list[str]
+    where: list[str]
+    confirmations: int
+    rate_limit: float | None
+    retry_schedule: list[float] | None
+    created_at: datetime
+    previous_secret_expires_at: datetime | None
+    failing_since: datetime | None
+
+
+class EndpointDetails(Endpoint):
+    deliveries: dict[str, int] = Field(description="deliveries by status")
+    circuit_breaker: str
+
+
+class EndpointWithSecret(Endpoint):
+    secret: str = Field(description="signs the endpoint's webhooks; shown here and at /secret")
+
+
+# The secret that signs the endpoint's webhooks now, and the previous one while it signs too.
+class Secrets(Public):
+    id: int
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+
+# --- deliveries ------------------------------------------------------------------------------------
+
+
+class Delivery(Public):
+    id: int
+    webhook_id: str
+    endpoint_id: int
+    event_id: str
+    kind: str
+    status: str
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# One request sent for a delivery (`attempt` numbers them from 1).
+class Attempt(Public):
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_body: str | None
+
+
+class DeliveryDetails(Delivery):
+    attempts: list[Attempt]
+
+
+# --- applications ----------------------------------------------------------------------------------
+
+
+class Application(Public):
+    id: int
+    name: str
+    created_at: datetime
+    endpoints: int
+
+
+class ApplicationWithKey(Application):
+    api_key: str = Field(description="`Authorization: Bearer <api_key>`; shown only this once")
+
+
+# --- replays ---------------------------------------------------------------------------------------
+
+
+# A replay job and its progress: `blocks_done` of `blocks_total`.
+class Replay(Public):
+    id: int
+    chain: str
+    chain_id: int
+    from_block: int
+    to_block: int
+    endpoint_id: int | None
+    state: str
+    chunks_done: int
+    blocks_done: int
+    blocks_total: int
+    events: int
+    deliveries: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
