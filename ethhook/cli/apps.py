@@ -18,6 +18,7 @@ from ethhook.cli.common import (
     table,
 )
 from ethhook.config import Settings
+from ethhook.service.public import to_public
 from ethhook.service.scope import OPERATOR
 
 
@@ -65,7 +66,7 @@ def cmd_app_add(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         created = create_application(session, args.name, scope=OPERATOR)
-    data = {**created.application.model_dump(), "api_key": created.api_key}
+    data = to_public(created.as_public())
     app = created.application
     emit(
         args,
@@ -85,7 +86,7 @@ def cmd_app_list(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope() as session:
         while True:
             page = list_applications(session, scope=OPERATOR, cursor=cursor, limit=MAX_LIMIT)
-            data += [a.model_dump() for a in page.items]
+            data += [to_public(a) for a in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -100,7 +101,7 @@ def cmd_app_show(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.apps import get_application
 
     with session_scope() as session:
-        data = get_application(session, args.id, scope=OPERATOR).model_dump()
+        data = to_public(get_application(session, args.id, scope=OPERATOR))
     emit(args, data, lambda: describe(data))
     return 0
 
@@ -111,7 +112,7 @@ def cmd_app_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         rotated = rotate_api_key(session, args.id, scope=OPERATOR)
-    data = {**rotated.application.model_dump(), "api_key": rotated.api_key}
+    data = to_public(rotated.as_public())
     human = f"new API key for application {args.id}; the old one no longer works\n"
     emit(args, data, lambda: human + _key_notice(rotated.api_key))
     return 0

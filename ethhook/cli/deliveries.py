@@ -21,7 +21,7 @@ from ethhook.config import Settings
 from ethhook.db.models import DeliveryStatus
 from ethhook.exceptions import InputError
 from ethhook.service.deliveries import DeliveryFilter
-from ethhook.service.public import Delivery
+from ethhook.service.public import to_public
 from ethhook.service.scope import OPERATOR
 
 
@@ -54,12 +54,6 @@ def _add_filters(parser: Parser) -> None:
     )
 
 
-def _delivery_json(delivery: Delivery) -> dict[str, Any]:
-    return {
-        ("attempts" if k == "attempt_count" else k): v for k, v in delivery.model_dump().items()
-    }
-
-
 def _where(args: argparse.Namespace) -> DeliveryFilter:
     """The deliveries --status/--endpoint/--since select."""
     return DeliveryFilter(
@@ -81,7 +75,7 @@ def cmd_delivery_list(args: argparse.Namespace, settings: Settings) -> int:
         while len(data) < args.limit:
             limit = min(MAX_LIMIT, args.limit - len(data))
             page = list_deliveries(session, where, scope=OPERATOR, cursor=cursor, limit=limit)
-            data += [_delivery_json(d) for d in page.items]
+            data += [to_public(d) for d in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -91,7 +85,7 @@ def cmd_delivery_list(args: argparse.Namespace, settings: Settings) -> int:
             d["endpoint_id"],
             d["kind"],
             d["status"],
-            d["attempts"],
+            d["attempt_count"],
             d["last_status_code"],
             json_default(d["created_at"]),
         )
@@ -108,11 +102,10 @@ def cmd_delivery_show(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         details = show_delivery(session, args.id, scope=OPERATOR)
-    data = _delivery_json(details.delivery)
-    data["attempt_list"] = [a.model_dump() for a in details.attempts]
+    data = to_public(details.as_public())
 
     def human() -> str:
-        head = {k: v for k, v in data.items() if k != "attempt_list"}
+        head = {k: v for k, v in data.items() if k != "attempts"}
         rows = [
             (
                 a["attempt"],
@@ -122,7 +115,7 @@ def cmd_delivery_show(args: argparse.Namespace, settings: Settings) -> int:
                 (a["error"] or "")[:60],
                 (a["response_body"] or "")[:40],
             )
-            for a in data["attempt_list"]
+            for a in data["attempts"]
         ]
         attempts = (
             table(rows, ("#", "STARTED", "MS", "STATUS", "ERROR", "BODY"))
@@ -150,6 +143,6 @@ def cmd_delivery_retry(args: argparse.Namespace, settings: Settings) -> int:
             plan = retry_matching(session, where, scope=OPERATOR)
     count = plan.count
     enqueued = enqueue_groups(plan.groups)
-    data = {"retried": count, "enqueued_tasks": enqueued}
+    data = {"count": count, "enqueued_tasks": enqueued}
     emit(args, data, lambda: f"retrying {count} deliveries ({enqueued} tasks enqueued)")
     return 0

@@ -1,39 +1,10 @@
-"""What `ethhook endpoint` prints: an endpoint as JSON, and the human lines after a change."""
+"""What `ethhook endpoint` prints in words: the secrets, and the lines after a change."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ethhook.cli.common import json_default
-from ethhook.service.endpoints import EndpointWithSecret
-from ethhook.service.public import Endpoint
-
-
-def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
-    return {
-        "id": endpoint.id,
-        "name": endpoint.name,
-        "url": endpoint.url,
-        "active": endpoint.active,
-        "disabled_reason": endpoint.disabled_reason,
-        "chains": endpoint.chains,
-        "contracts": endpoint.contracts,
-        "events": endpoint.events,
-        "topics": endpoint.topics,
-        "where": endpoint.where,
-        "confirmations": endpoint.confirmations,
-        "rate_limit_per_s": endpoint.rate_limit,
-        "retry_schedule_s": endpoint.retry_schedule,
-        "created_at": endpoint.created_at,
-        "application_id": endpoint.application_id,
-    }
-
-
-def with_secret(created: EndpointWithSecret) -> dict[str, Any]:
-    data = endpoint_json(created.endpoint)
-    data["secret"] = created.secret
-    data["previous_secret_expires_at"] = created.endpoint.previous_secret_expires_at
-    return data
 
 
 def secret_summary(data: dict[str, Any]) -> str:

@@ -21,10 +21,10 @@ from ethhook.cli.common import (
     positive_int,
     table,
 )
-from ethhook.cli.endpoint_output import change_summary, endpoint_json, secret_summary, with_secret
+from ethhook.cli.endpoint_output import change_summary, secret_summary
 from ethhook.config import Settings
 from ethhook.service.endpoints import EndpointWithSecret
-from ethhook.service.public import Endpoint
+from ethhook.service.public import Endpoint, to_public
 from ethhook.service.scope import OPERATOR
 
 
@@ -189,7 +189,7 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
     )
     with session_scope() as session:
         created = create_endpoint(session, spec, scope=OPERATOR, application_id=args.app)
-        data = with_secret(created)
+        data = to_public(created.as_public())
     emit(args, data, lambda: describe(data))
     return 0
 
@@ -230,7 +230,7 @@ def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
         )
     changes = build_changes(settings, **given)
     with session_scope() as session:
-        data = endpoint_json(update_endpoint(session, args.id, changes, scope=OPERATOR))
+        data = to_public(update_endpoint(session, args.id, changes, scope=OPERATOR))
     emit(args, data, lambda: f"updated endpoint {args.id}\n" + describe(data))
     return 0
 
@@ -247,7 +247,7 @@ def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
             page = list_endpoints(
                 session, scope=OPERATOR, application_id=args.app, cursor=cursor, limit=MAX_LIMIT
             )
-            data += [endpoint_json(e) for e in page.items]
+            data += [to_public(e) for e in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -274,11 +274,7 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         details = show_endpoint(session, args.id, scope=OPERATOR)
-    data = endpoint_json(details.endpoint)
-    data["previous_secret_expires_at"] = details.endpoint.previous_secret_expires_at
-    data["deliveries"] = details.deliveries
-    data["failing_since"] = details.endpoint.failing_since
-    data["circuit_breaker"] = breaker_state(args.id, settings)
+    data = to_public(details.as_public(breaker_state(args.id, settings)))
     emit(args, data, lambda: describe(data))
     return 0
 
@@ -289,7 +285,7 @@ def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
 
     with session_scope() as session:
         secrets = endpoint_secrets(session, args.id, scope=OPERATOR)
-    data = secrets.model_dump()
+    data = to_public(secrets)
     emit(args, data, lambda: secret_summary(data))
     return 0
 
@@ -336,9 +332,9 @@ def _endpoint_change(
     with session_scope() as session:
         changed = change(session)
     if isinstance(changed, EndpointWithSecret):
-        data = with_secret(changed) if reveal_secret else endpoint_json(changed.endpoint)
+        data = to_public(changed.as_public() if reveal_secret else changed.endpoint)
     else:
-        data = endpoint_json(changed)
+        data = to_public(changed)
     emit(args, data, lambda: change_summary(args.id, done, data, reveal_secret=reveal_secret))
     return 0
 

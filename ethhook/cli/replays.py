@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ethhook.cli.common import Commands, add_command, describe, emit, non_negative_int, positive_int
 from ethhook.config import Settings
 from ethhook.exceptions import EthHookError, InputError
+from ethhook.service.public import to_public
 
 if TYPE_CHECKING:
     from ethhook.replay import Replay
@@ -56,8 +56,7 @@ def _summary(job: Replay) -> str:
 
 
 def _job_data(job: Replay, settings: Settings) -> dict[str, Any]:
-    data = {**dataclasses.asdict(job), "blocks_total": job.progress.blocks_total}
-    return {**data, "chain": settings.chain_name(job.chain_id)}
+    return to_public(job.as_public(settings))
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:

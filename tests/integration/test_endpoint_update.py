@@ -50,7 +50,7 @@ def test_update_keeps_id_secret_and_deliveries_and_the_matcher_uses_the_new_filt
     assert updated["id"] == created["id"] and "secret" not in updated
     assert updated["contracts"] == sorted([address(2), address(3)])
     assert (updated["chains"], updated["events"]) == ([1], [TRANSFER])  # not given: kept
-    assert (updated["name"], updated["rate_limit_per_s"], updated["url"]) == (
+    assert (updated["name"], updated["rate_limit"], updated["url"]) == (
         "after",
         5.0,
         URL + "/v2",

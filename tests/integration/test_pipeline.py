@@ -158,7 +158,7 @@ def test_retry_by_filter_resends_every_failed_delivery_of_an_endpoint(receiver):
         "delivery", "retry", "--status", "failed", "--endpoint", str(endpoint_id), "--json"
     )
     assert result.returncode == 0, result.stderr
-    assert '"retried": 5' in result.stdout
+    assert '"count": 5' in result.stdout
     wait_until(lambda: statuses() == ["succeeded"] * 5, 30, 0.2, "five retried")
     assert len(receiver.on("/flaky")) == 10
 
