@@ -15,6 +15,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ethhook import metrics
+from ethhook.api.asgi import HttpMiddleware
 from ethhook.metrics import build_exposition_registry
 
 UNMATCHED = "unmatched"  # any path no route has: one series, not one per path tried
@@ -32,11 +33,11 @@ def route_template(scope: Scope, templates: Sequence[tuple[Pattern[str], str]]) 
     return UNMATCHED
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """Outermost middleware: times each request and counts it by route, method and status."""
 
     def __init__(self, app: ASGIApp, paths: Callable[[], Iterable[str]]) -> None:
-        self.app = app
+        super().__init__(app)
         self.paths = paths
         self._templates: list[tuple[Pattern[str], str]] | None = None
 
@@ -45,10 +46,7 @@ class RequestMetrics:
             self._templates = [(compile_path(path)[0], path) for path in self.paths()]
         return self._templates
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ethhook.api.asgi import HttpMiddleware
 from ethhook.logs import log_fields
 
 HEADER = "x-request-id"
@@ -38,16 +39,10 @@ def install(app: Starlette) -> None:
     app.build_middleware_stack = build_with_request_ids  # type: ignore[method-assign]
 
 
-class RequestId:
-    """ASGI middleware: every answer carries the id, and every line logged meanwhile."""
+class RequestId(HttpMiddleware):
+    """Every answer carries the id, and every line logged meanwhile."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_for(Headers(scope=scope).get(HEADER))
 
         async def send_with_id(message: Message) -> None:

@@ -10,9 +10,10 @@ import math
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ethhook.api.asgi import HttpMiddleware
 from ethhook.api.problems import send_problem
 from ethhook.config import Settings
 
@@ -72,18 +73,12 @@ class HeaderDeadline(H11Protocol):
             self.transport.close()
 
 
-class AnswerWhenStopped:
+class AnswerWhenStopped(HttpMiddleware):
     """Outermost: a request still under way when a stop's grace runs out is cancelled by
     uvicorn; it is answered 503 (when nothing of its answer was sent yet) and logged in one line,
     where uvicorn would log the cancellation's traceback and answer a bare 500."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watch(message: Message) -> None:

@@ -9,18 +9,7 @@ import anyio
 from fastapi import APIRouter, Request, Response
 
 from ethhook.api import schemas
-from ethhook.api.routes.common import (
-    DEFAULT_PAGE,
-    READ,
-    WRITE,
-    Caller,
-    Cursor,
-    Id,
-    Limit,
-    OptionalId,
-    in_session,
-    settings_of,
-)
+from ethhook.api.routes.common import READ, WRITE, Caller, Id, OptionalId, Paging
 from ethhook.service import endpoints as service
 from ethhook.service.testsend import reserve_test_send, send_test_webhook
 from ethhook.service.validation import build_changes, build_spec
@@ -34,11 +23,7 @@ def schedule_text(schedule: list[float] | None) -> str | None:
 
 
 @router.post("", status_code=201, response_model=schemas.EndpointWithSecret, responses=WRITE)
-def create_endpoint(
-    principal: Caller,
-    body: schemas.EndpointCreate,
-    request: Request,
-) -> schemas.EndpointWithSecret:
+def create_endpoint(caller: Caller, body: schemas.EndpointCreate) -> schemas.EndpointWithSecret:
     """Register an endpoint; the answer carries its signing `secret`."""
     spec = build_spec(
         url=body.url,
@@ -50,40 +35,23 @@ def create_endpoint(
         rate_limit_per_s=body.rate_limit,
         retry_schedule=schedule_text(body.retry_schedule),
         name=body.name,
-        settings=settings_of(request),
+        settings=caller.settings,
     )
-    created = in_session(
-        service.create_endpoint, spec, scope=principal.scope, application_id=body.application_id
-    )
-    return created.as_public()
+    return caller.run(service.create_endpoint, spec, application_id=body.application_id).as_public()
 
 
 @router.get("", response_model=schemas.Page[schemas.Endpoint], responses=READ)
 def list_endpoints(
-    principal: Caller,
-    cursor: Cursor = None,
-    limit: Limit = DEFAULT_PAGE,
-    application_id: OptionalId = None,
+    caller: Caller, page: Paging, application_id: OptionalId = None
 ) -> dict[str, Any]:
-    page = in_session(
-        service.list_endpoints,
-        scope=principal.scope,
-        application_id=application_id,
-        cursor=cursor,
-        limit=limit,
-    )
-    return {"data": page.items, "next_cursor": page.next_cursor}
+    return caller.page(service.list_endpoints, page, application_id=application_id)
 
 
 @router.get("/{endpoint_id}", response_model=schemas.EndpointDetails, responses=READ)
-def show_endpoint(
-    endpoint_id: Id,
-    principal: Caller,
-    request: Request,
-) -> schemas.EndpointDetails:
+def show_endpoint(endpoint_id: Id, caller: Caller) -> schemas.EndpointDetails:
     """The endpoint, its deliveries by status and its circuit breaker (never its secret)."""
-    details = in_session(service.show_endpoint, endpoint_id, scope=principal.scope)
-    return details.as_public(service.breaker_state(endpoint_id, settings_of(request)))
+    details = caller.run(service.show_endpoint, endpoint_id)
+    return details.as_public(service.breaker_state(endpoint_id, caller.settings))
 
 
 # PATCH field → the name build_changes takes.
@@ -102,10 +70,7 @@ _CHANGES = {
 
 @router.patch("/{endpoint_id}", response_model=schemas.Endpoint, responses=WRITE)
 def update_endpoint(
-    endpoint_id: Id,
-    principal: Caller,
-    body: schemas.EndpointUpdate,
-    request: Request,
+    endpoint_id: Id, caller: Caller, body: schemas.EndpointUpdate
 ) -> schemas.Endpoint:
     """Change the fields given, in place: same id, secret and deliveries."""
     given = body.model_fields_set
@@ -114,86 +79,60 @@ def update_endpoint(
         fields["chains"] = [str(c) for c in fields["chains"]]
     if "retry_schedule" in fields:
         fields["retry_schedule"] = schedule_text(fields["retry_schedule"])
-    changes = build_changes(settings_of(request), **fields)
-    return in_session(service.update_endpoint, endpoint_id, changes, scope=principal.scope)
+    changes = build_changes(caller.settings, **fields)
+    return caller.run(service.update_endpoint, endpoint_id, changes)
 
 
 @router.delete("/{endpoint_id}", status_code=204, response_class=Response, responses=READ)
-def delete_endpoint(
-    endpoint_id: Id,
-    principal: Caller,
-) -> Response:
+def delete_endpoint(endpoint_id: Id, caller: Caller) -> Response:
     """Delete the endpoint with its deliveries and attempts."""
-    in_session(service.delete_endpoint, endpoint_id, scope=principal.scope)
+    caller.run(service.delete_endpoint, endpoint_id)
     return Response(status_code=204)
 
 
 @router.post("/{endpoint_id}/enable", response_model=schemas.Endpoint, responses=WRITE)
-def enable_endpoint(
-    endpoint_id: Id,
-    principal: Caller,
-) -> schemas.Endpoint:
+def enable_endpoint(endpoint_id: Id, caller: Caller) -> schemas.Endpoint:
     """Resume delivering; the deliveries that waited go out."""
-    return in_session(service.set_active, endpoint_id, True, None, scope=principal.scope)
+    return caller.run(service.set_active, endpoint_id, True, None)
 
 
 @router.post("/{endpoint_id}/disable", response_model=schemas.Endpoint, responses=WRITE)
 def disable_endpoint(
-    endpoint_id: Id,
-    principal: Caller,
-    body: schemas.DisableRequest | None = None,
+    endpoint_id: Id, caller: Caller, body: schemas.DisableRequest | None = None
 ) -> schemas.Endpoint:
     """Stop delivering; deliveries wait until the endpoint is enabled again."""
     reason = (body.reason if body else None) or "disabled through the API"
-    return in_session(service.set_active, endpoint_id, False, reason, scope=principal.scope)
+    return caller.run(service.set_active, endpoint_id, False, reason)
 
 
 @router.post(
     "/{endpoint_id}/rotate-secret", response_model=schemas.EndpointWithSecret, responses=WRITE
 )
 def rotate_secret(
-    endpoint_id: Id,
-    principal: Caller,
-    request: Request,
-    body: schemas.RotateSecretRequest | None = None,
+    endpoint_id: Id, caller: Caller, body: schemas.RotateSecretRequest | None = None
 ) -> schemas.EndpointWithSecret:
     """A new secret; the old one keeps signing beside it for `grace_s` seconds."""
     grace = body.grace_s if body and body.grace_s is not None else None
     if grace is None:
-        grace = settings_of(request).secret_rotation_grace_s
-    rotated = in_session(service.rotate_secret, endpoint_id, grace, scope=principal.scope)
-    return rotated.as_public()
+        grace = caller.settings.secret_rotation_grace_s
+    return caller.run(service.rotate_secret, endpoint_id, grace).as_public()
 
 
 @router.get("/{endpoint_id}/secret", response_model=schemas.Secrets, responses=READ)
-def endpoint_secret(
-    endpoint_id: Id,
-    principal: Caller,
-) -> schemas.Secrets:
+def endpoint_secret(endpoint_id: Id, caller: Caller) -> schemas.Secrets:
     """The secret that signs the endpoint's webhooks (and the previous one while it signs)."""
-    return in_session(service.endpoint_secrets, endpoint_id, scope=principal.scope)
+    return caller.run(service.endpoint_secrets, endpoint_id)
 
 
 @router.post("/{endpoint_id}/test", response_model=schemas.EndpointTestResult, responses=WRITE)
-async def test_endpoint(
-    endpoint_id: Id,
-    principal: Caller,
-    request: Request,
-) -> dict[str, Any]:
+async def test_endpoint(endpoint_id: Id, caller: Caller, request: Request) -> dict[str, Any]:
     """Send a signed `endpoint.test` webhook now and report what the endpoint answered (429
     while too many tests are under way)."""
-    settings = settings_of(request)
-    send = partial(
-        in_session,
-        send_test_webhook,
-        endpoint_id,
-        scope=principal.scope,
-        settings=settings,
-        reserved=True,
-    )
+    settings = caller.settings
+    send = partial(caller.run, send_test_webhook, endpoint_id, settings=settings, reserved=True)
     # The slot is taken here, on the event loop: a refusal costs no thread. The test then waits
     # for its receiver on a pool of its own, never on the one every other sync route shares.
-    with reserve_test_send(principal.scope, settings):
+    with reserve_test_send(caller.scope, settings):
         result = await anyio.to_thread.run_sync(send, limiter=request.app.state.test_send_threads)
     return {
         "webhook_id": result.webhook_id,
