@@ -1,22 +1,27 @@
-"""What every `ethhook` command shares: the parser, how commands join it, argument types, output."""
+"""What every `ethhook` command shares: the parser, how commands join it, argument types, and
+calling the service as the operator."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
-from typing import Any, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, TypeVar
 
 from ethhook.config import BIGINT_MAX, Settings
+
+if TYPE_CHECKING:
+    from ethhook.service.pages import Page
 
 EXIT_USAGE = 2
 
 # What a command runs: the parsed arguments and the settings in, the exit code out.
 Handler = Callable[[argparse.Namespace, Settings], int]
+T = TypeVar("T")
 
 
 class Schema(Enum):
@@ -59,26 +64,75 @@ def add_command(
     return parser
 
 
-def json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+@dataclass(frozen=True)
+class Arg:
+    """An argument as argparse's add_argument takes it: its name or flags, then its options."""
+
+    names: tuple[str, ...]
+    options: dict[str, Any]
 
 
-def emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None:
-    if args.json:
-        print(json.dumps(data, default=json_default, indent=2))
-    else:
-        print(human())
+def arg(*names: str, **options: Any) -> Arg:
+    return Arg(names, options)
 
 
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    return "\n".join(lines)
+class Group:
+    """`ethhook NAME ACTION`: a command whose actions are commands of their own, each declared
+    on its handler with `@group.command(...)`; `--help` lists them in that order."""
+
+    def __init__(self, name: str, help_text: str) -> None:
+        self.name = name
+        self.help = help_text
+        self.actions: list[tuple[str, Handler, str, tuple[Arg, ...]]] = []
+
+    def command(self, name: str, help_text: str, *args: Arg) -> Callable[[Handler], Handler]:
+        """Declare the decorated handler as the action `name`, taking `args`."""
+
+        def declare(handler: Handler) -> Handler:
+            self.actions.append((name, handler, help_text, args))
+            return handler
+
+        return declare
+
+    def register(self, commands: Commands) -> None:
+        actions = add_group(commands, self.name, self.help)
+        for name, handler, help_text, args in self.actions:
+            parser = add_command(actions, name, handler, help_text)
+            for argument in args:
+                parser.add_argument(*argument.names, **argument.options)
+
+
+def as_operator(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`operation(session, *args, scope=OPERATOR, **kwargs)` in one transaction, committed before
+    it returns: the `ethhook` command acts as the operator."""
+    from ethhook.db import session_scope
+    from ethhook.service.scope import OPERATOR
+
+    with session_scope() as session:
+        return operation(session, *args, scope=OPERATOR, **kwargs)
+
+
+def every_page(
+    operation: Callable[..., Page[Any]], *args: Any, most: int | None = None, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """The public fields of every item of a service's list (or of the first `most`), read a page
+    of at most MAX_LIMIT at a time in one transaction."""
+    from ethhook.db import session_scope
+    from ethhook.service.pages import MAX_LIMIT
+    from ethhook.service.public import to_public
+    from ethhook.service.scope import OPERATOR
+
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    with session_scope() as session:
+        while most is None or len(items) < most:
+            limit = MAX_LIMIT if most is None else min(MAX_LIMIT, most - len(items))
+            page = operation(session, *args, scope=OPERATOR, cursor=cursor, limit=limit, **kwargs)
+            items += [to_public(item) for item in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return items
 
 
 def since(text: str) -> datetime:
@@ -123,16 +177,3 @@ def number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text[:40]!r}")
     return value
-
-
-def describe(data: dict[str, Any]) -> str:
-    lines = []
-    for key, value in data.items():
-        if key == "where":  # conditions hold commas of their own, and all of them must hold
-            value = " and ".join(value) or "(none)"
-        elif isinstance(value, list):
-            value = ", ".join(str(v) for v in value) or "(any)"
-        elif isinstance(value, datetime):
-            value = json_default(value)
-        lines.append(f"{key + ':':<28} {'' if value is None else value}")
-    return "\n".join(lines)

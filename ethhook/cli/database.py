@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ethhook.cli.common import Commands, Schema, add_command, add_group, emit
+from ethhook.cli.common import Commands, Schema, add_command, add_group
+from ethhook.cli.output import emit
 from ethhook.config import Settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ethhook.cli.common import json_default
+from ethhook.cli.output import json_default
 
 
 def secret_summary(data: dict[str, Any]) -> str:

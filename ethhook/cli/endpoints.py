@@ -3,175 +3,106 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
-
-from sqlalchemy.orm import Session
 
 from ethhook.cli.common import (
-    Commands,
-    Handler,
-    Parser,
-    add_command,
-    add_group,
-    describe,
-    emit,
+    Arg,
+    Group,
+    arg,
+    as_operator,
+    every_page,
     non_negative_int,
     number,
     positive_int,
-    table,
 )
 from ethhook.cli.endpoint_output import change_summary, secret_summary
+from ethhook.cli.output import Column, describe, emit, emit_table
 from ethhook.config import Settings
 from ethhook.service.endpoints import EndpointWithSecret
 from ethhook.service.public import Endpoint, to_public
-from ethhook.service.scope import OPERATOR
+
+GROUP = Group("endpoint", "register and manage webhook endpoints")
+register = GROUP.register
+ENDPOINT_ID = arg("id", type=positive_int, help="endpoint id")
+URL_HELP = "http(s) URL that receives the webhooks"
+
+# The list options of `add` and `update`: flag, metavar, what each item is, what a list names.
+_LISTS = (
+    ("--chain", "ID_OR_NAME", "chain id or name", "chain"),
+    ("--contract", "ADDR", "contract address", "contract"),
+    (
+        "--event",
+        "SIGNATURE",
+        "Solidity event signature, e.g. 'Transfer(address indexed from, address indexed to, "
+        "uint256 value)', or a topic0",
+        "event",
+    ),
+)
+WHERE_HELP = (
+    "a condition on the decoded arguments of the one --event, e.g. 'to == 0x…', "
+    "'value >= 1000000', 'from in (0x…, 0x…)'; operators == != < <= > >= and in; values: "
+    'addresses, decimal integers, true/false, 0x hex bytes, "strings" (repeatable; all '
+    "must hold; {})"
+)
 
 
-def register(commands: Commands) -> None:
-    group = add_group(commands, "endpoint", "register and manage webhook endpoints")
-    _register_add(group)
-    _register_update(group)
-    listing = add_command(group, "list", cmd_endpoint_list, "list endpoints")
-    listing.add_argument(
-        "--app", type=positive_int, default=None, metavar="ID", help="this application's only"
+def _endpoint_options(*, update: bool) -> tuple[Arg, ...]:
+    """The options `add` and `update` share; an update changes only the options given."""
+    unset: list[str] | None = None if update else []
+    listed = [
+        arg(
+            flag,
+            action="append",
+            default=unset,
+            metavar=metavar,
+            help=f"{what} (repeatable; "
+            + ("replaces the current list" if update else f"default: every {noun}")
+            + ")",
+        )
+        for flag, metavar, what, noun in _LISTS
+    ]
+    where = "replaces the current conditions" if update else "default: none"
+    return (
+        *listed,
+        arg(
+            "--where", action="append", default=unset, metavar="COND", help=WHERE_HELP.format(where)
+        ),
+        arg(
+            "--confirmations",
+            type=non_negative_int,
+            default=None if update else 0,
+            help="blocks to wait before delivering (0 = instant, with event.removed on reorgs)",
+        ),
+        arg(
+            "--rate-limit",
+            type=number,
+            default=None,
+            metavar="PER_SECOND",
+            help="at most this many requests per second to this endpoint",
+        ),
+        arg(
+            "--retry-schedule",
+            default=None,
+            metavar="S,S,…",
+            help="delays in seconds before each attempt, e.g. 0,5,300 (default: the global one)",
+        ),
+        arg("--name", default=None, help="a label for humans"),
     )
-    _by_id(
-        group,
-        "show",
-        cmd_endpoint_show,
-        "show an endpoint and its delivery counts (its secret: `endpoint secret`)",
-    )
-    _by_id(
-        group,
-        "secret",
-        cmd_endpoint_secret,
-        "print the secret that signs an endpoint's webhooks (and the previous one while it "
-        "still signs)",
-    )
-    disable = _by_id(
-        group, "disable", cmd_endpoint_disable, "stop delivering to an endpoint (deliveries wait)"
-    )
-    disable.add_argument("--reason", default=None, help="why (shown by endpoint show)")
-    _by_id(
-        group,
-        "enable",
-        cmd_endpoint_enable,
-        "resume an endpoint; the deliveries that waited are sent",
-    )
-    rotate = _by_id(
-        group,
-        "rotate-secret",
-        cmd_endpoint_rotate,
-        "new secret; the old one signs too for a grace period",
-    )
-    rotate.add_argument(
-        "--grace-s",
-        type=number,
-        default=None,
-        help="seconds the old secret keeps signing (default ETHHOOK_SECRET_ROTATION_GRACE_S)",
-    )
-    _by_id(group, "delete", cmd_endpoint_delete, "delete an endpoint and its deliveries")
 
 
-def _by_id(group: Commands, name: str, handler: Handler, help_text: str) -> Parser:
-    """A command about one endpoint, named by its id."""
-    parser = add_command(group, name, handler, help_text)
-    parser.add_argument("id", type=positive_int, help="endpoint id")
-    return parser
-
-
-def _register_add(group: Commands) -> None:
-    add = add_command(
-        group, "add", cmd_endpoint_add, "register an endpoint; prints its id and secret"
-    )
-    add.add_argument("--url", required=True, help="http(s) URL that receives the webhooks")
-    _endpoint_options(add, update=False)
-    add.add_argument(
+@GROUP.command(
+    "add",
+    "register an endpoint; prints its id and secret",
+    arg("--url", required=True, help=URL_HELP),
+    *_endpoint_options(update=False),
+    arg(
         "--app",
         type=positive_int,
         default=None,
         metavar="ID",
         help="the application it belongs to (default: the built-in `default`)",
-    )
-
-
-def _register_update(group: Commands) -> None:
-    update = _by_id(
-        group,
-        "update",
-        cmd_endpoint_update,
-        "change an endpoint in place (same id, secret and deliveries); a --chain, --contract, "
-        "--event or --where list replaces that list",
-    )
-    update.add_argument("--url", default=None, help="http(s) URL that receives the webhooks")
-    _endpoint_options(update, update=True)
-    update.add_argument(
-        "--clear-where",
-        action="store_true",
-        help="remove every --where condition (the endpoint then gets every event it names)",
-    )
-
-
-def _endpoint_options(parser: Parser, *, update: bool) -> None:
-    """The options `add` and `update` share; an update changes only the options given."""
-    lists = "replaces the current list" if update else "default: every %s"
-    parser.add_argument(
-        "--chain",
-        action="append",
-        default=None if update else [],
-        metavar="ID_OR_NAME",
-        help=f"chain id or name (repeatable; {lists.replace('%s', 'chain')})",
-    )
-    parser.add_argument(
-        "--contract",
-        action="append",
-        default=None if update else [],
-        metavar="ADDR",
-        help=f"contract address (repeatable; {lists.replace('%s', 'contract')})",
-    )
-    parser.add_argument(
-        "--event",
-        action="append",
-        default=None if update else [],
-        metavar="SIGNATURE",
-        help="Solidity event signature, e.g. 'Transfer(address indexed from, address "
-        f"indexed to, uint256 value)', or a topic0 (repeatable; {lists.replace('%s', 'event')})",
-    )
-    parser.add_argument(
-        "--where",
-        action="append",
-        default=None if update else [],
-        metavar="COND",
-        help="a condition on the decoded arguments of the one --event, e.g. 'to == 0x…', "
-        "'value >= 1000000', 'from in (0x…, 0x…)'; operators == != < <= > >= and in; values: "
-        'addresses, decimal integers, true/false, 0x hex bytes, "strings" (repeatable; all '
-        f"must hold; {'replaces the current conditions' if update else 'default: none'})",
-    )
-    parser.add_argument(
-        "--confirmations",
-        type=non_negative_int,
-        default=None if update else 0,
-        help="blocks to wait before delivering (0 = instant, with event.removed on reorgs)",
-    )
-    parser.add_argument(
-        "--rate-limit",
-        type=number,
-        default=None,
-        metavar="PER_SECOND",
-        help="at most this many requests per second to this endpoint",
-    )
-    parser.add_argument(
-        "--retry-schedule",
-        default=None,
-        metavar="S,S,…",
-        help="delays in seconds before each attempt, e.g. 0,5,300 (default: the global one)",
-    )
-    parser.add_argument("--name", default=None, help="a label for humans")
-
-
+    ),
+)
 def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.db import session_scope
     from ethhook.service.endpoints import create_endpoint
     from ethhook.service.validation import build_spec
 
@@ -187,9 +118,7 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         settings=settings,
         where=args.where,
     )
-    with session_scope() as session:
-        created = create_endpoint(session, spec, scope=OPERATOR, application_id=args.app)
-        data = to_public(created.as_public())
+    data = to_public(as_operator(create_endpoint, spec, application_id=args.app).as_public())
     emit(args, data, lambda: describe(data))
     return 0
 
@@ -208,8 +137,20 @@ _UPDATE_OPTIONS = {
 }
 
 
+@GROUP.command(
+    "update",
+    "change an endpoint in place (same id, secret and deliveries); a --chain, --contract, "
+    "--event or --where list replaces that list",
+    ENDPOINT_ID,
+    arg("--url", default=None, help=URL_HELP),
+    *_endpoint_options(update=True),
+    arg(
+        "--clear-where",
+        action="store_true",
+        help="remove every --where condition (the endpoint then gets every event it names)",
+    ),
+)
 def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.db import session_scope
     from ethhook.exceptions import InputError
     from ethhook.service.endpoints import update_endpoint
     from ethhook.service.validation import build_changes
@@ -229,121 +170,113 @@ def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
             "--clear-where, --confirmations, --rate-limit, --retry-schedule or --name"
         )
     changes = build_changes(settings, **given)
-    with session_scope() as session:
-        data = to_public(update_endpoint(session, args.id, changes, scope=OPERATOR))
+    data = to_public(as_operator(update_endpoint, args.id, changes))
     emit(args, data, lambda: f"updated endpoint {args.id}\n" + describe(data))
     return 0
 
 
-def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.db import session_scope
-    from ethhook.service.endpoints import list_endpoints
-    from ethhook.service.pages import MAX_LIMIT
+# `endpoint list`'s table: a column's header, and the field it shows or what it makes of one.
+COLUMNS: dict[str, Column] = {
+    "ID": "id",
+    "STATE": lambda d: "active" if d["active"] else "disabled",
+    "CONF": "confirmations",
+    "CHAINS": lambda d: ",".join(map(str, d["chains"])) or "*",
+    "CONTRACTS": lambda d: len(d["contracts"]) or "*",
+    "EVENTS": lambda d: len(d["topics"]) or "*",
+    "URL": "url",
+}
 
-    data: list[dict[str, Any]] = []
-    cursor: str | None = None
-    with session_scope() as session:
-        while True:
-            page = list_endpoints(
-                session, scope=OPERATOR, application_id=args.app, cursor=cursor, limit=MAX_LIMIT
-            )
-            data += [to_public(e) for e in page.items]
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-    rows = [
-        (
-            d["id"],
-            "active" if d["active"] else "disabled",
-            d["confirmations"],
-            ",".join(map(str, d["chains"])) or "*",
-            len(d["contracts"]) or "*",
-            len(d["topics"]) or "*",
-            d["url"],
-        )
-        for d in data
-    ]
-    headers = ("ID", "STATE", "CONF", "CHAINS", "CONTRACTS", "EVENTS", "URL")
-    emit(args, data, lambda: table(rows, headers) if rows else "no endpoints")
+
+@GROUP.command(
+    "list",
+    "list endpoints",
+    arg("--app", type=positive_int, default=None, metavar="ID", help="this application's only"),
+)
+def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.service.endpoints import list_endpoints
+
+    emit_table(args, every_page(list_endpoints, application_id=args.app), COLUMNS, "no endpoints")
     return 0
 
 
+@GROUP.command(
+    "show",
+    "show an endpoint and its delivery counts (its secret: `endpoint secret`)",
+    ENDPOINT_ID,
+)
 def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.db import session_scope
     from ethhook.service.endpoints import breaker_state, show_endpoint
 
-    with session_scope() as session:
-        details = show_endpoint(session, args.id, scope=OPERATOR)
+    details = as_operator(show_endpoint, args.id)
     data = to_public(details.as_public(breaker_state(args.id, settings)))
     emit(args, data, lambda: describe(data))
     return 0
 
 
+@GROUP.command(
+    "secret",
+    "print the secret that signs an endpoint's webhooks (and the previous one while it "
+    "still signs)",
+    ENDPOINT_ID,
+)
 def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.db import session_scope
     from ethhook.service.endpoints import endpoint_secrets
 
-    with session_scope() as session:
-        secrets = endpoint_secrets(session, args.id, scope=OPERATOR)
-    data = to_public(secrets)
+    data = to_public(as_operator(endpoint_secrets, args.id))
     emit(args, data, lambda: secret_summary(data))
     return 0
 
 
+@GROUP.command(
+    "disable",
+    "stop delivering to an endpoint (deliveries wait)",
+    ENDPOINT_ID,
+    arg("--reason", default=None, help="why (shown by endpoint show)"),
+)
 def cmd_endpoint_disable(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import set_active
 
     reason = args.reason or "disabled by an operator"
-    return _endpoint_change(
-        args, lambda s: set_active(s, args.id, False, reason, scope=OPERATOR), "disabled"
-    )
+    return _changed(args, as_operator(set_active, args.id, False, reason), "disabled")
 
 
+@GROUP.command("enable", "resume an endpoint; the deliveries that waited are sent", ENDPOINT_ID)
 def cmd_endpoint_enable(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import set_active
 
-    return _endpoint_change(
-        args, lambda s: set_active(s, args.id, True, None, scope=OPERATOR), "enabled"
-    )
+    return _changed(args, as_operator(set_active, args.id, True, None), "enabled")
 
 
+@GROUP.command(
+    "rotate-secret",
+    "new secret; the old one signs too for a grace period",
+    ENDPOINT_ID,
+    arg(
+        "--grace-s",
+        type=number,
+        default=None,
+        help="seconds the old secret keeps signing (default ETHHOOK_SECRET_ROTATION_GRACE_S)",
+    ),
+)
 def cmd_endpoint_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import rotate_secret
 
     grace = settings.secret_rotation_grace_s if args.grace_s is None else args.grace_s
-    return _endpoint_change(
-        args,
-        lambda s: rotate_secret(s, args.id, grace, scope=OPERATOR),
-        "rotated the secret of",
-        reveal_secret=True,
-    )
+    return _changed(args, as_operator(rotate_secret, args.id, grace), "rotated the secret of")
 
 
-def _endpoint_change(
-    args: argparse.Namespace,
-    change: Callable[[Session], Endpoint | EndpointWithSecret],
-    done: str,
-    *,
-    reveal_secret: bool = False,
-) -> int:
-    """Apply `change` to the endpoint, then say what was `done` (and the new secret if asked)."""
-    from ethhook.db import session_scope
-
-    with session_scope() as session:
-        changed = change(session)
-    if isinstance(changed, EndpointWithSecret):
-        data = to_public(changed.as_public() if reveal_secret else changed.endpoint)
-    else:
-        data = to_public(changed)
-    emit(args, data, lambda: change_summary(args.id, done, data, reveal_secret=reveal_secret))
+def _changed(args: argparse.Namespace, changed: Endpoint | EndpointWithSecret, done: str) -> int:
+    """Say what was `done` to the endpoint (and its new secret, after a rotation)."""
+    rotated = isinstance(changed, EndpointWithSecret)
+    data = to_public(changed.as_public() if isinstance(changed, EndpointWithSecret) else changed)
+    emit(args, data, lambda: change_summary(args.id, done, data, reveal_secret=rotated))
     return 0
 
 
+@GROUP.command("delete", "delete an endpoint and its deliveries", ENDPOINT_ID)
 def cmd_endpoint_delete(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.db import session_scope
     from ethhook.service.endpoints import delete_endpoint
 
-    with session_scope() as session:
-        delete_endpoint(session, args.id, scope=OPERATOR)
+    as_operator(delete_endpoint, args.id)
     emit(args, {"deleted": args.id}, lambda: f"deleted endpoint {args.id} and its deliveries")
     return 0

@@ -7,7 +7,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ethhook.cli.common import Commands, add_command, describe, emit, non_negative_int, positive_int
+from ethhook.cli.common import Commands, add_command, non_negative_int, positive_int
+from ethhook.cli.output import describe, emit
 from ethhook.config import Settings
 from ethhook.exceptions import EthHookError, InputError
 from ethhook.service.public import to_public

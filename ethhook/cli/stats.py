@@ -7,7 +7,8 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
-from ethhook.cli.common import Commands, add_command, emit, positive_int, since, table
+from ethhook.cli.common import Commands, add_command, positive_int, since
+from ethhook.cli.output import emit, table
 from ethhook.config import Settings
 
 DEFAULT_WINDOW = timedelta(hours=24)

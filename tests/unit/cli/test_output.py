@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ethhook.cli.common import non_negative_int, number, positive_int, since, table
+from ethhook.cli.common import non_negative_int, number, positive_int, since
 from ethhook.cli.endpoints import change_summary
+from ethhook.cli.output import table
 from ethhook.exceptions import InputError
 
 BEYOND = "99999999999999999999999"  # more than 64 bits
