@@ -19,6 +19,7 @@ from ethhook.console.sessions import ConsoleSession
 from ethhook.console.throttle import Wait
 from ethhook.console.web import (
     ConsoleRoute,
+    as_visitor,
     check_id,
     console_of,
     current_session,
@@ -115,9 +116,7 @@ def disable(request: Request, endpoint_id: int) -> Response:
 
 def _set_active(request: Request, endpoint_id: int, active: bool) -> Response:
     check_id(endpoint_id, "endpoint")
-    with signed_in(request) as (db, visitor):
-        reason = None if active else DISABLED_REASON
-        set_active(db, endpoint_id, active, reason, scope=visitor.principal.scope)
+    as_visitor(request, set_active, endpoint_id, active, None if active else DISABLED_REASON)
     flash(request, f"Endpoint {endpoint_id} {'enabled' if active else 'disabled'}.")
     return redirect(f"/endpoints/{endpoint_id}")
 
@@ -127,41 +126,24 @@ def rotate(request: Request, endpoint_id: int) -> Response:
     settings = console_of(request).settings
     check_id(endpoint_id, "endpoint")
     grace_s = settings.secret_rotation_grace_s
-    with signed_in(request) as (db, visitor):
-        rotated = rotate_secret(db, endpoint_id, grace_s, scope=visitor.principal.scope)
+    rotated = as_visitor(request, rotate_secret, endpoint_id, grace_s)
     # Shown in this response only (never stored in the session, never cached: no-store).
-    return render(
-        request,
-        "secret.html",
-        visitor=visitor,
-        endpoint=rotated.endpoint,
-        secret=rotated.secret,
-        grace_s=grace_s,
-    )
+    endpoint, secret = rotated.endpoint, rotated.secret
+    return render(request, "secret.html", endpoint=endpoint, secret=secret, grace_s=grace_s)
 
 
 @router.post("/endpoints/{endpoint_id:int}/test")
 def send_test(request: Request, endpoint_id: int) -> Response:
     settings = console_of(request).settings
     check_id(endpoint_id, "endpoint")
-    with signed_in(request) as (db, visitor):
-        result = send_test_webhook(
-            db, endpoint_id, scope=visitor.principal.scope, settings=settings
-        )
-    return render(
-        request,
-        "test_result.html",
-        visitor=visitor,
-        endpoint_id=endpoint_id,
-        result=result,
-    )
+    result = as_visitor(request, send_test_webhook, endpoint_id, settings=settings)
+    return render(request, "test_result.html", endpoint_id=endpoint_id, result=result)
 
 
 @router.post("/deliveries/{delivery_id:int}/retry")
 def retry_one(request: Request, delivery_id: int) -> Response:
     check_id(delivery_id, "delivery")
-    with signed_in(request) as (db, visitor):
-        plan = retry_deliveries(db, [delivery_id], scope=visitor.principal.scope)
+    plan = as_visitor(request, retry_deliveries, [delivery_id])
     enqueued = enqueue_groups(plan.groups)
     flash(request, _retried(plan.count, enqueued))
     back = form(request).get("back")

@@ -12,6 +12,7 @@ from ethhook.config import Settings
 from ethhook.console.chart import minute_chart
 from ethhook.console.web import (
     ConsoleRoute,
+    as_visitor,
     check_id,
     console_of,
     current_session,
@@ -80,9 +81,7 @@ def endpoints_page(request: Request) -> Response:
         stats = {s.endpoint_id: s for s in delivery_stats(db, since, endpoint_ids=ids)}
     breakers = _breakers(ids, settings)
     rows = [EndpointRow(e, breakers[e.id], stats.get(e.id)) for e in page.items]
-    return render(
-        request, "endpoints.html", visitor=visitor, rows=rows, next_cursor=page.next_cursor
-    )
+    return render(request, "endpoints.html", rows=rows, next_cursor=page.next_cursor)
 
 
 def _breakers(endpoint_ids: list[int], settings: Settings) -> dict[int, str]:
@@ -122,7 +121,6 @@ def endpoint_page(request: Request, endpoint_id: int) -> Response:
     return render(
         request,
         "endpoint.html",
-        visitor=visitor,
         endpoint=endpoint,
         counts=details.deliveries,
         breaker=breaker_state(endpoint_id, settings),
@@ -138,15 +136,10 @@ def endpoint_page(request: Request, endpoint_id: int) -> Response:
 @router.get("/deliveries/{delivery_id:int}")
 def delivery_page(request: Request, delivery_id: int) -> Response:
     check_id(delivery_id, "delivery")
-    with signed_in(request) as (db, visitor):
-        details = show_delivery(db, delivery_id, scope=visitor.principal.scope)
+    details = as_visitor(request, show_delivery, delivery_id)
+    delivery, retryable = details.delivery, details.delivery.status in RETRYABLE
     return render(
-        request,
-        "delivery.html",
-        visitor=visitor,
-        delivery=details.delivery,
-        attempts=details.attempts,
-        retryable=details.delivery.status in RETRYABLE,
+        request, "delivery.html", delivery=delivery, attempts=details.attempts, retryable=retryable
     )
 
 
@@ -165,26 +158,15 @@ def failed_page(request: Request) -> Response:
             limit=PAGE_SIZE,
             newest_first=True,
         )
+    failed, next_cursor = page.items, page.next_cursor
     return render(
-        request,
-        "failed.html",
-        visitor=visitor,
-        deliveries=page.items,
-        next_cursor=page.next_cursor,
-        endpoint_id=endpoint_id,
+        request, "failed.html", deliveries=failed, next_cursor=next_cursor, endpoint_id=endpoint_id
     )
 
 
 @router.get("/replays/{job_id:int}")
 def replay_page(request: Request, job_id: int) -> Response:
     check_id(job_id, "replay job")
-    with signed_in(request) as (db, visitor):
-        job = get_replay(db, job_id, scope=visitor.principal.scope)
-    return render(
-        request,
-        "replay.html",
-        visitor=visitor,
-        job=job.as_public(console_of(request).settings),
-        finished=job.finished,
-        progress=job.progress,
-    )
+    job = as_visitor(request, get_replay, job_id)
+    shown = job.as_public(console_of(request).settings)
+    return render(request, "replay.html", job=shown, finished=job.finished, progress=job.progress)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from cryptography.fernet import Fernet
@@ -35,6 +35,8 @@ from ethhook.exceptions import InputError, NotFoundError
 from ethhook.service.apps import Principal, get_application
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -150,7 +152,16 @@ def signed_in(request: Request) -> Iterator[tuple[Session, Visitor]]:
         principal = store.principal_of(db, session_id, settings, utcnow())
         if principal is None:
             raise SignInRequired
-        yield db, Visitor(principal, _label(db, principal))
+        visitor = Visitor(principal, _label(db, principal))
+        request.state.console_visitor = visitor
+        yield db, visitor
+
+
+def as_visitor(request: Request, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`operation(session, *args, scope=<the signed-in visitor's>, **kwargs)` in one transaction
+    (SignInRequired when no one is signed in)."""
+    with signed_in(request) as (db, visitor):
+        return operation(db, *args, scope=visitor.principal.scope, **kwargs)
 
 
 def _label(db: Session, principal: Principal) -> str:
@@ -161,7 +172,8 @@ def _label(db: Session, principal: Principal) -> str:
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    """A page: the template with the CSRF token and the one-time message of the session."""
+    """A page: the template with the CSRF token, the one-time message of the session and who
+    is signed in (the visitor `signed_in` found, unless `visitor` is given)."""
     console = console_of(request)
     session = current_session(request)
     if session.flash is not None:
@@ -169,7 +181,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     html = console.templates.get_template(template).render(
         csrf_token=session.csrf,
         flash_message=session.flash,
-        visitor=context.pop("visitor", None),
+        visitor=context.pop("visitor", getattr(request.state, "console_visitor", None)),
         url=lambda path: "/console" + path,
         **context,
     )
@@ -182,7 +194,7 @@ def redirect(path: str) -> Response:
 
 
 def error_page(request: Request, status_code: int, title: str, message: str) -> Response:
-    return render(request, "error.html", status_code, title=title, message=message)
+    return render(request, "error.html", status_code, visitor=None, title=title, message=message)
 
 
 class ConsoleRoute(APIRoute):
