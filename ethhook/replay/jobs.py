@@ -3,7 +3,7 @@ to chunk messages, and commit one chunk's deliveries together with the job's pro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,23 +33,8 @@ from ethhook.workqueue import DispatchGroup, ReplayDispatch, lease_free, new_tok
 RETRY_AFTER_S = 15.0
 
 
-@dataclass(frozen=True)
-class Replay:
+class Replay(public.ReplayBase):
     """A replay job as its callers see it (no lease)."""
-
-    id: int
-    chain_id: int
-    from_block: int
-    to_block: int
-    endpoint_id: int | None
-    state: str
-    chunks_done: int
-    blocks_done: int
-    events: int
-    deliveries: int
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
 
     @property
     def progress(self) -> Progress:
@@ -63,25 +48,11 @@ class Replay:
     def as_public(self, settings: Settings) -> public.Replay:
         """What users see of the job, with its chain's name."""
         chain = settings.chain_name(self.chain_id)
-        return public.Replay(**asdict(self), chain=chain, blocks_total=self.progress.blocks_total)
+        return public.Replay(**dict(self), chain=chain, blocks_total=self.progress.blocks_total)
 
 
 def _view(job: ReplayJob) -> Replay:
-    return Replay(
-        job.id,
-        job.chain_id,
-        job.from_block,
-        job.to_block,
-        job.endpoint_id,
-        job.state,
-        job.chunks_done,
-        job.blocks_done,
-        job.events,
-        job.deliveries,
-        job.error,
-        job.created_at,
-        job.updated_at,
-    )
+    return Replay.model_validate(job, from_attributes=True)
 
 
 def endpoint_addresses(

@@ -113,10 +113,10 @@ class ApplicationWithKey(Application):
 # --- replays ---------------------------------------------------------------------------------------
 
 
-# A replay job and its progress: `blocks_done` of `blocks_total`.
-class Replay(Public):
+# A replay job as its row holds it: the replay service's own view (replay.jobs.Replay) adds its
+# progress to these.
+class ReplayBase(Public):
     id: int
-    chain: str
     chain_id: int
     from_block: int
     to_block: int
@@ -124,9 +124,14 @@ class Replay(Public):
     state: str
     chunks_done: int
     blocks_done: int
-    blocks_total: int
     events: int
     deliveries: int
     error: str | None
     created_at: datetime
     updated_at: datetime
+
+
+# A replay job as users see it: with its chain's name, and `blocks_done` of `blocks_total`.
+class Replay(ReplayBase):
+    chain: str
+    blocks_total: int
