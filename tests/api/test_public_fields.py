@@ -10,7 +10,7 @@ import pytest
 
 from ethhook.db import session_scope
 from ethhook.db.models import DeliveryAttempt, utcnow
-from tests.integration.helpers import ethhook
+from tests.support.cli import ethhook
 
 # A resource: its `ethhook` command showing one, the tenants' fixture key of its id, its API path.
 SHOWN = {
