@@ -29,6 +29,7 @@ from ethhook.config.values import (
     check_seconds,
     choice_parser,
     int_parser,
+    longest_retry_s,
     parse_api_timeout_s,
     parse_bool,
     parse_count,
@@ -41,6 +42,7 @@ from ethhook.config.values import (
     parse_networks,
     parse_non_negative_seconds,
     parse_origins,
+    parse_partition_interval,
     parse_port,
     parse_positive_seconds,
     parse_rate,
@@ -70,6 +72,7 @@ __all__ = [
     "check_seconds",
     "get_settings",
     "load_settings",
+    "longest_retry_s",
     "parse_retry_schedule",
     "parse_secret_keys",
     "variable",
@@ -88,6 +91,8 @@ class Settings:
     delivery_read_timeout_s: float = 10.0
     retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
     retention_days: float = 30.0
+    # The time range of one partition of events, deliveries and delivery_attempts (PostgreSQL).
+    partition_interval_s: int = 86400
     cleanup_batch_size: int = 5000
     dispatch_lease_s: float = 60.0
     delivery_lease_s: float = 300.0
@@ -199,6 +204,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "delivery_read_timeout_s": ("ETHHOOK_DELIVERY_READ_TIMEOUT_S", parse_positive_seconds),
     "retry_schedule_s": ("ETHHOOK_RETRY_SCHEDULE_S", parse_retry_schedule),
     "retention_days": ("ETHHOOK_RETENTION_DAYS", parse_retention_days),
+    "partition_interval_s": ("ETHHOOK_PARTITION_INTERVAL", parse_partition_interval),
     "cleanup_batch_size": ("ETHHOOK_CLEANUP_BATCH_SIZE", parse_count),
     "dispatch_lease_s": ("ETHHOOK_DISPATCH_LEASE_S", parse_positive_seconds),
     "delivery_lease_s": ("ETHHOOK_DELIVERY_LEASE_S", parse_positive_seconds),
@@ -288,7 +294,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     values["chains"] = load_chains(env, values.get("chains_file"))
     known = {f.name for f in fields(Settings)}
     assert set(values) <= known
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_retention(settings)
+    return settings
+
+
+def _check_retention(settings: Settings) -> None:
+    """Retention drops history by whole partitions: it must outlast the retries the default
+    schedule promises (a partition holding an unsent delivery is kept anyway, at a cost)."""
+    longest_s = longest_retry_s(settings.retry_schedule_s)
+    if settings.retention_days * 86400 < longest_s:
+        raise ConfigError(
+            f"ETHHOOK_RETENTION_DAYS={settings.retention_days:g} is shorter than the retries of "
+            f"ETHHOOK_RETRY_SCHEDULE_S ({longest_s / 86400:.2f} days): raise the retention or "
+            "shorten the schedule"
+        )
 
 
 @lru_cache(maxsize=1)

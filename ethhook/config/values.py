@@ -79,6 +79,30 @@ def parse_retention_days(raw: str) -> float:
     return value
 
 
+# The history tables' partitions: from a minute (tests) to a month.
+MIN_PARTITION_INTERVAL_S = 60
+MAX_PARTITION_INTERVAL_S = 31 * 86400
+_INTERVAL = re.compile(r"([0-9]{1,6})([mhd])")
+_INTERVAL_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_partition_interval(raw: str) -> int:
+    """`1d`, `6h`, `5m`: a whole number of minutes, hours or days, as seconds."""
+    match = _INTERVAL.fullmatch(raw.strip())
+    seconds = int(match[1]) * _INTERVAL_UNITS_S[match[2]] if match else 0
+    if not MIN_PARTITION_INTERVAL_S <= seconds <= MAX_PARTITION_INTERVAL_S:
+        raise ValueError(
+            "expected a whole number of minutes, hours or days from 1m to 31d, e.g. 1d"
+        )
+    return seconds
+
+
+def longest_retry_s(schedule_s: tuple[float, ...] | list[float]) -> float:
+    """How long a delivery on this schedule waits for its last retry: its delays added up
+    (each may come up to 10 % later, with jitter, or later for a Retry-After)."""
+    return float(sum(schedule_s))
+
+
 def int_parser(low: int, high: int) -> Callable[[str], int]:
     """A parser of a whole number from `low` to `high`."""
 

@@ -16,6 +16,7 @@ from ethhook.config import (
     MAX_CONFIRMATIONS,
     Settings,
     check_seconds,
+    longest_retry_s,
     parse_retry_schedule,
 )
 from ethhook.db.models import Endpoint
@@ -204,9 +205,18 @@ def check_retry_schedule(
     attempts = [part for part in retry_schedule.split(",") if part.strip()]
     check_count(attempts, "retry attempts", settings, "endpoint_max_retry_attempts")
     try:
-        return parse_retry_schedule(retry_schedule)
+        schedule = parse_retry_schedule(retry_schedule)
     except ValueError as exc:
         raise InputError(f"invalid --retry-schedule {quoted(retry_schedule)}: {exc}") from None
+    # Retention drops history by whole partitions: a retry it promises must fall within it.
+    longest_s = longest_retry_s(schedule)
+    if longest_s > settings.retention_days * 86400:
+        raise InputError(
+            f"invalid --retry-schedule {quoted(retry_schedule)}: its delays add up to "
+            f"{longest_s / 86400:.2f} days, longer than the history is kept "
+            f"(ETHHOOK_RETENTION_DAYS={settings.retention_days:g})"
+        )
+    return schedule
 
 
 def check_endpoint_url(url: str, settings: Settings) -> str:

@@ -71,7 +71,8 @@ def test_retention_days_must_be_finite_and_at_most_ten_years(value):
 
 def test_retention_days_in_range_are_read():
     assert load_settings({"ETHHOOK_RETENTION_DAYS": "3650"}).retention_days == 3650
-    assert load_settings({"ETHHOOK_RETENTION_DAYS": "0.5"}).retention_days == 0.5
+    short = {"ETHHOOK_RETENTION_DAYS": "0.5", "ETHHOOK_RETRY_SCHEDULE_S": "0,5,300"}
+    assert load_settings(short).retention_days == 0.5
 
 
 @pytest.mark.parametrize("variable", COUNT_VARIABLES)
