@@ -94,7 +94,7 @@ def test_build_spec_accepts_values_at_their_limits():
         events=[TRANSFER],
         confirmations=10_000,
         rate_limit_per_s=0.001,
-        retry_schedule="0,315360000",
+        retry_schedule="0,2592000",  # as long as the history is kept (30 days)
         name="é" * MAX_NAME_LENGTH,  # characters, not bytes, as the VARCHAR counts them
     )
     assert accepted.chain_ids == (2**63 - 1, 1)
