@@ -61,10 +61,18 @@ beat_schedule = {
         "schedule": max(_settings.due_scan_interval_s, 1.0),
         "options": {"expires": max(_settings.due_scan_interval_s * 5, 5.0)},
     },
+    # Retention: hourly, or once an interval when partitions are shorter.
     "cleanup": {
         "task": "ethhook.maintenance.cleanup",
-        "schedule": 3600.0,
+        "schedule": float(min(3600, _settings.partition_interval_s)),
         "options": {"expires": 1800.0},
+    },
+    # Partitions ahead: four times an interval (hourly at most), so that one beat missed, or a
+    # database down for a while, still leaves the next intervals' partitions made in time.
+    "partitions": {
+        "task": "ethhook.maintenance.partitions",
+        "schedule": float(min(3600, _settings.partition_interval_s // 4 or 15)),
+        "options": {"expires": 900.0},
     },
     "auto-disable": {
         "task": "ethhook.maintenance.auto_disable",

@@ -1,17 +1,21 @@
-"""`ethhook db`: the database schema, and the encryption of the secrets stored in it."""
+"""`ethhook db`: the database schema, the encryption of the secrets stored in it, and the history
+tables' partitions (cli/history.py)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ethhook.cli import history
 from ethhook.cli.common import Commands, Schema, add_command, add_group
 from ethhook.cli.output import emit
 from ethhook.config import Settings
 
 
 def register(commands: Commands) -> None:
-    group = add_group(commands, "db", "database schema, and the encryption of the secrets in it")
+    group = add_group(
+        commands, "db", "database schema, secrets' encryption, history partitions and retention"
+    )
     add_command(
         group,
         "upgrade",
@@ -42,6 +46,7 @@ def register(commands: Commands) -> None:
         "NEW,OLD), restart them, then run `ethhook db reencrypt`. Keep it out of the database's "
         "backups: whoever has both reads every endpoint secret."
     )
+    history.register(group)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,8 +58,22 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     config.set_main_option("script_location", str(root / "migrations"))
     config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     command.upgrade(config, "head")
+    _partitions_ahead()
     emit(args, {"upgraded": True}, lambda: "database is at the latest schema")
     return 0
+
+
+def _partitions_ahead() -> None:
+    """The history tables' partitions for the intervals around now (PostgreSQL), as beat makes
+    them: an upgrade run by a deployment's start-up leaves nothing for the first writes to make."""
+    from ethhook.db import get_engine
+    from ethhook.db.dialect import is_postgres
+    from ethhook.db.models import utcnow
+    from ethhook.db.partitions import ensure_ahead
+
+    engine = get_engine()
+    if is_postgres(engine):
+        ensure_ahead(engine, utcnow())
 
 
 def cmd_db_reencrypt(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,9 +10,9 @@ SQLite (the demo's database) gets SQLAlchemy's multi-row INSERT … ON CONFLICT 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -45,19 +45,37 @@ def arrays_of(
     return params
 
 
+class Parent(NamedTuple):
+    """What a foreign key would check, for a table that cannot have one (a partitioned history
+    table): each row's `column` names a row of `table` by its `key`."""
+
+    column: str
+    table: Table
+    key: str
+
+
 def insert_ignoring_conflicts(
     session: Session,
     model: Any,
     rows: Sequence[dict[str, Any]],
     conflict: Sequence[str],
     returning: Sequence[str] = (),
+    parent: Parent | None = None,
 ) -> list[tuple[Any, ...]]:
     """Insert `rows` (dicts with the same keys) into `model`'s table; rows that conflict on the
-    `conflict` columns are left out. Returns the `returning` columns of the inserted rows."""
+    `conflict` columns are left out. Returns the `returning` columns of the inserted rows.
+
+    With `parent`, rows whose parent row does not exist are left out too, and the parent rows
+    are locked FOR KEY SHARE until the transaction ends, in the same statement: a delete of one
+    waits for this transaction, and then finds the rows inserted here, as with a foreign key."""
     if not rows:
         return []
     table: Table = model.__table__
     if not is_postgres(session):
+        if parent is not None:
+            rows = _with_parent(session, rows, parent)
+            if not rows:
+                return []
         # RETURNING makes SQLAlchemy send one multi-VALUES statement, not one INSERT per row.
         columns = table.c[*returning] if returning else table.primary_key.columns
         statement = (
@@ -92,13 +110,31 @@ def insert_ignoring_conflicts(
         f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))})"
         f" SELECT {', '.join(values_of)}"
         f" FROM unnest({', '.join(arrays)}) AS u({', '.join(unnested)})"
-        f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO NOTHING"
     )
+    if parent is not None:
+        key = parent.table.c[parent.key]
+        params["parents"] = sorted({row[parent.column] for row in rows})
+        sql += (
+            f" WHERE {values_of[names.index(parent.column)]} IN (SELECT {quote(key.name)}"
+            f" FROM {quote(parent.table.name)} WHERE {quote(key.name)}"
+            f" = ANY(CAST(:parents AS {key.type.compile(dialect)}[])) FOR KEY SHARE)"
+        )
+    sql += f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO NOTHING"
     if returning:
         sql += f" RETURNING {', '.join(map(quote, returning))}"
         return [tuple(r) for r in session.execute(text(sql), params)]
     session.execute(text(sql), params)
     return []
+
+
+def _with_parent(
+    session: Session, rows: Sequence[dict[str, Any]], parent: Parent
+) -> list[dict[str, Any]]:
+    """The rows whose parent row exists (SQLite: one writer at a time, nothing to lock)."""
+    key = parent.table.c[parent.key]
+    wanted = sorted({row[parent.column] for row in rows})
+    found = set(session.scalars(select(key).where(key.in_(wanted))))
+    return [row for row in rows if row[parent.column] in found]
 
 
 def _all_equal(values: list[Any]) -> bool:

@@ -44,7 +44,7 @@ from ethhook.deliver.store import (
     load_work,
     record,
 )
-from ethhook.workqueue import defer, enqueue_groups, new_claim_token, release_leases
+from ethhook.workqueue import TimeRange, defer, enqueue_groups, new_claim_token, release_leases
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,13 @@ class Report:
 
 @dataclass(frozen=True)
 class Claimed:
-    """What one task holds: the endpoint, the token its leases are under, the work to send."""
+    """What one task holds: the endpoint, the token its leases are under, the work to send, and
+    the time range of its rows' event_at (None: unknown, every partition is read)."""
 
     endpoint: EndpointView
     worker_token: str
     backlog: Backlog
+    bounds: TimeRange | None = None
 
 
 def deliver(
@@ -77,6 +79,7 @@ def deliver(
     endpoint_id: int,
     delivery_ids: Sequence[int],
     token: str,
+    bounds: TimeRange | None = None,
 ) -> Report:
     """Send one endpoint's deliveries from one message; every step is safe to run twice.
 
@@ -94,7 +97,7 @@ def deliver(
     ):
         budget = sending_budget_s(settings.delivery_lease_s, _request_s(settings))
         deadline = time.monotonic() + budget
-        task = _claim(sessions, settings, endpoint_id, delivery_ids, token, report)
+        task = _claim(sessions, settings, endpoint_id, delivery_ids, token, report, bounds)
         if task is None:
             return report
         stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
@@ -113,6 +116,7 @@ def _claim(
     delivery_ids: Sequence[int],
     token: str,
     report: Report,
+    bounds: TimeRange | None,
 ) -> Claimed | None:
     """Claim the message's deliveries, load the endpoint and the first bodies; None when there is
     nothing to send (nothing claimed, or the endpoint is gone or disabled: leases given back)."""
@@ -120,18 +124,26 @@ def _claim(
     with sessions() as session:
         now = utcnow()
         got = claim_and_load(
-            session, endpoint_id, delivery_ids, token, worker_token, now, settings, LOAD_CHUNK
+            session,
+            endpoint_id,
+            delivery_ids,
+            token,
+            worker_token,
+            now,
+            settings,
+            LOAD_CHUNK,
+            bounds,
         )
         report.skipped = len(delivery_ids) - len(got.claimed)
         if not got.claimed:
             return None
         endpoint = got.endpoint
         if endpoint is None or not endpoint.active:
-            release_leases(session, got.claimed, worker_token)
+            release_leases(session, got.claimed, worker_token, bounds)
             report.released = len(got.claimed)
             return None
         backlog = Backlog.preloaded(got.claimed, got.first)
-    return Claimed(endpoint, worker_token, backlog)
+    return Claimed(endpoint, worker_token, backlog, bounds)
 
 
 def _send_windows(
@@ -158,7 +170,7 @@ def _send_windows(
 
     def load(ids: Sequence[int]) -> list[Work]:
         with sessions() as session:
-            return load_work(session, endpoint, ids, settings)
+            return load_work(session, endpoint, ids, settings, task.bounds)
 
     def write(results: Sequence[Result]) -> None:
         with sessions() as session:
@@ -303,6 +315,7 @@ def _settle(
                 decision.delay_s,
                 now,
                 settings.dispatch_lease_s,
+                task.bounds,
             )
             report.deferred = len(left)
             metrics.record_deferred(decision.reason, len(left))
@@ -317,7 +330,7 @@ def _settle(
             if decision.action is Action.DISABLE:
                 disable_endpoint(session, endpoint.id, "the endpoint answered 410 Gone", now)
                 log.warning("deliver.endpoint.disabled endpoint=%s reason=410-gone", endpoint.id)
-            release_leases(session, left, worker_token)
+            release_leases(session, left, worker_token, task.bounds)
             report.released = len(left)
     if requeue is not None:
         enqueue_groups([requeue], countdown=decision.delay_s)

@@ -9,16 +9,24 @@ from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.deliver.service import deliver
 from ethhook.logs import log_fields
-from ethhook.workqueue import DELIVER_TASK
+from ethhook.workqueue import DELIVER_TASK, range_of
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name=DELIVER_TASK, acks_late=True)
-def deliver_endpoint(endpoint_id: int, delivery_ids: list[int], token: str) -> int:
-    """Send the deliveries this message holds the lease for; returns how many were sent."""
+def deliver_endpoint(
+    endpoint_id: int,
+    delivery_ids: list[int],
+    token: str,
+    event_at_range: list[str] | None = None,
+) -> int:
+    """Send the deliveries this message holds the lease for; returns how many were sent.
+    `event_at_range` (their earliest and latest event_at) spares PostgreSQL the partitions that
+    cannot hold them; a message without it (published before partitioning) reads them all."""
     with log_fields(endpoint_id=endpoint_id):
-        report = deliver(session_scope, get_settings(), endpoint_id, delivery_ids, token)
+        bounds = range_of(event_at_range)
+        report = deliver(session_scope, get_settings(), endpoint_id, delivery_ids, token, bounds)
         log.info(
             "deliver.task.done endpoint=%s sent=%d ok=%d failed=%d released=%d skipped=%d",
             endpoint_id,

@@ -24,6 +24,7 @@ ROUTINE_TASKS = frozenset(
         "ethhook.maintenance.dispatch_due",
         "ethhook.replay.dispatch_due",
         "ethhook.maintenance.cleanup",
+        "ethhook.maintenance.partitions",
         "ethhook.maintenance.auto_disable",
     }
 )

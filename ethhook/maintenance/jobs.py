@@ -44,15 +44,14 @@ def release_confirmed(session: Session, now: datetime) -> int:
         ChainBlock.block_number == event.c.block_number,
         ChainBlock.block_hash != event.c.block_hash,
     )
-    ready_events = select(event.c.id).where(
-        event.c.id == Delivery.event_id, event.c.removed.is_(False), ~replaced
-    )
+    # The delivery's event, by its primary key (id, event_at): one partition's index.
+    its_event = and_(event.c.id == Delivery.event_id, event.c.event_at == Delivery.event_at)
+    ready_events = select(event.c.id).where(its_event, event.c.removed.is_(False), ~replaced)
     result = session.execute(
         update(Delivery)
         .where(
             Delivery.status == DeliveryStatus.WAITING,
-            Delivery.release_block
-            <= select(head).where(event.c.id == Delivery.event_id).scalar_subquery(),
+            Delivery.release_block <= select(head).where(its_event).scalar_subquery(),
             exists(ready_events),
         )
         .values(status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)

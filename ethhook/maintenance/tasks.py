@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from ethhook.celery_app import app
 from ethhook.config import get_settings
-from ethhook.db import session_scope
+from ethhook.db import get_engine, session_scope
+from ethhook.db.dialect import is_postgres
 from ethhook.db.models import utcnow
+from ethhook.db.partition_plan import retention_cutoff
+from ethhook.db.partitions import ensure_ahead
 from ethhook.maintenance import jobs
+from ethhook.maintenance.retention import run_retention
 from ethhook.workqueue import (
     DELIVER_TASK,
     enqueue_groups,
@@ -34,9 +38,25 @@ def dispatch_due() -> int:
 
 @app.task(name="ethhook.maintenance.cleanup", acks_late=True)
 def cleanup() -> dict[str, int]:
+    """History past retention: on PostgreSQL whole partitions (maintenance.retention), on SQLite
+    rows in batches; the rollups' rows in batches on both."""
     settings = get_settings()
+    engine, now = get_engine(), utcnow()
+    if not is_postgres(engine):
+        with session_scope() as session:
+            return jobs.cleanup(session, now, settings.retention_days, settings.cleanup_batch_size)
+    report = run_retention(engine, now, settings.retention_days)
     with session_scope() as session:
-        return jobs.cleanup(session, utcnow(), settings.retention_days, settings.cleanup_batch_size)
+        rollups = jobs.delete_old_rollups(session, retention_cutoff(now, settings.retention_days))
+    return {"partitions": len(report.dropped), "held": len(report.held), "rollups": rollups}
+
+
+@app.task(name="ethhook.maintenance.partitions", acks_late=True)
+def partitions() -> None:
+    """The history tables' partitions for the last interval, this one and the next three."""
+    engine = get_engine()
+    if is_postgres(engine):
+        ensure_ahead(engine, utcnow())
 
 
 @app.task(name="ethhook.maintenance.auto_disable", acks_late=True)

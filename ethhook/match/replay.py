@@ -10,17 +10,21 @@ from sqlalchemy.orm import Session
 
 from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, DeliveryStatus, EventKind
+from ethhook.db.partition_plan import event_time
+from ethhook.db.partitions import writing
 from ethhook.match.service import find_matches
 from ethhook.types import ChainEvent
 from ethhook.workqueue import (
     DispatchGroup,
     delivery_row,
     due_now,
+    in_time_range,
     lease_available,
     lease_free,
     store_replayed,
+    time_range,
 )
-from ethhook.workqueue.rows import DELIVERY_KEY
+from ethhook.workqueue.rows import DELIVERY_KEY, ENDPOINT
 
 
 def redeliver(
@@ -32,8 +36,10 @@ def redeliver(
 ) -> list[DispatchGroup]:
     """Make every (matching endpoint, event) delivery due again; the caller commits, then enqueues.
 
-    Existing deliveries keep their id and webhook-id (receivers deduplicate on it); missing ones
-    are created. A confirmed delivery whose block is not yet deep enough waits as usual.
+    Existing deliveries keep their id and webhook-id (receivers deduplicate on it): an event's
+    rows carry its block's time, so a replay finds them in the partition they were stored in.
+    Missing ones are created. A confirmed delivery whose block is not yet deep enough waits as
+    usual.
     """
     store_replayed(session, events, now)
     matches = find_matches(session, events)
@@ -51,14 +57,21 @@ def redeliver(
                     EventKind.INSTANT if instant else EventKind.CONFIRMED,
                     DeliveryStatus.PENDING if deep else DeliveryStatus.WAITING,
                     now,
+                    event_at=event_time(event.block_timestamp),
                     next_attempt_at=now,
                     release_block=None if instant else event.block_number + match.confirmations,
                 )
             )
     if not rows:
         return []
-    insert_ignoring_conflicts(session, Delivery, rows, DELIVERY_KEY)
+    times = [r["event_at"] for r in rows]
+    writing(
+        session,
+        times,
+        lambda: insert_ignoring_conflicts(session, Delivery, rows, DELIVERY_KEY, parent=ENDPOINT),
+    )
     keys = [(r["endpoint_id"], r["event_id"], r["kind"]) for r in rows if r["status"] == "pending"]
+    bounds = time_range(times)
     pairs: list[tuple[int, int]] = []
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
@@ -68,6 +81,7 @@ def redeliver(
                 update(Delivery)
                 .where(
                     tuple_(Delivery.endpoint_id, Delivery.event_id, Delivery.kind).in_(chunk),
+                    in_time_range(Delivery, bounds),
                     Delivery.status != DeliveryStatus.CANCELLED,
                     lease_free(Delivery, now),
                 )

@@ -39,10 +39,12 @@ from ethhook.db.models import (
     EndpointTopicKey,
     EventKind,
 )
+from ethhook.db.partition_plan import event_time
 from ethhook.types import ChainEvent
 from ethhook.workqueue import (
     DispatchGroup,
     NewLeases,
+    TimeRange,
     claim_unmatched,
     delivery_row,
     insert_deliveries,
@@ -293,6 +295,7 @@ def create_deliveries(
     leases = NewLeases(now)
     rows = []
     for event in events:
+        event_at = event_time(event.block_timestamp)
         for match in matches.get(event.event_id, []):
             if match.confirmations == 0:
                 row = delivery_row(
@@ -301,6 +304,7 @@ def create_deliveries(
                     EventKind.INSTANT,
                     DeliveryStatus.PENDING,
                     now,
+                    event_at=event_at,
                     next_attempt_at=now,
                     token=leases.token(match.endpoint_id),
                     lease_expires_at=leases.expires_at,
@@ -312,6 +316,7 @@ def create_deliveries(
                     EventKind.CONFIRMED,
                     DeliveryStatus.WAITING,
                     now,
+                    event_at=event_at,
                     release_block=event.block_number + match.confirmations,
                 )
             rows.append(row)
@@ -321,11 +326,16 @@ def create_deliveries(
 
 
 def match_stored(
-    session: Session, event_ids: Sequence[str], token: str, now: datetime
+    session: Session,
+    event_ids: Sequence[str],
+    token: str,
+    now: datetime,
+    bounds: TimeRange | None = None,
 ) -> tuple[int, list[DispatchGroup]]:
     """Everything the matcher does for one message, in the caller's transaction: claim the stored
-    events it was leased, mark them matched and create their deliveries. Returns the number of
-    events claimed and the deliver tasks to enqueue after the commit."""
-    events = claim_unmatched(session, event_ids, token, now)
+    events it was leased (within the message's time range, when it has one), mark them matched
+    and create their deliveries. Returns the number of events claimed and the deliver tasks to
+    enqueue after the commit."""
+    events = claim_unmatched(session, event_ids, token, now, bounds)
     live = [e for e in events if not e.removed]  # reorged out before matching: nothing to send
     return len(events), create_deliveries(session, live, find_matches(session, live), now)

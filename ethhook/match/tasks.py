@@ -13,7 +13,7 @@ from ethhook.celery_app import app
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
 from ethhook.match.service import match_stored
-from ethhook.workqueue import MATCH_TASK, enqueue_groups
+from ethhook.workqueue import MATCH_TASK, enqueue_groups, range_of
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,15 @@ RETRY_CAP_S = 30.0
 
 
 @app.task(name=MATCH_TASK, bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def match_events(self: Task, event_ids: list[str], token: str) -> int:
+def match_events(
+    self: Task, event_ids: list[str], token: str, event_at_range: list[str] | None = None
+) -> int:
     """Match the stored events this message was leased, commit, then enqueue the deliver tasks."""
     started = time.perf_counter()
     try:
         with session_scope() as session:
-            claimed, groups = match_stored(session, event_ids, token, utcnow())
+            bounds = range_of(event_at_range)
+            claimed, groups = match_stored(session, event_ids, token, utcnow(), bounds)
     except DBAPIError as exc:
         # The transaction rolled back: the events are still unmatched and still leased to this
         # token, so the retried message (same kwargs) finds them again.

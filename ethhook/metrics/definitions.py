@@ -104,6 +104,22 @@ class Metrics:
             "circuit_breaker_open", "1 while the endpoint's circuit breaker is open, else 0",
             ["endpoint"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
+        # retention (beat's cleanup job, PostgreSQL): whole partitions of the history tables
+        self.retention_dropped = Counter(
+            "retention_dropped_partitions", "History partitions dropped past retention, per table",
+            ["table"], registry=r,
+        )  # fmt: skip
+        self.retention_held = Gauge(
+            "retention_held_partitions",
+            "History partitions past retention kept because their interval holds a waiting or "
+            "pending delivery or an unmatched event, per table (at the last retention run)",
+            ["table"], registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
+        self.retention_overdue = Gauge(
+            "retention_overdue_seconds",
+            "How long the oldest partition retention keeps has been past retention (0: none)",
+            registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
         # HTTP API, labelled by route template (/v1/endpoints/{endpoint_id}), never the raw path
         self.api_requests = Counter(
             "api_requests", "HTTP API requests answered", ["route", "method", "status"],

@@ -98,6 +98,21 @@ def set_breaker_open(endpoint_id: int, is_open: bool) -> None:
     current().breaker_open.labels(endpoint=str(endpoint_id)).set(1 if is_open else 0)
 
 
+# --- retention ------------------------------------------------------------------------------------
+
+
+def record_retention(dropped: dict[str, int], held: dict[str, int], overdue_s: float) -> None:
+    """A retention run dropped `dropped` partitions and kept `held` past retention, per table;
+    the oldest kept one has been past retention for `overdue_s` seconds."""
+    metrics = current()
+    for table, n in dropped.items():
+        if n > 0:
+            metrics.retention_dropped.labels(table=table).inc(n)
+    for table, n in held.items():
+        metrics.retention_held.labels(table=table).set(n)
+    metrics.retention_overdue.set(max(overdue_s, 0.0))
+
+
 # --- HTTP API -------------------------------------------------------------------------------------
 
 

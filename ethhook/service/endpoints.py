@@ -6,13 +6,20 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from ethhook.abi import parse_event_signature
 from ethhook.conditions import compiled, topic_key
 from ethhook.config import Settings
-from ethhook.db.models import Delivery, Endpoint, EndpointFilter, EndpointTopicKey, utcnow
+from ethhook.db.models import (
+    Delivery,
+    DeliveryAttempt,
+    Endpoint,
+    EndpointFilter,
+    EndpointTopicKey,
+    utcnow,
+)
 from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import NotFoundError
 from ethhook.service import public
@@ -267,8 +274,19 @@ def rotate_secret(
 
 
 def delete_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> None:
-    """Delete the endpoint with its filters, deliveries and attempts."""
-    session.delete(get_endpoint(session, endpoint_id, scope=scope))
+    """Delete the endpoint with its filters, deliveries and attempts.
+
+    The history tables have no foreign keys (a partition drop must not reach other tables), so
+    its deliveries and attempts are deleted here, after its row is locked: a matcher inserting
+    deliveries for it holds the row FOR KEY SHARE (workqueue.rows.live_rows), so either its rows
+    are committed before these deletes look, or it finds the endpoint gone.
+    """
+    endpoint = get_endpoint(session, endpoint_id, scope=scope)
+    session.execute(select(Endpoint.id).where(Endpoint.id == endpoint.id).with_for_update())
+    theirs = select(Delivery.id).where(Delivery.endpoint_id == endpoint.id)
+    session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(theirs)))
+    session.execute(delete(Delivery).where(Delivery.endpoint_id == endpoint.id))
+    session.delete(endpoint)
 
 
 def breaker_state(endpoint_id: int, settings: Settings) -> str:

@@ -17,6 +17,7 @@ from ethhook.workqueue.enqueue import (
     enqueue_groups,
     enqueue_match_groups,
     enqueue_replays,
+    range_of,
     waiting_messages,
 )
 from ethhook.workqueue.events import (
@@ -29,17 +30,20 @@ from ethhook.workqueue.events import (
 )
 from ethhook.workqueue.lease import (
     DispatchGroup,
+    TimeRange,
     chunk_groups,
     claim,
     defer,
     due_deliveries,
     due_now,
     held_by_message,
+    in_time_range,
     lease_available,
     lease_free,
     new_claim_token,
     new_token,
     release_leases,
+    time_range,
 )
 from ethhook.workqueue.orphans import orphan_blocks
 from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
@@ -52,6 +56,7 @@ __all__ = [
     "enqueue_replays",
     "DispatchGroup",
     "MatchGroup",
+    "TimeRange",
     "claim_unmatched",
     "due_events",
     "due_now",
@@ -69,10 +74,13 @@ __all__ = [
     "insert_deliveries",
     "lease_available",
     "held_by_message",
+    "in_time_range",
     "lease_free",
     "new_claim_token",
     "new_token",
     "orphan_blocks",
+    "range_of",
     "release_leases",
+    "time_range",
     "waiting_messages",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from celery.utils.nodenames import anon_nodename
@@ -12,7 +13,7 @@ from kombu.exceptions import KombuError
 from kombu.utils.uuid import uuid
 
 from ethhook.workqueue.events import MatchGroup
-from ethhook.workqueue.lease import DispatchGroup
+from ethhook.workqueue.lease import DispatchGroup, TimeRange
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,12 @@ def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = No
     return _publish(
         DELIVER_TASK,
         [
-            {"endpoint_id": g.endpoint_id, "delivery_ids": g.delivery_ids, "token": g.token}
+            {
+                "endpoint_id": g.endpoint_id,
+                "delivery_ids": g.delivery_ids,
+                "token": g.token,
+                **range_kwargs(g.event_at_range),
+            }
             for g in groups
         ],
         countdown,
@@ -37,8 +43,35 @@ def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = No
 def enqueue_match_groups(groups: Sequence[MatchGroup]) -> int:
     """Publish one matcher task per group of stored events; returns the count (0 on failure)."""
     return _publish(
-        MATCH_TASK, [{"event_ids": g.event_ids, "token": g.token} for g in groups], None
+        MATCH_TASK,
+        [
+            {"event_ids": g.event_ids, "token": g.token, **range_kwargs(g.event_at_range)}
+            for g in groups
+        ],
+        None,
     )
+
+
+def range_kwargs(bounds: TimeRange | None) -> dict[str, list[str]]:
+    """A message's rows' time range as a task argument (ISO 8601 times), or none at all: a
+    task given none reads every partition, as a message published before partitioning does."""
+    if bounds is None:
+        return {}
+    return {"event_at_range": [bounds[0].isoformat(), bounds[1].isoformat()]}
+
+
+def range_of(raw: object) -> TimeRange | None:
+    """A task's `event_at_range` argument back as times; None when absent or malformed (the
+    task then reads every partition: slower, never wrong)."""
+    if not (isinstance(raw, list | tuple) and len(raw) == 2):
+        return None
+    try:
+        low, high = (datetime.fromisoformat(str(t)) for t in raw)
+    except ValueError:
+        return None
+    if low.tzinfo is None or high.tzinfo is None or low > high:
+        return None
+    return low, high
 
 
 @dataclass(frozen=True)

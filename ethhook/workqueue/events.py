@@ -16,8 +16,14 @@ from ethhook.config import get_settings
 from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.dialect import ids_in, is_postgres, skip_locked
 from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, event_record_columns
+from ethhook.db.partition_plan import event_time
+from ethhook.db.partitions import writing
 from ethhook.types import ChainEvent
-from ethhook.workqueue.lease import lease_free, new_token
+from ethhook.workqueue.lease import TimeRange, in_time_range, lease_free, new_token, time_range
+
+# An event is unique on these (its id is a hash of the first three): a re-read range stores
+# nothing twice.
+EVENT_KEY = ("chain_id", "block_hash", "log_index", "event_at")
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,13 @@ class MatchGroup:
     chain_id: int
     event_ids: list[str]
     token: str
+    event_at_range: TimeRange | None = None
 
 
 def _event_row(event: ChainEvent, now: datetime) -> dict[str, Any]:
     return {
         "id": event.event_id,
+        "event_at": event_time(event.block_timestamp),
         "chain_id": event.chain_id,
         "block_number": event.block_number,
         "block_hash": event.block_hash,
@@ -73,11 +81,24 @@ def store_events(session: Session, events: Sequence[ChainEvent], now: datetime) 
         row["lease_token"] = token_of[event.event_id]
         row["lease_expires_at"] = expires
         rows.append(row)
-    inserted = {r[0] for r in insert_ignoring_conflicts(session, Event, rows, ["id"], ["id"])}
-    existing = [e.event_id for e in events if e.event_id not in inserted]
+    inserted = {r[0] for r in _insert(session, rows, ["id"])}
+    existing = [e for e in events if e.event_id not in inserted]
     reclaimed = set(_reclaim(session, existing, token_of, expires, now))
     leased = [e for e in events if e.event_id in inserted or e.event_id in reclaimed]
-    return _groups((e.chain_id, e.event_id, token_of[e.event_id]) for e in leased)
+    return _groups(
+        (e.chain_id, e.event_id, token_of[e.event_id], event_time(e.block_timestamp))
+        for e in leased
+    )
+
+
+def _insert(
+    session: Session, rows: list[dict[str, Any]], returning: list[str]
+) -> list[tuple[Any, ...]]:
+    return writing(
+        session,
+        (r["event_at"] for r in rows),
+        lambda: insert_ignoring_conflicts(session, Event, rows, EVENT_KEY, returning),
+    )
 
 
 def store_replayed(session: Session, events: Sequence[ChainEvent], now: datetime) -> None:
@@ -88,23 +109,28 @@ def store_replayed(session: Session, events: Sequence[ChainEvent], now: datetime
     replay never decides what another endpoint receives.
     """
     rows = [{**_event_row(e, now), "matched_at": now, "replay_only": True} for e in events]
-    insert_ignoring_conflicts(session, Event, rows, ["id"])
+    if rows:
+        _insert(session, rows, [])
 
 
 def _reclaim(
     session: Session,
-    event_ids: Sequence[str],
+    events: Sequence[ChainEvent],
     token_of: dict[str, str],
     expires: datetime,
     now: datetime,
 ) -> list[str]:
     """Stored events the listener read again that the matcher must see (again): lease them to
     the listener's batches, unmatched, canonical and no longer replay-only."""
-    if not event_ids:
+    if not events:
         return []
+    event_ids = [e.event_id for e in events]
+    bounds = time_range(event_time(e.block_timestamp) for e in events)
     found = session.execute(
         select(Event.id, Event.removed).where(
-            Event.id.in_(event_ids), or_(Event.removed.is_(True), Event.replay_only.is_(True))
+            Event.id.in_(event_ids),
+            in_time_range(Event, bounds),
+            or_(Event.removed.is_(True), Event.replay_only.is_(True)),
         )
     ).all()
     if not found:
@@ -115,7 +141,7 @@ def _reclaim(
     for token, ids in by_token.items():
         session.execute(
             update(Event)
-            .where(Event.id.in_(ids))
+            .where(Event.id.in_(ids), in_time_range(Event, bounds))
             .values(
                 removed=False,
                 replay_only=False,
@@ -124,11 +150,14 @@ def _reclaim(
                 lease_expires_at=expires,
             )
         )
-    _restore_deliveries(session, [event_id for event_id, removed in found if removed], now)
+    restored = [event_id for event_id, removed in found if removed]
+    _restore_deliveries(session, restored, bounds, now)
     return [event_id for event_id, _ in found]
 
 
-def _restore_deliveries(session: Session, restored: Sequence[str], now: datetime) -> None:
+def _restore_deliveries(
+    session: Session, restored: Sequence[str], bounds: TimeRange | None, now: datetime
+) -> None:
     """Orphaned events canonical again: their unsent deliveries go out after all."""
     if not restored:
         return
@@ -139,6 +168,7 @@ def _restore_deliveries(session: Session, restored: Sequence[str], now: datetime
         update(Delivery)
         .where(
             Delivery.event_id.in_(restored),
+            in_time_range(Delivery, bounds),
             Delivery.kind == EventKind.CONFIRMED,
             Delivery.status == DeliveryStatus.CANCELLED,
         )
@@ -148,6 +178,7 @@ def _restore_deliveries(session: Session, restored: Sequence[str], now: datetime
         update(Delivery)
         .where(
             Delivery.event_id.in_(restored),
+            in_time_range(Delivery, bounds),
             Delivery.kind == EventKind.REMOVED,
             Delivery.status == DeliveryStatus.PENDING,
             Delivery.attempts == 0,
@@ -156,17 +187,25 @@ def _restore_deliveries(session: Session, restored: Sequence[str], now: datetime
     )
 
 
-def _groups(items: Iterable[tuple[int, str, str]]) -> list[MatchGroup]:
-    """(chain_id, event_id, token) in chain order → one group per token."""
-    groups: dict[str, MatchGroup] = {}
-    for chain_id, event_id, token in items:
-        group = groups.setdefault(token, MatchGroup(chain_id, [], token))
-        group.event_ids.append(event_id)
-    return list(groups.values())
+def _groups(items: Iterable[tuple[int, str, str, datetime]]) -> list[MatchGroup]:
+    """(chain_id, event_id, token, event_at) in chain order → one group per token."""
+    groups: dict[str, tuple[int, list[str], list[datetime]]] = {}
+    for chain_id, event_id, token, event_at in items:
+        _, ids, times = groups.setdefault(token, (chain_id, [], []))
+        ids.append(event_id)
+        times.append(event_at)
+    return [
+        MatchGroup(chain_id, ids, token, time_range(times))
+        for token, (chain_id, ids, times) in groups.items()
+    ]
 
 
 def claim_unmatched(
-    session: Session, event_ids: Sequence[str], token: str, now: datetime
+    session: Session,
+    event_ids: Sequence[str],
+    token: str,
+    now: datetime,
+    bounds: TimeRange | None = None,
 ) -> list[ChainEvent]:
     """Mark matched, and return, the events of `event_ids` that are still unmatched.
 
@@ -189,7 +228,7 @@ def claim_unmatched(
         unmatched = unmatched.is_(true())
     rows = session.execute(
         update(Event)
-        .where(named, unmatched)
+        .where(named, in_time_range(Event, bounds), unmatched)
         .values(matched_at=now, lease_token=None, lease_expires_at=None)
         .returning(*event_record_columns(), Event.removed)
     ).all()
@@ -224,14 +263,16 @@ def lease_events(
     for chain_id, ids in by_chain.items():
         for start in range(0, len(ids), size):
             chunk, token = ids[start : start + size], new_token()
-            claimed = set(
-                session.scalars(
+            claimed = dict(
+                session.execute(
                     update(Event)
                     .where(Event.id.in_(chunk), Event.matched_at.is_(None), lease_free(Event, now))
                     .values(lease_token=token, lease_expires_at=expires)
-                    .returning(Event.id)
+                    .returning(Event.id, Event.event_at)
                 ).all()
             )
             if claimed:
-                leased.append(MatchGroup(chain_id, [i for i in chunk if i in claimed], token))
+                ordered = [i for i in chunk if i in claimed]
+                bounds = time_range(claimed.values())
+                leased.append(MatchGroup(chain_id, ordered, token, bounds))
     return leased

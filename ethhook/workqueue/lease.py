@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
@@ -32,6 +32,11 @@ MESSAGE_TOKEN_PREFIX = "m-"
 UNCLAIMED_HOLD_LEASES = 10
 
 
+# The earliest and latest event_at of a message's rows: statements naming the rows by id add it,
+# so PostgreSQL reads only the partitions that can hold them. None: every partition.
+TimeRange = tuple[datetime, datetime]
+
+
 @dataclass(frozen=True)
 class DispatchGroup:
     """One deliver task: deliveries of one endpoint leased to one token."""
@@ -39,6 +44,34 @@ class DispatchGroup:
     endpoint_id: int
     delivery_ids: list[int]
     token: str
+    event_at_range: TimeRange | None = None
+
+
+def time_range(times: Iterable[datetime]) -> TimeRange | None:
+    """The smallest range holding `times`; None when there are none."""
+    found = list(times)
+    return (min(found), max(found)) if found else None
+
+
+def in_time_range(model: Any, bounds: TimeRange | None) -> ColumnElement[bool]:
+    """`model.event_at` within `bounds` (what lets PostgreSQL skip partitions); true for None."""
+    if bounds is None:
+        return true()
+    within: ColumnElement[bool] = model.event_at.between(*bounds)
+    return within
+
+
+def groups_of(
+    rows: Iterable[tuple[int, int, datetime]], per_task: int, token_of: Any
+) -> list[DispatchGroup]:
+    """(endpoint_id, delivery_id, event_at) rows as deliver tasks of at most `per_task` ids,
+    each leased to `token_of(endpoint_id)` and carrying its rows' time range."""
+    rows = list(rows)
+    time_of = {delivery_id: event_at for _, delivery_id, event_at in rows}
+    return [
+        DispatchGroup(endpoint_id, ids, token_of(endpoint_id), time_range(time_of[i] for i in ids))
+        for endpoint_id, ids in chunk_groups(((e, d) for e, d, _ in rows), per_task)
+    ]
 
 
 def new_token() -> str:
@@ -95,7 +128,7 @@ def lease_available(
     leased = []
     for endpoint_id, ids in chunk_groups(pairs, settings.deliveries_per_task):
         token = new_token()
-        claimed = session.scalars(
+        claimed = session.execute(
             update(Delivery)
             .where(
                 Delivery.id.in_(ids),
@@ -103,10 +136,11 @@ def lease_available(
                 lease_free(Delivery, now),
             )
             .values(lease_token=token, lease_expires_at=expires)
-            .returning(Delivery.id)
+            .returning(Delivery.id, Delivery.event_at)
         ).all()
         if claimed:
-            leased.append(DispatchGroup(endpoint_id, sorted(claimed), token))
+            bounds = time_range(event_at for _, event_at in claimed)
+            leased.append(DispatchGroup(endpoint_id, sorted(i for i, _ in claimed), token, bounds))
     return leased
 
 
@@ -154,6 +188,7 @@ def claim(
     worker_token: str,
     now: datetime,
     lease_s: float,
+    bounds: TimeRange | None = None,
 ) -> list[int]:
     """Claim, for `worker_token`, the deliveries this message was dispatched for, and those of its
     ids that are due and held by nobody or only by another message (never a worker's claim).
@@ -163,7 +198,9 @@ def claim(
     every queued message empty-handed. The newer message then finds them sent. A worker's claim is
     exclusive until it expires; the row lock makes two claims at once see each other's.
     """
-    statement = claim_statement(endpoint_id, delivery_ids, token, worker_token, now, lease_s)
+    statement = claim_statement(
+        endpoint_id, delivery_ids, token, worker_token, now, lease_s, bounds
+    )
     return sorted(session.scalars(statement).all())
 
 
@@ -174,6 +211,7 @@ def claim_statement(
     worker_token: str,
     now: datetime,
     lease_s: float,
+    bounds: TimeRange | None = None,
 ) -> Update:
     """The UPDATE that claims (see claim), RETURNING the claimed ids; a caller may return more
     columns and read them in the same statement (the deliver task's claim-and-load)."""
@@ -181,6 +219,7 @@ def claim_statement(
         update(Delivery)
         .where(
             Delivery.id.in_(delivery_ids),
+            in_time_range(Delivery, bounds),
             Delivery.endpoint_id == endpoint_id,
             Delivery.status == DeliveryStatus.PENDING,
             or_(
@@ -196,12 +235,21 @@ def claim_statement(
     )
 
 
-def release_leases(session: Session, delivery_ids: Sequence[int], token: str) -> None:
+def release_leases(
+    session: Session,
+    delivery_ids: Sequence[int],
+    token: str,
+    bounds: TimeRange | None = None,
+) -> None:
     """Give back leases a worker holds without attempting (endpoint disabled, time budget spent)."""
     if delivery_ids:
         session.execute(
             update(Delivery)
-            .where(and_(Delivery.id.in_(delivery_ids), Delivery.lease_token == token))
+            .where(
+                Delivery.id.in_(delivery_ids),
+                in_time_range(Delivery, bounds),
+                Delivery.lease_token == token,
+            )
             .values(lease_token=None, lease_expires_at=None)
         )
 
@@ -214,6 +262,7 @@ def defer(
     delay_s: float,
     now: datetime,
     dispatch_lease_s: float,
+    bounds: TimeRange | None = None,
 ) -> DispatchGroup | None:
     """Put deliveries off by `delay_s` without using an attempt (rate limit, open breaker).
 
@@ -222,10 +271,14 @@ def defer(
     """
     if not delivery_ids:
         return None
-    held = and_(Delivery.id.in_(delivery_ids), Delivery.lease_token == worker_token)
+    held = and_(
+        Delivery.id.in_(delivery_ids),
+        in_time_range(Delivery, bounds),
+        Delivery.lease_token == worker_token,
+    )
     if delay_s <= SHORT_DEFER_S:
         token = new_token()
-        ids = session.scalars(
+        rows = session.execute(
             update(Delivery)
             .where(held)
             .values(
@@ -233,9 +286,12 @@ def defer(
                 lease_expires_at=now + timedelta(seconds=delay_s + dispatch_lease_s),
                 next_attempt_at=now + timedelta(seconds=delay_s),
             )
-            .returning(Delivery.id)
+            .returning(Delivery.id, Delivery.event_at)
         ).all()
-        return DispatchGroup(endpoint_id, sorted(ids), token) if ids else None
+        if not rows:
+            return None
+        ids = sorted(i for i, _ in rows)
+        return DispatchGroup(endpoint_id, ids, token, time_range(t for _, t in rows))
     session.execute(
         update(Delivery)
         .where(held)

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
-from ethhook.workqueue.lease import DispatchGroup
+from ethhook.workqueue.lease import DispatchGroup, in_time_range, time_range
 from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
 
 log = logging.getLogger(__name__)
@@ -28,26 +28,30 @@ def orphan_blocks(
     hashes = [h.lower() for h in block_hashes]
     if not hashes:
         return []
-    event_ids = session.scalars(
+    orphaned = session.execute(
         update(Event)
         .where(Event.chain_id == chain_id, Event.block_hash.in_(hashes), Event.removed.is_(False))
         .values(removed=True)
-        .returning(Event.id)
+        .returning(Event.id, Event.event_at)
     ).all()
-    if not event_ids:
+    if not orphaned:
         return []
+    event_ids = [event_id for event_id, _ in orphaned]
+    bounds = time_range(event_at for _, event_at in orphaned)
     session.execute(
         update(Delivery)
         .where(
             Delivery.event_id.in_(event_ids),
+            in_time_range(Delivery, bounds),
             Delivery.kind == EventKind.CONFIRMED,
             Delivery.status == DeliveryStatus.WAITING,
         )
         .values(status=DeliveryStatus.CANCELLED, updated_at=now)
     )
     told = session.execute(
-        select(Delivery.endpoint_id, Delivery.event_id).where(
+        select(Delivery.endpoint_id, Delivery.event_id, Delivery.event_at).where(
             Delivery.event_id.in_(event_ids),
+            in_time_range(Delivery, bounds),
             Delivery.kind.in_([EventKind.INSTANT, EventKind.CONFIRMED]),
             Delivery.status != DeliveryStatus.CANCELLED,
         )
@@ -69,10 +73,11 @@ def orphan_blocks(
             EventKind.REMOVED,
             DeliveryStatus.PENDING,
             now,
+            event_at=event_at,
             next_attempt_at=now,
             token=leases.token(endpoint_id),
             lease_expires_at=leases.expires_at,
         )
-        for endpoint_id, event_id in told
+        for endpoint_id, event_id, event_at in told
     ]
     return insert_deliveries(session, rows, leases)

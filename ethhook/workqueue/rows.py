@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import String, Table, select
 from sqlalchemy.orm import Session
 
 from ethhook.config import get_settings
-from ethhook.db.bulk import insert_ignoring_conflicts
-from ethhook.db.models import Delivery, DeliveryStatus
-from ethhook.workqueue.lease import DispatchGroup, chunk_groups, new_token
+from ethhook.db.bulk import Parent, insert_ignoring_conflicts
+from ethhook.db.dialect import ids_in
+from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, Event
+from ethhook.db.partitions import writing
+from ethhook.workqueue.lease import DispatchGroup, chunk_groups, groups_of, new_token
 
 # A delivery is unique on these: a replayed batch or a re-read range inserts nothing twice.
-DELIVERY_KEY = ("endpoint_id", "event_id", "kind")
+# event_at is its event's, so it adds nothing to the key but the partition it is found in.
+DELIVERY_KEY = ("event_id", "endpoint_id", "kind", "event_at")
+# A delivery's endpoint must exist. The partitioned table has no foreign key (a partition drop
+# must not lock endpoints), so each insert locks its endpoints' rows as the key's check did: an
+# endpoint deleted meanwhile (service.endpoints) waits, then deletes these deliveries too.
+ENDPOINT = Parent("endpoint_id", cast(Table, Endpoint.__table__), "id")
 
 
 def delivery_row(
@@ -24,13 +32,15 @@ def delivery_row(
     status: str,
     now: datetime,
     *,
+    event_at: datetime | None = None,
     next_attempt_at: datetime | None = None,
     release_block: int | None = None,
     token: str | None = None,
     lease_expires_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A new delivery, not yet attempted, as the values of one insert."""
-    return {
+    """A new delivery, not yet attempted, as the values of one insert. `event_at` is its
+    event's (partition_plan.event_time of the block); without it, insert_deliveries reads it."""
+    row = {
         "endpoint_id": endpoint_id,
         "event_id": event_id,
         "kind": kind,
@@ -43,6 +53,9 @@ def delivery_row(
         "created_at": now,
         "updated_at": now,
     }
+    if event_at is not None:
+        row["event_at"] = event_at
+    return row
 
 
 class NewLeases:
@@ -56,9 +69,15 @@ class NewLeases:
     def token(self, endpoint_id: int) -> str:
         return self._tokens.setdefault(endpoint_id, new_token())
 
-    def groups(self, pairs: Iterable[tuple[int, int]]) -> list[DispatchGroup]:
-        """(endpoint_id, delivery_id) pairs as deliver tasks, each under its endpoint's token."""
+    def groups(
+        self, pairs: Iterable[tuple[int, int]], times: dict[int, datetime] | None = None
+    ) -> list[DispatchGroup]:
+        """(endpoint_id, delivery_id) pairs as deliver tasks, each under its endpoint's token
+        (and with its rows' time range when `times` gives each delivery's event_at)."""
         per_task = get_settings().deliveries_per_task
+        if times is not None:
+            rows = ((e, d, times[d]) for e, d in pairs)
+            return groups_of(rows, per_task, self._tokens.__getitem__)
         return [
             DispatchGroup(endpoint_id, ids, self._tokens[endpoint_id])
             for endpoint_id, ids in chunk_groups(pairs, per_task)
@@ -68,13 +87,29 @@ class NewLeases:
 def insert_deliveries(
     session: Session, rows: Sequence[dict[str, Any]], leases: NewLeases
 ) -> list[DispatchGroup]:
-    """Insert the rows (ones that exist already are left as they are); returns the inserted
-    pending ones as groups to enqueue after the commit."""
-    inserted = insert_ignoring_conflicts(
-        session, Delivery, rows, DELIVERY_KEY, returning=["id", "endpoint_id", "status"]
+    """Insert the rows (ones that exist already, or whose endpoint is gone, are left out);
+    returns the inserted pending ones as groups to enqueue after the commit."""
+    rows = with_event_times(session, rows)
+    returning = ["id", "endpoint_id", "status", "event_at"]
+    inserted = writing(
+        session,
+        (r["event_at"] for r in rows),
+        lambda: insert_ignoring_conflicts(
+            session, Delivery, rows, DELIVERY_KEY, returning, parent=ENDPOINT
+        ),
     )
-    return leases.groups(
-        (endpoint_id, delivery_id)
-        for delivery_id, endpoint_id, status in inserted
-        if status == DeliveryStatus.PENDING
+    pending = [(e, d) for d, e, status, _ in inserted if status == DeliveryStatus.PENDING]
+    return leases.groups(pending, {d: t for d, _, _, t in inserted})
+
+
+def with_event_times(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, each with its event's event_at (read from the events for rows without one)."""
+    missing = sorted({r["event_id"] for r in rows if "event_at" not in r})
+    if not missing:
+        return list(rows)
+    found = dict(
+        session.execute(
+            select(Event.id, Event.event_at).where(ids_in(Event.id, missing, session, String))
+        ).all()
     )
+    return [r if "event_at" in r else {**r, "event_at": found[r["event_id"]]} for r in rows]

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from ethhook.db import session_scope
 from ethhook.db.bulk import insert_ignoring_conflicts
 from ethhook.db.models import Delivery, utcnow
+from ethhook.db.partition_plan import event_time
 from ethhook.workqueue import delivery_row, store_events
+from ethhook.workqueue.rows import DELIVERY_KEY
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, transfer
 
@@ -26,23 +28,20 @@ def test_rows_with_shared_and_differing_values_are_stored_as_given_and_only_once
     with session_scope() as session:
         store_events(session, events, now)
     later = now + timedelta(seconds=30)
+    at = event_time(events[0].block_timestamp)  # the partition key: the block's time
     rows = [
-        delivery_row(endpoint, events[0].event_id, "instant", "pending", now, next_attempt_at=now),
-        delivery_row(endpoint, events[1].event_id, "instant", "pending", now, next_attempt_at=now),
+        delivery_row(endpoint, events[0].event_id, "instant", "pending", now, event_at=at, next_attempt_at=now),
+        delivery_row(endpoint, events[1].event_id, "instant", "pending", now, event_at=at, next_attempt_at=now),
         # Differs from the others in its status, next attempt, release block and token.
         delivery_row(
-            endpoint, events[2].event_id, "confirmed", "waiting", now, release_block=17,
-            token="m-x", lease_expires_at=later,
+            endpoint, events[2].event_id, "confirmed", "waiting", now, event_at=at,
+            release_block=17, token="m-x", lease_expires_at=later,
         ),
     ]  # fmt: skip
 
     with session_scope() as session:
-        first = insert_ignoring_conflicts(
-            session, Delivery, rows, ["endpoint_id", "event_id", "kind"], ["id"]
-        )
-        again = insert_ignoring_conflicts(
-            session, Delivery, rows, ["endpoint_id", "event_id", "kind"], ["id"]
-        )
+        first = insert_ignoring_conflicts(session, Delivery, rows, DELIVERY_KEY, ["id"])
+        again = insert_ignoring_conflicts(session, Delivery, rows, DELIVERY_KEY, ["id"])
     with session_scope() as session:
         stored = session.execute(select(*(getattr(Delivery, c) for c in COLUMNS))).all()
 

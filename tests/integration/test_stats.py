@@ -16,7 +16,6 @@ from ethhook.db.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_COLUMNS,
     Application,
-    Base,
     Delivery,
     DeliveryAttempt,
     Endpoint,
@@ -322,13 +321,15 @@ def test_the_stats_command_prints_json_text_and_refuses_bad_input():
 
 
 def test_rollups_and_stats_work_on_sqlite(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'demo.db'}")
-    Base.metadata.create_all(engine)
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    # The schema as the demo makes it (the migrations: SQLite keeps plain tables).
+    assert ethhook("db", "upgrade", env={"ETHHOOK_DATABASE_URL": url}).returncode == 0
+    engine = make_engine(url)
     from sqlalchemy.orm import Session
 
     with Session(engine) as session:
-        session.add(Application(id=1, name="default"))
-        session.add(Endpoint(id=1, application_id=1, url="http://127.0.0.1:1/x", secret="whsec_x"))
+        app = session.scalar(select(Application.id).where(Application.name == "default"))
+        session.add(Endpoint(id=1, application_id=app, url="http://127.0.0.1:1/x", secret="whsec_x"))
         session.add(
             Event(
                 id="e1", chain_id=1, block_number=1, block_hash="0x1", block_timestamp=0,

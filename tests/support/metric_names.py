@@ -32,6 +32,9 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "celery_queue_length",
         "api_requests_total",
         "api_request_duration_seconds",
+        "retention_dropped_partitions_total",
+        "retention_held_partitions",
+        "retention_overdue_seconds",
     }
 )
 

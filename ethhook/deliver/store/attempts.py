@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from ethhook import metrics
@@ -19,7 +19,12 @@ from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoin
 from ethhook.deliver import http
 from ethhook.deliver.protect.retry import next_state
 from ethhook.deliver.store.load import EndpointView, Work
-from ethhook.deliver.store.record_pg import ATTEMPT_COLUMNS, NewState, record_in_one_statement
+from ethhook.deliver.store.record_pg import (
+    ATTEMPT_COLUMNS,
+    TIME_COLUMN,
+    NewState,
+    record_in_one_statement,
+)
 from ethhook.deliver.store.rollup import AttemptFacts, rollup_rows, upsert_rollups
 from ethhook.redact import redact_in
 
@@ -62,12 +67,13 @@ def record(
         facts.append(rows.facts)
     any_ok = any(state.status == DeliveryStatus.SUCCEEDED for state in states)
     rollups = rollup_rows(endpoint.id, facts)
+    times = _event_times(session, results)
     if is_postgres(session):
         record_in_one_statement(
-            session, endpoint.id, attempts, states, rollups, any_ok, worker_token, now
+            session, endpoint.id, attempts, states, times, rollups, any_ok, worker_token, now
         )
         return
-    _insert_attempts(session, attempts)
+    _insert_attempts(session, attempts, times)
     _update_states(session, states, worker_token, now)
     failing = Endpoint.failing_since
     session.execute(
@@ -76,6 +82,17 @@ def record(
         .values(failing_since=None if any_ok else now)
     )
     upsert_rollups(session, rollups)
+
+
+def _event_times(session: Session, results: Sequence[Result]) -> list[datetime]:
+    """Each attempt's delivery's event_at (its partition key): from its work, or from the
+    delivery's row for work made without it (by hand, in tests)."""
+    missing = [r.work.delivery_id for r in results if r.work.event_at is None]
+    found: dict[int, datetime] = {}
+    if missing:
+        query = select(Delivery.id, Delivery.event_at).where(Delivery.id.in_(missing))
+        found = {delivery_id: event_at for delivery_id, event_at in session.execute(query)}
+    return [r.work.event_at or found[r.work.delivery_id] for r in results]
 
 
 class AttemptRows(NamedTuple):
@@ -138,11 +155,16 @@ def _text(value: str | None, limit: int) -> str | None:
     return None if value is None else value.replace("\x00", "\ufffd")[:limit]
 
 
-def _insert_attempts(session: Session, attempts: Sequence[Sequence[Any]]) -> None:
+def _insert_attempts(
+    session: Session, attempts: Sequence[Sequence[Any]], times: Sequence[datetime]
+) -> None:
     # RETURNING makes SQLAlchemy send one multi-VALUES insert, not one INSERT per row.
     session.execute(
         insert(DeliveryAttempt).returning(DeliveryAttempt.id),
-        [dict(zip(ATTEMPT_COLUMNS, row, strict=True)) for row in attempts],
+        [
+            {**dict(zip(ATTEMPT_COLUMNS, row, strict=True)), TIME_COLUMN: t}
+            for row, t in zip(attempts, times, strict=True)
+        ],
     ).all()
 
 

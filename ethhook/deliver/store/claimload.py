@@ -29,7 +29,7 @@ from ethhook.deliver.store.load import (
     load_work,
     work_from_row,
 )
-from ethhook.workqueue import claim
+from ethhook.workqueue import TimeRange, claim, in_time_range
 from ethhook.workqueue.lease import claim_statement
 
 
@@ -51,21 +51,24 @@ def claim_and_load(
     now: datetime,
     settings: Settings,
     chunk: int,
+    bounds: TimeRange | None = None,
 ) -> ClaimedWork:
     """workqueue.claim, then the endpoint and the work of claimed[:chunk] (none for an endpoint
-    that is gone or disabled)."""
+    that is gone or disabled); `bounds`, the message's time range, lets PostgreSQL read only the
+    partitions that can hold its rows."""
     lease_s = settings.delivery_lease_s
     if not is_postgres(session):
-        claimed = claim(session, endpoint_id, delivery_ids, token, worker_token, now, lease_s)
+        claimed = claim(
+            session, endpoint_id, delivery_ids, token, worker_token, now, lease_s, bounds
+        )
         if not claimed:
             return ClaimedWork([])
         endpoint = load_endpoint(session, endpoint_id, settings, now)
         if endpoint is None or not endpoint.active:
             return ClaimedWork(claimed, endpoint)
-        return ClaimedWork(
-            claimed, endpoint, load_work(session, endpoint, claimed[:chunk], settings)
-        )
-    query = _query(endpoint_id, delivery_ids, token, worker_token, now, lease_s, chunk)
+        work = load_work(session, endpoint, claimed[:chunk], settings, bounds)
+        return ClaimedWork(claimed, endpoint, work)
+    query = _query(endpoint_id, delivery_ids, token, worker_token, now, lease_s, chunk, bounds)
     rows = session.connection().execute(query).all()
     if not rows:
         return ClaimedWork([])
@@ -90,10 +93,17 @@ def _query(
     now: datetime,
     lease_s: float,
     chunk: int,
+    bounds: TimeRange | None,
 ) -> Select[Any]:
     claimed = (
-        claim_statement(endpoint_id, delivery_ids, token, worker_token, now, lease_s)
-        .returning(Delivery.attempts, Delivery.kind, Delivery.created_at, Delivery.event_id)
+        claim_statement(endpoint_id, delivery_ids, token, worker_token, now, lease_s, bounds)
+        .returning(
+            Delivery.attempts,
+            Delivery.kind,
+            Delivery.created_at,
+            Delivery.event_id,
+            Delivery.event_at,
+        )
         .cte("claimed")
     )
     ranked = select(claimed, func.row_number().over(order_by=claimed.c.id).label("n")).subquery(
@@ -107,12 +117,19 @@ def _query(
             ranked.c.kind,
             ranked.c.created_at,
             ranked.c.event_id,
+            ranked.c.event_at,
             *event_record_columns(),
             *(endpoints.c[name].label(f"ep_{name}") for name in ENDPOINT_FIELDS),
         )
         .select_from(
             ranked.outerjoin(
-                events, and_(events.c.id == ranked.c.event_id, ranked.c.n <= chunk)
+                events,
+                and_(
+                    events.c.id == ranked.c.event_id,
+                    events.c.event_at == ranked.c.event_at,
+                    in_time_range(events.c, bounds),
+                    ranked.c.n <= chunk,
+                ),
             ).outerjoin(endpoints, and_(endpoints.c.id == endpoint_id, ranked.c.n == 1))
         )
         .order_by(ranked.c.n)

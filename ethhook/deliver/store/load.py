@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from ethhook.config import Settings
 from ethhook.db.models import Delivery, Endpoint, Event, event_record_columns
 from ethhook.deliver.payload import build_body
 from ethhook.types import webhook_id_for
+from ethhook.workqueue import TimeRange, in_time_range
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Work:
     body: bytes
     block_timestamp: int
     created_at: datetime
+    # The delivery's partition key (its event's time); None only in work made by hand (tests):
+    # recording it then reads the delivery's.
+    event_at: datetime | None = None
 
 
 def load_endpoint(
@@ -90,20 +94,29 @@ def work_columns() -> tuple[Any, ...]:
         Delivery.attempts,
         Delivery.kind,
         Delivery.created_at,
+        Delivery.event_at,
         Event.id.label("event_id"),
         *event_record_columns(),
     )
 
 
 def load_work(
-    session: Session, endpoint: EndpointView, delivery_ids: Sequence[int], settings: Settings
+    session: Session,
+    endpoint: EndpointView,
+    delivery_ids: Sequence[int],
+    settings: Settings,
+    bounds: TimeRange | None = None,
 ) -> list[Work]:
     # Columns, not ORM objects: nothing here changes, and a hundred tasks each holding a hundred
     # Event objects cost a deliver worker CPU and memory for nothing.
     rows = session.execute(
         select(*work_columns())
-        .join(Event, Event.id == Delivery.event_id)
-        .where(Delivery.id.in_(delivery_ids))
+        .join(Event, and_(Event.id == Delivery.event_id, Event.event_at == Delivery.event_at))
+        .where(
+            Delivery.id.in_(delivery_ids),
+            in_time_range(Delivery, bounds),
+            in_time_range(Event, bounds),
+        )
         .order_by(Event.chain_id, Event.block_number, Event.log_index, Delivery.id)
     ).all()
     return [work_from_row(row, endpoint, settings) for row in rows]
@@ -137,4 +150,5 @@ def work_from_row(row: Any, endpoint: EndpointView, settings: Settings) -> Work:
         body,
         row.block_timestamp,
         row.created_at,
+        row.event_at,
     )

@@ -32,7 +32,8 @@ def test_the_commands_are_listed_in_their_order():
     assert list(top) == [
         "db", "endpoint", "app", "delivery", "replay", "stats", "api", "listen", "up", "demo"
     ]
-    assert list(_commands(top["db"])) == ["upgrade", "reencrypt", "new-key"]
+    db = ["upgrade", "reencrypt", "new-key", "retention", "partitions"]
+    assert list(_commands(top["db"])) == db
     assert list(_commands(top["endpoint"])) == [
         "add",
         "update",
@@ -65,7 +66,7 @@ def test_every_command_runs_a_handler_and_takes_json():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 29
+    assert len(found) == 31
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path
