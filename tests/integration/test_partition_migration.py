@@ -19,8 +19,8 @@ from ethhook.maintenance import jobs
 from ethhook.match.replay import redeliver
 from ethhook.types import ChainEvent
 from ethhook.workqueue import store_events
-from tests.conftest import BIN, ROOT
-from tests.integration.partitioning import HISTORY, private_database
+from tests.support.env import BIN, ROOT
+from tests.support.partitioning import HISTORY, private_database
 
 EVENTS = 400_000  # as many deliveries, and half as many attempts: 1M rows
 T0 = 1_764_000_000

@@ -34,10 +34,11 @@ from ethhook.workqueue import (
     new_claim_token,
     store_events,
 )
-from tests.conftest import wait_until
-from tests.factories import address
-from tests.integration.helpers import add_endpoint, ethhook, explained, store_and_match
-from tests.integration.partitioning import (
+from tests.support.cli import ethhook
+from tests.support.db import explained, store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address
+from tests.support.partitioning import (
     HISTORY,
     INTERVAL_S,
     empty_tables,
@@ -46,6 +47,7 @@ from tests.integration.partitioning import (
     partitions_of,
     private_database,
 )
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -19,9 +19,12 @@ from ethhook.db.partitions import ensure_partitions
 from ethhook.maintenance import jobs, retention
 from ethhook.maintenance.retention import RUN_LOCK, run_retention
 from ethhook.workqueue import store_events
-from tests.factories import address
-from tests.integration.helpers import add_endpoint, ethhook, store_and_match
-from tests.integration.partitioning import (
+from tests.support.cli import ethhook
+from tests.support.db import store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address
+from tests.support.metric_names import registry
+from tests.support.partitioning import (
     HISTORY,
     INTERVAL_S,
     empty_tables,
@@ -29,7 +32,6 @@ from tests.integration.partitioning import (
     partitions_of,
     private_database,
 )
-from tests.metric_names import registry
 
 RETENTION_DAYS = 2  # partitioning.ENV
 

@@ -19,8 +19,8 @@ from ethhook.config import get_settings
 from ethhook.db import dispose_engine, get_engine
 from ethhook.db.partitions import forget_partitions
 from ethhook.types import ChainEvent
-from tests.conftest import BIN, PG_ADMIN_URL, ROOT
-from tests.factories import address, transfer
+from tests.support.env import BIN, PG_ADMIN_URL, ROOT
+from tests.support.factories import address, transfer
 
 INTERVAL_S = 300
 ENV = {"ETHHOOK_PARTITION_INTERVAL": "5m", "ETHHOOK_RETENTION_DAYS": "2"}
