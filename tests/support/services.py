@@ -43,19 +43,29 @@ def drop_database() -> None:
 def empty_tables() -> None:
     """Every table as the migration left it, and nothing in Redis about endpoints."""
     from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     from ethhook.db import get_engine
 
-    with get_engine().begin() as conn:
-        conn.execute(
-            text(
-                "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, endpoints, "
-                "chain_cursors, chain_blocks, api_keys, replay_jobs, console_sessions "
-                "RESTART IDENTITY CASCADE"
-            )
-        )
-        # The built-in application stays, as the migration made it.
-        conn.execute(text("DELETE FROM applications WHERE name <> 'default'"))
+    # A task the last test left running may hold a lock on one of these tables while it waits for
+    # another: PostgreSQL then picks one side of the deadlock and aborts it. When that side is the
+    # TRUNCATE, the task has gone on and a second try finds the tables free.
+    for attempt in range(1, 6):
+        try:
+            with get_engine().begin() as conn:
+                conn.execute(
+                    text(
+                        "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, "
+                        "endpoints, chain_cursors, chain_blocks, api_keys, replay_jobs, "
+                        "console_sessions RESTART IDENTITY CASCADE"
+                    )
+                )
+                # The built-in application stays, as the migration made it.
+                conn.execute(text("DELETE FROM applications WHERE name <> 'default'"))
+            break
+        except OperationalError as exc:
+            if attempt == 5 or getattr(exc.orig, "pgcode", None) != "40P01":
+                raise
     forget_endpoint_state()
 
 
