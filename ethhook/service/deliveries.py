@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, utcnow
 from ethhook.exceptions import InputError, NotFoundError
@@ -117,8 +117,11 @@ def list_deliveries(
 
 
 def show_delivery(session: Session, delivery_id: int, *, scope: Scope) -> DeliveryDetails:
-    query = _in_scope(select(Delivery).where(Delivery.id == delivery_id), scope)
-    delivery = session.scalar(query)
+    # One statement, so one snapshot: read apart, a flush committed between the delivery and its
+    # attempts would show more attempts than the delivery counts.
+    query = select(Delivery).where(Delivery.id == delivery_id)
+    query = _in_scope(query.options(joinedload(Delivery.attempt_rows)), scope)
+    delivery = session.scalars(query).unique().first()
     if delivery is None:
         raise NotFoundError(f"no delivery with id {delivery_id} (see `ethhook delivery list`)")
     attempts = [

@@ -1,0 +1,66 @@
+"""A delivery shown with its attempts is one moment of it, even while a worker records one more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, update
+
+from ethhook.db import session_scope
+from ethhook.db.models import Delivery, DeliveryAttempt, utcnow
+from ethhook.service.deliveries import show_delivery
+from ethhook.service.scope import OPERATOR
+from tests.support.db import add_pending_deliveries
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
+
+pytestmark = pytest.mark.usefixtures("db")
+
+URL = "http://127.0.0.1:9/hook"
+
+
+def record_an_attempt(delivery_id: int) -> None:
+    """What a deliver worker's flush commits: one attempt row and the delivery's count."""
+    with session_scope() as session:
+        row = session.get(Delivery, delivery_id)
+        assert row is not None
+        session.execute(
+            insert(DeliveryAttempt).values(
+                delivery_id=delivery_id,
+                event_at=row.event_at,
+                attempt_number=row.attempts + 1,
+                started_at=utcnow(),
+                duration_ms=5,
+                status_code=500,
+            )
+        )
+        session.execute(
+            update(Delivery).where(Delivery.id == delivery_id).values(attempts=row.attempts + 1)
+        )
+
+
+def test_an_attempt_recorded_while_a_delivery_is_read_is_in_both_its_count_and_list_or_neither():
+    endpoint = add_endpoint(URL, contracts=[address(1)])[0]
+    with session_scope() as session:
+        made = transfer(contract=address(1), block=1, log_index=0, value=1)
+        delivery_id = add_pending_deliveries(session, endpoint, [made], utcnow())[0]
+    record_an_attempt(delivery_id)
+
+    # A worker commits its flush right after show_delivery's first statement.
+    statements: list[str] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+        if len(statements) == 1:
+            record_an_attempt(delivery_id)
+
+    with session_scope() as session:
+        connection = session.connection()
+        event.listen(connection, "after_cursor_execute", after)
+        try:
+            shown = show_delivery(session, delivery_id, scope=OPERATOR)
+        finally:
+            event.remove(connection, "after_cursor_execute", after)
+
+    assert len(shown.attempts) == shown.delivery.attempt_count == 1, statements
