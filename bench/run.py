@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="the ≤ 3 min version")
-    p.add_argument("--only", choices=["match", "pipeline", "stats"], help="run one benchmark")
+    p.add_argument(
+        "--only", choices=["match", "pipeline", "stats", "retention"], help="run one benchmark"
+    )
     args = p.parse_args()
     match_args = (
         ["--sizes", "100000", "--runs", "3", "--batches", "10"]
@@ -33,6 +35,8 @@ def main() -> int:
         "pipeline": [sys.executable, "-m", "bench.pipeline_bench"]
         + (["--quick"] if args.quick else []),
         "stats": [sys.executable, "-m", "bench.stats_bench"] + (["--quick"] if args.quick else []),
+        "retention": [sys.executable, "-m", "bench.retention_bench"]
+        + (["--quick"] if args.quick else []),
     }
     from bench.machine import machine
 
