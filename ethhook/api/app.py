@@ -19,7 +19,7 @@ from ethhook.api.guard import BodyLimit, Guard
 from ethhook.api.idempotency import Idempotency, IdempotencyStore
 from ethhook.api.metrics import RequestMetrics, metrics_router
 from ethhook.api.ratelimit import ApiRateLimiter
-from ethhook.api.routes import applications, deliveries, endpoints, replays, stats
+from ethhook.api.routes import applications, deliveries, endpoints, explain, replays, stats
 from ethhook.config import Settings
 from ethhook.deliver.protect import redis_client
 
@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Test webhooks wait on threads of their own (at most as many as may be under way).
     app.state.test_send_threads = CapacityLimiter(settings.api_test_sends_total)
     problems.install(app)
-    for module in (endpoints, deliveries, replays, stats, applications):
+    for module in (endpoints, deliveries, explain, replays, stats, applications):
         app.include_router(module.router)
     app.include_router(health.router)
     app.include_router(metrics_router())

@@ -24,6 +24,7 @@ from ethhook.service.public import (
     Endpoint,
     EndpointDetails,
     EndpointWithSecret,
+    Explanation,
     Replay,
     Secrets,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Endpoint",
     "EndpointDetails",
     "EndpointWithSecret",
+    "Explanation",
     "Replay",
     "Secrets",
 ]

@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ethhook import __version__
-from ethhook.cli import api, apps, database, deliveries, endpoints, processes, replays, stats
+from ethhook.cli import (
+    api,
+    apps,
+    database,
+    deliveries,
+    endpoints,
+    explain,
+    processes,
+    replays,
+    stats,
+)
 from ethhook.cli.common import EXIT_USAGE, Parser, Schema
 from ethhook.config import Settings, get_settings
 from ethhook.exceptions import ConfigError, EthHookError, InputError
@@ -27,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="group", required=True, metavar="COMMAND", parser_class=Parser
     )
     # Each module adds its own commands; `ethhook --help` lists them in this order.
-    for module in (database, endpoints, apps, deliveries, replays, stats, api, processes):
+    for module in (database, endpoints, apps, deliveries, explain, replays, stats, api, processes):
         module.register(commands)
     return parser
 

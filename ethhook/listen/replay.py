@@ -1,15 +1,17 @@
-"""Re-read a block range from a chain node, for replay jobs (one chunk at a time)."""
+"""Read again from a chain node what the listener reads: a block range for replay jobs (one chunk
+at a time), one transaction's logs for `ethhook explain`."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from ethhook.config import ChainConfig
 from ethhook.exceptions import InputError
-from ethhook.listen.errors import RpcError
+from ethhook.listen.errors import RpcBadResponse, RpcError
 from ethhook.listen.records import BlockHeader, logs_to_events, quantity
 from ethhook.listen.rpc import RpcClient
 from ethhook.types import ChainEvent
@@ -71,6 +73,44 @@ async def _fetch(
         return events, head
     finally:
         await client.close()
+
+
+@dataclass(frozen=True)
+class TransactionLogs:
+    """A mined transaction as its receipt tells it: its block and its logs."""
+
+    block_number: int
+    block_hash: str
+    events: list[ChainEvent]
+
+
+async def _transaction(chain: ChainConfig, tx_hash: str) -> TransactionLogs | None:
+    client = RpcClient.for_urls(chain.http_url, chain.ws_url)
+    method = "eth_getTransactionReceipt"
+    try:
+        receipt = await client.call(method, [tx_hash])
+        if receipt is None:  # unknown to the node, or not mined yet
+            return None
+        if not isinstance(receipt, dict):
+            raise RpcBadResponse(method, "the receipt is not an object")
+        number = quantity(receipt.get("blockNumber"), "receipt blockNumber", method)
+        (header,) = await client.headers([number])
+        if header is None:
+            raise RpcBadResponse(method, f"the receipt's block {number} is unknown to the node")
+        raw = receipt.get("logs")
+        if not isinstance(raw, list):
+            raise RpcBadResponse(method, "the receipt's logs are not a list")
+        events = logs_to_events(raw, chain.chain_id, {number: header}, None)
+        return TransactionLogs(number, header.hash, events)
+    finally:
+        await client.close()
+
+
+def transaction_logs(chain: ChainConfig, tx_hash: str) -> TransactionLogs | None:
+    """The transaction's block and canonical logs from its receipt; None when the node does not
+    know the transaction (or has not mined it)."""
+    _require_node(chain)
+    return _run(_transaction(chain, tx_hash))
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:

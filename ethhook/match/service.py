@@ -229,9 +229,9 @@ def _slots(event: ChainEvent) -> list[_Slot]:
     return slots
 
 
-def _canonical(event: ChainEvent, signature: str) -> dict[str, Any] | None:
+def event_args(event: ChainEvent, signature: str) -> dict[str, Any] | None:
     """The event decoded with `signature`, arguments in canonical form; None when it does not
-    fit the signature."""
+    fit the signature (what --where conditions are checked against, here and by match.explain)."""
     values = decode_log_values(signature, event.topics, event.data)
     return None if values is None else canonical_args(event_signature(signature), values)
 
@@ -269,7 +269,7 @@ def pair_with_filters(
                         continue
                     signature = row.signatures[0]
                     if signature not in decoded:
-                        decoded[signature] = _canonical(event, signature)
+                        decoded[signature] = event_args(event, signature)
                     args = decoded[signature]
                     if args is None or not all(c.holds(args) for c in where):
                         continue

@@ -135,3 +135,55 @@ class ReplayBase(Public):
 class Replay(ReplayBase):
     chain: str
     blocks_total: int
+
+
+# --- explain ---------------------------------------------------------------------------------------
+
+
+class ExplainAttempt(Public):
+    attempt_number: int
+    status_code: int | None
+    error: str | None
+    started_at: datetime
+    duration_ms: float
+
+
+class ExplainDelivery(Public):
+    id: int
+    webhook_id: str
+    kind: str
+    status: str
+    sequence: int | None = Field(description="the endpoint's counter for this webhook")
+    attempts: list[ExplainAttempt]
+
+
+class ExplainEndpoint(Public):
+    endpoint_id: int
+    matched: bool = Field(description="the event matched the endpoint: it has a delivery")
+    reason: str | None = Field(
+        description="the first check that failed, or what holds a matched event back, in words "
+        "that start with its name (`chain:`, `contract:`, `event:`, `where:`, `disabled:`, "
+        "`created after the block:`, `confirmations:` …); null when nothing does"
+    )
+    deliveries: list[ExplainDelivery]
+
+
+class ExplainLog(Public):
+    log_index: int
+    address: str
+    topic0: str | None
+    event_id: str
+    stored: bool = Field(description="EthHook stored the log (the listener or a replay read it)")
+    endpoints: list[ExplainEndpoint]
+
+
+class Explanation(Public):
+    chain_id: int
+    transaction_hash: str
+    block_number: int
+    block_hash: str
+    logs: list[ExplainLog]
+    source: str = Field(
+        description="`database`: the logs EthHook stored; `node`: none was stored, they come "
+        "from the transaction's receipt on the chain's node"
+    )

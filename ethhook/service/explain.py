@@ -1,0 +1,369 @@
+"""Explain a transaction: for each of its logs, whether EthHook stored it, and for each of the
+caller's endpoints whether it matched, the first check that failed, and the deliveries with every
+attempt. One function for `ethhook explain`, `GET /v1/explain` and the console's search box.
+
+The logs come from the database; when it holds none of the transaction's, from the receipt on the
+chain's node (`source: node`). The filter checks are the matcher's own (`match.explain`); the
+endpoint's state comes after them: disabled, created after the block, then what holds a matched
+event back (confirmations).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, load_only, selectinload
+
+from ethhook.config import BUILTIN_CHAINS, ChainConfig, Settings
+from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Endpoint, Event
+from ethhook.db.partition_plan import event_time
+from ethhook.exceptions import InputError, NotFoundError, TransientError
+from ethhook.listen.replay import TransactionLogs, transaction_logs
+from ethhook.match.explain import first_miss
+from ethhook.match.service import FilterRow
+from ethhook.service import public
+from ethhook.service.scope import Scope, scoped
+from ethhook.service.validation import parse_chain
+from ethhook.types import ChainEvent, webhook_id_for
+
+log = logging.getLogger(__name__)
+
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+SOURCE_DATABASE = "database"
+SOURCE_NODE = "node"
+
+
+@dataclass(frozen=True)
+class _Log:
+    """A log of the transaction, and what the database says of it (None: not stored)."""
+
+    event: ChainEvent
+    row: Event | None
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """What the explanation needs to know of the chain."""
+
+    chain_id: int
+    name: str
+    cursor: int | None  # the last block the listener read (verified), None before its first
+    head: int | None  # the block confirmations are counted to
+
+
+def parse_tx_hash(text: str) -> str:
+    value = text.strip()
+    if not _TX_HASH.fullmatch(value):
+        shown = value if len(value) <= 70 else value[:67] + "..."
+        raise InputError(f"invalid transaction hash {shown!r}: expected 0x and 64 hex digits")
+    return value.lower()
+
+
+def explain_transaction(
+    session: Session, settings: Settings, chain: str, tx_hash: str, *, scope: Scope
+) -> public.Explanation:
+    """The transaction explained to `scope` (an application sees only its own endpoints).
+    NotFoundError for a chain EthHook does not know, or a transaction neither stored nor known
+    to the chain's node; InputError for a malformed hash; TransientError when the node fails.
+
+    It only reads; before asking the node it ends the session's transaction (a rollback), so
+    no connection or snapshot is held while the node answers."""
+    tx = parse_tx_hash(tx_hash)
+    chain_id = _chain_id(chain, settings)
+    rows = session.scalars(
+        select(Event)
+        .where(Event.chain_id == chain_id, Event.transaction_hash == tx)
+        .order_by(Event.block_number, Event.log_index)
+    ).all()
+    endpoints = _endpoints(session, scope)
+    facts = _chain_facts(session, settings, chain_id)
+    if rows:
+        logs = [_Log(_event(r), r) for r in rows]
+        source, block = SOURCE_DATABASE, _block_of(logs)
+        deliveries = _deliveries(session, rows, {e.id for e in endpoints})
+    else:
+        session.rollback()
+        receipt = _from_node(settings, chain_id, tx, scope)
+        logs = [_Log(e, None) for e in receipt.events]
+        source, block = SOURCE_NODE, (receipt.block_number, receipt.block_hash)
+        deliveries = {}
+    explained = [
+        public.ExplainLog(
+            log_index=item.event.log_index,
+            address=item.event.address,
+            topic0=item.event.topic0,
+            event_id=item.event.event_id,
+            stored=item.row is not None,
+            endpoints=[
+                _explain(
+                    item,
+                    endpoint,
+                    deliveries.get((item.event.event_id, endpoint.id), []),
+                    facts,
+                    settings,
+                )
+                for endpoint in endpoints
+            ],
+        )
+        for item in logs
+    ]
+    return public.Explanation(
+        chain_id=chain_id,
+        transaction_hash=tx,
+        block_number=block[0],
+        block_hash=block[1],
+        logs=explained,
+        source=source,
+    )
+
+
+def _chain_id(chain: str, settings: Settings) -> int:
+    """The chain's id; NotFoundError (one line) for a name or an id EthHook does not know."""
+    try:
+        chain_id = parse_chain(chain, settings)
+    except InputError as exc:
+        raise NotFoundError(str(exc)) from None
+    if settings.chain_by_id(chain_id) is None and chain_id not in BUILTIN_CHAINS.values():
+        names = ", ".join(sorted({c.name for c in settings.chains} | set(BUILTIN_CHAINS)))
+        raise NotFoundError(
+            f"unknown chain {chain_id}: EthHook knows {names} (more come from ETHHOOK_CHAINS_FILE)"
+        )
+    return chain_id
+
+
+def _event(row: Event) -> ChainEvent:
+    return ChainEvent(
+        chain_id=row.chain_id,
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        block_timestamp=row.block_timestamp,
+        transaction_hash=row.transaction_hash,
+        transaction_index=row.transaction_index,
+        log_index=row.log_index,
+        address=row.address,
+        topics=list(row.topics),
+        data=row.data,
+        removed=row.removed,
+    )
+
+
+def _block_of(logs: Sequence[_Log]) -> tuple[int, str]:
+    """The transaction's block: that of its canonical logs (after a reorg the database may also
+    hold the logs of the block it was first mined in, marked removed)."""
+    live = [item.event for item in logs if not item.event.removed] or [logs[-1].event]
+    return live[0].block_number, live[0].block_hash
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """What the checks read of an endpoint, read before the node is asked."""
+
+    id: int
+    active: bool
+    disabled_reason: str | None
+    confirmations: int
+    created_at: datetime
+    signatures: list[str]
+    rows: list[FilterRow]  # its filter rows as the matcher's query returns them
+
+
+def _endpoints(session: Session, scope: Scope) -> list[_Endpoint]:
+    # Only what the checks read: loading whole rows would decrypt every endpoint's secrets.
+    e = Endpoint
+    columns = (e.id, e.active, e.disabled_reason, e.confirmations, e.created_at)
+    query = (
+        select(e)
+        .options(load_only(*columns, e.conditions, e.event_signatures), selectinload(e.filters))
+        .order_by(e.id)
+    )
+    return [
+        _Endpoint(
+            id=row.id,
+            active=row.active,
+            disabled_reason=row.disabled_reason,
+            confirmations=row.confirmations,
+            created_at=row.created_at,
+            signatures=list(row.event_signatures),
+            rows=_filter_rows(row),
+        )
+        for row in session.scalars(scoped(query, Endpoint.application_id, scope))
+    ]
+
+
+def _chain_facts(session: Session, settings: Settings, chain_id: int) -> _Chain:
+    cursor = session.get(ChainCursor, chain_id)
+    return _Chain(
+        chain_id=chain_id,
+        name=settings.chain_name(chain_id),
+        cursor=cursor.block_number if cursor else None,
+        head=(cursor.head_number or cursor.block_number) if cursor else None,
+    )
+
+
+def _deliveries(
+    session: Session, rows: Sequence[Event], endpoint_ids: set[int]
+) -> dict[tuple[str, int], list[public.ExplainDelivery]]:
+    """The deliveries of the stored events to the caller's endpoints, with their attempts; read
+    through the key that leads with event_id, in the events' partitions only."""
+    query = (
+        select(Delivery)
+        .where(
+            Delivery.event_id.in_([r.id for r in rows]),
+            Delivery.event_at.in_({r.event_at for r in rows}),
+        )
+        .options(joinedload(Delivery.attempt_rows))
+        .order_by(Delivery.id)
+    )
+    found: dict[tuple[str, int], list[public.ExplainDelivery]] = defaultdict(list)
+    for d in session.scalars(query).unique():
+        if d.endpoint_id not in endpoint_ids:
+            continue
+        found[(d.event_id, d.endpoint_id)].append(
+            public.ExplainDelivery(
+                id=d.id,
+                webhook_id=webhook_id_for(d.endpoint_id, d.event_id, d.kind),
+                kind=d.kind,
+                status=d.status,
+                # Per-endpoint sequence numbers are a column of their own when the schema has it.
+                sequence=getattr(d, "sequence", None),
+                attempts=[
+                    public.ExplainAttempt(
+                        attempt_number=a.attempt_number,
+                        status_code=a.status_code,
+                        error=a.error,
+                        started_at=a.started_at,
+                        duration_ms=a.duration_ms,
+                    )
+                    for a in d.attempt_rows
+                ],
+            )
+        )
+    return found
+
+
+def _from_node(settings: Settings, chain_id: int, tx: str, scope: Scope) -> TransactionLogs:
+    """The transaction's receipt from the chain's node; NotFoundError when there is none."""
+    config = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
+    where = f"{config.name} ({chain_id})"
+    if not config.enabled:
+        variable = config.name.upper()
+        raise NotFoundError(
+            f"transaction {tx} on {where}: EthHook stored none of its logs, and no node URL is set "
+            f"to ask ({variable}_HTTP or {variable}_WS)"
+        )
+    try:
+        receipt = transaction_logs(config, tx)
+    except TransientError as exc:
+        log.warning("explain.node.failed chain=%s error=%s", config.name, exc)
+        if scope is None:
+            raise  # the operator's own node: its words, with the URL redacted (listen.errors)
+        raise TransientError(f"the node of {where} failed to answer") from None
+    if receipt is None:
+        raise NotFoundError(
+            f"transaction {tx} on {where}: EthHook stored none of its logs and the chain's node "
+            "does not know it (check the hash and the chain)"
+        )
+    return receipt
+
+
+def _filter_rows(endpoint: Endpoint) -> list[FilterRow]:
+    """The endpoint's filter rows as the matcher's query returns them."""
+    conditions = endpoint.conditions or None
+    return [
+        FilterRow(
+            endpoint_id=endpoint.id,
+            chain_id=f.chain_id,
+            address=f.address,
+            topic0=f.topic0,
+            confirmations=endpoint.confirmations if endpoint.active else None,
+            conditions=conditions,
+            signatures=endpoint.event_signatures if conditions else None,
+        )
+        for f in endpoint.filters
+    ]
+
+
+def _explain(
+    item: _Log,
+    endpoint: _Endpoint,
+    deliveries: list[public.ExplainDelivery],
+    chain: _Chain,
+    settings: Settings,
+) -> public.ExplainEndpoint:
+    if deliveries:
+        reason = _held_back(endpoint, deliveries, item, chain)
+        return public.ExplainEndpoint(
+            endpoint_id=endpoint.id, matched=True, reason=reason, deliveries=deliveries
+        )
+    reason = first_miss(
+        item.event, endpoint.rows, endpoint.signatures, settings.chain_name
+    ) or _state_miss(item, endpoint, chain)
+    return public.ExplainEndpoint(
+        endpoint_id=endpoint.id, matched=False, reason=reason, deliveries=[]
+    )
+
+
+def _held_back(
+    endpoint: _Endpoint, deliveries: list[public.ExplainDelivery], item: _Log, chain: _Chain
+) -> str | None:
+    """What holds a matched event's deliveries back, if anything."""
+    unsent = [d for d in deliveries if d.status in DeliveryStatus.UNSENT]
+    if unsent and not endpoint.active:
+        return _disabled(endpoint)
+    if any(d.status == DeliveryStatus.WAITING for d in unsent):
+        wanted = item.event.block_number + endpoint.confirmations
+        head = chain.head if chain.head is not None else item.event.block_number
+        left = max(wanted - head, 0)
+        return (
+            f"confirmations: {left} more block{'s' if left != 1 else ''} to go (the endpoint "
+            f"waits for {endpoint.confirmations}: block {wanted}; the chain is at block {head})"
+        )
+    return None
+
+
+def _disabled(endpoint: _Endpoint) -> str:
+    why = f" ({endpoint.disabled_reason})" if endpoint.disabled_reason else ""
+    return f"disabled: the endpoint is disabled{why}; `ethhook endpoint enable {endpoint.id}`"
+
+
+def _state_miss(item: _Log, endpoint: _Endpoint, chain: _Chain) -> str:
+    """Why an event the endpoint's filters accept has no delivery for it."""
+    event, row = item.event, item.row
+    block_time = event_time(event.block_timestamp)
+    if not endpoint.active:
+        return _disabled(endpoint)
+    # Block times are whole seconds: an endpoint made within the block's second came before it.
+    if endpoint.created_at >= block_time + timedelta(seconds=1):
+        return (
+            f"created after the block: the endpoint was created at {_iso(endpoint.created_at)}, "
+            f"block {event.block_number} at {_iso(block_time)} (`ethhook replay` sends it)"
+        )
+    if event.removed:
+        return "removed: a reorg removed the log before it was sent"
+    if row is None:
+        if chain.cursor is None or chain.cursor < event.block_number:
+            at = "not yet" if chain.cursor is None else f"at block {chain.cursor}"
+            return (
+                f"not stored: the listener has not read block {event.block_number} yet "
+                f"(it is {at} on {chain.name})"
+            )
+        return (
+            f"not stored: no endpoint watched the log's contract when the listener read block "
+            f"{event.block_number} (`ethhook replay` sends it)"
+        )
+    if row.matched_at is None:
+        return "not matched yet: the event waits for the matcher"
+    return (
+        f"no delivery: when the event was matched at {_iso(row.matched_at)} the endpoint was "
+        f"disabled or its filters did not accept it (`ethhook replay` sends it)"
+    )
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
