@@ -95,7 +95,9 @@ def test_the_checks_go_in_the_matchers_order_chain_contract_event_where():
     assert first_miss(EVENT, right_chain, [APPROVAL], chain_name).startswith("contract:")
     right_contract = [replace_row(r, address=TOKEN) for r in right_chain]
     assert first_miss(EVENT, right_contract, [APPROVAL], chain_name).startswith("event:")
-    right_event = [replace_row(r, topic0=TRANSFER_TOPIC, signatures=[TRANSFER]) for r in right_contract]
+    right_event = [
+        replace_row(r, topic0=TRANSFER_TOPIC, signatures=[TRANSFER]) for r in right_contract
+    ]
     assert first_miss(EVENT, right_event, [TRANSFER], chain_name) == (
         "where: value > 9 is false (value = 7)"
     )

@@ -1,0 +1,155 @@
+"""service.explain on the database: each endpoint's verdict and reason for a stored transaction
+(disabled, created after the block, confirmations, a delivery with its attempts), who sees what,
+and one-line errors for an unknown chain or transaction."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from ethhook.config import get_settings
+from ethhook.db import session_scope
+from ethhook.db.models import ChainCursor, Delivery, DeliveryAttempt, Endpoint, utcnow
+from ethhook.exceptions import InputError, NotFoundError
+from ethhook.service import apps
+from ethhook.service.explain import explain_transaction
+from ethhook.service.public import Explanation
+from ethhook.service.scope import OPERATOR, Scope
+from tests.support.db import store_and_match
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import TRANSFER, address, transfer
+
+pytestmark = pytest.mark.usefixtures("db")
+
+TOKEN = address(700)
+URL = "http://127.0.0.1:9/hooks"
+
+
+def explain(tx: str, scope: Scope = OPERATOR, chain: str = "ethereum") -> Explanation:
+    with session_scope() as session:
+        return explain_transaction(session, get_settings(), chain, tx, scope=scope)
+
+
+def verdicts(found: Explanation) -> dict[int, tuple[bool, str | None]]:
+    (log,) = found.logs
+    return {e.endpoint_id: (e.matched, e.reason) for e in log.endpoints}
+
+
+def now_event(block: int = 50, value: int = 7):  # noqa: ANN201
+    return replace(
+        transfer(contract=TOKEN, block=block, log_index=0, value=value),
+        block_timestamp=int(time.time()),
+    )
+
+
+def test_each_endpoint_gets_its_verdict_and_the_deliveries_with_every_attempt():
+    # Given a matching endpoint, one waiting for 5 confirmations, and one disabled, all watching
+    # the token, and one more created after the block's time
+    sent, _ = add_endpoint(URL, contracts=[TOKEN], events=[TRANSFER])
+    waits, _ = add_endpoint(URL, contracts=[TOKEN], confirmations=5)
+    off, _ = add_endpoint(URL, contracts=[TOKEN])
+    with session_scope() as session:
+        session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == off)
+            .values(active=False, disabled_reason="410 Gone")
+        )
+    event = now_event()
+    with session_scope() as session:
+        store_and_match(session, [event], utcnow())
+        session.merge(
+            ChainCursor(chain_id=1, block_number=52, block_hash="0x" + "0" * 64, head_number=52)
+        )
+    with session_scope() as session:
+        delivery = session.scalars(select(Delivery).where(Delivery.endpoint_id == sent)).one()
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                event_at=delivery.event_at,
+                attempt_number=1,
+                started_at=utcnow(),
+                duration_ms=12.5,
+                status_code=500,
+                error="HTTP 500",
+            )
+        )
+        session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == sent)
+            .values(created_at=utcnow() - timedelta(days=1))
+        )
+    later, _ = add_endpoint(URL, contracts=[TOKEN])
+    with session_scope() as session:
+        session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == later)
+            .values(created_at=utcnow() + timedelta(minutes=5))
+        )
+
+    # When the operator explains the transaction
+    found = explain(event.transaction_hash.upper().replace("0X", "0x"))
+
+    # Then each endpoint has its verdict, and the matched one its delivery with its attempt
+    assert found.source == "database" and found.block_number == 50
+    assert found.transaction_hash == event.transaction_hash and found.chain_id == 1
+    (log,) = found.logs
+    assert log.stored and log.event_id == event.event_id and log.address == TOKEN
+    got = verdicts(found)
+    assert got[sent] == (True, None)
+    assert got[waits] == (
+        True,
+        "confirmations: 3 more blocks to go (the endpoint waits for 5: block 55; "
+        "the chain is at block 52)",
+    )
+    assert got[off] == (
+        False,
+        f"disabled: the endpoint is disabled (410 Gone); `ethhook endpoint enable {off}`",
+    )
+    assert got[later][0] is False and got[later][1].startswith(
+        "created after the block: the endpoint was created at "
+    )
+    (shown,) = next(e for e in log.endpoints if e.endpoint_id == sent).deliveries
+    assert shown.id == delivery.id and shown.status == "pending" and shown.sequence is None
+    assert shown.webhook_id.startswith("msg_") and shown.kind == "event.instant"
+    (attempt,) = shown.attempts
+    assert (attempt.attempt_number, attempt.status_code, attempt.error) == (1, 500, "HTTP 500")
+    assert attempt.duration_ms == 12.5
+
+
+def test_an_application_sees_only_its_own_endpoints():
+    with session_scope() as session:
+        mine = apps.create_application(session, "mine", scope=OPERATOR).application.id
+        theirs = apps.create_application(session, "theirs", scope=OPERATOR).application.id
+    own, _ = add_endpoint(URL, contracts=[TOKEN], application_id=mine)
+    other, _ = add_endpoint(URL, contracts=[TOKEN], application_id=theirs)
+    event = now_event()
+    with session_scope() as session:
+        store_and_match(session, [event], utcnow())
+    assert set(verdicts(explain(event.transaction_hash, scope=mine))) == {own}
+    assert set(verdicts(explain(event.transaction_hash, scope=theirs))) == {other}
+    assert set(verdicts(explain(event.transaction_hash))) == {own, other}
+
+
+@pytest.mark.parametrize(
+    ("chain", "tx", "error", "words"),
+    [
+        ("nochain", "0x" + "ab" * 32, NotFoundError, "unknown chain 'nochain'"),
+        ("424242", "0x" + "ab" * 32, NotFoundError, "unknown chain 424242"),
+        ("ethereum", "0x1234", InputError, "invalid transaction hash '0x1234'"),
+        (
+            "ethereum",
+            "0x" + "ab" * 32,
+            NotFoundError,
+            "EthHook stored none of its logs, and no node URL is set to ask "
+            "(ETHEREUM_HTTP or ETHEREUM_WS)",
+        ),
+    ],
+)
+def test_an_unknown_chain_or_transaction_is_one_line(chain, tx, error, words):
+    with pytest.raises(error) as raised:
+        explain(tx, chain=chain)
+    assert words in str(raised.value) and "\n" not in str(raised.value)
