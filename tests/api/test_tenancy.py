@@ -11,6 +11,7 @@ import pytest
 
 from ethhook.service.keys import generate_key
 from tests.support.api import ApiServer
+from tests.support.factories import address, transfer
 
 # Path parameter → the tenant resource it names.
 RESOURCE = {
@@ -177,3 +178,21 @@ def test_only_the_operator_creates_or_deletes_applications(
     gone = api.call("DELETE", f"/v1/applications/{by_operator.json()['id']}", operator_key)
     assert gone.status_code == 204
     assert api.call("GET", "/v1/endpoints", new_key).status_code == 401
+
+
+def test_explain_shows_only_the_callers_endpoints(
+    api: ApiServer, tenants: dict[str, Any], operator_key: str
+) -> None:
+    # A's transaction (make_tenant stored and matched it): each key sees its own endpoints only
+    a, b = tenants["a"], tenants["b"]
+    tx = transfer(contract=address(1), block=1, log_index=1, value=1).transaction_hash
+
+    def seen(key: str) -> dict[int, bool]:
+        answer = api.call("GET", f"/v1/explain?chain=1&tx={tx}", key)
+        assert answer.status_code == 200, answer.text
+        (log,) = answer.json()["logs"]
+        return {e["endpoint_id"]: e["matched"] for e in log["endpoints"]}
+
+    assert seen(a["key"]) == {a["endpoint"]: True}
+    assert seen(b["key"]) == {b["endpoint"]: False}
+    assert seen(operator_key) == {a["endpoint"]: True, b["endpoint"]: False}
