@@ -1,0 +1,40 @@
+"""The console's search box: explain a transaction for the signed-in application (the same
+answer as `ethhook explain` and GET /v1/explain)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from ethhook.console.web import ConsoleRoute, as_visitor, console_of, render, signed_in
+from ethhook.exceptions import InputError, TransientError
+from ethhook.service.explain import explain_transaction
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+
+@router.get("/explain")
+def explain_page(request: Request) -> Response:
+    settings = console_of(request).settings
+    chain = request.query_params.get("chain", "").strip()[:100]
+    tx = request.query_params.get("tx", "").strip()[:100]
+    explanation, error = None, None
+    if not tx:
+        with signed_in(request):  # the empty search box, for the signed-in only
+            pass
+    else:
+        try:
+            explanation = as_visitor(
+                request, explain_transaction, settings, chain or "ethereum", tx
+            )
+        except (InputError, TransientError) as exc:
+            error = str(exc)
+    return render(
+        request,
+        "explain.html",
+        chain=chain,
+        tx=tx,
+        explanation=explanation,
+        error=error,
+        chain_label=settings.chain_name(explanation.chain_id) if explanation else None,
+        chains=sorted({c.name for c in settings.chains} | {"ethereum"}),
+    )
