@@ -30,7 +30,17 @@ def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
 def test_the_commands_are_listed_in_their_order():
     top = _commands(build_parser())
     assert list(top) == [
-        "db", "endpoint", "app", "delivery", "replay", "stats", "api", "listen", "up", "demo"
+        "db",
+        "endpoint",
+        "app",
+        "delivery",
+        "explain",
+        "replay",
+        "stats",
+        "api",
+        "listen",
+        "up",
+        "demo",
     ]
     db = ["upgrade", "reencrypt", "new-key", "retention", "partitions"]
     assert list(_commands(top["db"])) == db
@@ -66,7 +76,7 @@ def test_every_command_runs_a_handler_and_takes_json():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 31
+    assert len(found) == 32
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path
@@ -141,3 +151,9 @@ def test_a_status_outside_the_model_is_refused(capsys):
         "ethhook delivery list: error: argument --status: invalid choice: 'lost' (choose from "
         "'waiting', 'pending', 'succeeded', 'failed', 'cancelled') (see --help)\n"
     )
+
+
+def test_explain_needs_a_chain_and_a_transaction():
+    parser = _command("explain")
+    assert _option(parser, "--chain").required and _option(parser, "--tx").required
+    assert parser.get_default("schema") is Schema.REQUIRED
