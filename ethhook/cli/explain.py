@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ethhook.cli.common import Commands, add_command, as_operator
+from ethhook.cli.common import Commands, add_command, as_operator, positive_int
 from ethhook.cli.output import emit, json_default
 from ethhook.config import Settings
 from ethhook.service.public import to_public
@@ -23,12 +23,17 @@ def register(commands: Commands) -> None:
         "--chain", required=True, metavar="ID_OR_NAME", help="the chain, e.g. 1 or ethereum"
     )
     explain.add_argument("--tx", required=True, metavar="HASH", help="the transaction hash")
+    explain.add_argument(
+        "--endpoint", type=positive_int, default=None, metavar="ID", help="this endpoint only"
+    )
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.explain import explain_transaction
 
-    data = to_public(as_operator(explain_transaction, settings, args.chain, args.tx))
+    data = to_public(
+        as_operator(explain_transaction, settings, args.chain, args.tx, endpoint_id=args.endpoint)
+    )
     emit(args, data, lambda: describe_explanation(data, settings))
     return 0
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ethhook.console.web import ConsoleRoute, as_visitor, console_of, render, signed_in
+from ethhook.console.web import (
+    ConsoleRoute,
+    as_visitor,
+    console_of,
+    parse_id,
+    render,
+    signed_in,
+)
 from ethhook.exceptions import InputError, TransientError
 from ethhook.service.explain import explain_transaction
 
@@ -17,14 +24,21 @@ def explain_page(request: Request) -> Response:
     settings = console_of(request).settings
     chain = request.query_params.get("chain", "").strip()[:100]
     tx = request.query_params.get("tx", "").strip()[:100]
+    endpoint = request.query_params.get("endpoint", "").strip()[:30]
     explanation, error = None, None
     if not tx:
         with signed_in(request):  # the empty search box, for the signed-in only
             pass
     else:
         try:
+            endpoint_id = parse_id(endpoint or None, "endpoint")
             explanation = as_visitor(
-                request, explain_transaction, settings, chain or "ethereum", tx
+                request,
+                explain_transaction,
+                settings,
+                chain or "ethereum",
+                tx,
+                endpoint_id=endpoint_id,
             )
         except (InputError, TransientError) as exc:
             error = str(exc)
@@ -33,6 +47,7 @@ def explain_page(request: Request) -> Response:
         "explain.html",
         chain=chain,
         tx=tx,
+        endpoint=endpoint,
         explanation=explanation,
         error=error,
         chain_label=settings.chain_name(explanation.chain_id) if explanation else None,

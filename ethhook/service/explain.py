@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from ethhook.config import BUILTIN_CHAINS, ChainConfig, Settings
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 SOURCE_DATABASE = "database"
 SOURCE_NODE = "node"
+# (log, endpoint) pairs in one answer: a transaction of 500 logs explained to 1,000 endpoints
+# would be half a million entries (tens of MB of JSON); past this, name one endpoint.
+MAX_ANSWERS = 20_000
 
 
 @dataclass(frozen=True)
@@ -66,33 +69,43 @@ def parse_tx_hash(text: str) -> str:
 
 
 def explain_transaction(
-    session: Session, settings: Settings, chain: str, tx_hash: str, *, scope: Scope
+    session: Session,
+    settings: Settings,
+    chain: str,
+    tx_hash: str,
+    *,
+    scope: Scope,
+    endpoint_id: int | None = None,
 ) -> public.Explanation:
-    """The transaction explained to `scope` (an application sees only its own endpoints).
-    NotFoundError for a chain EthHook does not know, or a transaction neither stored nor known
-    to the chain's node; InputError for a malformed hash; TransientError when the node fails.
+    """The transaction explained to `scope` (an application sees only its own endpoints), for
+    every endpoint or for `endpoint_id` alone. NotFoundError for a chain EthHook does not know, a
+    transaction neither stored nor known to the chain's node, or an endpoint not in scope;
+    InputError for a malformed hash or an answer larger than MAX_ANSWERS; TransientError when
+    the node fails.
 
     It only reads; before asking the node it ends the session's transaction (a rollback), so
     no connection or snapshot is held while the node answers."""
     tx = parse_tx_hash(tx_hash)
     chain_id = _chain_id(chain, settings)
+    if endpoint_id is not None:
+        _check_endpoint(session, endpoint_id, scope)
     rows = session.scalars(
         select(Event)
         .where(Event.chain_id == chain_id, Event.transaction_hash == tx)
         .order_by(Event.block_number, Event.log_index)
     ).all()
-    endpoints = _endpoints(session, scope)
     facts = _chain_facts(session, settings, chain_id)
     if rows:
         logs = [_Log(_event(r), r) for r in rows]
         source, block = SOURCE_DATABASE, _block_of(logs)
-        deliveries = _deliveries(session, rows, {e.id for e in endpoints})
     else:
         session.rollback()
         receipt = _from_node(settings, chain_id, tx, scope)
         logs = [_Log(e, None) for e in receipt.events]
         source, block = SOURCE_NODE, (receipt.block_number, receipt.block_hash)
-        deliveries = {}
+    _check_size(session, len(logs), scope, endpoint_id)
+    endpoints = _endpoints(session, scope, endpoint_id)
+    deliveries = _deliveries(session, rows, {e.id for e in endpoints}) if rows else {}
     explained = [
         public.ExplainLog(
             log_index=item.event.log_index,
@@ -173,7 +186,7 @@ class _Endpoint:
     rows: list[FilterRow]  # its filter rows as the matcher's query returns them
 
 
-def _endpoints(session: Session, scope: Scope) -> list[_Endpoint]:
+def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[_Endpoint]:
     # Only what the checks read: loading whole rows would decrypt every endpoint's secrets.
     e = Endpoint
     columns = (e.id, e.active, e.disabled_reason, e.confirmations, e.created_at)
@@ -182,6 +195,8 @@ def _endpoints(session: Session, scope: Scope) -> list[_Endpoint]:
         .options(load_only(*columns, e.conditions, e.event_signatures), selectinload(e.filters))
         .order_by(e.id)
     )
+    if endpoint_id is not None:
+        query = query.where(e.id == endpoint_id)
     return [
         _Endpoint(
             id=row.id,
@@ -194,6 +209,27 @@ def _endpoints(session: Session, scope: Scope) -> list[_Endpoint]:
         )
         for row in session.scalars(scoped(query, Endpoint.application_id, scope))
     ]
+
+
+def _check_endpoint(session: Session, endpoint_id: int, scope: Scope) -> None:
+    query = select(Endpoint.id).where(Endpoint.id == endpoint_id)
+    if session.scalar(scoped(query, Endpoint.application_id, scope)) is None:
+        raise NotFoundError(f"no endpoint with id {endpoint_id} (see `ethhook endpoint list`)")
+
+
+def _check_size(session: Session, logs: int, scope: Scope, endpoint_id: int | None) -> None:
+    """Refuse an answer of more than MAX_ANSWERS (log, endpoint) pairs before it is built."""
+    if endpoint_id is not None:
+        endpoints = 1
+    else:
+        count = select(func.count()).select_from(Endpoint)
+        endpoints = session.scalar(scoped(count, Endpoint.application_id, scope)) or 0
+    if logs * endpoints > MAX_ANSWERS:
+        raise InputError(
+            f"the transaction has {logs} logs and there are {endpoints} endpoints: "
+            f"{logs * endpoints:,} answers, at most {MAX_ANSWERS:,}; explain it for one endpoint "
+            "(--endpoint ID, endpoint_id=ID)"
+        )
 
 
 def _chain_facts(session: Session, settings: Settings, chain_id: int) -> _Chain:

@@ -153,3 +153,38 @@ def test_an_unknown_chain_or_transaction_is_one_line(chain, tx, error, words):
     with pytest.raises(error) as raised:
         explain(tx, chain=chain)
     assert words in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_one_endpoint_alone_and_an_answer_too_large_is_refused_before_it_is_built(monkeypatch):
+    first, _ = add_endpoint(URL, contracts=[TOKEN])
+    second, _ = add_endpoint(URL, contracts=[address(701)])
+    event = now_event()
+    with session_scope() as session:
+        store_and_match(session, [event], utcnow())
+
+    def answer(endpoint_id: int | None, scope: Scope = OPERATOR) -> Explanation:
+        with session_scope() as session:
+            return explain_transaction(
+                session,
+                get_settings(),
+                "1",
+                event.transaction_hash,
+                scope=scope,
+                endpoint_id=endpoint_id,
+            )
+
+    assert set(verdicts(answer(second))) == {second}
+    assert verdicts(answer(first)) == {first: (True, None)}
+    with session_scope() as session:
+        other = apps.create_application(session, "other", scope=OPERATOR).application.id
+    with pytest.raises(NotFoundError, match=f"no endpoint with id {first} "):
+        answer(first, scope=other)  # another application's endpoint is missing, not forbidden
+
+    monkeypatch.setattr("ethhook.service.explain.MAX_ANSWERS", 1)
+    with pytest.raises(InputError) as refused:
+        answer(None)
+    assert str(refused.value) == (
+        "the transaction has 1 logs and there are 2 endpoints: 2 answers, at most 1; "
+        "explain it for one endpoint (--endpoint ID, endpoint_id=ID)"
+    )
+    assert set(verdicts(answer(second))) == {second}
