@@ -81,6 +81,7 @@ class TransactionLogs:
 
     block_number: int
     block_hash: str
+    block_timestamp: int
     events: list[ChainEvent]
 
 
@@ -101,7 +102,7 @@ async def _transaction(chain: ChainConfig, tx_hash: str) -> TransactionLogs | No
         if not isinstance(raw, list):
             raise RpcBadResponse(method, "the receipt's logs are not a list")
         events = logs_to_events(raw, chain.chain_id, {number: header}, None)
-        return TransactionLogs(number, header.hash, events)
+        return TransactionLogs(number, header.hash, header.timestamp, events)
     finally:
         await client.close()
 

@@ -3,7 +3,10 @@ caller's endpoints whether it matched, the first check that failed, and the deli
 attempt. One function for `ethhook explain`, `GET /v1/explain` and the console's search box.
 
 The logs come from the database; when it holds none of the transaction's, from the receipt on the
-chain's node (`source: node`). The filter checks are the matcher's own (`match.explain`); the
+chain's node (`source: node`). The node's receipt, when there is a node to ask, also says which
+block to read: the events table has no index on the transaction hash (one costs every stored
+event a random B-tree insert), and the block's number and time find the rows through
+`ix_events_chain_id_block_number` in one partition. The filter checks are the matcher's own (`match.explain`); the
 endpoint's state comes after them: disabled, created after the block, then what holds a matched
 event back (confirmations).
 """
@@ -23,7 +26,7 @@ from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 from ethhook.config import BUILTIN_CHAINS, ChainConfig, Settings
 from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Endpoint, Event
 from ethhook.db.partition_plan import event_time
-from ethhook.exceptions import InputError, NotFoundError, TransientError
+from ethhook.exceptions import EthHookError, InputError, NotFoundError, TransientError
 from ethhook.listen.replay import TransactionLogs, transaction_logs
 from ethhook.match.explain import first_miss
 from ethhook.match.service import FilterRow
@@ -81,28 +84,34 @@ def explain_transaction(
     every endpoint or for `endpoint_id` alone. NotFoundError for a chain EthHook does not know, a
     transaction neither stored nor known to the chain's node, or an endpoint not in scope;
     InputError for a malformed hash or an answer larger than MAX_ANSWERS; TransientError when
-    the node fails.
+    the node fails and the database holds none of the transaction's logs.
 
-    It only reads; before asking the node it ends the session's transaction (a rollback), so
-    no connection or snapshot is held while the node answers."""
+    The node's receipt (when a node URL is set) says which block holds the transaction, so the
+    stored events are read through the (chain_id, block_number) index in the one partition of
+    the block's time; without it, every partition is scanned for the hash. The session's
+    transaction is committed before the node is asked: nothing is held while it answers."""
     tx = parse_tx_hash(tx_hash)
     chain_id = _chain_id(chain, settings)
     if endpoint_id is not None:
         _check_endpoint(session, endpoint_id, scope)
-    rows = session.scalars(
-        select(Event)
-        .where(Event.chain_id == chain_id, Event.transaction_hash == tx)
-        .order_by(Event.block_number, Event.log_index)
-    ).all()
+    session.commit()
+    receipt, failure = _from_node(settings, chain_id, tx, scope)
+    query = select(Event).where(Event.chain_id == chain_id, Event.transaction_hash == tx)
+    if receipt is not None:
+        query = query.where(
+            Event.block_number == receipt.block_number,
+            Event.event_at == event_time(receipt.block_timestamp),
+        )
+    rows = session.scalars(query.order_by(Event.block_number, Event.log_index)).all()
     facts = _chain_facts(session, settings, chain_id)
     if rows:
         logs = [_Log(_event(r), r) for r in rows]
         source, block = SOURCE_DATABASE, _block_of(logs)
-    else:
-        session.rollback()
-        receipt = _from_node(settings, chain_id, tx, scope)
+    elif receipt is not None:
         logs = [_Log(e, None) for e in receipt.events]
         source, block = SOURCE_NODE, (receipt.block_number, receipt.block_hash)
+    else:
+        raise failure
     _check_size(session, len(logs), scope, endpoint_id)
     endpoints = _endpoints(session, scope, endpoint_id)
     deliveries = _deliveries(session, rows, {e.id for e in endpoints}) if rows else {}
@@ -283,13 +292,16 @@ def _deliveries(
     return found
 
 
-def _from_node(settings: Settings, chain_id: int, tx: str, scope: Scope) -> TransactionLogs:
-    """The transaction's receipt from the chain's node; NotFoundError when there is none."""
+def _from_node(
+    settings: Settings, chain_id: int, tx: str, scope: Scope
+) -> tuple[TransactionLogs | None, EthHookError]:
+    """The transaction's receipt from the chain's node, or None and the error to raise should
+    the database hold none of its logs either."""
     config = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
     where = f"{config.name} ({chain_id})"
     if not config.enabled:
         variable = config.name.upper()
-        raise NotFoundError(
+        return None, NotFoundError(
             f"transaction {tx} on {where}: EthHook stored none of its logs, and no node URL is set "
             f"to ask ({variable}_HTTP or {variable}_WS)"
         )
@@ -297,15 +309,18 @@ def _from_node(settings: Settings, chain_id: int, tx: str, scope: Scope) -> Tran
         receipt = transaction_logs(config, tx)
     except TransientError as exc:
         log.warning("explain.node.failed chain=%s error=%s", config.name, exc)
-        if scope is None:
-            raise  # the operator's own node: its words, with the URL redacted (listen.errors)
-        raise TransientError(f"the node of {where} failed to answer") from None
+        if scope is None:  # the operator's own node: its words, with the URL redacted
+            return None, TransientError(f"EthHook stored none of the transaction's logs; {exc}")
+        return None, TransientError(
+            f"EthHook stored none of the transaction's logs, and the node of {where} failed to "
+            "answer"
+        )
     if receipt is None:
-        raise NotFoundError(
+        return None, NotFoundError(
             f"transaction {tx} on {where}: EthHook stored none of its logs and the chain's node "
             "does not know it (check the hash and the chain)"
         )
-    return receipt
+    return receipt, NotFoundError(f"transaction {tx} on {where}")
 
 
 def _filter_rows(endpoint: Endpoint) -> list[FilterRow]:

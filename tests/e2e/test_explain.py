@@ -108,7 +108,10 @@ def test_explain_tells_each_endpoint_why_through_the_cli_and_the_api(
     assert verdicts(rival) == {rivals: (True, None)}
 
     # …and the operator's command sees all five, the same answer as the API's for the four
-    cli = ethhook("explain", "--chain", "ethereum", "--tx", tx, "--json")
+    # (the API has no node URL and finds the events by their hash; the command asks the node
+    # which block holds the transaction and reads that block's events)
+    node_url = {"ETHEREUM_HTTP": node.http_url}
+    cli = ethhook("explain", "--chain", "ethereum", "--tx", tx, "--json", env=node_url)
     assert cli.returncode == 0, cli.stderr
     by_cli = json.loads(cli.stdout)
     assert set(verdicts(by_cli)) == {matching, elsewhere, large, disabled, rivals}
