@@ -6,9 +6,8 @@ The logs come from the database; when it holds none of the transaction's, from t
 chain's node (`source: node`). The node's receipt, when there is a node to ask, also says which
 block to read: the events table has no index on the transaction hash (one costs every stored
 event a random B-tree insert), and the block's number and time find the rows through
-`ix_events_chain_id_block_number` in one partition. The filter checks are the matcher's own (`match.explain`); the
-endpoint's state comes after them: disabled, created after the block, then what holds a matched
-event back (confirmations).
+`ix_events_chain_id_block_number` in one partition. Each endpoint's verdict is decided from
+these facts by `service.verdicts`.
 """
 
 from __future__ import annotations
@@ -17,22 +16,20 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from ethhook.config import BUILTIN_CHAINS, ChainConfig, Settings
-from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Endpoint, Event
+from ethhook.db.models import ChainCursor, Delivery, Endpoint, Event
 from ethhook.db.partition_plan import event_time
 from ethhook.exceptions import EthHookError, InputError, NotFoundError, TransientError
 from ethhook.listen.replay import TransactionLogs, transaction_logs
-from ethhook.match.explain import first_miss
 from ethhook.match.service import FilterRow
 from ethhook.service import public
 from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import parse_chain
+from ethhook.service.verdicts import ChainFacts, EndpointFacts, LogFacts, verdict
 from ethhook.types import ChainEvent, webhook_id_for
 
 log = logging.getLogger(__name__)
@@ -43,24 +40,6 @@ SOURCE_NODE = "node"
 # (log, endpoint) pairs in one answer: a transaction of 500 logs explained to 1,000 endpoints
 # would be half a million entries (tens of MB of JSON); past this, name one endpoint.
 MAX_ANSWERS = 20_000
-
-
-@dataclass(frozen=True)
-class _Log:
-    """A log of the transaction, and what the database says of it (None: not stored)."""
-
-    event: ChainEvent
-    row: Event | None
-
-
-@dataclass(frozen=True)
-class _Chain:
-    """What the explanation needs to know of the chain."""
-
-    chain_id: int
-    name: str
-    cursor: int | None  # the last block the listener read (verified), None before its first
-    head: int | None  # the block confirmations are counted to
 
 
 def parse_tx_hash(text: str) -> str:
@@ -105,10 +84,10 @@ def explain_transaction(
     rows = session.scalars(query.order_by(Event.block_number, Event.log_index)).all()
     facts = _chain_facts(session, settings, chain_id)
     if rows:
-        logs = [_Log(_event(r), r) for r in rows]
+        logs = [LogFacts(_event(r), stored=True, matched_at=r.matched_at) for r in rows]
         source, block = SOURCE_DATABASE, _block_of(logs)
     elif receipt is not None:
-        logs = [_Log(e, None) for e in receipt.events]
+        logs = [LogFacts(e, stored=False, matched_at=None) for e in receipt.events]
         source, block = SOURCE_NODE, (receipt.block_number, receipt.block_hash)
     else:
         raise failure
@@ -121,14 +100,14 @@ def explain_transaction(
             address=item.event.address,
             topic0=item.event.topic0,
             event_id=item.event.event_id,
-            stored=item.row is not None,
+            stored=item.stored,
             endpoints=[
-                _explain(
+                verdict(
                     item,
                     endpoint,
                     deliveries.get((item.event.event_id, endpoint.id), []),
                     facts,
-                    settings,
+                    settings.chain_name,
                 )
                 for endpoint in endpoints
             ],
@@ -175,27 +154,14 @@ def _event(row: Event) -> ChainEvent:
     )
 
 
-def _block_of(logs: Sequence[_Log]) -> tuple[int, str]:
+def _block_of(logs: Sequence[LogFacts]) -> tuple[int, str]:
     """The transaction's block: that of its canonical logs (after a reorg the database may also
     hold the logs of the block it was first mined in, marked removed)."""
     live = [item.event for item in logs if not item.event.removed] or [logs[-1].event]
     return live[0].block_number, live[0].block_hash
 
 
-@dataclass(frozen=True)
-class _Endpoint:
-    """What the checks read of an endpoint, read before the node is asked."""
-
-    id: int
-    active: bool
-    disabled_reason: str | None
-    confirmations: int
-    created_at: datetime
-    signatures: list[str]
-    rows: list[FilterRow]  # its filter rows as the matcher's query returns them
-
-
-def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[_Endpoint]:
+def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[EndpointFacts]:
     # Only what the checks read: loading whole rows would decrypt every endpoint's secrets.
     e = Endpoint
     columns = (e.id, e.active, e.disabled_reason, e.confirmations, e.created_at)
@@ -207,7 +173,7 @@ def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[
     if endpoint_id is not None:
         query = query.where(e.id == endpoint_id)
     return [
-        _Endpoint(
+        EndpointFacts(
             id=row.id,
             active=row.active,
             disabled_reason=row.disabled_reason,
@@ -241,9 +207,9 @@ def _check_size(session: Session, logs: int, scope: Scope, endpoint_id: int | No
         )
 
 
-def _chain_facts(session: Session, settings: Settings, chain_id: int) -> _Chain:
+def _chain_facts(session: Session, settings: Settings, chain_id: int) -> ChainFacts:
     cursor = session.get(ChainCursor, chain_id)
-    return _Chain(
+    return ChainFacts(
         chain_id=chain_id,
         name=settings.chain_name(chain_id),
         cursor=cursor.block_number if cursor else None,
@@ -338,83 +304,3 @@ def _filter_rows(endpoint: Endpoint) -> list[FilterRow]:
         )
         for f in endpoint.filters
     ]
-
-
-def _explain(
-    item: _Log,
-    endpoint: _Endpoint,
-    deliveries: list[public.ExplainDelivery],
-    chain: _Chain,
-    settings: Settings,
-) -> public.ExplainEndpoint:
-    if deliveries:
-        reason = _held_back(endpoint, deliveries, item, chain)
-        return public.ExplainEndpoint(
-            endpoint_id=endpoint.id, matched=True, reason=reason, deliveries=deliveries
-        )
-    reason = first_miss(
-        item.event, endpoint.rows, endpoint.signatures, settings.chain_name
-    ) or _state_miss(item, endpoint, chain)
-    return public.ExplainEndpoint(
-        endpoint_id=endpoint.id, matched=False, reason=reason, deliveries=[]
-    )
-
-
-def _held_back(
-    endpoint: _Endpoint, deliveries: list[public.ExplainDelivery], item: _Log, chain: _Chain
-) -> str | None:
-    """What holds a matched event's deliveries back, if anything."""
-    unsent = [d for d in deliveries if d.status in DeliveryStatus.UNSENT]
-    if unsent and not endpoint.active:
-        return _disabled(endpoint)
-    if any(d.status == DeliveryStatus.WAITING for d in unsent):
-        wanted = item.event.block_number + endpoint.confirmations
-        head = chain.head if chain.head is not None else item.event.block_number
-        left = max(wanted - head, 0)
-        return (
-            f"confirmations: {left} more block{'s' if left != 1 else ''} to go (the endpoint "
-            f"waits for {endpoint.confirmations}: block {wanted}; the chain is at block {head})"
-        )
-    return None
-
-
-def _disabled(endpoint: _Endpoint) -> str:
-    why = f" ({endpoint.disabled_reason})" if endpoint.disabled_reason else ""
-    return f"disabled: the endpoint is disabled{why}; `ethhook endpoint enable {endpoint.id}`"
-
-
-def _state_miss(item: _Log, endpoint: _Endpoint, chain: _Chain) -> str:
-    """Why an event the endpoint's filters accept has no delivery for it."""
-    event, row = item.event, item.row
-    block_time = event_time(event.block_timestamp)
-    if not endpoint.active:
-        return _disabled(endpoint)
-    # Block times are whole seconds: an endpoint made within the block's second came before it.
-    if endpoint.created_at >= block_time + timedelta(seconds=1):
-        return (
-            f"created after the block: the endpoint was created at {_iso(endpoint.created_at)}, "
-            f"block {event.block_number} at {_iso(block_time)} (`ethhook replay` sends it)"
-        )
-    if event.removed:
-        return "removed: a reorg removed the log before it was sent"
-    if row is None:
-        if chain.cursor is None or chain.cursor < event.block_number:
-            at = "not yet" if chain.cursor is None else f"at block {chain.cursor}"
-            return (
-                f"not stored: the listener has not read block {event.block_number} yet "
-                f"(it is {at} on {chain.name})"
-            )
-        return (
-            f"not stored: no endpoint watched the log's contract when the listener read block "
-            f"{event.block_number} (`ethhook replay` sends it)"
-        )
-    if row.matched_at is None:
-        return "not matched yet: the event waits for the matcher"
-    return (
-        f"no delivery: when the event was matched at {_iso(row.matched_at)} the endpoint was "
-        f"disabled or its filters did not accept it (`ethhook replay` sends it)"
-    )
-
-
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

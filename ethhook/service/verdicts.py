@@ -1,0 +1,137 @@
+"""What explain says of one log and one endpoint: matched or not, and why (service.explain
+gathers the facts; this decides, without a database or a node).
+
+The match checks come first, the matcher's own (`match.explain.first_miss`: chain, contract,
+event, `--where`); then the endpoint's state (disabled, created after the block); then, for a
+log its filters accept with no delivery, what kept it from the matcher. A matched log's reason
+is what holds its deliveries back, if anything (disabled, confirmations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ethhook.db.models import DeliveryStatus
+from ethhook.db.partition_plan import event_time
+from ethhook.match.explain import first_miss
+from ethhook.match.service import FilterRow
+from ethhook.service import public
+from ethhook.types import ChainEvent
+
+
+@dataclass(frozen=True)
+class LogFacts:
+    """A log of the transaction, and what the database says of it."""
+
+    event: ChainEvent
+    stored: bool
+    matched_at: datetime | None  # when the matcher took it; None: not yet, or not stored
+
+
+@dataclass(frozen=True)
+class EndpointFacts:
+    """What the checks read of an endpoint (read before the node is asked)."""
+
+    id: int
+    active: bool
+    disabled_reason: str | None
+    confirmations: int
+    created_at: datetime
+    signatures: list[str]
+    rows: list[FilterRow]  # its filter rows as the matcher's query returns them
+
+
+@dataclass(frozen=True)
+class ChainFacts:
+    """What the explanation needs to know of the chain."""
+
+    chain_id: int
+    name: str
+    cursor: int | None  # the last block the listener read (verified), None before its first
+    head: int | None  # the block confirmations are counted to
+
+
+def verdict(
+    item: LogFacts,
+    endpoint: EndpointFacts,
+    deliveries: list[public.ExplainDelivery],
+    chain: ChainFacts,
+    chain_name: Callable[[int], str],
+) -> public.ExplainEndpoint:
+    """The endpoint's entry for the log: `matched` (it has a delivery) and the reason."""
+    if deliveries:
+        reason = held_back(endpoint, deliveries, item, chain)
+        return public.ExplainEndpoint(
+            endpoint_id=endpoint.id, matched=True, reason=reason, deliveries=deliveries
+        )
+    reason = first_miss(item.event, endpoint.rows, endpoint.signatures, chain_name) or state_miss(
+        item, endpoint, chain
+    )
+    return public.ExplainEndpoint(
+        endpoint_id=endpoint.id, matched=False, reason=reason, deliveries=[]
+    )
+
+
+def held_back(
+    endpoint: EndpointFacts,
+    deliveries: list[public.ExplainDelivery],
+    item: LogFacts,
+    chain: ChainFacts,
+) -> str | None:
+    """What holds a matched event's deliveries back, if anything."""
+    unsent = [d for d in deliveries if d.status in DeliveryStatus.UNSENT]
+    if unsent and not endpoint.active:
+        return disabled(endpoint)
+    if any(d.status == DeliveryStatus.WAITING for d in unsent):
+        wanted = item.event.block_number + endpoint.confirmations
+        head = chain.head if chain.head is not None else item.event.block_number
+        left = max(wanted - head, 0)
+        return (
+            f"confirmations: {left} more block{'s' if left != 1 else ''} to go (the endpoint "
+            f"waits for {endpoint.confirmations}: block {wanted}; the chain is at block {head})"
+        )
+    return None
+
+
+def disabled(endpoint: EndpointFacts) -> str:
+    why = f" ({endpoint.disabled_reason})" if endpoint.disabled_reason else ""
+    return f"disabled: the endpoint is disabled{why}; `ethhook endpoint enable {endpoint.id}`"
+
+
+def state_miss(item: LogFacts, endpoint: EndpointFacts, chain: ChainFacts) -> str:
+    """Why an event the endpoint's filters accept has no delivery for it."""
+    event = item.event
+    block_time = event_time(event.block_timestamp)
+    if not endpoint.active:
+        return disabled(endpoint)
+    # Block times are whole seconds: an endpoint made within the block's second came before it.
+    if endpoint.created_at >= block_time + timedelta(seconds=1):
+        return (
+            f"created after the block: the endpoint was created at {_iso(endpoint.created_at)}, "
+            f"block {event.block_number} at {_iso(block_time)} (`ethhook replay` sends it)"
+        )
+    if event.removed:
+        return "removed: a reorg removed the log before it was sent"
+    if not item.stored:
+        if chain.cursor is None or chain.cursor < event.block_number:
+            at = "not yet" if chain.cursor is None else f"at block {chain.cursor}"
+            return (
+                f"not stored: the listener has not read block {event.block_number} yet "
+                f"(it is {at} on {chain.name})"
+            )
+        return (
+            f"not stored: no endpoint watched the log's contract when the listener read block "
+            f"{event.block_number} (`ethhook replay` sends it)"
+        )
+    if item.matched_at is None:
+        return "not matched yet: the event waits for the matcher"
+    return (
+        f"no delivery: when the event was matched at {_iso(item.matched_at)} the endpoint was "
+        f"disabled or its filters did not accept it (`ethhook replay` sends it)"
+    )
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
