@@ -115,11 +115,12 @@ def state_miss(item: LogFacts, endpoint: EndpointFacts, chain: ChainFacts) -> st
     if event.removed:
         return "removed: a reorg removed the log before it was sent"
     if not item.stored:
-        if chain.cursor is None or chain.cursor < event.block_number:
-            at = "not yet" if chain.cursor is None else f"at block {chain.cursor}"
+        if chain.cursor is None:
+            return f"not stored: the listener has not read {chain.name} yet"
+        if chain.cursor < event.block_number:
             return (
                 f"not stored: the listener has not read block {event.block_number} yet "
-                f"(it is {at} on {chain.name})"
+                f"(it is at block {chain.cursor})"
             )
         return (
             f"not stored: no endpoint watched the log's contract when the listener read block "

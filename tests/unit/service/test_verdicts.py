@@ -1,0 +1,156 @@
+"""service.verdicts: each endpoint's `matched` and reason for one log, from the facts alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ethhook.config import get_settings
+from ethhook.match.service import FilterRow
+from ethhook.service.public import ExplainDelivery
+from ethhook.service.verdicts import ChainFacts, EndpointFacts, LogFacts, verdict
+from tests.support.factories import address, transfer
+
+TOKEN = address(9)
+EVENT = transfer(contract=TOKEN, block=100, log_index=0, value=7)
+BLOCK_TIME = datetime.fromtimestamp(EVENT.block_timestamp, UTC)
+STORED = LogFacts(EVENT, stored=True, matched_at=BLOCK_TIME + timedelta(seconds=2))
+CHAIN = ChainFacts(1, "ethereum", cursor=103, head=103)
+ENDPOINT = EndpointFacts(
+    id=5,
+    active=True,
+    disabled_reason=None,
+    confirmations=0,
+    created_at=BLOCK_TIME - timedelta(days=1),
+    signatures=[],
+    rows=[FilterRow(5, None, TOKEN, None, 0)],
+)
+chain_name = get_settings().chain_name
+
+
+def delivery(status: str) -> ExplainDelivery:
+    return ExplainDelivery(
+        id=1, webhook_id="msg_1", kind="event.confirmed", status=status, sequence=None, attempts=[]
+    )
+
+
+def explain(item=STORED, endpoint=ENDPOINT, deliveries=(), chain=CHAIN):  # noqa: ANN001, ANN201
+    found = verdict(item, endpoint, list(deliveries), chain, chain_name)
+    return found.matched, found.reason
+
+
+@pytest.mark.parametrize(
+    ("item", "endpoint", "chain", "reason"),
+    [
+        (
+            STORED,
+            replace(ENDPOINT, active=False, disabled_reason="410 Gone"),
+            CHAIN,
+            "disabled: the endpoint is disabled (410 Gone); `ethhook endpoint enable 5`",
+        ),
+        (
+            STORED,
+            replace(ENDPOINT, active=False),
+            CHAIN,
+            "disabled: the endpoint is disabled; `ethhook endpoint enable 5`",
+        ),
+        (
+            STORED,
+            replace(ENDPOINT, created_at=BLOCK_TIME + timedelta(seconds=1)),
+            CHAIN,
+            "created after the block: the endpoint was created at "
+            f"{(BLOCK_TIME + timedelta(seconds=1)):%Y-%m-%dT%H:%M:%SZ}, block 100 at "
+            f"{BLOCK_TIME:%Y-%m-%dT%H:%M:%SZ} (`ethhook replay` sends it)",
+        ),
+        (
+            replace(STORED, event=replace(EVENT, removed=True)),
+            ENDPOINT,
+            CHAIN,
+            "removed: a reorg removed the log before it was sent",
+        ),
+        (
+            replace(STORED, matched_at=None),
+            ENDPOINT,
+            CHAIN,
+            "not matched yet: the event waits for the matcher",
+        ),
+        (
+            STORED,
+            ENDPOINT,
+            CHAIN,
+            f"no delivery: when the event was matched at {STORED.matched_at:%Y-%m-%dT%H:%M:%SZ} "
+            "the endpoint was disabled or its filters did not accept it (`ethhook replay` sends it)",
+        ),
+        (
+            LogFacts(EVENT, stored=False, matched_at=None),
+            ENDPOINT,
+            replace(CHAIN, cursor=98),
+            "not stored: the listener has not read block 100 yet (it is at block 98)",
+        ),
+        (
+            LogFacts(EVENT, stored=False, matched_at=None),
+            ENDPOINT,
+            replace(CHAIN, cursor=None, head=None),
+            "not stored: the listener has not read ethereum yet",
+        ),
+        (
+            LogFacts(EVENT, stored=False, matched_at=None),
+            ENDPOINT,
+            CHAIN,
+            "not stored: no endpoint watched the log's contract when the listener read block 100 "
+            "(`ethhook replay` sends it)",
+        ),
+    ],
+)
+def test_a_log_the_filters_accept_without_a_delivery_says_what_kept_it(
+    item, endpoint, chain, reason
+):
+    assert explain(item, endpoint, chain=chain) == (False, reason)
+
+
+def test_a_match_check_comes_before_the_endpoints_state():
+    # A disabled endpoint created after the block, on another contract: the contract is named
+    other = replace(
+        ENDPOINT,
+        active=False,
+        created_at=BLOCK_TIME + timedelta(days=1),
+        rows=[FilterRow(5, None, address(10), None, 0)],
+    )
+    matched, reason = explain(endpoint=other)
+    assert matched is False and reason.startswith("contract: ")
+
+
+@pytest.mark.parametrize(
+    ("status", "endpoint", "head", "reason"),
+    [
+        ("succeeded", ENDPOINT, 103, None),
+        ("failed", ENDPOINT, 103, None),
+        ("pending", ENDPOINT, 103, None),
+        (
+            "waiting",
+            replace(ENDPOINT, confirmations=12),
+            103,
+            "confirmations: 9 more blocks to go (the endpoint waits for 12: block 112; "
+            "the chain is at block 103)",
+        ),
+        (
+            "waiting",
+            replace(ENDPOINT, confirmations=4),
+            103,
+            "confirmations: 1 more block to go (the endpoint waits for 4: block 104; "
+            "the chain is at block 103)",
+        ),
+        (
+            "pending",
+            replace(ENDPOINT, active=False, disabled_reason="by hand"),
+            103,
+            "disabled: the endpoint is disabled (by hand); `ethhook endpoint enable 5`",
+        ),
+        ("succeeded", replace(ENDPOINT, active=False), 103, None),
+    ],
+)
+def test_a_matched_log_says_what_holds_its_delivery_back(status, endpoint, head, reason):
+    chain = replace(CHAIN, head=head)
+    assert explain(endpoint=endpoint, deliveries=[delivery(status)], chain=chain) == (True, reason)
