@@ -27,6 +27,9 @@ from ethhook.deliver.protect import redis_client
 # shared pool sync routes run on: however busy the routes, a request is authenticated at once.
 GUARD_THREADS = 16
 
+# Explains under way at once per API process; more wait for a thread.
+EXPLAIN_THREADS = 8
+
 DESCRIPTION = """On-chain EVM events delivered as signed, retried webhooks.
 
 Authenticate with `Authorization: Bearer <key>`: an application's key sees only its own
@@ -47,6 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     # Test webhooks wait on threads of their own (at most as many as may be under way).
     app.state.test_send_threads = CapacityLimiter(settings.api_test_sends_total)
+    # Explains, which may wait for a chain node, on threads of their own (routes/explain.py).
+    app.state.explain_threads = CapacityLimiter(EXPLAIN_THREADS)
     problems.install(app)
     for module in (endpoints, deliveries, explain, replays, stats, applications):
         app.include_router(module.router)

@@ -3,6 +3,9 @@ answer as `ethhook explain` and GET /v1/explain)."""
 
 from __future__ import annotations
 
+from functools import partial
+
+import anyio
 from fastapi import APIRouter, Request, Response
 
 from ethhook.console.web import (
@@ -19,20 +22,27 @@ from ethhook.service.explain import explain_transaction
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
 
+def _signed_in_only(request: Request) -> None:
+    with signed_in(request):  # SignInRequired otherwise
+        pass
+
+
 @router.get("/explain")
-def explain_page(request: Request) -> Response:
+async def explain_page(request: Request) -> Response:
     settings = console_of(request).settings
     chain = request.query_params.get("chain", "").strip()[:100]
     tx = request.query_params.get("tx", "").strip()[:100]
     endpoint = request.query_params.get("endpoint", "").strip()[:30]
     explanation, error = None, None
-    if not tx:
-        with signed_in(request):  # the empty search box, for the signed-in only
-            pass
+    # It may wait for the chain's node: on the API's explain threads, never the shared pool.
+    threads = request.app.state.explain_threads
+    if not tx:  # the empty search box, for the signed-in only
+        await anyio.to_thread.run_sync(_signed_in_only, request, limiter=threads)
     else:
         try:
             endpoint_id = parse_id(endpoint or None, "endpoint")
-            explanation = as_visitor(
+            run = partial(
+                as_visitor,
                 request,
                 explain_transaction,
                 settings,
@@ -40,6 +50,7 @@ def explain_page(request: Request) -> Response:
                 tx,
                 endpoint_id=endpoint_id,
             )
+            explanation = await anyio.to_thread.run_sync(run, limiter=threads)
         except (InputError, TransientError) as exc:
             error = str(exc)
     return render(
