@@ -24,6 +24,8 @@ FILTERS = (
 COLUMNS: dict[str, Column] = {
     "ID": "id",
     "ENDPOINT": "endpoint_id",
+    "SEQ": "sequence",
+    "ORIGIN": "origin",
     "KIND": "kind",
     "STATUS": "status",
     "ATTEMPTS": "attempt_count",

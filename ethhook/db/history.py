@@ -44,6 +44,16 @@ OPEN_DELIVERY = text(f"status IN ({', '.join(map(repr, DeliveryStatus.OPEN))})")
 UNSENT_DELIVERY = text(f"status IN ({', '.join(map(repr, DeliveryStatus.UNSENT))})")
 
 
+class Origin:
+    """Why a delivery is sent (the webhook body's `origin`)."""
+
+    LIVE = "live"  # the listener found the event
+    REPLAY = "replay"  # `ethhook replay`, POST /v1/replays
+    BACKFILL = "backfill"  # an endpoint's --from-block history
+
+    ALL = (LIVE, REPLAY, BACKFILL)
+
+
 class EventKind:
     INSTANT = "event.instant"
     CONFIRMED = "event.confirmed"
@@ -184,6 +194,11 @@ class Delivery(Base):
     # Who holds the delivery: a dispatched message or a worker, until lease_expires_at.
     lease_token: Mapped[str | None] = mapped_column(String(36))
     lease_expires_at: Mapped[datetime | None]
+    # The endpoint's counter when the delivery became due to send (workqueue.sequence): kept by
+    # every retry and replay. NULL while a confirmed delivery waits, and for rows made before.
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
+    # Why it is sent: Origin.LIVE, REPLAY or BACKFILL.
+    origin: Mapped[str] = mapped_column(String(8), default="live", server_default="live")
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -33,6 +33,7 @@ from ethhook.db.history import (
     DeliveryStatus,
     Event,
     EventKind,
+    Origin,
     event_record_columns,
 )
 from ethhook.db.replay_jobs import ReplayJob, ReplayState
@@ -59,6 +60,7 @@ __all__ = [
     "DeliveryStatus",
     "Event",
     "EventKind",
+    "Origin",
     "event_record_columns",
     "LATENCY_BOUNDS_MS",
     "LATENCY_COLUMNS",
@@ -157,6 +159,14 @@ class Endpoint(Base):
     disabled_at: Mapped[datetime | None]
     # Start of the current run of failed attempts (auto-disable); cleared by any success.
     failing_since: Mapped[datetime | None]
+    # The endpoint's counter: the sequence its last numbered delivery took (workqueue.sequence).
+    last_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # `--from-block`: its history from this block is a backfill job's; while `backfilling`, the
+    # matcher leaves it out and the job delivers, until it reaches the listener's cursor.
+    from_block: Mapped[int | None] = mapped_column(BigInteger)
+    backfilling: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # `--live-only`: replays and backfills send it nothing.
+    live_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -34,6 +34,8 @@ class ReplayJob(Base):
     # Deliver to this endpoint only; deleting the endpoint deletes its replays (never "all").
     endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(10))
+    # What its deliveries carry as their origin: "replay", or "backfill" for --from-block.
+    origin: Mapped[str] = mapped_column(String(8), default="replay", server_default="replay")
     # The first block not yet committed: the job resumes here.
     next_block: Mapped[int] = mapped_column(BigInteger)
     # Blocks the next chunk reads (adapts to the events per chunk).

@@ -60,11 +60,16 @@ def build_body(
     confirmations: int,
     removed: bool,
     signatures: Sequence[str],
+    sequence: int | None = None,
+    origin: str = "live",
 ) -> bytes:
-    """The JSON body; the same bytes for every attempt of one delivery."""
+    """The JSON body; the same bytes for every attempt of one delivery (a replay may change its
+    origin, never its sequence)."""
     body = {
         "type": kind,
         "timestamp": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sequence": sequence,
+        "origin": origin,
         "data": {
             "event_id": event_id,
             "chain_id": chain_id,

@@ -26,6 +26,7 @@ from ethhook.workqueue import (
     due_events,
     lease_available,
     lease_events,
+    number_deliveries,
 )
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def release_confirmed(session: Session, now: datetime) -> int:
     # The delivery's event, by its primary key (id, event_at): one partition's index.
     its_event = and_(event.c.id == Delivery.event_id, event.c.event_at == Delivery.event_at)
     ready_events = select(event.c.id).where(its_event, event.c.removed.is_(False), ~replaced)
-    result = session.execute(
+    released_rows = session.execute(
         update(Delivery)
         .where(
             Delivery.status == DeliveryStatus.WAITING,
@@ -55,9 +56,13 @@ def release_confirmed(session: Session, now: datetime) -> int:
             exists(ready_events),
         )
         .values(status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)
+        .returning(Delivery.id, Delivery.event_at, Delivery.endpoint_id, Delivery.sequence)
         .execution_options(synchronize_session=False)
-    )
-    released: int = getattr(result, "rowcount", 0) or 0
+    ).all()
+    # Due to send now: each takes its endpoint's next number (in the order they were matched),
+    # unless a replay already gave it one.
+    number_deliveries(session, sorted((d, t, e) for d, t, e, seq in released_rows if seq is None))
+    released = len(released_rows)
     if released:
         log.info("maintenance.confirmed.released deliveries=%d", released)
     return released

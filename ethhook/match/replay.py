@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import tuple_, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.bulk import insert_ignoring_conflicts
-from ethhook.db.models import Delivery, DeliveryStatus, EventKind
+from ethhook.db.models import Delivery, DeliveryStatus, EventKind, Origin
 from ethhook.db.partition_plan import event_time
 from ethhook.db.partitions import writing
 from ethhook.match.service import find_matches
@@ -21,6 +22,7 @@ from ethhook.workqueue import (
     in_time_range,
     lease_available,
     lease_free,
+    number_deliveries,
     store_replayed,
     time_range,
 )
@@ -33,13 +35,15 @@ def redeliver(
     head: int,
     now: datetime,
     endpoint_id: int | None = None,
+    origin: str = Origin.REPLAY,
 ) -> list[DispatchGroup]:
     """Make every (matching endpoint, event) delivery due again; the caller commits, then enqueues.
 
     Existing deliveries keep their id and webhook-id (receivers deduplicate on it): an event's
     rows carry its block's time, so a replay finds them in the partition they were stored in.
     Missing ones are created. A confirmed delivery whose block is not yet deep enough waits as
-    usual.
+    usual. Each delivery made due carries `origin`; it keeps its sequence number, and one that
+    never had one (new, or made before numbers) takes its endpoint's next (workqueue.sequence).
     """
     store_replayed(session, events, now)
     matches = find_matches(session, events)
@@ -60,6 +64,7 @@ def redeliver(
                     event_at=event_time(event.block_timestamp),
                     next_attempt_at=now,
                     release_block=None if instant else event.block_number + match.confirmations,
+                    origin=origin,
                 )
             )
     if not rows:
@@ -72,21 +77,30 @@ def redeliver(
     )
     keys = [(r["endpoint_id"], r["event_id"], r["kind"]) for r in rows if r["status"] == "pending"]
     bounds = time_range(times)
-    pairs: list[tuple[int, int]] = []
+    made_due: list[Any] = []
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        pairs += [
-            (ep, did)
-            for did, ep in session.execute(
-                update(Delivery)
-                .where(
-                    tuple_(Delivery.endpoint_id, Delivery.event_id, Delivery.kind).in_(chunk),
-                    in_time_range(Delivery, bounds),
-                    Delivery.status != DeliveryStatus.CANCELLED,
-                    lease_free(Delivery, now),
-                )
-                .values(**due_now(now))
-                .returning(Delivery.id, Delivery.endpoint_id)
-            ).all()
-        ]
-    return lease_available(session, pairs, now)
+        made_due += session.execute(
+            update(Delivery)
+            .where(
+                tuple_(Delivery.endpoint_id, Delivery.event_id, Delivery.kind).in_(chunk),
+                in_time_range(Delivery, bounds),
+                Delivery.status != DeliveryStatus.CANCELLED,
+                lease_free(Delivery, now),
+            )
+            .values(**due_now(now), origin=origin)
+            .returning(
+                Delivery.id,
+                Delivery.endpoint_id,
+                Delivery.event_id,
+                Delivery.kind,
+                Delivery.event_at,
+                Delivery.sequence,
+            )
+        ).all()
+    order = {key: i for i, key in enumerate(keys)}
+    made_due.sort(key=lambda r: order[(r.endpoint_id, r.event_id, r.kind)])
+    number_deliveries(
+        session, [(r.id, r.event_at, r.endpoint_id) for r in made_due if r.sequence is None]
+    )
+    return lease_available(session, [(r.endpoint_id, r.id) for r in made_due], now)

@@ -66,6 +66,8 @@ def view(delivery: Delivery) -> public.Delivery:
         event_id=delivery.event_id,
         kind=delivery.kind,
         status=delivery.status,
+        sequence=delivery.sequence,
+        origin=delivery.origin,
         attempt_count=delivery.attempts,
         next_attempt_at=delivery.next_attempt_at,
         last_status_code=delivery.last_status_code,

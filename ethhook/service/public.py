@@ -74,6 +74,11 @@ class Delivery(Public):
     event_id: str
     kind: str
     status: str
+    sequence: int | None = Field(
+        description="the endpoint's counter, as the webhook body carries it (1, 2, 3, …); null "
+        "while a confirmed delivery waits for its confirmations"
+    )
+    origin: str = Field(description="why it is sent: live, replay or backfill")
     attempt_count: int
     next_attempt_at: datetime | None
     last_status_code: int | None

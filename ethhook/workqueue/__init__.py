@@ -47,6 +47,7 @@ from ethhook.workqueue.lease import (
 )
 from ethhook.workqueue.orphans import orphan_blocks
 from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
+from ethhook.workqueue.sequence import number_deliveries
 
 __all__ = [
     "DELIVER_TASK",
@@ -72,6 +73,7 @@ __all__ = [
     "due_deliveries",
     "enqueue_groups",
     "insert_deliveries",
+    "number_deliveries",
     "lease_available",
     "held_by_message",
     "in_time_range",

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from ethhook.config import get_settings
 from ethhook.db.bulk import Parent, insert_ignoring_conflicts
 from ethhook.db.dialect import ids_in
-from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, Event
+from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, Event, Origin
 from ethhook.db.partitions import writing
 from ethhook.workqueue.lease import DispatchGroup, chunk_groups, groups_of, new_token
+from ethhook.workqueue.sequence import number_deliveries
 
 # A delivery is unique on these: a replayed batch or a re-read range inserts nothing twice.
 # event_at is its event's, so it adds nothing to the key but the partition it is found in.
@@ -37,6 +38,7 @@ def delivery_row(
     release_block: int | None = None,
     token: str | None = None,
     lease_expires_at: datetime | None = None,
+    origin: str = Origin.LIVE,
 ) -> dict[str, Any]:
     """A new delivery, not yet attempted, as the values of one insert. `event_at` is its
     event's (partition_plan.event_time of the block); without it, insert_deliveries reads it."""
@@ -50,6 +52,7 @@ def delivery_row(
         "release_block": release_block,
         "lease_token": token,
         "lease_expires_at": lease_expires_at,
+        "origin": origin,
         "created_at": now,
         "updated_at": now,
     }
@@ -88,9 +91,10 @@ def insert_deliveries(
     session: Session, rows: Sequence[dict[str, Any]], leases: NewLeases
 ) -> list[DispatchGroup]:
     """Insert the rows (ones that exist already, or whose endpoint is gone, are left out);
-    returns the inserted pending ones as groups to enqueue after the commit."""
+    returns the inserted pending ones as groups to enqueue after the commit. Those take their
+    endpoints' next sequence numbers, in the order of `rows` (workqueue.sequence)."""
     rows = with_event_times(session, rows)
-    returning = ["id", "endpoint_id", "status", "event_at"]
+    returning = ["id", "endpoint_id", "status", "event_at", "event_id", "kind"]
     inserted = writing(
         session,
         (r["event_at"] for r in rows),
@@ -98,8 +102,13 @@ def insert_deliveries(
             session, Delivery, rows, DELIVERY_KEY, returning, parent=ENDPOINT
         ),
     )
-    pending = [(e, d) for d, e, status, _ in inserted if status == DeliveryStatus.PENDING]
-    return leases.groups(pending, {d: t for d, _, _, t in inserted})
+    order = {(r["endpoint_id"], r["event_id"], r["kind"]): i for i, r in enumerate(rows)}
+    pending = sorted(
+        (r for r in inserted if r[2] == DeliveryStatus.PENDING),
+        key=lambda r: order[(r[1], r[4], r[5])],
+    )
+    number_deliveries(session, [(d, t, e) for d, e, _, t, _, _ in pending])
+    return leases.groups([(e, d) for d, e, *_ in pending], {r[0]: r[3] for r in inserted})
 
 
 def with_event_times(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -103,6 +103,8 @@ def _query(
             Delivery.created_at,
             Delivery.event_id,
             Delivery.event_at,
+            Delivery.sequence,
+            Delivery.origin,
         )
         .cte("claimed")
     )
@@ -118,6 +120,8 @@ def _query(
             ranked.c.created_at,
             ranked.c.event_id,
             ranked.c.event_at,
+            ranked.c.sequence,
+            ranked.c.origin,
             *event_record_columns(),
             *(endpoints.c[name].label(f"ep_{name}") for name in ENDPOINT_FIELDS),
         )

@@ -95,6 +95,8 @@ def work_columns() -> tuple[Any, ...]:
         Delivery.kind,
         Delivery.created_at,
         Delivery.event_at,
+        Delivery.sequence,
+        Delivery.origin,
         Event.id.label("event_id"),
         *event_record_columns(),
     )
@@ -142,6 +144,8 @@ def work_from_row(row: Any, endpoint: EndpointView, settings: Settings) -> Work:
         confirmations=endpoint.confirmations if row.kind == "event.confirmed" else 0,
         removed=row.kind == "event.removed",
         signatures=endpoint.signatures,
+        sequence=row.sequence,
+        origin=row.origin,
     )
     return Work(
         row.delivery_id,

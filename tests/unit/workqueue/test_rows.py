@@ -33,6 +33,7 @@ def test_a_new_delivery_row_has_every_column_and_no_attempt():
         "release_block": 112,
         "lease_token": None,
         "lease_expires_at": None,
+        "origin": "live",
         "created_at": NOW,
         "updated_at": NOW,
     }

@@ -1,0 +1,148 @@
+"""Per-endpoint sequence numbers on PostgreSQL: concurrent matcher transactions on one endpoint
+take turns (no gap, no repeat), and a transaction that rolls back gives its numbers back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from ethhook.config import get_settings
+from ethhook.db import session_scope
+from ethhook.db.models import Delivery, Endpoint, utcnow
+from ethhook.match.service import match_stored
+from ethhook.workqueue import store_events
+from tests.support.endpoints import add_endpoint
+from tests.support.factories import address, transfer
+from tests.support.waiting import wait_until
+
+CONTRACT = address(77)
+
+
+def stored_batch(block: int, count: int) -> list[str]:
+    """`count` Transfers of one block stored as the listener stores them; their ids."""
+    events = [transfer(contract=CONTRACT, block=block, log_index=i, value=i) for i in range(count)]
+    with session_scope() as session:
+        store_events(session, events, utcnow())
+    return [e.event_id for e in events]
+
+
+def later():  # noqa: ANN201
+    """Past the listener's leases: a message may claim any stored event."""
+    return utcnow() + timedelta(seconds=2 * get_settings().dispatch_lease_s)
+
+
+def sequences(endpoint_id: int, event_ids: Sequence[str] | None = None) -> list[int | None]:
+    with session_scope() as session:
+        query = select(Delivery.sequence).where(Delivery.endpoint_id == endpoint_id)
+        if event_ids is not None:
+            query = query.where(Delivery.event_id.in_(event_ids))
+        return sorted(session.scalars(query), key=lambda s: (s is None, s or 0))
+
+
+def lock_waiters() -> int:
+    with session_scope() as session:
+        return int(
+            session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+            or 0
+        )
+
+
+@pytest.mark.usefixtures("db")
+def test_two_matcher_transactions_on_one_endpoint_take_turns_with_no_gap_or_repeat():
+    first, second = add_endpoint("http://127.0.0.1:1/a")[0], add_endpoint("http://127.0.0.1:1/b")[0]
+    batch_a, batch_b = stored_batch(1, 50), stored_batch(2, 40)
+    matched_a, commit_a = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def match(ids: list[str], hold: bool) -> None:
+        try:
+            with session_scope() as session:
+                match_stored(session, ids, "test", later())
+                if hold:
+                    matched_a.set()
+                    assert commit_a.wait(30)
+        except BaseException as e:  # reported by the test thread below
+            errors.append(e)
+            matched_a.set()
+
+    a = threading.Thread(target=match, args=(batch_a, True))
+    a.start()
+    assert matched_a.wait(30)
+    b = threading.Thread(target=match, args=(batch_b, False))
+    b.start()
+    # B waits for A's lock on the endpoints' counters: the two are concurrent, not one after
+    # the other.
+    wait_until(lambda: lock_waiters() >= 1, 30, what="the second matcher waiting for the first")
+    commit_a.set()
+    a.join(30)
+    b.join(30)
+    assert not errors, errors
+    for endpoint_id in (first, second):
+        assert sequences(endpoint_id) == list(range(1, 91))
+        assert sequences(endpoint_id, batch_a) == list(range(1, 51))  # A numbered first
+        assert sequences(endpoint_id, batch_b) == list(range(51, 91))
+    with session_scope() as session:
+        counters = session.scalars(select(Endpoint.last_sequence).order_by(Endpoint.id)).all()
+    assert counters == [90, 90]
+
+
+@pytest.mark.usefixtures("db")
+def test_a_matcher_transaction_that_rolls_back_leaves_no_gap():
+    endpoint_id = add_endpoint("http://127.0.0.1:1/a")[0]
+    batch_a, batch_b = stored_batch(1, 30), stored_batch(2, 20)
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), session_scope() as session:
+        claimed, _ = match_stored(session, batch_a, "test", later())
+        assert claimed == 30
+        raise Abort  # the database failed after the deliveries were numbered
+    with session_scope() as session:
+        match_stored(session, batch_b, "test", later())
+    assert sequences(endpoint_id) == list(range(1, 21))
+    # The rolled-back batch is matched again (its events were left unmatched): it goes on
+    # from 21.
+    with session_scope() as session:
+        claimed, _ = match_stored(session, batch_a, "test", later())
+    assert claimed == 30
+    assert sequences(endpoint_id, batch_a) == list(range(21, 51))
+    assert sequences(endpoint_id) == list(range(1, 51))
+
+
+@pytest.mark.usefixtures("db")
+def test_many_concurrent_batches_over_shared_endpoints_never_deadlock_nor_repeat():
+    endpoints = [add_endpoint(f"http://127.0.0.1:1/{i}")[0] for i in range(4)]
+    batches = [stored_batch(10 + i, 25) for i in range(6)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(batches))
+
+    def match(ids: list[str]) -> None:
+        try:
+            start.wait(30)
+            with session_scope() as session:
+                match_stored(session, ids, "test", later())
+        except BaseException as e:  # reported by the test thread below
+            errors.append(e)
+
+    threads = [threading.Thread(target=match, args=(ids,)) for ids in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    for endpoint_id in endpoints:
+        assert sequences(endpoint_id) == list(range(1, 151))
+        # Each batch took one run of numbers.
+        for ids in batches:
+            numbers = sequences(endpoint_id, ids)
+            assert numbers == list(range(numbers[0], numbers[0] + 25))
