@@ -1,21 +1,60 @@
-"""The real command-line programs as subprocesses: `ethhook`, `alembic`, and `ethhook up` in the
-background; and what a refused command must look like."""
+"""The real command-line programs: `ethhook` (in this process where the process itself is not
+what is tested), `alembic`, and `ethhook up` in the background; and what a refused command must
+look like."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import subprocess
+from contextlib import redirect_stderr, redirect_stdout
 
 from tests.support.env import BIN, ROOT, TMP
 
+# The commands that only call the service layer and print: run in this process, they cost no
+# interpreter start (about a second of CPU each). The others start servers or other programs.
+IN_PROCESS = frozenset({"endpoint", "delivery", "app", "stats", "explain"})
+
 
 def ethhook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real `ethhook` console script."""
+    """Run `ethhook` with these arguments: its main(argv) in this process for the commands in
+    IN_PROCESS (unless `env` asks for other settings), else the real console script."""
+    if args and args[0] in IN_PROCESS and not env:
+        return run_cli(*args)
     full_env = os.environ.copy()
     full_env.update(env or {})
     return subprocess.run(
         [str(BIN / "ethhook"), *args], capture_output=True, text=True, env=full_env, timeout=60
     )
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`ethhook ARGS` as main(argv) in this process, with what it prints captured, as the console
+    script would give it: the exit status, stdout and stderr (a log line of WARNING or above
+    included, as Python prints it when nothing configured logging). Settings are read again from
+    the environment, as a new process would."""
+    from ethhook.cli import main
+    from ethhook.config import get_settings
+
+    out, err = io.StringIO(), io.StringIO()
+    last_resort = logging.StreamHandler(err)
+    last_resort.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(last_resort)
+    get_settings.cache_clear()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help, or a usage error
+                if isinstance(exc.code, str):
+                    print(exc.code, file=err)
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        root.removeHandler(last_resort)
+        get_settings.cache_clear()
+    return subprocess.CompletedProcess(["ethhook", *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_refused(result: subprocess.CompletedProcess[str]) -> str:
