@@ -85,6 +85,11 @@ class EndpointCreate(Request):
         default=None, description="seconds before each attempt, e.g. [0, 5, 300]"
     )
     name: str | None = None
+    signing: str = Field(
+        default="hmac",
+        description="`hmac` (`v1,` with the `secret`) or `ed25519` (Standard Webhooks `v1a,`: "
+        "receivers verify with the answer's `public_key`, the private key is never shown)",
+    )
     application_id: RowId | None = Field(
         default=None, description="the operator's choice of application; default: the key's own"
     )

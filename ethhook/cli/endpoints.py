@@ -91,7 +91,7 @@ def _endpoint_options(*, update: bool) -> tuple[Arg, ...]:
 
 @GROUP.command(
     "add",
-    "register an endpoint; prints its id and secret",
+    "register an endpoint; prints its id and secret (ed25519: its public key)",
     arg("--url", required=True, help=URL_HELP),
     *_endpoint_options(update=False),
     arg(
@@ -100,6 +100,13 @@ def _endpoint_options(*, update: bool) -> tuple[Arg, ...]:
         default=None,
         metavar="ID",
         help="the application it belongs to (default: the built-in `default`)",
+    ),
+    arg(
+        "--signing",
+        default="hmac",
+        metavar="hmac|ed25519",
+        help="how its webhooks are signed: hmac (v1, with a whsec_ secret; the default) or "
+        "ed25519 (Standard Webhooks v1a; receivers verify with its whpk_ public key)",
     ),
 )
 def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,6 +124,7 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         name=args.name,
         settings=settings,
         where=args.where,
+        signing=args.signing,
     )
     data = to_public(as_operator(create_endpoint, spec, application_id=args.app).as_public())
     emit(args, data, lambda: describe(data))
@@ -216,7 +224,7 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
 @GROUP.command(
     "secret",
     "print the secret that signs an endpoint's webhooks (and the previous one while it "
-    "still signs)",
+    "still signs); for ed25519, the public keys that verify them",
     ENDPOINT_ID,
 )
 def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
@@ -249,7 +257,7 @@ def cmd_endpoint_enable(args: argparse.Namespace, settings: Settings) -> int:
 
 @GROUP.command(
     "rotate-secret",
-    "new secret; the old one signs too for a grace period",
+    "new secret (ed25519: key pair); the old one signs too for a grace period",
     ENDPOINT_ID,
     arg(
         "--grace-s",

@@ -146,6 +146,11 @@ class Endpoint(Base):
     secret: Mapped[str] = mapped_column(EncryptedSecret())
     previous_secret: Mapped[str | None] = mapped_column(EncryptedSecret())
     previous_secret_expires_at: Mapped[datetime | None]
+    # `hmac` (secret: `whsec_…`) or `ed25519` (secret: the `whsk_…` private key; the `whpk_…`
+    # public keys kept beside it, to be shown without reading the private ones).
+    signing: Mapped[str] = mapped_column(String(8), default="hmac", server_default="hmac")
+    public_key: Mapped[str | None] = mapped_column(String(60))
+    previous_public_key: Mapped[str | None] = mapped_column(String(60))
     # Solidity signatures (normalised text) that the endpoint asked decoded arguments for.
     event_signatures: Mapped[list[str]] = mapped_column(JSON, default=list)
     # `--where` conditions as given, on the arguments of its one event; NULL when it has none

@@ -29,7 +29,7 @@ def send(
     with slot.held(priority):  # the endpoint's cap on requests in flight from this process
         started_at = utcnow()
         headers = webhook_headers(
-            endpoint.secrets, work.webhook_id, int(started_at.timestamp()), work.body, USER_AGENT
+            endpoint.keys, work.webhook_id, int(started_at.timestamp()), work.body, USER_AGENT
         )
         outcome = _post(endpoint, work, headers, settings)
     return Result(work, started_at, outcome)

@@ -6,9 +6,14 @@ import base64
 import hashlib
 import hmac
 import secrets as _secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 SECRET_PREFIX = "whsec_"
+# How an endpoint's webhooks are signed: `hmac` (`v1,`, a shared `whsec_` secret) or `ed25519`
+# (`v1a,`, a `whsk_` private key whose `whpk_` public key receivers verify with).
+SIGNING_SCHEMES = ("hmac", "ed25519")
 
 
 def generate_secret() -> str:
@@ -35,15 +40,44 @@ def signature_header(secrets: Sequence[str], msg_id: str, timestamp: int, body: 
     return " ".join(sign(s, msg_id, timestamp, body) for s in secrets)
 
 
+@dataclass(frozen=True)
+class KeyRing:
+    """The keys that sign an endpoint's webhooks now (new and old during rotation), loaded once:
+    a deliver task makes one for its endpoint and signs every request with it."""
+
+    signers: tuple[Callable[[bytes], str], ...]
+
+    @classmethod
+    def of(cls, scheme: str, secrets: Sequence[str]) -> KeyRing:
+        """`secrets`: `whsec_…` secrets for `hmac`, `whsk_…` private keys for `ed25519`."""
+        if scheme == "ed25519":
+            from ethhook.deliver.ed25519 import load_private_key, sign_v1a
+
+            return cls(tuple(partial(sign_v1a, load_private_key(s)) for s in secrets))
+        return cls(tuple(partial(_hmac_v1, secret_key(s)) for s in secrets))
+
+    def signature(self, msg_id: str, timestamp: int, body: bytes) -> str:
+        """The `webhook-signature` value: one signature per key of "id.timestamp.body",
+        space-separated."""
+        signed = f"{msg_id}.{timestamp}.".encode() + body
+        return " ".join(signer(signed) for signer in self.signers)
+
+
+def _hmac_v1(key: bytes, signed: bytes) -> str:
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
 def webhook_headers(
-    secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes, user_agent: str
+    keys: KeyRing | Sequence[str], msg_id: str, timestamp: int, body: bytes, user_agent: str
 ) -> dict[str, str]:
+    """The headers of a webhook; `keys` a KeyRing, or `whsec_…` secrets (HMAC)."""
+    ring = keys if isinstance(keys, KeyRing) else KeyRing.of("hmac", keys)
     return {
         "content-type": "application/json",
         "user-agent": user_agent,
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(secrets, msg_id, timestamp, body),
+        "webhook-signature": ring.signature(msg_id, timestamp, body),
     }
 
 

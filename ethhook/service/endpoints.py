@@ -20,6 +20,7 @@ from ethhook.db.models import (
     EndpointTopicKey,
     utcnow,
 )
+from ethhook.deliver.ed25519 import generate_key_pair
 from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import NotFoundError
 from ethhook.service import public
@@ -39,10 +40,11 @@ from ethhook.service.validation import (
 
 @dataclass(frozen=True)
 class EndpointWithSecret:
-    """An endpoint just created or re-keyed, with the secret that signs its webhooks now."""
+    """An endpoint just created or re-keyed, with the secret that signs its webhooks now (None
+    for ed25519: its public key is the endpoint's `public_key`)."""
 
     endpoint: public.Endpoint
-    secret: str
+    secret: str | None
 
     def as_public(self) -> public.EndpointWithSecret:
         return public.EndpointWithSecret(**dict(self.endpoint), secret=self.secret)
@@ -80,7 +82,22 @@ def view(endpoint: Endpoint) -> public.Endpoint:
         created_at=endpoint.created_at,
         previous_secret_expires_at=endpoint.previous_secret_expires_at,
         failing_since=endpoint.failing_since,
+        signing=endpoint.signing,
+        public_key=endpoint.public_key,
     )
+
+
+def new_keys(endpoint: Endpoint) -> None:
+    """Give the endpoint a new secret (hmac) or key pair (ed25519)."""
+    if endpoint.signing == "ed25519":
+        endpoint.secret, endpoint.public_key = generate_key_pair()
+    else:
+        endpoint.secret = generate_secret()
+
+
+def shown_secret(endpoint: Endpoint) -> str | None:
+    """The secret users may see: an hmac endpoint's; never an ed25519 private key."""
+    return endpoint.secret if endpoint.signing == "hmac" else None
 
 
 def filter_rows(
@@ -133,16 +150,17 @@ def create_endpoint(
         application_id=app_id,
         name=spec.name,
         url=spec.url,
-        secret=generate_secret(),
+        signing=spec.signing,
         confirmations=spec.confirmations,
         rate_limit_per_s=spec.rate_limit_per_s,
         retry_schedule_s=list(spec.retry_schedule_s) if spec.retry_schedule_s else None,
         active=True,
     )
+    new_keys(endpoint)
     set_filters(endpoint, spec.chain_ids, spec.contracts, spec.topics, spec.signatures, spec.where)
     session.add(endpoint)
     session.flush()
-    return EndpointWithSecret(view(endpoint), endpoint.secret)
+    return EndpointWithSecret(view(endpoint), shown_secret(endpoint))
 
 
 def get_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> Endpoint:
@@ -229,13 +247,18 @@ def show_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> Endpoi
 def endpoint_secrets(
     session: Session, endpoint_id: int, *, scope: Scope, now: datetime | None = None
 ) -> public.Secrets:
-    """What `ethhook endpoint secret` shows: only the secrets that sign at `now`."""
+    """What `ethhook endpoint secret` shows: only the secrets that sign at `now` (for ed25519,
+    the public keys of the private keys that sign)."""
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
     signs = endpoint.previous_secret_signs(now or utcnow())
+    hmac = endpoint.signing == "hmac"
     return public.Secrets(
         id=endpoint.id,
-        secret=endpoint.secret,
-        previous_secret=endpoint.previous_secret if signs else None,
+        signing=endpoint.signing,
+        secret=endpoint.secret if hmac else None,
+        previous_secret=endpoint.previous_secret if signs and hmac else None,
+        public_key=endpoint.public_key,
+        previous_public_key=endpoint.previous_public_key if signs else None,
         previous_secret_expires_at=endpoint.previous_secret_expires_at if signs else None,
     )
 
@@ -263,14 +286,16 @@ def rotate_secret(
     scope: Scope,
     now: datetime | None = None,
 ) -> EndpointWithSecret:
-    """A new secret; the old one keeps signing beside it for `grace_s` seconds."""
+    """A new secret (ed25519: key pair); the old one keeps signing beside it for `grace_s`
+    seconds."""
     check_grace(grace_s)
     now = now or utcnow()
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
     endpoint.previous_secret = endpoint.secret
+    endpoint.previous_public_key = endpoint.public_key
     endpoint.previous_secret_expires_at = now + timedelta(seconds=grace_s)
-    endpoint.secret = generate_secret()
-    return EndpointWithSecret(view(endpoint), endpoint.secret)
+    new_keys(endpoint)
+    return EndpointWithSecret(view(endpoint), shown_secret(endpoint))
 
 
 def delete_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> None:

@@ -45,6 +45,13 @@ class Endpoint(Public):
     created_at: datetime
     previous_secret_expires_at: datetime | None
     failing_since: datetime | None
+    signing: str = Field(
+        description="`hmac` (`v1,` signatures with the shared `secret`) or `ed25519` (`v1a,` "
+        "signatures that `public_key` verifies)"
+    )
+    public_key: str | None = Field(
+        description="`whpk_…`: verifies an ed25519 endpoint's webhooks; null for hmac"
+    )
 
 
 class EndpointDetails(Endpoint):
@@ -53,14 +60,21 @@ class EndpointDetails(Endpoint):
 
 
 class EndpointWithSecret(Endpoint):
-    secret: str = Field(description="signs the endpoint's webhooks; shown here and at /secret")
+    secret: str | None = Field(
+        description="signs an hmac endpoint's webhooks; shown here and at /secret (null for "
+        "ed25519: its private key is never shown, receivers verify with `public_key`)"
+    )
 
 
-# The secret that signs the endpoint's webhooks now, and the previous one while it signs too.
+# The secret that signs the endpoint's webhooks now, and the previous one while it signs too
+# (for ed25519: the public keys that verify them; the secrets are null).
 class Secrets(Public):
     id: int
-    secret: str
+    signing: str
+    secret: str | None
     previous_secret: str | None
+    public_key: str | None
+    previous_public_key: str | None
     previous_secret_expires_at: datetime | None
 
 

@@ -26,7 +26,7 @@ from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver import http
 from ethhook.deliver.send import USER_AGENT
-from ethhook.deliver.signing import webhook_headers
+from ethhook.deliver.signing import KeyRing, webhook_headers
 from ethhook.exceptions import BusyError
 from ethhook.service.endpoints import get_endpoint
 from ethhook.service.scope import Scope
@@ -152,10 +152,11 @@ def send_test_webhook(
     url, signing = endpoint.url, [endpoint.secret]
     if endpoint.previous_secret_signs(now) and endpoint.previous_secret:
         signing.append(endpoint.previous_secret)
+    keys = KeyRing.of(endpoint.signing, signing)
     session.rollback()
     webhook_id = new_test_webhook_id()
     body = build_test_body(endpoint_id, webhook_id, now)
-    headers = webhook_headers(signing, webhook_id, int(now.timestamp()), body, USER_AGENT)
+    headers = webhook_headers(keys, webhook_id, int(now.timestamp()), body, USER_AGENT)
     outcome = http.post(
         url,
         body,

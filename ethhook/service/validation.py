@@ -21,6 +21,7 @@ from ethhook.config import (
 )
 from ethhook.db.models import Endpoint
 from ethhook.deliver.http.ssrf import check_url, forbidden_port
+from ethhook.deliver.signing import SIGNING_SCHEMES
 from ethhook.exceptions import InputError
 from ethhook.service.limits import LISTS, check_count, check_filter_rows, check_lists
 
@@ -66,6 +67,7 @@ class EndpointSpec:
     retry_schedule_s: tuple[float, ...] | None
     name: str | None
     where: tuple[str, ...] = ()
+    signing: str = "hmac"
     # How many endpoints an application's key may have (create_endpoint holds it to this).
     app_max_endpoints: int = field(kw_only=True)
 
@@ -219,6 +221,14 @@ def check_retry_schedule(
     return schedule
 
 
+def check_signing(signing: str) -> str:
+    if signing not in SIGNING_SCHEMES:
+        raise InputError(
+            f"invalid --signing {quoted(signing)}: use one of {', '.join(SIGNING_SCHEMES)}"
+        )
+    return signing
+
+
 def check_endpoint_url(url: str, settings: Settings) -> str:
     """A URL webhooks may go to: well formed, and not private unless the settings allow it."""
     url = parse_url(url)
@@ -251,6 +261,7 @@ def build_spec(
     name: str | None,
     settings: Settings,
     where: Sequence[str] = (),
+    signing: str = "hmac",
 ) -> EndpointSpec:
     """Validate every field; raise InputError about the first bad one. The lists' lengths are
     checked first, and their product before any row is made."""
@@ -274,6 +285,7 @@ def build_spec(
         retry_schedule_s=schedule,
         name=check_name(name),
         where=conditions,
+        signing=check_signing(signing),
         app_max_endpoints=settings.app_max_endpoints,
     )
 

@@ -15,7 +15,7 @@ SCHEDULE = "0,1,1"  # three attempts, a second apart: a test sees every attempt 
 
 def add_endpoint(url: str, **kw: Any) -> tuple[int, str]:
     """Register an endpoint in-process (in `application_id`, default `default`); returns
-    (id, secret)."""
+    (id, what verifies its webhooks: the secret, or an ed25519 endpoint's public key)."""
     spec = build_spec(
         url=url,
         chains=kw.get("chains", []),
@@ -27,12 +27,15 @@ def add_endpoint(url: str, **kw: Any) -> tuple[int, str]:
         name=kw.get("name"),
         settings=get_settings(),
         where=kw.get("where", ()),
+        signing=kw.get("signing", "hmac"),
     )
     with session_scope() as session:
         created = create_endpoint(
             session, spec, scope=OPERATOR, application_id=kw.get("application_id")
         )
-        return created.endpoint.id, created.secret
+        verifier = created.secret or created.endpoint.public_key
+        assert verifier is not None
+        return created.endpoint.id, verifier
 
 
 def watched_address(n: int) -> str:

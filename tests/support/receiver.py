@@ -6,6 +6,7 @@ TCP connections it accepted.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -40,11 +43,33 @@ class Received:
         return self.headers["webhook-id"]
 
 
+def verify_v1a(public_key: str, headers: dict[str, str], body: bytes) -> list[bool]:
+    """For each `v1a,` signature of the `webhook-signature` header (lower-case names), whether
+    the `whpk_…` key verifies it over "id.timestamp.body": Standard Webhooks' Ed25519 scheme,
+    written here with `cryptography` alone (not EthHook's code)."""
+    assert public_key.startswith("whpk_"), public_key
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key[len("whpk_") :]))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    results = []
+    for candidate in headers["webhook-signature"].split(" "):
+        version, _, signature = candidate.partition(",")
+        if version != "v1a":
+            continue
+        try:
+            key.verify(base64.b64decode(signature, validate=True), signed)
+            results.append(True)
+        except (InvalidSignature, ValueError):
+            results.append(False)
+    return results
+
+
 @dataclass
 class Receiver:
-    """Answers 200 unless told otherwise for a path; `secrets[path]` turns on verification."""
+    """Answers 200 unless told otherwise for a path; `secrets[path]` (a `whsec_` secret) or
+    `public_keys[path]` (an ed25519 endpoint's `whpk_` key) turns on verification."""
 
     secrets: dict[str, str] = field(default_factory=dict)
+    public_keys: dict[str, str] = field(default_factory=dict)
     responders: dict[str, Responder] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
 
@@ -110,6 +135,8 @@ class Receiver:
                 verified = True
             except WebhookVerificationError:
                 verified = False
+        elif path in self.public_keys:
+            verified = any(verify_v1a(self.public_keys[path], lower, body))
         received = Received(path, lower, body, time.time(), verified)
         with self._lock:
             number = self._counts.get(path, 0)

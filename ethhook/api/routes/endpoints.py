@@ -24,7 +24,7 @@ def schedule_text(schedule: list[float] | None) -> str | None:
 
 @router.post("", status_code=201, response_model=schemas.EndpointWithSecret, responses=WRITE)
 def create_endpoint(caller: Caller, body: schemas.EndpointCreate) -> schemas.EndpointWithSecret:
-    """Register an endpoint; the answer carries its signing `secret`."""
+    """Register an endpoint; the answer carries its signing `secret` (ed25519: `public_key`)."""
     spec = build_spec(
         url=body.url,
         chains=[str(c) for c in body.chains],
@@ -36,6 +36,7 @@ def create_endpoint(caller: Caller, body: schemas.EndpointCreate) -> schemas.End
         retry_schedule=schedule_text(body.retry_schedule),
         name=body.name,
         settings=caller.settings,
+        signing=body.signing,
     )
     return caller.run(service.create_endpoint, spec, application_id=body.application_id).as_public()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from ethhook.config import Settings
 from ethhook.db.models import Delivery, Endpoint, Event, event_record_columns
 from ethhook.deliver.payload import build_body
+from ethhook.deliver.signing import KeyRing
 from ethhook.types import webhook_id_for
 from ethhook.workqueue import TimeRange, in_time_range
 
@@ -29,6 +31,12 @@ class EndpointView:
     retry_schedule_s: tuple[float, ...]
     rate_limit_per_s: float | None
     active: bool
+    signing: str = "hmac"
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        """The secrets (or Ed25519 private keys) loaded once per task, on the first request."""
+        return KeyRing.of(self.signing, self.secrets)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ def endpoint_view(endpoint: Any, settings: Settings, now: datetime) -> EndpointV
         retry_schedule_s=tuple(endpoint.retry_schedule_s or settings.retry_schedule_s),
         rate_limit_per_s=endpoint.rate_limit_per_s,
         active=endpoint.active,
+        signing=endpoint.signing,
     )
 
 
@@ -84,6 +93,7 @@ ENDPOINT_FIELDS = (
     "retry_schedule_s",
     "rate_limit_per_s",
     "active",
+    "signing",
 )
 
 

@@ -22,11 +22,32 @@ def test_a_change_without_a_secret_is_one_line():
 
 def test_a_rotation_shows_the_new_secret_and_when_the_old_one_stops_signing():
     expires = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
-    data = {"id": 3, "secret": "whsec_bmV3", "previous_secret_expires_at": expires}
+    data = {
+        "id": 3,
+        "signing": "hmac",
+        "secret": "whsec_bmV3",
+        "previous_secret_expires_at": expires,
+    }
     assert change_summary(3, "rotated the secret of", data, reveal_secret=True) == (
         "rotated the secret of endpoint 3\n"
         "secret: whsec_bmV3\n"
         "the previous secret keeps signing until 2026-12-02T09:30:00Z"
+    )
+
+
+def test_an_ed25519_rotation_shows_the_new_public_key_never_a_secret():
+    expires = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    data = {
+        "id": 3,
+        "signing": "ed25519",
+        "secret": None,
+        "public_key": "whpk_bmV3",
+        "previous_secret_expires_at": expires,
+    }
+    assert change_summary(3, "rotated the secret of", data, reveal_secret=True) == (
+        "rotated the secret of endpoint 3\n"
+        "public key: whpk_bmV3\n"
+        "the previous key pair keeps signing until 2026-12-02T09:30:00Z"
     )
 
 
