@@ -360,8 +360,11 @@ def test_endpoint_secret_prints_exactly_the_secret_that_signs():
     shown = json.loads(ethhook("endpoint", "secret", eid, "--json").stdout)
     assert shown == {
         "id": created["id"],
+        "signing": "hmac",
         "secret": created["secret"],
         "previous_secret": None,
+        "public_key": None,
+        "previous_public_key": None,
         "previous_secret_expires_at": None,
     }
     assert _signing_secrets(created["id"]) == (created["secret"],)
