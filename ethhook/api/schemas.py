@@ -93,6 +93,12 @@ class EndpointCreate(Request):
     application_id: RowId | None = Field(
         default=None, description="the operator's choice of application; default: the key's own"
     )
+    from_block: Block | None = Field(
+        default=None,
+        description="deliver its history first, from this block of its one chain to the "
+        "listener's head, oldest first (origin backfill, sequence from 1), then live events",
+    )
+    live_only: bool = Field(default=False, description="replays and backfills send it nothing")
 
 
 class EndpointUpdate(Request):

@@ -107,11 +107,24 @@ def _endpoint_options(*, update: bool) -> tuple[Arg, ...]:
         metavar="hmac|ed25519",
         help="how its webhooks are signed: hmac (v1, with a whsec_ secret; the default) or "
         "ed25519 (Standard Webhooks v1a; receivers verify with its whpk_ public key)",
+        "--from-block",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="deliver its history first, from block N of its one --chain to the listener's "
+        "head, oldest first (origin backfill, sequence from 1), then live events",
+    ),
+    arg(
+        "--live-only",
+        action="store_true",
+        help="replays and backfills send it nothing: live events only",
     ),
 )
 def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
-    from ethhook.service.endpoints import create_endpoint
+    from ethhook.db.models import utcnow
+    from ethhook.replay.backfill import add_endpoint
     from ethhook.service.validation import build_spec
+    from ethhook.workqueue import enqueue_replays
 
     spec = build_spec(
         url=args.url,
@@ -125,8 +138,13 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         settings=settings,
         where=args.where,
         signing=args.signing,
+        from_block=args.from_block,
+        live_only=args.live_only,
     )
-    data = to_public(as_operator(create_endpoint, spec, application_id=args.app).as_public())
+    made = as_operator(add_endpoint, settings, spec, utcnow(), application_id=args.app)
+    if made.dispatch is not None:
+        enqueue_replays([made.dispatch])
+    data = to_public(made.as_public())
     emit(args, data, lambda: describe(data))
     return 0
 

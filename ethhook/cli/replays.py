@@ -53,7 +53,13 @@ def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 def _summary(job: Replay) -> str:
-    return f"replay {job.id} {job.state}: {job.progress.line()}"
+    line = f"replay {job.id} {job.state}: {job.progress.line()}"
+    if job.state == "done" and job.deliveries == 0:
+        line += (
+            "; nothing to send: no endpoint that takes replays matched"
+            " (--live-only endpoints skip them)"
+        )
+    return line
 
 
 def _job_data(job: Replay, settings: Settings) -> dict[str, Any]:

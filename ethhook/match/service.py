@@ -57,26 +57,32 @@ class Match:
     confirmations: int
 
 
-def find_matches(session: Session, events: Sequence[ChainEvent]) -> dict[str, list[Match]]:
-    """The endpoints each event goes to, found with one indexed query for the whole batch."""
+def find_matches(
+    session: Session, events: Sequence[ChainEvent], live: bool = True
+) -> dict[str, list[Match]]:
+    """The endpoints each event goes to, found with one indexed query for the whole batch.
+    `live` (the matcher's) leaves out endpoints whose --from-block backfill is running: their
+    history, and the events up to the listener's cursor when it ends, are the backfill's."""
     if not events:
         return {}
     if not is_postgres(session):
-        rows = session.execute(match_query(events, arrays=False)).all()
+        rows = session.execute(match_query(events, arrays=False, live=live)).all()
         return pair_with_filters(events, [tuple(row) for row in rows])
     # On PostgreSQL the statement depends only on which branches the batch needs, its values
     # being arrays: it is compiled once per shape and sent as it is, since compiling it for every
     # batch would be the largest part of the find phase's Python time (bench/RESULTS.md §0).
     batch = _Batch(events, arrays=True)
-    shape = (bool(batch.pairs), bool(batch.words))
+    shape = (bool(batch.pairs), bool(batch.words), live)
     if shape not in _COMPILED:
-        _COMPILED[shape] = str(match_query(events).compile(dialect=session.get_bind().dialect))
+        query = match_query(events, live=live)
+        _COMPILED[shape] = str(query.compile(dialect=session.get_bind().dialect))
     result = session.connection().exec_driver_sql(_COMPILED[shape], batch.values())
     return pair_with_filters(events, [tuple(row) for row in result])
 
 
-# The PostgreSQL statement of find_matches by (the batch has topic0s, the batch has topic words).
-_COMPILED: dict[tuple[bool, bool], str] = {}
+# The PostgreSQL statement of find_matches by (the batch has topic0s, the batch has topic words,
+# live).
+_COMPILED: dict[tuple[bool, bool, bool], str] = {}
 
 
 class _Batch:
@@ -121,12 +127,15 @@ class _Batch:
         return func.unnest(addresses, topics).table_valued("address", "topic0").render_derived()
 
 
-def match_query(events: Sequence[ChainEvent], arrays: bool = True) -> Select[Any] | CompoundSelect:
+def match_query(
+    events: Sequence[ChainEvent], arrays: bool = True, live: bool = True
+) -> Select[Any] | CompoundSelect:
     """The one query that finds the filter rows of a (non-empty) batch's endpoints; `arrays`
-    (PostgreSQL's) binds each set of values as one array, else as an IN list (SQLite)."""
+    (PostgreSQL's) binds each set of values as one array, else as an IN list (SQLite); `live`
+    leaves out backfilling endpoints (find_matches)."""
     batch = _Batch(events, arrays)
     f = EndpointFilter
-    columns, settings = _filter_columns()
+    columns, settings = _filter_columns(live)
     unkeyed = (*columns, cast(null(), SmallInteger), cast(null(), String), *settings)
     on_chain = or_(
         batch.any_of(f.chain_id, "chains", batch.chains, BigInteger), f.chain_id.is_(None)
@@ -157,20 +166,19 @@ def match_query(events: Sequence[ChainEvent], arrays: bool = True) -> Select[Any
     return branches[0] if len(branches) == 1 else union_all(*branches)
 
 
-def _filter_columns() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def _filter_columns(live: bool) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """A filter row's columns and its endpoint's settings.
 
     The endpoint's settings come from correlated subqueries (NULL when it is inactive, or has no
-    conditions), not a join: PostgreSQL then probes the primary key once per matching filter row,
-    where a join made it hash the whole endpoints table (a sequential scan growing with every
-    endpoint; see bench/RESULTS.md).
+    conditions; with `live`, when it is backfilling), not a join: PostgreSQL then probes the
+    primary key once per matching filter row, where a join made it hash the whole endpoints
+    table (a sequential scan growing with every endpoint; see bench/RESULTS.md).
     """
     f = EndpointFilter
-    confirmations_of = (
-        select(Endpoint.confirmations)
-        .where(Endpoint.id == f.endpoint_id, Endpoint.active.is_(True))
-        .scalar_subquery()
-    )
+    sends = [Endpoint.id == f.endpoint_id, Endpoint.active.is_(True)]
+    if live:
+        sends.append(Endpoint.backfilling.is_(False))
+    confirmations_of = select(Endpoint.confirmations).where(*sends).scalar_subquery()
     conditions_of = select(Endpoint.conditions).where(Endpoint.id == f.endpoint_id)
     signatures_of = select(Endpoint.event_signatures).where(
         Endpoint.id == f.endpoint_id, Endpoint.conditions.is_not(None)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import Settings, variable
-from ethhook.db.models import Endpoint, ReplayJob, ReplayState
+from ethhook.db.models import Endpoint, Origin, ReplayJob, ReplayState
 from ethhook.exceptions import InputError, NotFoundError, TooManyJobsError
 from ethhook.match.replay import redeliver
 from ethhook.replay.plan import (
@@ -22,6 +22,7 @@ from ethhook.replay.plan import (
     next_chunk,
     next_chunk_size,
 )
+from ethhook.replay.seam import reach_listener
 from ethhook.service import public
 from ethhook.service.endpoints import get_endpoint
 from ethhook.service.limits import lock_application
@@ -69,6 +70,19 @@ def endpoint_addresses(
     return None if None in watched else sorted(a for a in watched if a)
 
 
+def check_takes_replays(endpoint: Endpoint) -> None:
+    """Refuse a replay to an endpoint that has nothing to receive from one."""
+    if endpoint.live_only:
+        raise InputError(
+            f"endpoint {endpoint.id} is --live-only: replays and backfills send it nothing"
+        )
+    if endpoint.backfilling:
+        raise InputError(
+            f"endpoint {endpoint.id} is still receiving its --from-block history; replay it "
+            "once that backfill is done (`ethhook endpoint show` says `backfilling`)"
+        )
+
+
 def check_replay_range(
     settings: Settings,
     from_block: int,
@@ -113,11 +127,13 @@ def create_replay(
     endpoint_id: int | None,
     now: datetime,
     scope: Scope = OPERATOR,
+    origin: str = Origin.REPLAY,
 ) -> tuple[Replay, ReplayDispatch]:
     """A new job leased to its first chunk message; the caller commits, then enqueues it. An
     application's replay names one of its endpoints, covers at most `replay_max_blocks` blocks,
     and is refused while `replay_max_active` of its jobs are queued or running; the operator's
-    may go to every endpoint, over any range."""
+    may go to every endpoint, over any range. A replay never goes to a `--live-only` endpoint,
+    nor to one whose backfill is running (`origin` backfill is that backfill)."""
     if to_block < from_block:
         raise InputError(f"to_block {to_block} is before from_block {from_block}")
     check_replay_range(settings, from_block, to_block, scope)
@@ -125,6 +141,8 @@ def create_replay(
         raise InputError("a replay for an application names one of its endpoints")
     if endpoint_id is not None:
         endpoint_addresses(session, endpoint_id, chain_id, scope)
+        if origin == Origin.REPLAY:
+            check_takes_replays(get_endpoint(session, endpoint_id, scope=scope))
     if scope is not None:
         check_active_replays(session, scope, settings.replay_max_active)
     token = new_token()
@@ -134,6 +152,7 @@ def create_replay(
         to_block=to_block,
         endpoint_id=endpoint_id,
         state=ReplayState.QUEUED,
+        origin=origin,
         next_block=from_block,
         chunk_blocks=first_chunk_blocks(settings.replay_chunk_blocks),
         chunks_done=0,
@@ -241,11 +260,15 @@ def start_chunk(
             ReplayJob.next_block,
             ReplayJob.to_block,
             ReplayJob.chunk_blocks,
+            ReplayJob.origin,
         )
     ).one_or_none()
     if row is None:
         return None
     chunk = next_chunk(row.next_block, row.to_block, row.chunk_blocks)
+    if chunk is None and row.origin == Origin.BACKFILL:
+        # Read to its end, waiting to switch the endpoint live (replay.seam): no block to read.
+        chunk = Chunk(row.next_block, row.next_block - 1)
     if chunk is None:
         return None
     return ChunkWork(job_id, token, row.chain_id, row.endpoint_id, chunk)
@@ -256,6 +279,8 @@ class ChunkResult:
     groups: list[DispatchGroup]
     deliveries: int
     replay: Replay
+    # Nothing to do until the job's lease ends (a backfill waiting to switch live).
+    held: bool = False
 
 
 def commit_chunk(
@@ -279,23 +304,31 @@ def commit_chunk(
         or job.next_block != work.chunk.start
     ):
         return None
-    groups = redeliver(session, events, head, now, job.endpoint_id)
+    groups = redeliver(session, events, head, now, job.endpoint_id, job.origin)
     count = sum(len(g.delivery_ids) for g in groups)
     job.next_block = work.chunk.end + 1
     job.blocks_done = job.next_block - job.from_block
     job.chunks_done += 1
     job.events += len(events)
     job.deliveries += count
-    job.chunk_blocks = next_chunk_size(work.chunk.blocks, len(events), settings.replay_chunk_blocks)
+    if work.chunk.blocks:
+        job.chunk_blocks = next_chunk_size(
+            work.chunk.blocks, len(events), settings.replay_chunk_blocks
+        )
     job.error = None
     job.updated_at = now
-    if job.next_block > job.to_block:
+    held_until = None
+    if job.next_block > job.to_block and job.origin == Origin.BACKFILL:
+        held_until = reach_listener(session, job, now)
+    if held_until is not None:
+        job.lease_expires_at = held_until  # beat runs it again then
+    elif job.next_block > job.to_block:
         job.state = ReplayState.DONE
         job.lease_token = None
         job.lease_expires_at = None
     else:
         job.lease_expires_at = now + timedelta(seconds=settings.replay_lease_s)
-    return ChunkResult(groups, count, _view(job))
+    return ChunkResult(groups, count, _view(job), held=held_until is not None)
 
 
 def fail_replay(session: Session, work: ChunkWork, error: str, now: datetime) -> None:

@@ -41,6 +41,8 @@ class ChunkOutcome:
 def _read(
     session_scope: SessionScope, settings: Settings, work: ChunkWork
 ) -> tuple[list[ChainEvent], int]:
+    if work.chunk.blocks == 0:  # a backfill's check of the seam (replay.seam): nothing to read
+        return [], work.chunk.end
     addresses = None
     if work.endpoint_id is not None:
         with session_scope() as session:
@@ -94,5 +96,5 @@ def run_chunk(
         result.deliveries,
         result.replay.state,
     )
-    following = None if result.replay.finished else ReplayDispatch(job_id, token)
+    following = None if result.replay.finished or result.held else ReplayDispatch(job_id, token)
     return ChunkOutcome(result.groups, following)

@@ -84,6 +84,9 @@ def view(endpoint: Endpoint) -> public.Endpoint:
         failing_since=endpoint.failing_since,
         signing=endpoint.signing,
         public_key=endpoint.public_key,
+        from_block=endpoint.from_block,
+        backfilling=endpoint.backfilling,
+        live_only=endpoint.live_only,
     )
 
 
@@ -155,6 +158,10 @@ def create_endpoint(
         rate_limit_per_s=spec.rate_limit_per_s,
         retry_schedule_s=list(spec.retry_schedule_s) if spec.retry_schedule_s else None,
         active=True,
+        from_block=spec.from_block,
+        # Left out by the matcher until its backfill job reaches the listener (replay.backfill).
+        backfilling=spec.from_block is not None,
+        live_only=spec.live_only,
     )
     new_keys(endpoint)
     set_filters(endpoint, spec.chain_ids, spec.contracts, spec.topics, spec.signatures, spec.where)

@@ -52,6 +52,13 @@ class Endpoint(Public):
     public_key: str | None = Field(
         description="`whpk_…`: verifies an ed25519 endpoint's webhooks; null for hmac"
     )
+    from_block: int | None = Field(
+        description="its history from this block was backfilled (origin backfill)"
+    )
+    backfilling: bool = Field(
+        description="its --from-block history is being delivered; live events follow it"
+    )
+    live_only: bool = Field(description="replays and backfills send it nothing")
 
 
 class EndpointDetails(Endpoint):
@@ -63,6 +70,9 @@ class EndpointWithSecret(Endpoint):
     secret: str | None = Field(
         description="signs an hmac endpoint's webhooks; shown here and at /secret (null for "
         "ed25519: its private key is never shown, receivers verify with `public_key`)"
+    )
+    backfill_replay_id: int | None = Field(
+        default=None, description="the replay job delivering its --from-block history"
     )
 
 
@@ -140,6 +150,7 @@ class ReplayBase(Public):
     from_block: int
     to_block: int
     endpoint_id: int | None
+    origin: str = Field(description="replay, or backfill for an endpoint's --from-block history")
     state: str
     chunks_done: int
     blocks_done: int

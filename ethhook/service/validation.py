@@ -70,6 +70,10 @@ class EndpointSpec:
     signing: str = "hmac"
     # How many endpoints an application's key may have (create_endpoint holds it to this).
     app_max_endpoints: int = field(kw_only=True)
+    # `--from-block`: its history from this block is backfilled (replay.backfill) before it is
+    # live; `--live-only`: replays and backfills send it nothing.
+    from_block: int | None = field(default=None, kw_only=True)
+    live_only: bool = field(default=False, kw_only=True)
 
 
 def quoted(value: str) -> str:
@@ -262,6 +266,8 @@ def build_spec(
     settings: Settings,
     where: Sequence[str] = (),
     signing: str = "hmac",
+    from_block: int | None = None,
+    live_only: bool = False,
 ) -> EndpointSpec:
     """Validate every field; raise InputError about the first bad one. The lists' lengths are
     checked first, and their product before any row is made."""
@@ -274,6 +280,7 @@ def build_spec(
     url = check_endpoint_url(url, settings)
     chain_ids, addresses = parse_chains(chains, settings), parse_addresses(contracts)
     check_filter_rows(chain_ids, addresses, topics, settings.endpoint_max_filter_rows)
+    check_from_block(from_block, chain_ids, live_only)
     return EndpointSpec(
         url=url,
         chain_ids=chain_ids,
@@ -287,7 +294,26 @@ def build_spec(
         where=conditions,
         signing=check_signing(signing),
         app_max_endpoints=settings.app_max_endpoints,
+        from_block=from_block,
+        live_only=live_only,
     )
+
+
+def check_from_block(from_block: int | None, chain_ids: tuple[int, ...], live_only: bool) -> None:
+    """A backfill reads one chain from a block number of that chain."""
+    if from_block is None:
+        return
+    if live_only:
+        raise InputError(
+            "--from-block backfills history and --live-only refuses it: give one or the other"
+        )
+    if not 0 <= from_block <= BIGINT_MAX:
+        raise InputError(f"--from-block {from_block} is not a block number (0 to {BIGINT_MAX})")
+    if len(chain_ids) != 1:
+        raise InputError(
+            "--from-block needs exactly one --chain (block numbers are per chain), e.g. "
+            "--chain ethereum --from-block 19000000"
+        )
 
 
 # What `endpoint update` (and the API's PATCH) may change, by the names `build_spec` takes.

@@ -10,9 +10,12 @@ from fastapi import APIRouter, Request, Response
 
 from ethhook.api import schemas
 from ethhook.api.routes.common import READ, WRITE, Caller, Id, OptionalId, Paging
+from ethhook.db.models import utcnow
+from ethhook.replay.backfill import add_endpoint
 from ethhook.service import endpoints as service
 from ethhook.service.testsend import reserve_test_send, send_test_webhook
 from ethhook.service.validation import build_changes, build_spec
+from ethhook.workqueue import enqueue_replays
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
@@ -24,7 +27,9 @@ def schedule_text(schedule: list[float] | None) -> str | None:
 
 @router.post("", status_code=201, response_model=schemas.EndpointWithSecret, responses=WRITE)
 def create_endpoint(caller: Caller, body: schemas.EndpointCreate) -> schemas.EndpointWithSecret:
-    """Register an endpoint; the answer carries its signing `secret` (ed25519: `public_key`)."""
+    """Register an endpoint; the answer carries its signing `secret` (ed25519: `public_key`).
+    With `from_block`, its history from that block to the listener's head is delivered first by
+    a replay job (`backfill_replay_id`, origin backfill), then it is live."""
     spec = build_spec(
         url=body.url,
         chains=[str(c) for c in body.chains],
@@ -37,8 +42,15 @@ def create_endpoint(caller: Caller, body: schemas.EndpointCreate) -> schemas.End
         name=body.name,
         settings=caller.settings,
         signing=body.signing,
+        from_block=body.from_block,
+        live_only=body.live_only,
     )
-    return caller.run(service.create_endpoint, spec, application_id=body.application_id).as_public()
+    made = caller.run(
+        add_endpoint, caller.settings, spec, utcnow(), application_id=body.application_id
+    )
+    if made.dispatch is not None:
+        enqueue_replays([made.dispatch])
+    return made.as_public()
 
 
 @router.get("", response_model=schemas.Page[schemas.Endpoint], responses=READ)
