@@ -15,7 +15,7 @@ from ethhook.cli.common import (
     positive_int,
 )
 from ethhook.cli.endpoint_output import change_summary, secret_summary
-from ethhook.cli.output import Column, describe, emit, emit_table
+from ethhook.cli.output import Column, describe, emit, emit_table, table
 from ethhook.config import Settings
 from ethhook.service.endpoints import EndpointWithSecret
 from ethhook.service.public import Endpoint, to_public
@@ -236,6 +236,37 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
     details = as_operator(show_endpoint, args.id)
     data = to_public(details.as_public(breaker_state(args.id, settings)))
     emit(args, data, lambda: describe(data))
+    return 0
+
+
+@GROUP.command(
+    "coverage",
+    "per chain, the blocks scanned for an endpoint since it was made (or its --from-block) and "
+    "where the part with its confirmations ends",
+    ENDPOINT_ID,
+)
+def cmd_endpoint_coverage(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.service.coverage import endpoint_coverage
+
+    data = to_public(as_operator(endpoint_coverage, args.id, settings))
+
+    def human() -> str:
+        rows = [
+            (
+                c["chain"],
+                c["from_block"] if c["from_block"] is not None else "-",
+                c["scanned_to"] if c["scanned_to"] is not None else "-",
+                c["confirmed_to"] if c["confirmed_to"] is not None else "-",
+                "backfilling" if c["backfilling"] else "",
+            )
+            for c in data["chains"]
+        ]
+        head = f"endpoint {data['endpoint_id']}" + ("" if data["active"] else " (disabled)")
+        if not rows:
+            return head + ": no chain read by the listener yet"
+        return head + "\n" + table(rows, ("CHAIN", "FROM", "SCANNED TO", "CONFIRMED TO", ""))
+
+    emit(args, data, human)
     return 0
 
 

@@ -170,6 +170,9 @@ class Endpoint(Base):
     # matcher leaves it out and the job delivers, until it reaches the listener's cursor.
     from_block: Mapped[int | None] = mapped_column(BigInteger)
     backfilling: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The first block scanned for it, per chain ("chain id" → block): the listener's cursor + 1
+    # when it was made (or its --from-block). For `endpoint coverage`.
+    start_blocks: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))
     # `--live-only`: replays and backfills send it nothing.
     live_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

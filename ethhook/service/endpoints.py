@@ -13,6 +13,7 @@ from ethhook.abi import parse_event_signature
 from ethhook.conditions import compiled, topic_key
 from ethhook.config import Settings
 from ethhook.db.models import (
+    ChainCursor,
     Delivery,
     DeliveryAttempt,
     Endpoint,
@@ -165,9 +166,23 @@ def create_endpoint(
     )
     new_keys(endpoint)
     set_filters(endpoint, spec.chain_ids, spec.contracts, spec.topics, spec.signatures, spec.where)
+    endpoint.start_blocks = start_blocks(session, spec.chain_ids, spec.from_block)
     session.add(endpoint)
     session.flush()
     return EndpointWithSecret(view(endpoint), shown_secret(endpoint))
+
+
+def start_blocks(
+    session: Session, chain_ids: tuple[int, ...], from_block: int | None
+) -> dict[str, int]:
+    """Per chain the listener has read (of `chain_ids`, or every one): the first block an
+    endpoint made now is matched from, its `from_block` when it has one (one chain)."""
+    if from_block is not None:
+        return {str(chain_ids[0]): from_block}
+    query = select(ChainCursor.chain_id, ChainCursor.block_number)
+    if chain_ids:
+        query = query.where(ChainCursor.chain_id.in_(chain_ids))
+    return {str(chain_id): block + 1 for chain_id, block in session.execute(query)}
 
 
 def get_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> Endpoint:

@@ -88,6 +88,33 @@ class Secrets(Public):
     previous_secret_expires_at: datetime | None
 
 
+# What has been scanned for an endpoint on one chain: blocks `from_block` to `scanned_to` were
+# read and matched for it; deliveries are made (confirmations reached) up to `confirmed_to`.
+class ChainCoverage(Public):
+    chain_id: int
+    chain: str
+    from_block: int | None = Field(
+        description="the first block scanned for it: its --from-block, or the block after the "
+        "listener's cursor when it was made; null when the listener had not read the chain then"
+    )
+    scanned_to: int | None = Field(
+        description="the last block scanned for it (the listener's cursor; during a backfill, "
+        "the backfill's last block done); null before any"
+    )
+    confirmed_to: int | None = Field(
+        description="the last block whose events have their confirmations: every matching event "
+        "up to here has a delivery"
+    )
+    backfilling: bool
+
+
+class Coverage(Public):
+    endpoint_id: int
+    active: bool = Field(description="a disabled endpoint is not matched while it is disabled")
+    confirmations: int
+    chains: list[ChainCoverage]
+
+
 # --- deliveries ------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,8 @@ Create Date: 2026-12-07 04:30:00
 took from it when it became due to send (NULL for rows made before, and for confirmed deliveries
 still waiting). `deliveries.origin` and `replay_jobs.origin` say why a delivery is sent: live,
 replay or backfill. `endpoints.from_block`, `backfilling` and `live_only` serve `endpoint add
---from-block` and `--live-only`. Every default is a constant: PostgreSQL adds the columns without
+--from-block` and `--live-only`; `start_blocks` (per chain, the first block matched for it) serves
+`endpoint coverage`. Every default is a constant: PostgreSQL adds the columns without
 rewriting a table (the partitioned deliveries included).
 """
 
@@ -29,6 +30,7 @@ def upgrade() -> None:
         sa.Column("last_sequence", sa.BigInteger(), server_default="0", nullable=False),
     )
     op.add_column("endpoints", sa.Column("from_block", sa.BigInteger(), nullable=True))
+    op.add_column("endpoints", sa.Column("start_blocks", sa.JSON(), nullable=True))
     op.add_column(
         "endpoints",
         sa.Column("backfilling", sa.Boolean(), server_default=sa.false(), nullable=False),
@@ -55,5 +57,5 @@ def downgrade() -> None:
         batch.drop_column("origin")
         batch.drop_column("sequence")
     with op.batch_alter_table("endpoints") as batch:
-        for column in ("live_only", "backfilling", "from_block", "last_sequence"):
+        for column in ("live_only", "backfilling", "start_blocks", "from_block", "last_sequence"):
             batch.drop_column(column)

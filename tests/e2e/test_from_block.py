@@ -80,20 +80,41 @@ def test_an_endpoint_from_a_block_gets_its_history_then_live_events_with_no_gap_
         "the endpoint to be live",
     )
 
+    # And after the switch, live.
+    for k in range(2):
+        token.emit_transfers(3, 4000 + k * 10)
+    wait_until(lambda: len(receiver.on("/all")) >= 45, 60, 0.2, "every event on /all")
+    wait_until(lambda: len(receiver.on("/bf")) >= 45, 60, 0.2, "every event on /bf")
+
     bf = receiver.on("/bf")
     # Exactly the chain's events, each once, signed.
-    assert positions(bf) == positions(receiver.on("/all")) and len(bf) == 39
+    assert positions(bf) == positions(receiver.on("/all")) and len(bf) == 45
     assert set(collections.Counter(r.webhook_id for r in bf).values()) == {1}
     assert all(r.verified for r in bf)
-    # Numbered 1..39 in chain order: the history first, then the live events.
+    # Numbered 1..45 in chain order: the history first (with what was sent while it was read),
+    # then the live events.
     by_number = sorted(bf, key=lambda r: r.json["sequence"])
-    assert [r.json["sequence"] for r in by_number] == list(range(1, 40))
+    assert [r.json["sequence"] for r in by_number] == list(range(1, 46))
     order = [(r.json["data"]["block_number"], r.json["data"]["log_index"]) for r in by_number]
-    assert order == sorted(order)
+    assert order == sorted(order), [(o, r.json["origin"]) for o, r in zip(order, by_number)]
     origins = [r.json["origin"] for r in by_number]
     backfilled = origins.count("backfill")
-    print(f"backfill {backfilled}, live {39 - backfilled}")
-    assert backfilled >= 15 and origins == ["backfill"] * backfilled + ["live"] * (39 - backfilled)
+    assert 15 <= backfilled <= 39
+    assert origins == ["backfill"] * backfilled + ["live"] * (45 - backfilled)
+    # Coverage: scanned from its --from-block to the listener's cursor, all of it confirmed
+    # (no confirmations asked).
+    wait_for_cursor(1, node.block_number())
+    coverage = json.loads(ethhook("endpoint", "coverage", str(made["id"]), "--json").stdout)
+    (covered,) = coverage["chains"]
+    assert (covered["chain"], covered["from_block"], covered["backfilling"]) == (
+        "ethereum",
+        first,
+        False,
+    )
+    assert covered["scanned_to"] == covered["confirmed_to"] >= max(b for b, _ in order)
+    shown = ethhook("endpoint", "coverage", str(made["id"])).stdout.splitlines()
+    assert shown[1].split()[:4] == ["CHAIN", "FROM", "SCANNED", "TO"]
+    assert shown[-1].split()[:2] == ["ethereum", str(first)]
     job = json.loads(ethhook("replay", "status", str(made["backfill_replay_id"]), "--json").stdout)
     assert (job["origin"], job["state"], job["from_block"]) == ("backfill", "done", first)
 

@@ -12,6 +12,7 @@ from ethhook.api import schemas
 from ethhook.api.routes.common import READ, WRITE, Caller, Id, OptionalId, Paging
 from ethhook.db.models import utcnow
 from ethhook.replay.backfill import add_endpoint
+from ethhook.service import coverage
 from ethhook.service import endpoints as service
 from ethhook.service.testsend import reserve_test_send, send_test_webhook
 from ethhook.service.validation import build_changes, build_spec
@@ -129,6 +130,13 @@ def rotate_secret(
     if grace is None:
         grace = caller.settings.secret_rotation_grace_s
     return caller.run(service.rotate_secret, endpoint_id, grace).as_public()
+
+
+@router.get("/{endpoint_id}/coverage", response_model=schemas.Coverage, responses=READ)
+def endpoint_coverage(endpoint_id: Id, caller: Caller) -> schemas.Coverage:
+    """Per chain, the blocks scanned for the endpoint since it was made (or its `from_block`)
+    and where the part with its confirmations ends: nothing was missed up to `confirmed_to`."""
+    return caller.run(coverage.endpoint_coverage, endpoint_id, caller.settings)
 
 
 @router.get("/{endpoint_id}/secret", response_model=schemas.Secrets, responses=READ)

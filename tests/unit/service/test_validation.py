@@ -159,3 +159,23 @@ def test_where_conditions_are_kept_as_given_without_repeats():
     accepted = spec(events=[TRANSFER], where=["  value > 1 ", "value > 1", "to != 0x" + "ab" * 20])
 
     assert accepted.where == ("value > 1", "to != 0x" + "ab" * 20)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"from_block": 5}, "--from-block needs exactly one --chain"),
+        ({"from_block": 5, "chains": ["1", "10"]}, "--from-block needs exactly one --chain"),
+        ({"from_block": -1, "chains": ["1"]}, "--from-block -1 is not a block number"),
+        ({"from_block": 2**63, "chains": ["1"]}, "is not a block number"),
+        ({"from_block": 5, "chains": ["1"], "live_only": True}, "give one or the other"),
+    ],
+)
+def test_a_bad_from_block_is_refused_in_one_line(overrides, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        spec(**overrides)
+
+
+def test_from_block_on_one_chain_and_live_only_are_kept():
+    assert spec(from_block=0, chains=["ethereum"]).from_block == 0
+    assert spec(live_only=True).live_only is True
