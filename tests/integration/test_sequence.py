@@ -12,11 +12,13 @@ from sqlalchemy import select, text
 
 from ethhook.config import get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import Delivery, Endpoint, utcnow
+from ethhook.db.models import ChainCursor, Delivery, Endpoint, EventKind, utcnow
+from ethhook.maintenance.jobs import release_confirmed
 from ethhook.match.service import match_stored
-from ethhook.workqueue import store_events
+from ethhook.workqueue import orphan_blocks, store_events
+from tests.support.db import store_and_match
 from tests.support.endpoints import add_endpoint
-from tests.support.factories import address, transfer
+from tests.support.factories import address, h32, transfer
 from tests.support.waiting import wait_until
 
 CONTRACT = address(77)
@@ -146,3 +148,29 @@ def test_many_concurrent_batches_over_shared_endpoints_never_deadlock_nor_repeat
         for ids in batches:
             numbers = sequences(endpoint_id, ids)
             assert numbers == list(range(numbers[0], numbers[0] + 25))
+
+
+@pytest.mark.usefixtures("db")
+def test_a_removed_event_takes_its_own_number_and_a_confirmed_one_is_numbered_when_released():
+    instant = add_endpoint("http://127.0.0.1:1/instant")[0]
+    confirmed = add_endpoint("http://127.0.0.1:1/confirmed", confirmations=2)[0]
+    events = [transfer(contract=CONTRACT, block=b, log_index=0, value=b) for b in (1, 2, 3)]
+    with session_scope() as session:
+        store_and_match(session, events, utcnow())
+    assert sequences(instant) == [1, 2, 3]
+    assert sequences(confirmed) == [None, None, None]  # waiting: no number yet
+    # Block 3 is reorged out: the instant endpoint is told, under a number of its own; the
+    # confirmed one's waiting delivery is cancelled and never takes one.
+    with session_scope() as session:
+        orphan_blocks(session, 1, [events[2].block_hash])
+        session.add(
+            ChainCursor(chain_id=1, block_number=10, block_hash=h32("b", 10), head_number=10)
+        )
+    with session_scope() as session:
+        removed = session.scalars(
+            select(Delivery.sequence).where(Delivery.kind == EventKind.REMOVED)
+        ).all()
+    assert removed == [4]
+    with session_scope() as session:
+        assert release_confirmed(session, utcnow()) == 2
+    assert sequences(confirmed) == [1, 2, None]
