@@ -107,6 +107,8 @@ def _endpoint_options(*, update: bool) -> tuple[Arg, ...]:
         metavar="hmac|ed25519",
         help="how its webhooks are signed: hmac (v1, with a whsec_ secret; the default) or "
         "ed25519 (Standard Webhooks v1a; receivers verify with its whpk_ public key)",
+    ),
+    arg(
         "--from-block",
         type=non_negative_int,
         default=None,
