@@ -49,6 +49,7 @@ def test_the_commands_are_listed_in_their_order():
         "update",
         "list",
         "show",
+        "coverage",
         "secret",
         "disable",
         "enable",
@@ -76,7 +77,7 @@ def test_every_command_runs_a_handler_and_takes_json():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 32
+    assert len(found) == 33
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path
