@@ -16,7 +16,7 @@ from ethhook.service import public
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope
 from ethhook.types import webhook_id_for
-from ethhook.workqueue import DispatchGroup, due_now, lease_available
+from ethhook.workqueue import DispatchGroup, due_now, lease_available, lease_free
 
 RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SUCCEEDED)
 
@@ -164,7 +164,11 @@ def retry_deliveries(session: Session, delivery_ids: Sequence[int], *, scope: Sc
     now = utcnow()
     for start in range(0, len(delivery_ids), 1000):
         chunk = delivery_ids[start : start + 1000]
-        session.execute(update(Delivery).where(Delivery.id.in_(chunk)).values(**due_now(now)))
+        # A delivery a task holds is being sent now: taking its lease would send it twice.
+        held_by_nobody = lease_free(Delivery, now)
+        session.execute(
+            update(Delivery).where(Delivery.id.in_(chunk), held_by_nobody).values(**due_now(now))
+        )
     return RetryPlan(
         lease_available(session, [(found[i].endpoint_id, i) for i in delivery_ids], now)
     )

@@ -1,7 +1,9 @@
-"""A delivery shown with its attempts is one moment of it, even while a worker records one more."""
+"""A delivery shown with its attempts is one moment of it, even while a worker records one more;
+a retry never takes a delivery from the task sending it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,7 +11,7 @@ from sqlalchemy import event, insert, update
 
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryAttempt, utcnow
-from ethhook.service.deliveries import show_delivery
+from ethhook.service.deliveries import retry_deliveries, show_delivery
 from ethhook.service.scope import OPERATOR
 from tests.support.db import add_pending_deliveries
 from tests.support.endpoints import add_endpoint
@@ -64,3 +66,28 @@ def test_an_attempt_recorded_while_a_delivery_is_read_is_in_both_its_count_and_l
             event.remove(connection, "after_cursor_execute", after)
 
     assert len(shown.attempts) == shown.delivery.attempt_count == 1, statements
+
+
+def test_retrying_a_delivery_a_task_is_sending_leaves_it_to_that_task():
+    endpoint = add_endpoint(URL, contracts=[address(1)])[0]
+    with session_scope() as session:
+        made = transfer(contract=address(1), block=1, log_index=0, value=1)
+        delivery_id = add_pending_deliveries(session, endpoint, [made], utcnow())[0]
+    held_until = utcnow() + timedelta(minutes=1)
+    with session_scope() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(lease_token="worker-1", lease_expires_at=held_until)
+        )
+
+    with session_scope() as session:
+        plan = retry_deliveries(session, [delivery_id], scope=OPERATOR)
+
+    assert plan.count == 0
+    with session_scope() as session:
+        row = session.get(Delivery, delivery_id)
+        assert row is not None and (row.lease_token, row.lease_expires_at) == (
+            "worker-1",
+            held_until,
+        )
