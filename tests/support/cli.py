@@ -34,6 +34,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     script would give it: the exit status, stdout and stderr (a log line of WARNING or above
     included, as Python prints it when nothing configured logging). Settings are read again from
     the environment, as a new process would."""
+    import ethhook.db
     from ethhook.cli import main
     from ethhook.config import get_settings
 
@@ -43,6 +44,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     root = logging.getLogger()
     root.addHandler(last_resort)
     get_settings.cache_clear()
+    # The command asks for a schema check on its first connection; this process has connected
+    # already, so none is made, and none must be left asked for the next engine it makes.
+    check_schema = ethhook.db._check_schema
     try:
         with redirect_stdout(out), redirect_stderr(err):
             try:
@@ -52,6 +56,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                     print(exc.code, file=err)
                 code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     finally:
+        ethhook.db._check_schema = check_schema
         root.removeHandler(last_resort)
         get_settings.cache_clear()
     return subprocess.CompletedProcess(["ethhook", *args], code, out.getvalue(), err.getvalue())
