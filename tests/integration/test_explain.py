@@ -113,7 +113,7 @@ def test_each_endpoint_gets_its_verdict_and_the_deliveries_with_every_attempt():
         "created after the block: the endpoint was created at "
     )
     (shown,) = next(e for e in log.endpoints if e.endpoint_id == sent).deliveries
-    assert shown.id == delivery.id and shown.status == "pending" and shown.sequence is None
+    assert shown.id == delivery.id and shown.status == "pending" and shown.sequence == 1
     assert shown.webhook_id.startswith("msg_") and shown.kind == "event.instant"
     (attempt,) = shown.attempts
     assert (attempt.attempt_number, attempt.status_code, attempt.error) == (1, 500, "HTTP 500")
