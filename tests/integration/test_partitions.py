@@ -335,6 +335,9 @@ def test_claims_and_leases_are_hot_updates_in_the_deliveries_partitions():
     with session_scope() as session:
         (group,) = store_and_match(session, [event_at(when, n) for n in range(100)], utcnow())
     name = partition_name("deliveries", aligned_span(when, INTERVAL_S))
+    # The matcher numbered the 100 deliveries (one update each): counted before, not with the
+    # claims (a backend reports its statistics up to a second after its transaction).
+    wait_until(lambda: _updates(name)[0] >= 100, 30, what="the numbering's stats")
     before = _updates(name)
     settings, worker = get_settings(), new_claim_token()
     with session_scope() as session:
