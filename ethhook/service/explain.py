@@ -241,8 +241,7 @@ def _deliveries(
                 webhook_id=webhook_id_for(d.endpoint_id, d.event_id, d.kind),
                 kind=d.kind,
                 status=d.status,
-                # Per-endpoint sequence numbers are a column of their own when the schema has it.
-                sequence=getattr(d, "sequence", None),
+                sequence=d.sequence,
                 attempts=[
                     public.ExplainAttempt(
                         attempt_number=a.attempt_number,
