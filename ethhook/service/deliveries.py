@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, utcnow
@@ -16,7 +16,13 @@ from ethhook.service import public
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope
 from ethhook.types import webhook_id_for
-from ethhook.workqueue import DispatchGroup, due_now, lease_available, lease_free
+from ethhook.workqueue import (
+    DispatchGroup,
+    due_now,
+    held_by_message,
+    lease_available,
+    lease_free,
+)
 
 RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SUCCEEDED)
 
@@ -164,10 +170,11 @@ def retry_deliveries(session: Session, delivery_ids: Sequence[int], *, scope: Sc
     now = utcnow()
     for start in range(0, len(delivery_ids), 1000):
         chunk = delivery_ids[start : start + 1000]
-        # A delivery a task holds is being sent now: taking its lease would send it twice.
-        held_by_nobody = lease_free(Delivery, now)
+        # A delivery a deliver task has claimed is being sent now: taking its lease would send
+        # it twice. One leased to a queued message is taken (that message then finds it gone).
+        not_claimed = or_(lease_free(Delivery, now), held_by_message(Delivery))
         session.execute(
-            update(Delivery).where(Delivery.id.in_(chunk), held_by_nobody).values(**due_now(now))
+            update(Delivery).where(Delivery.id.in_(chunk), not_claimed).values(**due_now(now))
         )
     return RetryPlan(
         lease_available(session, [(found[i].endpoint_id, i) for i in delivery_ids], now)

@@ -13,6 +13,7 @@ from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryAttempt, utcnow
 from ethhook.service.deliveries import retry_deliveries, show_delivery
 from ethhook.service.scope import OPERATOR
+from ethhook.workqueue import new_claim_token, new_token
 from tests.support.db import add_pending_deliveries
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, transfer
@@ -70,24 +71,27 @@ def test_an_attempt_recorded_while_a_delivery_is_read_is_in_both_its_count_and_l
 
 def test_retrying_a_delivery_a_task_is_sending_leaves_it_to_that_task():
     endpoint = add_endpoint(URL, contracts=[address(1)])[0]
+    made = [transfer(contract=address(1), block=1, log_index=i, value=1) for i in range(2)]
     with session_scope() as session:
-        made = transfer(contract=address(1), block=1, log_index=0, value=1)
-        delivery_id = add_pending_deliveries(session, endpoint, [made], utcnow())[0]
+        sending, queued = add_pending_deliveries(session, endpoint, made, utcnow())
     held_until = utcnow() + timedelta(minutes=1)
+    tokens = {sending: new_claim_token(), queued: new_token()}
     with session_scope() as session:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id)
-            .values(lease_token="worker-1", lease_expires_at=held_until)
-        )
+        for delivery_id, token in tokens.items():
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(lease_token=token, lease_expires_at=held_until)
+            )
 
     with session_scope() as session:
-        plan = retry_deliveries(session, [delivery_id], scope=OPERATOR)
+        plan = retry_deliveries(session, [sending, queued], scope=OPERATOR)
 
-    assert plan.count == 0
+    # The one a worker claimed stays its; the one waiting for a queued message is leased anew.
+    assert [g.delivery_ids for g in plan.groups] == [[queued]]
     with session_scope() as session:
-        row = session.get(Delivery, delivery_id)
-        assert row is not None and (row.lease_token, row.lease_expires_at) == (
-            "worker-1",
-            held_until,
-        )
+        claimed = session.get(Delivery, sending)
+        assert claimed is not None
+        assert (claimed.lease_token, claimed.lease_expires_at) == (tokens[sending], held_until)
+        again = session.get(Delivery, queued)
+        assert again is not None and again.lease_token == plan.groups[0].token != tokens[queued]
