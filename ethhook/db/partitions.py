@@ -46,8 +46,10 @@ T = TypeVar("T")
 Bind = Session | Connection | Engine
 
 # deliveries partitions leave room in each page, so that a status update that changes no indexed
-# column (a claim, a lease) is a HOT update: no new index entries.
-FILLFACTOR = {"deliveries": 50}
+# column (a claim, a lease) is a HOT update: no new index entries. Room for two more versions of
+# each row: its sequence number and its claim, even while a long transaction elsewhere keeps the
+# page from being pruned (at 50, the claim then found no room).
+FILLFACTOR = {"deliveries": 35}
 # How long partition DDL waits for a lock before giving up (the caller retries later).
 LOCK_TIMEOUT = "10s"
 # PostgreSQL's check_violation, raised with "no partition of relation … found for row".

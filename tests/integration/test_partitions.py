@@ -365,7 +365,10 @@ def test_claims_and_leases_are_hot_updates_in_the_deliveries_partitions():
         )
     wait_until(lambda: _updates(name)[0] >= before[0] + 200, 30, what="the records' stats")
     updates, hot = _updates(name)
-    print(f"deliveries partition {name}: {updates - before[0]} updates, {hot - before[1]} HOT")
+    print(
+        f"deliveries partition {name}: numbering {before[0]} updates, {before[1]} HOT; claims"
+        f" and records {updates - before[0]} updates, {hot - before[1]} HOT"
+    )
 
 
 def _updates(table: str) -> tuple[int, int]:
