@@ -51,7 +51,7 @@ class ApiServer:
             raise AssertionError(f"ethhook api exited: {self.log()[-3000:]}")
         try:
             return self.http.get(self.base + "/health", timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer
             return False
 
     def log(self) -> str:
