@@ -44,7 +44,11 @@ class ApiServer:
             stderr=subprocess.STDOUT,
         )
         self.http = requests.Session()
-        wait_until(self._up, 30, 0.1, what=f"the API to start (log: {self.log_path})")
+        try:
+            wait_until(self._up, 30, 0.1, what=f"the API to start (log: {self.log_path})")
+        except BaseException:
+            self.stop()  # nobody else holds it: a failed start leaves no process behind
+            raise
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
