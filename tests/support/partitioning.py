@@ -21,6 +21,7 @@ from ethhook.db.partitions import forget_partitions
 from ethhook.types import ChainEvent
 from tests.support.env import BIN, PG_ADMIN_URL, ROOT
 from tests.support.factories import address, transfer
+from tests.support.services import forget_endpoint_state
 
 INTERVAL_S = 300
 ENV = {"ETHHOOK_PARTITION_INTERVAL": "5m", "ETHHOOK_RETENTION_DAYS": "2"}
@@ -72,7 +73,8 @@ def _forget() -> None:
 
 
 def empty_tables() -> None:
-    """Every row gone (the partitions stay)."""
+    """Every row gone (the partitions stay), and nothing in Redis about endpoints: ids start at 1
+    again, and an earlier endpoint 1's turn or breaker must not be the next one's."""
     with get_engine().begin() as conn:
         conn.execute(
             text(
@@ -81,6 +83,7 @@ def empty_tables() -> None:
                 " RESTART IDENTITY CASCADE"
             )
         )
+    forget_endpoint_state()
 
 
 def event_at(when: datetime, n: int, contract: int = 1, block: int | None = None) -> ChainEvent:
