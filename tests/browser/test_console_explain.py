@@ -9,12 +9,11 @@ from dataclasses import replace
 
 import pytest
 from selenium.webdriver.common.by import By
-from sqlalchemy import select
 
 from ethhook.db import session_scope
-from ethhook.db.models import Delivery, DeliveryAttempt, utcnow
+from ethhook.db.models import utcnow
 from tests.support.console import screenshot, sign_in, wait_for
-from tests.support.db import store_and_match
+from tests.support.db import add_failed_attempt, store_and_match
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import TRANSFER, address, transfer
 
@@ -49,19 +48,7 @@ def test_the_search_box_explains_a_transaction_for_the_signed_in_application(
     )
     with session_scope() as session:
         store_and_match(session, [event], utcnow())
-    with session_scope() as session:
-        delivery = session.scalars(select(Delivery).where(Delivery.endpoint_id == sent)).one()
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                event_at=delivery.event_at,
-                attempt_number=1,
-                started_at=utcnow(),
-                duration_ms=41.7,
-                status_code=503,
-                error="HTTP 503",
-            )
-        )
+    add_failed_attempt(sent, 503, 41.7)
 
     # When the application's user opens Explain and searches for the transaction
     sign_in(browser, console.url, tenant.key)

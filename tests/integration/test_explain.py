@@ -9,17 +9,17 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from ethhook.config import get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import ChainCursor, Delivery, DeliveryAttempt, Endpoint, utcnow
+from ethhook.db.models import ChainCursor, Endpoint, utcnow
 from ethhook.exceptions import InputError, NotFoundError
 from ethhook.service import apps
 from ethhook.service.explain import explain_transaction
 from ethhook.service.public import Explanation
 from ethhook.service.scope import OPERATOR, Scope
-from tests.support.db import store_and_match
+from tests.support.db import add_failed_attempt, store_and_match
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import TRANSFER, address, transfer
 
@@ -64,19 +64,8 @@ def test_each_endpoint_gets_its_verdict_and_the_deliveries_with_every_attempt():
         session.merge(
             ChainCursor(chain_id=1, block_number=52, block_hash="0x" + "0" * 64, head_number=52)
         )
+    delivery = add_failed_attempt(sent, 500, 12.5)
     with session_scope() as session:
-        delivery = session.scalars(select(Delivery).where(Delivery.endpoint_id == sent)).one()
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                event_at=delivery.event_at,
-                attempt_number=1,
-                started_at=utcnow(),
-                duration_ms=12.5,
-                status_code=500,
-                error="HTTP 500",
-            )
-        )
         session.execute(
             update(Endpoint)
             .where(Endpoint.id == sent)

@@ -140,3 +140,23 @@ def explained(run: Callable[[], T]) -> tuple[T, str]:
         return result, "\n".join(row[0] for row in cursor.fetchall())
     finally:
         raw.close()
+
+
+def add_failed_attempt(endpoint_id: int, status_code: int, duration_ms: float) -> Delivery:
+    """The endpoint's one delivery, given a first attempt answered `status_code`; the delivery."""
+    with session_scope() as session:
+        delivery = session.scalars(
+            select(Delivery).where(Delivery.endpoint_id == endpoint_id)
+        ).one()
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                event_at=delivery.event_at,
+                attempt_number=1,
+                started_at=utcnow(),
+                duration_ms=duration_ms,
+                status_code=status_code,
+                error=f"HTTP {status_code}",
+            )
+        )
+    return delivery
