@@ -3,6 +3,7 @@ test token deployed on it, spoken to over plain JSON-RPC; every transaction sent
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import logging
@@ -38,36 +39,55 @@ Rpc = Callable[..., Any]
 
 
 def anvil_binary() -> Path:
-    """The native anvil binary of `@foundry-rs/anvil`, installed with npm into the cache if missing."""
+    """The native anvil binary of `@foundry-rs/anvil`, installed with npm into the cache if missing.
+
+    Processes started together (a test run's, two demos) install it once: one installs under an
+    exclusive lock on the cache while the others wait, and none runs a binary npm is still writing
+    (which fails with "Text file busy").
+    """
     cache = Path(get_settings().anvil_cache_dir)
-    pattern = str(cache / "node_modules/@foundry-rs/anvil-*/bin/anvil")
-    found = glob.glob(pattern)
-    if not found:
-        npm = shutil.which("npm")
-        if npm is None:
-            raise EthHookError("the demo needs npm (Node.js) to install the anvil chain node")
-        cache.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(cache),
-                f"@foundry-rs/anvil@{ANVIL_VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
-            raise EthHookError(f"npm could not install anvil: {' '.join(tail)}")
-        found = glob.glob(pattern)
-    if not found:
-        raise EthHookError(f"anvil not found under {cache} after npm install")
-    return Path(found[0])
+    installed = cache / f".anvil-{ANVIL_VERSION}-installed"
+    if installed.exists() and (found := _anvil_in(cache)):
+        return found
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".install.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _anvil_in(cache)
+        if found is None:
+            _npm_install_anvil(cache)
+            found = _anvil_in(cache)
+        if found is None:
+            raise EthHookError(f"anvil not found under {cache} after npm install")
+        installed.touch()
+    return found
+
+
+def _anvil_in(cache: Path) -> Path | None:
+    found = glob.glob(str(cache / "node_modules/@foundry-rs/anvil-*/bin/anvil"))
+    return Path(found[0]) if found else None
+
+
+def _npm_install_anvil(cache: Path) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise EthHookError("the demo needs npm (Node.js) to install the anvil chain node")
+    result = subprocess.run(
+        [
+            npm,
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(cache),
+            f"@foundry-rs/anvil@{ANVIL_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+        raise EthHookError(f"npm could not install anvil: {' '.join(tail)}")
 
 
 def confirm_receipts(

@@ -3,7 +3,10 @@ pending (foundry-rs/foundry#10122), and counts emitted events from receipts, not
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from ethhook.demo import run
-from ethhook.demo.devchain import NUDGE_AFTER_S, DevChain, confirm_receipts, events_in
+from ethhook.demo.devchain import (
+    ANVIL_VERSION,
+    NUDGE_AFTER_S,
+    DevChain,
+    confirm_receipts,
+    events_in,
+)
 from ethhook.exceptions import EthHookError
 
 pytestmark = pytest.mark.slow
@@ -102,3 +111,28 @@ def test_confirm_gives_up_after_its_timeout_with_a_one_line_error(chain: DevChai
     )
     assert match is not None, message
     assert int(match.group(1)) == head(chain) - before >= 3
+
+
+def test_processes_started_together_on_an_empty_cache_install_anvil_once_and_all_run_it(
+    tmp_path: Path,
+):
+    # Given three processes that need anvil at once, with nothing in their cache yet
+    script = (
+        "import subprocess; from ethhook.demo.devchain import anvil_binary; "
+        "print(subprocess.run([str(anvil_binary()), '--version'], capture_output=True, "
+        "text=True, check=True).stdout.splitlines()[0])"
+    )
+    env = {**os.environ, "ETHHOOK_ANVIL_CACHE": str(tmp_path / "cache")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(p.wait(300), *(s.decode() for s in p.communicate())) for p in procs]
+
+    # Then each ran the one binary installed (none ran it while npm was writing it)
+    assert [(code, out.strip()) for code, out, _ in outcomes] == [
+        (0, f"anvil Version: {ANVIL_VERSION}")
+    ] * 3, outcomes
+    assert len(list((tmp_path / "cache").glob("node_modules/@foundry-rs/anvil-*/bin/anvil"))) == 1
