@@ -28,10 +28,10 @@ demo: $(STAMP)
 
 # The whole suite: lint, types, then every tier (real PostgreSQL, Redis, Celery workers, anvil
 # chain nodes and loopback receivers) in PYTEST_WORKERS processes side by side: the tests mostly
-# wait on those. Each process has its own database, redis-server and ports; the fault tier and the
-# RabbitMQ tests run one after another in one of them (tests/conftest.py).
+# wait on those. Each process has its own database, redis-server and ports (the fault tier its own
+# PostgreSQL cluster too); the RabbitMQ tests run one after another in one of them (tests/conftest.py).
 PYTEST_WORKERS ?= 4
-XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST := -n $(PYTEST_WORKERS)
 test: lint
 	$(BIN)/pytest $(XDIST)
 

@@ -1,11 +1,16 @@
 """The root of the suite: the test environment (tests/support/env.py, set here before anything
 imports ethhook's settings), the shared fixtures (tests/support/fixtures.py), and which tests
-pytest-xdist must run one after another.
+which tests take turns on a service of the machine.
 
 Tests import helpers from `tests.support` only, never from a conftest or another test module.
 """
 
 from __future__ import annotations
+
+import fcntl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,15 +21,29 @@ import tests.support.env  # noqa: E402, F401  (sets the ETHHOOK_* variables on i
 
 pytest_plugins = ["tests.support.fixtures"]
 
-# Each xdist worker has its own database, redis-server and ports, so tests run side by side; these
-# share the machine's RabbitMQ, which the fault tier restarts: one worker runs them all, in order.
-SERIAL = ("tests/faults/", "tests/integration/test_rabbitmq.py")
+# Each xdist worker has its own database, redis-server and ports, and the fault tier restarts
+# PostgreSQL and Redis instances of its own, so tests run side by side; these share the machine's
+# RabbitMQ, which one of them restarts: they take turns, whichever process runs them (a lock on a
+# file, which a concurrent run of the suite honours too).
+SERIAL = ("tests/faults/test_rabbitmq.py", "tests/integration/test_rabbitmq.py")
+MACHINE_LOCK = Path(tempfile.gettempdir()) / "ethhook-tests-rabbitmq.lock"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _machine_services_in_turn(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Held over a whole module of SERIAL (its own fixtures set up after it, torn down before)."""
+    if not request.node.nodeid.startswith(SERIAL):
+        yield
+        return
+    with MACHINE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.nodeid.startswith(SERIAL):
-            item.add_marker(pytest.mark.xdist_group("serial"))
     # Modules marked slow first (a stable sort: each module stays whole and in order), so that
     # under xdist none of them starts last while the other processes have nothing left to do.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
