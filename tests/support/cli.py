@@ -15,13 +15,21 @@ from tests.support.env import BIN, ROOT, TMP
 # The commands that only call the service layer and print: run in this process, they cost no
 # interpreter start (about a second of CPU each). The others start servers or other programs.
 IN_PROCESS = frozenset({"endpoint", "delivery", "app", "stats", "explain"})
+# Variables read only through the settings (ethhook.config), which run_cli reads again: a command
+# given other values of these runs in this process too. Logging is set up once per process.
+SETTINGS_PREFIXES = ("ETHHOOK_", "ETHEREUM_")
+PROCESS_WIDE = ("ETHHOOK_LOG",)
 
 
 def ethhook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `ethhook` with these arguments: its main(argv) in this process for the commands in
-    IN_PROCESS (unless `env` asks for other settings), else the real console script."""
-    if args and args[0] in IN_PROCESS and not env:
-        return run_cli(*args)
+    IN_PROCESS (unless `env` sets more than settings), else the real console script."""
+    settings_only = all(
+        name.startswith(SETTINGS_PREFIXES) and not name.startswith(PROCESS_WIDE)
+        for name in env or {}
+    )
+    if args and args[0] in IN_PROCESS and settings_only:
+        return run_cli(*args, env=env)
     full_env = os.environ.copy()
     full_env.update(env or {})
     return subprocess.run(
@@ -29,11 +37,12 @@ def ethhook(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`ethhook ARGS` as main(argv) in this process, with what it prints captured, as the console
     script would give it: the exit status, stdout and stderr (a log line of WARNING or above
     included, as Python prints it when nothing configured logging). Settings are read again from
-    the environment, as a new process would."""
+    the environment, with `env` over it, as a new process would; with `env`, the command gets an
+    engine of its own, made from those settings and disposed of afterwards."""
     import ethhook.db
     from ethhook.cli import main
     from ethhook.config import get_settings
@@ -43,7 +52,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     last_resort.setLevel(logging.WARNING)
     root = logging.getLogger()
     root.addHandler(last_resort)
+    overlaid = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
     get_settings.cache_clear()
+    engine = (ethhook.db._engine, ethhook.db._sessionmaker)
+    if env:
+        ethhook.db._engine = ethhook.db._sessionmaker = None
     # The command asks for a schema check on its first connection; this process has connected
     # already, so none is made, and none must be left asked for the next engine it makes.
     check_schema = ethhook.db._check_schema
@@ -57,6 +71,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                 code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     finally:
         ethhook.db._check_schema = check_schema
+        if env:
+            if ethhook.db._engine is not None:
+                ethhook.db._engine.dispose()
+            ethhook.db._engine, ethhook.db._sessionmaker = engine
+        for name, value in overlaid.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         root.removeHandler(last_resort)
         get_settings.cache_clear()
     return subprocess.CompletedProcess(["ethhook", *args], code, out.getvalue(), err.getvalue())
