@@ -54,6 +54,17 @@ class Origin:
     ALL = (LIVE, REPLAY, BACKFILL)
 
 
+class Finality:
+    """What makes an endpoint's event confirmed: its confirmations (LATEST) or a chain tag."""
+
+    LATEST = "latest"
+    SAFE = "safe"
+    FINALIZED = "finalized"
+
+    ALL = (LATEST, SAFE, FINALIZED)
+    TAGS = (SAFE, FINALIZED)
+
+
 class EventKind:
     INSTANT = "event.instant"
     CONFIRMED = "event.confirmed"
@@ -191,6 +202,8 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime | None]
     # Block number at which a `waiting` delivery has its confirmations.
     release_block: Mapped[int | None] = mapped_column(BigInteger)
+    # The chain tag (`safe`, `finalized`) that must reach release_block; NULL: the cursor must.
+    release_tag: Mapped[str | None] = mapped_column(String(9))
     # Who holds the delivery: a dispatched message or a worker, until lease_expires_at.
     lease_token: Mapped[str | None] = mapped_column(String(36))
     lease_expires_at: Mapped[datetime | None]

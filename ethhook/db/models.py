@@ -33,6 +33,7 @@ from ethhook.db.history import (
     DeliveryStatus,
     Event,
     EventKind,
+    Finality,
     Origin,
     event_record_columns,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "DeliveryStatus",
     "Event",
     "EventKind",
+    "Finality",
     "Origin",
     "event_record_columns",
     "LATENCY_BOUNDS_MS",
@@ -157,6 +159,10 @@ class Endpoint(Base):
     # (the matcher reads this column for every filter row it finds: NULL costs nothing).
     conditions: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     confirmations: Mapped[int] = mapped_column(Integer, default=0)
+    # `latest` (confirmations apply), `safe` or `finalized`: a confirmed delivery waits for the
+    # chain's tag (ChainTags) to reach its block. `lifecycle`: instant, then confirmed (or removed).
+    finality: Mapped[str] = mapped_column(String(9), default="latest", server_default="latest")
+    lifecycle: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     rate_limit_per_s: Mapped[float | None] = mapped_column(Float)
     retry_schedule_s: Mapped[list[float] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -264,6 +270,19 @@ class ChainCursor(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
     head_number: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChainTags(Base):
+    """What the listener last learnt of a chain's node: whether it answers the `safe` and
+    `finalized` block tags, and their block numbers (beat releases tag-final deliveries by them)."""
+
+    __tablename__ = "chain_tags"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    supported: Mapped[bool] = mapped_column(Boolean)
+    safe_number: Mapped[int | None] = mapped_column(BigInteger)
+    finalized_number: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

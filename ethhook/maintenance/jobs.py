@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, case, delete, exists, func, null, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.models import (
     ROLLUP_PERIODS_S,
     ChainBlock,
     ChainCursor,
+    ChainTags,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
     Endpoint,
     Event,
+    Finality,
     delivery_rollups,
 )
 from ethhook.workqueue import (
@@ -32,14 +35,23 @@ from ethhook.workqueue import (
 log = logging.getLogger(__name__)
 
 
-def release_confirmed(session: Session, now: datetime) -> int:
-    """Make `waiting` deliveries due once their block is deep enough and still canonical."""
-    event = Event.__table__
-    head = (
-        select(ChainCursor.head_number)
-        .where(ChainCursor.chain_id == event.c.chain_id)
-        .scalar_subquery()
+def _height() -> Any:
+    """The block a waiting delivery's release compares with, by its release_tag: the listener's
+    cursor, or the chain's `safe` or `finalized` block counted only up to that cursor (NULL when
+    the listener has not stored the tag: nothing is released)."""
+    head = ChainCursor.head_number
+    tag = case(
+        (Delivery.release_tag == Finality.SAFE, ChainTags.safe_number),
+        (Delivery.release_tag == Finality.FINALIZED, ChainTags.finalized_number),
     )
+    clipped = case((tag.is_(None), null()), (tag < head, tag), else_=head)
+    return case((Delivery.release_tag.is_(None), head), else_=clipped)
+
+
+def release_confirmed(session: Session, now: datetime) -> int:
+    """Make `waiting` deliveries due once their block is deep enough (by the cursor, or by the
+    chain tag they wait for) and still canonical."""
+    event = Event.__table__
     replaced = exists().where(
         ChainBlock.chain_id == event.c.chain_id,
         ChainBlock.block_number == event.c.block_number,
@@ -48,11 +60,15 @@ def release_confirmed(session: Session, now: datetime) -> int:
     # The delivery's event, by its primary key (id, event_at): one partition's index.
     its_event = and_(event.c.id == Delivery.event_id, event.c.event_at == Delivery.event_at)
     ready_events = select(event.c.id).where(its_event, event.c.removed.is_(False), ~replaced)
+    chain = event.join(ChainCursor, ChainCursor.chain_id == event.c.chain_id).outerjoin(
+        ChainTags, ChainTags.chain_id == event.c.chain_id
+    )
+    height = select(_height()).select_from(chain).where(its_event).scalar_subquery()
     released_rows = session.execute(
         update(Delivery)
         .where(
             Delivery.status == DeliveryStatus.WAITING,
-            Delivery.release_block <= select(head).where(its_event).scalar_subquery(),
+            Delivery.release_block <= height,
             exists(ready_events),
         )
         .values(status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)

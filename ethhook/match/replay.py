@@ -10,9 +10,10 @@ from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.bulk import insert_ignoring_conflicts
-from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, EventKind, Origin
+from ethhook.db.models import ChainTags, Delivery, DeliveryStatus, Endpoint, EventKind, Origin
 from ethhook.db.partition_plan import event_time
 from ethhook.db.partitions import writing
+from ethhook.match.finality import Heights, release_of
 from ethhook.match.service import Match, find_matches
 from ethhook.types import ChainEvent
 from ethhook.workqueue import (
@@ -42,12 +43,15 @@ def redeliver(
     Existing deliveries keep their id and webhook-id (receivers deduplicate on it): an event's
     rows carry its block's time, so a replay finds them in the partition they were stored in.
     Missing ones are created. A confirmed delivery whose block is not yet deep enough waits as
-    usual. Each delivery made due carries `origin`; it keeps its sequence number, and one that
-    never had one (new, or made before numbers) takes its endpoint's next (workqueue.sequence).
+    usual (a chain tag's block, for a safe or finalized endpoint; a lifecycle endpoint's
+    instant one goes again at once). Each delivery made due carries `origin`; it keeps its
+    sequence number, and one that never had one (new, or made before numbers) takes its
+    endpoint's next (workqueue.sequence).
     """
     store_replayed(session, events, now)
     matches = find_matches(session, events, live=False)
     skipped = _not_replayed(session, matches, endpoint_id, origin)
+    heights = {c: _heights(session, c, head) for c in {e.chain_id for e in events}}
     rows = []
     for event in events:
         for match in matches.get(event.event_id, []):
@@ -55,21 +59,24 @@ def redeliver(
                 continue
             if match.endpoint_id in skipped:
                 continue
-            instant = match.confirmations == 0
-            deep = event.block_number + match.confirmations <= head
-            rows.append(
-                delivery_row(
-                    match.endpoint_id,
-                    event.event_id,
-                    EventKind.INSTANT if instant else EventKind.CONFIRMED,
-                    DeliveryStatus.PENDING if deep else DeliveryStatus.WAITING,
-                    now,
-                    event_at=event_time(event.block_timestamp),
-                    next_attempt_at=now,
-                    release_block=None if instant else event.block_number + match.confirmations,
-                    origin=origin,
+            for kind in match.kinds:
+                instant = kind == EventKind.INSTANT
+                release = release_of(event.block_number, match.confirmations, match.finality)
+                deep = instant or heights[event.chain_id].reached(release)
+                rows.append(
+                    delivery_row(
+                        match.endpoint_id,
+                        event.event_id,
+                        kind,
+                        DeliveryStatus.PENDING if deep else DeliveryStatus.WAITING,
+                        now,
+                        event_at=event_time(event.block_timestamp),
+                        next_attempt_at=now,
+                        release_block=None if instant else release.block,
+                        release_tag=None if instant else release.tag,
+                        origin=origin,
+                    )
                 )
-            )
     if not rows:
         return []
     times = [r["event_at"] for r in rows]
@@ -114,6 +121,19 @@ def redeliver(
         session, [(r.id, r.event_at, r.endpoint_id) for r in made_due if r.sequence is None]
     )
     return lease_available(session, [(r.endpoint_id, r.id) for r in made_due], now)
+
+
+def _heights(session: Session, chain_id: int, head: int) -> Heights:
+    """The chain's releasing heights for a replay: `head` (its caller's), and the tags the
+    listener stored (none yet: tag-final deliveries wait for beat's release)."""
+    tags = session.execute(
+        select(ChainTags.safe_number, ChainTags.finalized_number).where(
+            ChainTags.chain_id == chain_id
+        )
+    ).first()
+    if tags is None:
+        return Heights(head)
+    return Heights(head, tags.safe_number, tags.finalized_number)
 
 
 def _not_replayed(

@@ -17,9 +17,11 @@ from sqlalchemy import (
     String,
     and_,
     any_,
+    case,
     cast,
     false,
     func,
+    literal_column,
     not_,
     null,
     or_,
@@ -38,8 +40,10 @@ from ethhook.db.models import (
     EndpointFilter,
     EndpointTopicKey,
     EventKind,
+    Finality,
 )
 from ethhook.db.partition_plan import event_time
+from ethhook.match.finality import LIFECYCLE_SUFFIX, delivery_kinds, parse_mode, release_of
 from ethhook.types import ChainEvent
 from ethhook.workqueue import (
     DispatchGroup,
@@ -55,6 +59,13 @@ from ethhook.workqueue import (
 class Match:
     endpoint_id: int
     confirmations: int
+    finality: str = Finality.LATEST
+    lifecycle: bool = False
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The deliveries an event makes for this endpoint (match.finality)."""
+        return delivery_kinds(self.confirmations, self.finality, self.lifecycle)
 
 
 def find_matches(
@@ -183,8 +194,18 @@ def _filter_columns(live: bool) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     signatures_of = select(Endpoint.event_signatures).where(
         Endpoint.id == f.endpoint_id, Endpoint.conditions.is_not(None)
     )
+    # Its finality and lifecycle as one text (match.finality.parse_mode): one more probe.
+    # (Literals, not bound values: the PostgreSQL statement is compiled once and sent as it is.)
+    suffix = literal_column(f"'{LIFECYCLE_SUFFIX}'", String)
+    mode = Endpoint.finality + case((Endpoint.lifecycle, suffix), else_=literal_column("''"))
+    mode_of = select(mode).where(Endpoint.id == f.endpoint_id)
     columns = (f.endpoint_id, f.chain_id, f.address, f.topic0, confirmations_of)
-    return columns, (conditions_of.scalar_subquery(), signatures_of.scalar_subquery())
+    settings = (
+        conditions_of.scalar_subquery(),
+        signatures_of.scalar_subquery(),
+        mode_of.scalar_subquery(),
+    )
+    return columns, settings
 
 
 def _keyed_rows(
@@ -220,6 +241,7 @@ class FilterRow(NamedTuple):
     value: str | None = None
     conditions: list[str] | None = None  # --where, as given
     signatures: list[str] | None = None  # the endpoint's event, when it has conditions
+    mode: str | None = None  # its finality and lifecycle (match.finality.parse_mode)
 
 
 # Where pair_with_filters files a row: (address, topic0, topic position, topic word), None = any.
@@ -282,7 +304,10 @@ def pair_with_filters(
                     if args is None or not all(c.holds(args) for c in where):
                         continue
                 assert row.confirmations is not None
-                found[row.endpoint_id] = Match(row.endpoint_id, row.confirmations)
+                finality, lifecycle = parse_mode(row.mode)
+                found[row.endpoint_id] = Match(
+                    row.endpoint_id, row.confirmations, finality, lifecycle
+                )
         if found:
             matches[event.event_id] = sorted(found.values(), key=lambda m: m.endpoint_id)
     return matches
@@ -294,40 +319,48 @@ def create_deliveries(
     matches: dict[str, list[Match]],
     now: datetime,
 ) -> list[DispatchGroup]:
-    """Insert one delivery per (endpoint, event); returns the instant ones to enqueue now.
+    """Insert each (endpoint, event)'s deliveries; returns the instant ones to enqueue now.
 
-    Endpoints that want confirmations get a `waiting` delivery that the beat job releases once
-    the block is deep enough. Instant deliveries are leased to their message token as they are
-    inserted, so the message that follows the commit is the only one that sends them.
+    An endpoint that waits for confirmations or a chain tag gets a `waiting` confirmed delivery
+    that the beat job releases once the block is final enough; a lifecycle endpoint gets both an
+    instant and a waiting confirmed one (match.finality). Instant deliveries are leased to their
+    message token as they are inserted, so the message that follows the commit is the only one
+    that sends them.
     """
     leases = NewLeases(now)
     rows = []
     for event in events:
         event_at = event_time(event.block_timestamp)
         for match in matches.get(event.event_id, []):
-            if match.confirmations == 0:
-                row = delivery_row(
-                    match.endpoint_id,
-                    event.event_id,
-                    EventKind.INSTANT,
-                    DeliveryStatus.PENDING,
-                    now,
-                    event_at=event_at,
-                    next_attempt_at=now,
-                    token=leases.token(match.endpoint_id),
-                    lease_expires_at=leases.expires_at,
+            for kind in match.kinds:
+                if kind == EventKind.INSTANT:
+                    rows.append(
+                        delivery_row(
+                            match.endpoint_id,
+                            event.event_id,
+                            kind,
+                            DeliveryStatus.PENDING,
+                            now,
+                            event_at=event_at,
+                            next_attempt_at=now,
+                            token=leases.token(match.endpoint_id),
+                            lease_expires_at=leases.expires_at,
+                        )
+                    )
+                    continue
+                release = release_of(event.block_number, match.confirmations, match.finality)
+                rows.append(
+                    delivery_row(
+                        match.endpoint_id,
+                        event.event_id,
+                        kind,
+                        DeliveryStatus.WAITING,
+                        now,
+                        event_at=event_at,
+                        release_block=release.block,
+                        release_tag=release.tag,
+                    )
                 )
-            else:
-                row = delivery_row(
-                    match.endpoint_id,
-                    event.event_id,
-                    EventKind.CONFIRMED,
-                    DeliveryStatus.WAITING,
-                    now,
-                    event_at=event_at,
-                    release_block=event.block_number + match.confirmations,
-                )
-            rows.append(row)
     if not rows:
         return []
     return insert_deliveries(session, rows, leases)

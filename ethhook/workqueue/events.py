@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, or_, select, true, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, String, exists, or_, select, true, update
+from sqlalchemy.orm import Session, aliased
 
 from ethhook.config import get_settings
 from ethhook.db.bulk import insert_ignoring_conflicts
@@ -161,19 +161,10 @@ def _restore_deliveries(
     """Orphaned events canonical again: their unsent deliveries go out after all."""
     if not restored:
         return
-    # Confirmed deliveries cancelled by the reorg wait for their confirmations again (the beat
-    # job checks the block is canonical before releasing them); an `event.removed` not yet
-    # attempted is no longer true and is cancelled.
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.event_id.in_(restored),
-            in_time_range(Delivery, bounds),
-            Delivery.kind == EventKind.CONFIRMED,
-            Delivery.status == DeliveryStatus.CANCELLED,
-        )
-        .values(status=DeliveryStatus.WAITING, updated_at=now)
-    )
+    # An `event.removed` not yet attempted is no longer true and is cancelled. Confirmed
+    # deliveries cancelled by the reorg wait for their confirmations again (the beat job checks
+    # the block is canonical before releasing them), unless the endpoint may have heard the
+    # removal (a lifecycle endpoint): no confirmed follows a removed.
     session.execute(
         update(Delivery)
         .where(
@@ -184,6 +175,25 @@ def _restore_deliveries(
             Delivery.attempts == 0,
         )
         .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+    )
+    removal = aliased(Delivery)
+    heard_removal = exists().where(
+        removal.event_id == Delivery.event_id,
+        removal.endpoint_id == Delivery.endpoint_id,
+        removal.event_at == Delivery.event_at,
+        removal.kind == EventKind.REMOVED,
+        removal.status != DeliveryStatus.CANCELLED,
+    )
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.event_id.in_(restored),
+            in_time_range(Delivery, bounds),
+            Delivery.kind == EventKind.CONFIRMED,
+            Delivery.status == DeliveryStatus.CANCELLED,
+            ~heard_removal,
+        )
+        .values(status=DeliveryStatus.WAITING, updated_at=now)
     )
 
 

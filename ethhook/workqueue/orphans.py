@@ -48,13 +48,18 @@ def orphan_blocks(
         )
         .values(status=DeliveryStatus.CANCELLED, updated_at=now)
     )
+    # One `event.removed` per (endpoint, event), however many of its kinds it heard (a
+    # lifecycle endpoint may have both).
     told = session.execute(
-        select(Delivery.endpoint_id, Delivery.event_id, Delivery.event_at).where(
+        select(Delivery.endpoint_id, Delivery.event_id, Delivery.event_at)
+        .where(
             Delivery.event_id.in_(event_ids),
             in_time_range(Delivery, bounds),
             Delivery.kind.in_([EventKind.INSTANT, EventKind.CONFIRMED]),
             Delivery.status != DeliveryStatus.CANCELLED,
         )
+        .distinct()
+        .order_by(Delivery.endpoint_id, Delivery.event_id)
     ).all()
     log.info(
         "match.reorg.orphaned chain=%s blocks=%d events=%d removed_webhooks=%d",
