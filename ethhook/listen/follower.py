@@ -31,6 +31,7 @@ from ethhook.listen.progress import ChainProgress, ChainStore, Publish
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.rpc import RpcClient
 from ethhook.listen.sync import DEFAULT_LIMITS, ChainSync, Limits
+from ethhook.listen.tags import ChainTagWatch
 from ethhook.listen.threads import BlockingLane
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class ChainFollower:
         self.catch_up = ChainSync(
             chain, watch, self.rpc, self.progress, limits, stopping=lambda: self.stopping
         )
+        self.tags = ChainTagWatch(chain.name, self.rpc, store, self.lane)
         self.backoff = Backoff(base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S)
         self.wake = asyncio.Event()
         # Set when the WebSocket (re)connects: a node that is back ends the retry wait early.
@@ -164,6 +166,7 @@ class ChainFollower:
         timeout = self.chain.poll_interval_s
         if self.ws_live:
             timeout = max(timeout, SAFETY_POLL_S)
+        timeout = min(timeout, self.tags.due_in())  # a pass that asks the owed tags
         try:
             await asyncio.wait_for(self.wake.wait(), timeout)
         except TimeoutError:
@@ -213,3 +216,4 @@ class ChainFollower:
                 log.info("listen.chain.taken_over chain=%s", self.chain.name)
             self.standby = False
         await self.catch_up.run()
+        await self.tags.after_pass(self.catch_up.node_head)

@@ -18,6 +18,7 @@ from ethhook.workqueue import MatchGroup
 
 if TYPE_CHECKING:
     from ethhook.listen.store import ChainState
+    from ethhook.listen.tags import TagState
 
 
 class Lock(Protocol):
@@ -44,6 +45,8 @@ class ChainStore(Protocol):
     ) -> list[MatchGroup]: ...
 
     def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int: ...
+
+    def save_tags(self, state: TagState) -> None: ...
 
 
 # Hands stored events to the matcher (after the commit); returns the tasks sent. A broker that

@@ -19,10 +19,19 @@ from sqlalchemy.orm import Session
 
 from ethhook.db import get_engine, session_scope
 from ethhook.db.dialect import insert, is_postgres
-from ethhook.db.models import ChainBlock, ChainCursor, Endpoint, EndpointFilter, Event, utcnow
+from ethhook.db.models import (
+    ChainBlock,
+    ChainCursor,
+    ChainTags,
+    Endpoint,
+    EndpointFilter,
+    Event,
+    utcnow,
+)
 from ethhook.listen import reorg
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.reorg import KEEP_BLOCKS
+from ethhook.listen.tags import TagState
 from ethhook.types import ChainEvent
 from ethhook.workqueue import MatchGroup, enqueue_groups, orphan_blocks, store_events
 
@@ -222,6 +231,20 @@ def _upsert(
     session.execute(statement, list(rows))
 
 
+def save_tags(chain_id: int, state: TagState) -> None:
+    """What the listener learnt of the chain's tags (listen.tags), for beat's release of
+    tag-final deliveries and for the endpoint checks that refuse a tag the node lacks."""
+    row: dict[str, object] = {
+        "chain_id": chain_id,
+        "supported": state.supported,
+        "safe_number": state.safe,
+        "finalized_number": state.finalized,
+        "updated_at": utcnow(),
+    }
+    with session_scope() as session:
+        _upsert(session, ChainTags, [row], ["chain_id"])
+
+
 class DatabaseStore:
     """The follower's store for one chain: the functions above bound to its chain id, and the
     chain's lock (see `progress.ChainStore`)."""
@@ -240,6 +263,9 @@ class DatabaseStore:
 
     def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int:
         return rewind(self.chain_id, ancestor, orphaned_hashes)
+
+    def save_tags(self, state: TagState) -> None:
+        save_tags(self.chain_id, state)
 
 
 @dataclass(frozen=True)

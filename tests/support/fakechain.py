@@ -13,6 +13,7 @@ from ethhook.listen.records import BlockHeader, parse_header
 from ethhook.listen.rpc import RpcClient
 from ethhook.listen.store import ChainState, WatchList
 from ethhook.listen.sync import Limits
+from ethhook.listen.tags import TagState
 from ethhook.types import ChainEvent
 from ethhook.workqueue import MatchGroup
 
@@ -101,6 +102,13 @@ class FakeChain:
         elif method == "eth_blockNumber":
             top = len(self.blocks) - 1
             result = hex(top if self.hidden_from is None else min(top, self.hidden_from - 1))
+        elif method == "eth_getBlockByNumber" and params[0] in ("safe", "finalized"):
+            # A node without finality tags (listen.tags): the follower asks after each pass.
+            return {
+                "jsonrpc": "2.0",
+                "id": call["id"],
+                "error": {"code": -32602, "message": "unknown block tag"},
+            }
         elif method == "eth_getBlockByNumber":
             result = self.header(int(params[0], 16))
         elif method == "eth_getLogs" and "blockHash" in params[0]:
@@ -157,6 +165,7 @@ class Recorder:
         self.saves: list[tuple[int, int]] = []
         self.rewinds: list[tuple[int, list[str]]] = []
         self.groups: list[MatchGroup] = []  # what was handed to the matcher, after each save
+        self.tags: list[TagState] = []  # what the follower learnt of the node's finality tags
 
     def load_state(self) -> ChainState:
         return self.state
@@ -176,6 +185,9 @@ class Recorder:
     def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int:
         self.rewinds.append((ancestor.number, sorted(orphaned_hashes)))
         return 0
+
+    def save_tags(self, state: TagState) -> None:
+        self.tags.append(state)
 
 
 def make(
