@@ -69,6 +69,17 @@ class Page(BaseModel, Generic[T]):
 # --- endpoints -------------------------------------------------------------------------------------
 
 
+FINALITY_HELP = (
+    "`latest` (event.confirmed after `confirmations` blocks; 0: event.instant), `safe` or "
+    "`finalized` (event.confirmed once the chain's node reports that block tag at the event's "
+    "block; `confirmations` must then be 0)"
+)
+LIFECYCLE_HELP = (
+    "each event as event.instant at once, then event.confirmed at its finality, or "
+    "event.removed if a reorg takes it back first (one event_id, three webhook-ids)"
+)
+
+
 class EndpointCreate(Request):
     url: str = Field(description="http(s) URL that receives the webhooks")
     chains: list[ChainRef] = Field(default=[], description="chain ids or names; empty: every chain")
@@ -82,6 +93,8 @@ class EndpointCreate(Request):
         "`ARG OP VALUE` (== != < <= > >=) or `ARG in (V1, V2)`, e.g. `value >= 1000000`",
     )
     confirmations: int = 0
+    finality: str = Field(default="latest", description=FINALITY_HELP)
+    lifecycle: bool = Field(default=False, description=LIFECYCLE_HELP)
     rate_limit: float | None = Field(default=None, description="requests per second at most")
     retry_schedule: list[float] | None = Field(
         default=None, description="seconds before each attempt, e.g. [0, 5, 300]"
@@ -113,11 +126,15 @@ class EndpointUpdate(Request):
     events: list[str] | SkipJsonSchema[None] = None
     where: list[str] | SkipJsonSchema[None] = None
     confirmations: int | SkipJsonSchema[None] = None
+    finality: str | SkipJsonSchema[None] = Field(default=None, description=FINALITY_HELP)
+    lifecycle: bool | SkipJsonSchema[None] = Field(default=None, description=LIFECYCLE_HELP)
     rate_limit: float | None = None
     retry_schedule: list[float] | None = None
     name: str | None = None
 
-    @field_validator("url", "chains", "contracts", "events", "where", "confirmations")
+    @field_validator(
+        "url", "chains", "contracts", "events", "where", "confirmations", "finality", "lifecycle"
+    )
     @classmethod
     def _not_null(cls, value: object) -> object:
         # Runs only on values sent (defaults are not validated): an explicit null is refused.

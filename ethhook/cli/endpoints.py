@@ -73,6 +73,21 @@ def _endpoint_options(*, update: bool) -> tuple[Arg, ...]:
             help="blocks to wait before delivering (0 = instant, with event.removed on reorgs)",
         ),
         arg(
+            "--finality",
+            default=None if update else "latest",
+            metavar="latest|safe|finalized",
+            help="when an event is confirmed: latest (after --confirmations blocks; the "
+            "default), safe or finalized (once the chain's node reports that block tag at the "
+            "event's block; --confirmations must then be 0)",
+        ),
+        arg(
+            "--lifecycle",
+            action=argparse.BooleanOptionalAction,
+            default=None if update else False,
+            help="each event as event.instant at once, then event.confirmed at its finality, "
+            "or event.removed if a reorg takes it back first",
+        ),
+        arg(
             "--rate-limit",
             type=number,
             default=None,
@@ -134,6 +149,8 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         contracts=args.contract,
         events=args.event,
         confirmations=args.confirmations,
+        finality=args.finality,
+        lifecycle=args.lifecycle,
         rate_limit_per_s=args.rate_limit,
         retry_schedule=args.retry_schedule,
         name=args.name,
@@ -158,6 +175,8 @@ _UPDATE_OPTIONS = {
     "contract": "contracts",
     "event": "events",
     "confirmations": "confirmations",
+    "finality": "finality",
+    "lifecycle": "lifecycle",
     "rate_limit": "rate_limit_per_s",
     "retry_schedule": "retry_schedule",
     "name": "name",
@@ -195,7 +214,8 @@ def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
     if not given:
         raise InputError(
             "nothing to change: give --url, --chain, --contract, --event, --where, "
-            "--clear-where, --confirmations, --rate-limit, --retry-schedule or --name"
+            "--clear-where, --confirmations, --finality, --[no-]lifecycle, --rate-limit, "
+            "--retry-schedule or --name"
         )
     changes = build_changes(settings, **given)
     data = to_public(as_operator(update_endpoint, args.id, changes))
@@ -207,7 +227,7 @@ def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
 COLUMNS: dict[str, Column] = {
     "ID": "id",
     "STATE": lambda d: "active" if d["active"] else "disabled",
-    "CONF": "confirmations",
+    "CONF": lambda d: d["confirmations"] if d["finality"] == "latest" else d["finality"],
     "CHAINS": lambda d: ",".join(map(str, d["chains"])) or "*",
     "CONTRACTS": lambda d: len(d["contracts"]) or "*",
     "EVENTS": lambda d: len(d["topics"]) or "*",

@@ -26,6 +26,7 @@ from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import NotFoundError
 from ethhook.service import public
 from ethhook.service.apps import target_application
+from ethhook.service.finality import check_chain_tags
 from ethhook.service.limits import check_endpoint_quota, check_filter_rows
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope, scoped
@@ -33,6 +34,7 @@ from ethhook.service.validation import (
     MAX_REASON_LENGTH,
     EndpointChanges,
     EndpointSpec,
+    check_finality_with,
     check_grace,
     check_text,
     check_where,
@@ -78,6 +80,8 @@ def view(endpoint: Endpoint) -> public.Endpoint:
         topics=endpoint.topics,
         where=list(endpoint.conditions or ()),
         confirmations=endpoint.confirmations,
+        finality=endpoint.finality,
+        lifecycle=endpoint.lifecycle,
         rate_limit=endpoint.rate_limit_per_s,
         retry_schedule=endpoint.retry_schedule_s,
         created_at=endpoint.created_at,
@@ -150,12 +154,15 @@ def create_endpoint(
     app_id = target_application(session, application_id, scope=scope)
     if scope is not None:
         check_endpoint_quota(session, app_id, spec.app_max_endpoints)
+    check_chain_tags(session, spec.finality, spec.chain_ids)
     endpoint = Endpoint(
         application_id=app_id,
         name=spec.name,
         url=spec.url,
         signing=spec.signing,
         confirmations=spec.confirmations,
+        finality=spec.finality,
+        lifecycle=spec.lifecycle,
         rate_limit_per_s=spec.rate_limit_per_s,
         retry_schedule_s=list(spec.retry_schedule_s) if spec.retry_schedule_s else None,
         active=True,
@@ -221,8 +228,8 @@ def update_endpoint(
 ) -> public.Endpoint:
     """Change an endpoint in place: its id, secret and deliveries stay. New filters replace the
     old rows when chains, contracts, events or conditions are given (the others are kept) and
-    apply to events matched from then on; a new confirmations count applies to deliveries
-    created from then on. Kept conditions are checked again against a new event."""
+    apply to events matched from then on; a new confirmations count, finality or lifecycle
+    applies to deliveries created from then on. Kept conditions are checked again against a new event."""
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
     given = changes.given
     if "url" in given:
@@ -231,6 +238,12 @@ def update_endpoint(
         endpoint.name = changes.name
     if "confirmations" in given:
         endpoint.confirmations = changes.confirmations
+    if "finality" in given:
+        endpoint.finality = changes.finality
+    if "lifecycle" in given:
+        endpoint.lifecycle = changes.lifecycle
+    if given & {"confirmations", "finality"}:
+        check_finality_with(endpoint.finality, endpoint.confirmations)
     if "rate_limit_per_s" in given:
         endpoint.rate_limit_per_s = changes.rate_limit_per_s
     if "retry_schedule" in given:
@@ -252,6 +265,8 @@ def update_endpoint(
             signatures,
             check_where(where, topics, signatures),
         )
+    if given & {"finality", "chains"}:
+        check_chain_tags(session, endpoint.finality, endpoint.chain_ids)
     session.flush()
     return view(endpoint)
 

@@ -164,7 +164,7 @@ def _block_of(logs: Sequence[LogFacts]) -> tuple[int, str]:
 def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[EndpointFacts]:
     # Only what the checks read: loading whole rows would decrypt every endpoint's secrets.
     e = Endpoint
-    columns = (e.id, e.active, e.disabled_reason, e.confirmations, e.created_at)
+    columns = (e.id, e.active, e.disabled_reason, e.confirmations, e.finality, e.created_at)
     query = (
         select(e)
         .options(load_only(*columns, e.conditions, e.event_signatures), selectinload(e.filters))
@@ -178,6 +178,7 @@ def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[
             active=row.active,
             disabled_reason=row.disabled_reason,
             confirmations=row.confirmations,
+            finality=row.finality,
             created_at=row.created_at,
             signatures=list(row.event_signatures),
             rows=_filter_rows(row),

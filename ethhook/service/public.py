@@ -40,6 +40,14 @@ class Endpoint(Public):
     topics: list[str]
     where: list[str]
     confirmations: int
+    finality: str = Field(
+        description="`latest` (event.confirmed after `confirmations` blocks), `safe` or "
+        "`finalized` (once the chain's node reports that block tag at the event's block)"
+    )
+    lifecycle: bool = Field(
+        description="each event comes as event.instant, then event.confirmed at its finality, "
+        "or event.removed if a reorg takes it back first"
+    )
     rate_limit: float | None
     retry_schedule: list[float] | None
     created_at: datetime

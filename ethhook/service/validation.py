@@ -19,7 +19,7 @@ from ethhook.config import (
     longest_retry_s,
     parse_retry_schedule,
 )
-from ethhook.db.models import Endpoint
+from ethhook.db.models import Endpoint, Finality
 from ethhook.deliver.http.ssrf import check_url, forbidden_port
 from ethhook.deliver.signing import SIGNING_SCHEMES
 from ethhook.exceptions import InputError
@@ -68,6 +68,10 @@ class EndpointSpec:
     name: str | None
     where: tuple[str, ...] = ()
     signing: str = "hmac"
+    # `latest` (its confirmations apply), `safe` or `finalized` (the chain's tag); `lifecycle`:
+    # instant, then confirmed or removed, for one event.
+    finality: str = Finality.LATEST
+    lifecycle: bool = False
     # How many endpoints an application's key may have (create_endpoint holds it to this).
     app_max_endpoints: int = field(kw_only=True)
     # `--from-block`: its history from this block is backfilled (replay.backfill) before it is
@@ -184,6 +188,24 @@ def check_where(
     return tuple(texts)
 
 
+def check_finality(finality: str) -> str:
+    if finality not in Finality.ALL:
+        raise InputError(
+            f"invalid --finality {quoted(finality)}: expected latest, safe or finalized"
+        )
+    return finality
+
+
+def check_finality_with(finality: str, confirmations: int) -> None:
+    """Confirmations count blocks above the cursor: they mean nothing beside a chain tag."""
+    if finality != Finality.LATEST and confirmations:
+        raise InputError(
+            f"--finality {finality} and --confirmations {confirmations} do not go together: "
+            "a safe or finalized endpoint is confirmed by its chain's tag, confirmations apply "
+            "to --finality latest only (give --confirmations 0)"
+        )
+
+
 def check_confirmations(confirmations: int) -> int:
     if not 0 <= confirmations <= MAX_CONFIRMATIONS:
         raise InputError(
@@ -268,6 +290,8 @@ def build_spec(
     signing: str = "hmac",
     from_block: int | None = None,
     live_only: bool = False,
+    finality: str = Finality.LATEST,
+    lifecycle: bool = False,
 ) -> EndpointSpec:
     """Validate every field; raise InputError about the first bad one. The lists' lengths are
     checked first, and their product before any row is made."""
@@ -275,6 +299,7 @@ def build_spec(
     topics, signatures = parse_events(events)
     conditions = check_where(where, topics, signatures)
     check_confirmations(confirmations)
+    check_finality_with(check_finality(finality), confirmations)
     check_rate_limit(rate_limit_per_s)
     schedule = check_retry_schedule(retry_schedule, settings)
     url = check_endpoint_url(url, settings)
@@ -293,6 +318,8 @@ def build_spec(
         name=check_name(name),
         where=conditions,
         signing=check_signing(signing),
+        finality=finality,
+        lifecycle=lifecycle,
         app_max_endpoints=settings.app_max_endpoints,
         from_block=from_block,
         live_only=live_only,
@@ -323,6 +350,8 @@ UPDATABLE = (
     "contracts",
     "events",
     "confirmations",
+    "finality",
+    "lifecycle",
     "rate_limit_per_s",
     "retry_schedule",
     "name",
@@ -342,6 +371,9 @@ class EndpointChanges:
     topics: tuple[str, ...] = ()
     signatures: tuple[str, ...] = ()
     confirmations: int = 0
+    # Checked with the confirmations the endpoint keeps by update_endpoint (check_finality_with).
+    finality: str = Finality.LATEST
+    lifecycle: bool = False
     rate_limit_per_s: float | None = None
     retry_schedule_s: tuple[float, ...] | None = None
     name: str | None = None
@@ -369,6 +401,10 @@ def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
         values["topics"], values["signatures"] = parse_events(fields["events"])
     if "confirmations" in fields:
         values["confirmations"] = check_confirmations(fields["confirmations"])
+    if "finality" in fields:
+        values["finality"] = check_finality(fields["finality"])
+    if "lifecycle" in fields:
+        values["lifecycle"] = bool(fields["lifecycle"])
     if "rate_limit_per_s" in fields:
         values["rate_limit_per_s"] = check_rate_limit(fields["rate_limit_per_s"])
     if "retry_schedule" in fields:

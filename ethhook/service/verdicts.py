@@ -41,6 +41,7 @@ class EndpointFacts:
     created_at: datetime
     signatures: list[str]
     rows: list[FilterRow]  # its filter rows as the matcher's query returns them
+    finality: str = "latest"  # `safe`/`finalized`: a confirmed delivery waits for that tag
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,11 @@ def held_back(
     unsent = [d for d in deliveries if d.status in DeliveryStatus.UNSENT]
     if unsent and not endpoint.active:
         return disabled(endpoint)
+    if any(d.status == DeliveryStatus.WAITING for d in unsent) and endpoint.finality != "latest":
+        return (
+            f"finality: waiting until the chain's {endpoint.finality} block reaches block "
+            f"{item.event.block_number} (the endpoint has --finality {endpoint.finality})"
+        )
     if any(d.status == DeliveryStatus.WAITING for d in unsent):
         wanted = item.event.block_number + endpoint.confirmations
         head = chain.head if chain.head is not None else item.event.block_number

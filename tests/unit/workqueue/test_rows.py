@@ -31,6 +31,7 @@ def test_a_new_delivery_row_has_every_column_and_no_attempt():
         "attempts": 0,
         "next_attempt_at": None,
         "release_block": 112,
+        "release_tag": None,
         "lease_token": None,
         "lease_expires_at": None,
         "origin": "live",
