@@ -28,6 +28,8 @@ def add_endpoint(url: str, **kw: Any) -> tuple[int, str]:
         settings=get_settings(),
         where=kw.get("where", ()),
         signing=kw.get("signing", "hmac"),
+        finality=kw.get("finality", "latest"),
+        lifecycle=kw.get("lifecycle", False),
     )
     with session_scope() as session:
         created = create_endpoint(

@@ -56,7 +56,7 @@ def empty_tables() -> None:
                 conn.execute(
                     text(
                         "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, "
-                        "endpoints, chain_cursors, chain_blocks, api_keys, replay_jobs, "
+                        "endpoints, chain_cursors, chain_blocks, chain_tags, api_keys, replay_jobs, "
                         "console_sessions RESTART IDENTITY CASCADE"
                     )
                 )
