@@ -37,6 +37,9 @@ class FakeChain:
         self.calls: list[tuple[str, Any]] = []
         self.hidden_from: int | None = None  # a lagging node: blocks >= this are unknown
         self.refuse_by_hash = False  # a node without eth_getLogs by blockHash (EIP-234)
+        # The depths of `safe` and `finalized` below the head (anvil's: 32, 64); None: a node
+        # that answers those tags with an error.
+        self.tag_depths: tuple[int, int] | None = None
         self.extend(blocks + 1)
 
     def extend(self, count: int) -> None:
@@ -103,7 +106,11 @@ class FakeChain:
             top = len(self.blocks) - 1
             result = hex(top if self.hidden_from is None else min(top, self.hidden_from - 1))
         elif method == "eth_getBlockByNumber" and params[0] in ("safe", "finalized"):
-            # A node without finality tags (listen.tags): the follower asks after each pass.
+            if self.tag_depths is not None:
+                depth = self.tag_depths[0 if params[0] == "safe" else 1]
+                result = self.header(max(0, len(self.blocks) - 1 - depth))
+                return {"jsonrpc": "2.0", "id": call["id"], "result": result}
+            # A node without finality tags (listen.tags): the follower asks after a pass.
             return {
                 "jsonrpc": "2.0",
                 "id": call["id"],
