@@ -231,3 +231,27 @@ def test_a_lifecycle_endpoint_told_of_a_removal_after_its_confirmed_gets_one_rem
         (EventKind.CONFIRMED, 2),
         (EventKind.REMOVED, 3),
     ]
+
+
+def test_a_replay_sends_tag_final_events_by_the_stored_tag_and_lifecycle_ones_as_both_kinds():
+    from ethhook.match.replay import redeliver
+
+    final = add_endpoint(URL, contracts=[CONTRACT], finality="finalized")[0]
+    life = add_endpoint(URL, contracts=[CONTRACT], lifecycle=True, confirmations=5)[0]
+    events = [transfer(contract=CONTRACT, block=b, log_index=0, value=b) for b in (10, 20)]
+    save_tags(1, TagState(True, safe=18, finalized=15))
+    with session_scope() as session:
+        redeliver(session, events, head=22, now=utcnow())
+    e10, e20 = (e.event_id for e in events)
+    waiting, pending = DeliveryStatus.WAITING, DeliveryStatus.PENDING
+    found = [(r[0], r[1], r[2], r[3], r[5]) for r in rows()]
+    assert sorted(found) == sorted(
+        [
+            (final, e10, EventKind.CONFIRMED, pending, "finalized"),  # 10 <= finalized 15
+            (final, e20, EventKind.CONFIRMED, waiting, "finalized"),  # 20 > 15: beat's, later
+            (life, e10, EventKind.INSTANT, pending, None),
+            (life, e10, EventKind.CONFIRMED, pending, None),  # 10 + 5 <= 22
+            (life, e20, EventKind.INSTANT, pending, None),
+            (life, e20, EventKind.CONFIRMED, waiting, None),  # 20 + 5 > 22
+        ]
+    )
