@@ -255,3 +255,21 @@ def test_a_replay_sends_tag_final_events_by_the_stored_tag_and_lifecycle_ones_as
             (life, e20, EventKind.CONFIRMED, waiting, None),  # 20 + 5 > 22
         ]
     )
+
+
+def test_coverage_of_a_tag_final_endpoint_is_confirmed_up_to_the_stored_tag():
+    made = ethhook("endpoint", "add", "--url", URL, "--chain", "1", "--finality", "safe", "--json")
+    eid = str(json.loads(made.stdout)["id"])
+    cursor_at(40)
+
+    def confirmed_to() -> int | None:
+        covered = json.loads(ethhook("endpoint", "coverage", eid, "--json").stdout)
+        (chain,) = covered["chains"]
+        assert chain["scanned_to"] == 40
+        return chain["confirmed_to"]
+
+    assert confirmed_to() is None  # the tag is not known yet
+    save_tags(1, TagState(True, safe=30, finalized=10))
+    assert confirmed_to() == 30
+    save_tags(1, TagState(True, safe=55, finalized=10))
+    assert confirmed_to() == 40  # never past what was scanned
