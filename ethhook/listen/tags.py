@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ethhook.listen.errors import RpcErrorResponse
+from ethhook.listen.errors import RpcBadResponse, RpcErrorResponse
 from ethhook.listen.records import parse_header
 from ethhook.listen.rpc import RpcClient
 from ethhook.listen.threads import BlockingLane
@@ -36,9 +36,10 @@ UNSUPPORTED = TagState(False)
 
 
 async def ask_tags(rpc: RpcClient) -> TagState:
-    """The node's tags in one batch. A node that answers either with an error or with no block
-    does not support them (pre-merge chains, some rollup nodes and most dev chains but anvil);
-    a node that cannot be reached raises, as any other call."""
+    """The node's tags in one batch. A node that answers either with an error, with no block or
+    with something that is not a block does not support them (pre-merge chains, some rollup
+    nodes and most dev chains but anvil); a node that cannot be reached raises, as any other
+    call (the pass is retried)."""
     calls = [("eth_getBlockByNumber", [tag, False]) for tag in TAGS]
     try:
         safe, finalized = await rpc.batch(calls)
@@ -46,7 +47,10 @@ async def ask_tags(rpc: RpcClient) -> TagState:
         return UNSUPPORTED
     if safe is None or finalized is None:
         return UNSUPPORTED
-    return TagState(True, parse_header(safe).number, parse_header(finalized).number)
+    try:
+        return TagState(True, parse_header(safe).number, parse_header(finalized).number)
+    except RpcBadResponse:  # not a block: the node does not know the tag as a block tag
+        return UNSUPPORTED
 
 
 class TagStore(Protocol):

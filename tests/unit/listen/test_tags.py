@@ -82,3 +82,30 @@ def test_a_node_without_tags_is_recorded_so_and_said_in_one_line(caplog):
         run(follower.sync())
     assert recorder.tags[-1].supported is True
     assert caplog.records[-1].getMessage().startswith("listen.chain.finality_tags chain=ethereum")
+
+
+class Answers:
+    """A transport answering each tag batch with the given results."""
+
+    def __init__(self, safe: object, finalized: object) -> None:
+        self.results = (safe, finalized)
+
+    async def send(self, payload, label):  # noqa: ANN001, ANN201
+        return [
+            {"jsonrpc": "2.0", "id": call["id"], "result": result}
+            for call, result in zip(payload, self.results, strict=True)
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("safe", "finalized"),
+    [(None, None), ({"number": "0x1"}, None), ("0x10", "0x8"), ({"number": "0x1"}, [])],
+)
+def test_a_node_answering_no_block_or_not_a_block_lacks_the_tags(safe, finalized):
+    from ethhook.listen.rpc import RpcClient
+    from ethhook.listen.tags import UNSUPPORTED, ask_tags
+
+    assert run(ask_tags(RpcClient(Answers(safe, finalized)))) == UNSUPPORTED
