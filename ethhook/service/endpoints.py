@@ -26,7 +26,7 @@ from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import NotFoundError
 from ethhook.service import public
 from ethhook.service.apps import target_application
-from ethhook.service.finality import check_chain_tags
+from ethhook.service.finality import check_chain_tags, check_finality_with
 from ethhook.service.limits import check_endpoint_quota, check_filter_rows
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope, scoped
@@ -34,7 +34,6 @@ from ethhook.service.validation import (
     MAX_REASON_LENGTH,
     EndpointChanges,
     EndpointSpec,
-    check_finality_with,
     check_grace,
     check_text,
     check_where,

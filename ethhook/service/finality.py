@@ -1,4 +1,5 @@
-"""Whether the chains an endpoint watches can confirm by the block tag it asks for."""
+"""An endpoint's finality: a value EthHook knows, not beside confirmations, and a block tag the
+nodes of the chains it watches answer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,23 @@ from sqlalchemy.orm import Session
 
 from ethhook.db.models import ChainTags, Finality
 from ethhook.exceptions import InputError
+
+
+def check_finality(finality: str) -> str:
+    if finality not in Finality.ALL:
+        shown = repr(finality[:60]) + ("…" if len(finality) > 60 else "")
+        raise InputError(f"invalid --finality {shown}: expected latest, safe or finalized")
+    return finality
+
+
+def check_finality_with(finality: str, confirmations: int) -> None:
+    """Confirmations count blocks above the cursor: they mean nothing beside a chain tag."""
+    if finality != Finality.LATEST and confirmations:
+        raise InputError(
+            f"--finality {finality} and --confirmations {confirmations} do not go together: "
+            "a safe or finalized endpoint is confirmed by its chain's tag, confirmations apply "
+            "to --finality latest only (give --confirmations 0)"
+        )
 
 
 def check_chain_tags(session: Session, finality: str, chain_ids: Sequence[int]) -> None:

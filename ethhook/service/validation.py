@@ -23,6 +23,7 @@ from ethhook.db.models import Endpoint, Finality
 from ethhook.deliver.http.ssrf import check_url, forbidden_port
 from ethhook.deliver.signing import SIGNING_SCHEMES
 from ethhook.exceptions import InputError
+from ethhook.service.finality import check_finality, check_finality_with
 from ethhook.service.limits import LISTS, check_count, check_filter_rows, check_lists
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -186,24 +187,6 @@ def check_where(
         if condition.text not in texts:
             texts.append(condition.text)
     return tuple(texts)
-
-
-def check_finality(finality: str) -> str:
-    if finality not in Finality.ALL:
-        raise InputError(
-            f"invalid --finality {quoted(finality)}: expected latest, safe or finalized"
-        )
-    return finality
-
-
-def check_finality_with(finality: str, confirmations: int) -> None:
-    """Confirmations count blocks above the cursor: they mean nothing beside a chain tag."""
-    if finality != Finality.LATEST and confirmations:
-        raise InputError(
-            f"--finality {finality} and --confirmations {confirmations} do not go together: "
-            "a safe or finalized endpoint is confirmed by its chain's tag, confirmations apply "
-            "to --finality latest only (give --confirmations 0)"
-        )
 
 
 def check_confirmations(confirmations: int) -> int:
