@@ -78,6 +78,11 @@ LIFECYCLE_HELP = (
     "each event as event.instant at once, then event.confirmed at its finality, or "
     "event.removed if a reorg takes it back first (one event_id, three webhook-ids)"
 )
+ORDERED_HELP = (
+    "null: webhooks sent in parallel; `pause` or `skip-dead`: strictly in sequence order, one at "
+    "a time, a failing one holding those after it; when one is dead-lettered `pause` stops the "
+    "endpoint until it is retried, `skip-dead` goes past it (its `skipped_at` records it)"
+)
 
 
 class EndpointCreate(Request):
@@ -114,11 +119,12 @@ class EndpointCreate(Request):
         "listener's head, oldest first (origin backfill, sequence from 1), then live events",
     )
     live_only: bool = Field(default=False, description="replays and backfills send it nothing")
+    ordered: str | None = Field(default=None, description=ORDERED_HELP)
 
 
 class EndpointUpdate(Request):
-    """Only the fields given change; `null` clears `name`, `rate_limit` and `retry_schedule`
-    (the others may not be null: leave them out to keep them)."""
+    """Only the fields given change; `null` clears `name`, `rate_limit` and `retry_schedule`,
+    and turns `ordered` off (the others may not be null: leave them out to keep them)."""
 
     url: str | SkipJsonSchema[None] = None
     chains: list[ChainRef] | SkipJsonSchema[None] = None
@@ -131,6 +137,7 @@ class EndpointUpdate(Request):
     rate_limit: float | None = None
     retry_schedule: list[float] | None = None
     name: str | None = None
+    ordered: str | None = Field(default=None, description=ORDERED_HELP)
 
     @field_validator(
         "url", "chains", "contracts", "events", "where", "confirmations", "finality", "lifecycle"

@@ -101,6 +101,17 @@ def _endpoint_options(*, update: bool) -> tuple[Arg, ...]:
             help="delays in seconds before each attempt, e.g. 0,5,300 (default: the global one)",
         ),
         arg("--name", default=None, help="a label for humans"),
+        arg(
+            "--ordered",
+            nargs="?",
+            const="pause",
+            default=None,
+            metavar="pause|skip-dead|off",
+            help="send its webhooks strictly in sequence order, one at a time: a failing one "
+            "holds those after it; when one is dead-lettered, pause (the default) stops the "
+            "endpoint until it is retried, skip-dead goes past it and records the skip"
+            + ("; off: in parallel again" if update else ""),
+        ),
     )
 
 
@@ -159,6 +170,7 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
         signing=args.signing,
         from_block=args.from_block,
         live_only=args.live_only,
+        ordered=_ordered(args.ordered),
     )
     made = as_operator(add_endpoint, settings, spec, utcnow(), application_id=args.app)
     if made.dispatch is not None:
@@ -181,7 +193,13 @@ _UPDATE_OPTIONS = {
     "retry_schedule": "retry_schedule",
     "name": "name",
     "where": "where",
+    "ordered": "ordered",
 }
+
+
+def _ordered(value: str | None) -> str | None:
+    """`--ordered=off` (or none given) is the service's None: not ordered."""
+    return None if value == "off" else value
 
 
 @GROUP.command(
@@ -211,11 +229,13 @@ def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
         if "where" in given:
             raise InputError("give either --where or --clear-where, not both")
         given["where"] = []
+    if "ordered" in given:
+        given["ordered"] = _ordered(given["ordered"])
     if not given:
         raise InputError(
             "nothing to change: give --url, --chain, --contract, --event, --where, "
             "--clear-where, --confirmations, --finality, --[no-]lifecycle, --rate-limit, "
-            "--retry-schedule or --name"
+            "--retry-schedule, --name or --ordered"
         )
     changes = build_changes(settings, **given)
     data = to_public(as_operator(update_endpoint, args.id, changes))
@@ -257,7 +277,8 @@ def cmd_endpoint_show(args: argparse.Namespace, settings: Settings) -> int:
 
     details = as_operator(show_endpoint, args.id)
     data = to_public(details.as_public(breaker_state(args.id, settings)))
-    emit(args, data, lambda: describe(data))
+    paused = data["paused"] and data["paused"]["reason"]
+    emit(args, data, lambda: describe({**data, "paused": paused}))
     return 0
 
 

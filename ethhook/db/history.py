@@ -212,6 +212,9 @@ class Delivery(Base):
     sequence: Mapped[int | None] = mapped_column(BigInteger)
     # Why it is sent: Origin.LIVE, REPLAY or BACKFILL.
     origin: Mapped[str] = mapped_column(String(8), default="live", server_default="live")
+    # When an `--ordered=skip-dead` endpoint went on past this dead-lettered delivery (its
+    # claim of a later one); cleared by a retry, which makes it the endpoint's head again.
+    skipped_at: Mapped[datetime | None]
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -137,7 +137,17 @@ class ApiKey(Base):
 
 class Endpoint(Base):
     __tablename__ = "endpoints"
-    __table_args__ = (Index(None, "application_id"),)
+    __table_args__ = (
+        Index(None, "application_id"),
+        # The due scan's ordered endpoints (workqueue.ordered.due_heads), every second: the few
+        # among all endpoints.
+        Index(
+            "ix_endpoints_ordered",
+            "id",
+            postgresql_where=text("ordered IS NOT NULL"),
+            sqlite_where=text("ordered IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Deleting an application with endpoints is refused (service.apps), and by this key too.
@@ -153,6 +163,10 @@ class Endpoint(Base):
     signing: Mapped[str] = mapped_column(String(8), default="hmac", server_default="hmac")
     public_key: Mapped[str | None] = mapped_column(String(60))
     previous_public_key: Mapped[str | None] = mapped_column(String(60))
+    # `--ordered`: NULL (webhooks in parallel), `pause` or `skip-dead` (strictly in sequence
+    # order, one at a time; a dead-lettered head pauses the endpoint or is skipped:
+    # workqueue.ordered).
+    ordered: Mapped[str | None] = mapped_column(String(9))
     # Solidity signatures (normalised text) that the endpoint asked decoded arguments for.
     event_signatures: Mapped[list[str]] = mapped_column(JSON, default=list)
     # `--where` conditions as given, on the arguments of its one event; NULL when it has none

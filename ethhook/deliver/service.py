@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from ethhook.config import Settings
 from ethhook.db.models import utcnow
 from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
 from ethhook.deliver.beside import Beside
+from ethhook.deliver.ordered import claim_from_head
 from ethhook.deliver.protect import (
     RATE_WAIT_INLINE_S,
     Action,
@@ -44,7 +46,14 @@ from ethhook.deliver.store import (
     load_work,
     record,
 )
-from ethhook.workqueue import TimeRange, defer, enqueue_groups, new_claim_token, release_leases
+from ethhook.workqueue import (
+    TimeRange,
+    defer,
+    enqueue_groups,
+    new_claim_token,
+    release_leases,
+    time_range,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +81,11 @@ class Claimed:
     backlog: Backlog
     bounds: TimeRange | None = None
 
+    @property
+    def ordered(self) -> bool:
+        """Sent one at a time in sequence order, stopping at the first failure."""
+        return self.endpoint.ordered is not None
+
 
 def deliver(
     sessions: SessionFactory,
@@ -98,10 +112,16 @@ def deliver(
         budget = sending_budget_s(settings.delivery_lease_s, _request_s(settings))
         deadline = time.monotonic() + budget
         task = _claim(sessions, settings, endpoint_id, delivery_ids, token, report, bounds)
-        if task is None:
-            return report
-        stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
-        _settle(sessions, settings, task, unrecorded, stopped_by, report)
+        while task is not None:
+            stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
+            _settle(sessions, settings, task, unrecorded, stopped_by, report)
+            # An ordered endpoint's task goes on with the deliveries after those it sent, while
+            # every one succeeded and time is left: its next claim starts at the new head.
+            if not task.ordered or stopped_by is not None or report.disabled:
+                break
+            if task.backlog.left() or time.monotonic() > deadline:
+                break
+            task = _claim_ordered(sessions, settings, endpoint_id)
     return report
 
 
@@ -136,7 +156,9 @@ def _claim(
         )
         report.skipped = len(delivery_ids) - len(got.claimed)
         if not got.claimed:
-            return None
+            # Nothing claimed: an ordered endpoint's claim starts from its head instead, whatever
+            # the message names (one more statement only when the first claimed nothing).
+            return _ordered_claim(session, settings, endpoint_id, worker_token, now)
         endpoint = got.endpoint
         if endpoint is None or not endpoint.active:
             release_leases(session, got.claimed, worker_token, bounds)
@@ -144,6 +166,25 @@ def _claim(
             return None
         backlog = Backlog.preloaded(got.claimed, got.first)
     return Claimed(endpoint, worker_token, backlog, bounds)
+
+
+def _claim_ordered(
+    sessions: SessionFactory, settings: Settings, endpoint_id: int
+) -> Claimed | None:
+    """The next claim of an ordered endpoint's task, under a new worker token."""
+    with sessions() as session:
+        return _ordered_claim(session, settings, endpoint_id, new_claim_token(), utcnow())
+
+
+def _ordered_claim(
+    session: Session, settings: Settings, endpoint_id: int, worker_token: str, now: datetime
+) -> Claimed | None:
+    """An ordered endpoint's claim from its head (None: not ordered, or nothing to send)."""
+    got = claim_from_head(session, settings, endpoint_id, worker_token, now)
+    if got is None or got.endpoint is None:
+        return None
+    bounds = time_range(w.event_at for w in got.first if w.event_at is not None)
+    return Claimed(got.endpoint, worker_token, Backlog.preloaded(got.claimed, got.first), bounds)
 
 
 def _send_windows(
@@ -164,7 +205,9 @@ def _send_windows(
     pending: list[Result] = []
     last_flush = time.monotonic()
     stopped_by = deferral(breaker.before_request(), metrics.DeferReason.BREAKER_OPEN)
-    size = first_window(windows.start(endpoint.id), settings.delivery_window)
+    # An ordered endpoint's requests go one at a time (a window of one), in sequence order.
+    most = 1 if task.ordered else settings.delivery_window
+    size = first_window(windows.start(endpoint.id), most)
     slot = endpoint_slots.get(endpoint.id, settings.endpoint_max_in_flight)
     priority = time.monotonic()  # this task's place in the queue for the endpoint's slots
 
@@ -193,7 +236,9 @@ def _send_windows(
             )
         if report.disabled:
             break
-        size = next_window(size, (r.outcome.ok for r in results), settings.delivery_window)
+        if task.ordered and not all(r.outcome.ok for r in results):
+            break  # a failed head holds the deliveries after it: they are released
+        size = next_window(size, (r.outcome.ok for r in results), most)
         if flush_due(len(pending), time.monotonic() - last_flush):
             writer.start(partial(write, pending))
             pending, last_flush = [], time.monotonic()

@@ -27,6 +27,7 @@ from ethhook.workqueue import (
     MatchGroup,
     due_deliveries,
     due_events,
+    due_heads,
     lease_available,
     lease_events,
     number_deliveries,
@@ -90,8 +91,10 @@ def dispatch_due(
     """Lease due retries, released confirmations and expired leases; the caller enqueues them.
 
     With `queue_busy`, expired message leases are left a while to the messages still queued
-    (`workqueue.due_deliveries`)."""
-    groups = lease_available(session, due_deliveries(session, now, limit, queue_busy), now)
+    (`workqueue.due_deliveries`). Of an ordered endpoint, only its head is dispatched
+    (`workqueue.due_heads`): the deliveries after it wait for it."""
+    due = due_deliveries(session, now, limit, queue_busy) + due_heads(session, now, limit)
+    groups = lease_available(session, due, now)
     if groups:  # silent when there was nothing to do: beat runs this every second
         log.info(
             "maintenance.due.dispatched deliveries=%d tasks=%d",

@@ -74,6 +74,7 @@ def view(delivery: Delivery) -> public.Delivery:
         status=delivery.status,
         sequence=delivery.sequence,
         origin=delivery.origin,
+        skipped_at=delivery.skipped_at,
         attempt_count=delivery.attempts,
         next_attempt_at=delivery.next_attempt_at,
         last_status_code=delivery.last_status_code,

@@ -38,6 +38,7 @@ from ethhook.service.validation import (
     check_text,
     check_where,
 )
+from ethhook.workqueue import paused_by
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,14 @@ class EndpointDetails:
 
     endpoint: public.Endpoint
     deliveries: dict[str, int]
+    paused: public.OrderedPause | None = None
 
     def as_public(self, circuit_breaker: str) -> public.EndpointDetails:
         return public.EndpointDetails(
-            **dict(self.endpoint), deliveries=self.deliveries, circuit_breaker=circuit_breaker
+            **dict(self.endpoint),
+            deliveries=self.deliveries,
+            circuit_breaker=circuit_breaker,
+            paused=self.paused,
         )
 
 
@@ -88,6 +93,7 @@ def view(endpoint: Endpoint) -> public.Endpoint:
         failing_since=endpoint.failing_since,
         signing=endpoint.signing,
         public_key=endpoint.public_key,
+        ordered=endpoint.ordered,
         from_block=endpoint.from_block,
         backfilling=endpoint.backfilling,
         live_only=endpoint.live_only,
@@ -164,6 +170,7 @@ def create_endpoint(
         lifecycle=spec.lifecycle,
         rate_limit_per_s=spec.rate_limit_per_s,
         retry_schedule_s=list(spec.retry_schedule_s) if spec.retry_schedule_s else None,
+        ordered=spec.ordered,
         active=True,
         from_block=spec.from_block,
         # Left out by the matcher until its backfill job reaches the listener (replay.backfill).
@@ -248,6 +255,8 @@ def update_endpoint(
     if "retry_schedule" in given:
         schedule = changes.retry_schedule_s
         endpoint.retry_schedule_s = list(schedule) if schedule else None
+    if "ordered" in given:  # claims made from the commit on follow it
+        endpoint.ordered = changes.ordered
     if changes.changes_filters:
         events = "events" in given
         topics = changes.topics if events else tuple(endpoint.topics)
@@ -277,7 +286,26 @@ def show_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> Endpoi
         .where(Delivery.endpoint_id == endpoint.id)
         .group_by(Delivery.status)
     ).all()
-    return EndpointDetails(view(endpoint), {status: count for status, count in counts})
+    return EndpointDetails(
+        view(endpoint),
+        {status: count for status, count in counts},
+        ordered_pause(session, endpoint),
+    )
+
+
+def ordered_pause(session: Session, endpoint: Endpoint) -> public.OrderedPause | None:
+    """Why an `--ordered=pause` endpoint sends nothing: its head is dead-lettered."""
+    held = paused_by(session, endpoint)
+    if held is None:
+        return None
+    delivery_id, sequence = held
+    return public.OrderedPause(
+        delivery_id=delivery_id,
+        sequence=sequence,
+        reason=f"delivery {delivery_id} (sequence {sequence}) is dead-lettered and the "
+        f"deliveries after it wait: retry it (ethhook delivery retry {delivery_id}) or skip "
+        "past it (endpoint update --ordered=skip-dead)",
+    )
 
 
 def endpoint_secrets(

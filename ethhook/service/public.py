@@ -60,6 +60,13 @@ class Endpoint(Public):
     public_key: str | None = Field(
         description="`whpk_…`: verifies an ed25519 endpoint's webhooks; null for hmac"
     )
+    ordered: str | None = Field(
+        default=None,
+        description="null: webhooks sent in parallel; `pause` or `skip-dead`: strictly in "
+        "sequence order, one at a time, a failing one holding those after it; when one is "
+        "dead-lettered, `pause` stops the endpoint until it is retried, `skip-dead` goes on "
+        "(the delivery's `skipped_at` records it)",
+    )
     from_block: int | None = Field(
         description="its history from this block was backfilled (origin backfill)"
     )
@@ -69,9 +76,21 @@ class Endpoint(Public):
     live_only: bool = Field(description="replays and backfills send it nothing")
 
 
+# What holds an `--ordered=pause` endpoint: its head delivery is dead-lettered.
+class OrderedPause(Public):
+    delivery_id: int
+    sequence: int | None
+    reason: str
+
+
 class EndpointDetails(Endpoint):
     deliveries: dict[str, int] = Field(description="deliveries by status")
     circuit_breaker: str
+    paused: OrderedPause | None = Field(
+        default=None,
+        description="an --ordered=pause endpoint whose head is dead-lettered sends nothing "
+        "until it is retried or the endpoint set to skip-dead; null otherwise",
+    )
 
 
 class EndpointWithSecret(Endpoint):
@@ -138,6 +157,10 @@ class Delivery(Public):
         "while a confirmed delivery waits for its confirmations"
     )
     origin: str = Field(description="why it is sent: live, replay or backfill")
+    skipped_at: datetime | None = Field(
+        default=None,
+        description="when its --ordered=skip-dead endpoint went on past it, dead-lettered",
+    )
     attempt_count: int
     next_attempt_at: datetime | None
     last_status_code: int | None

@@ -25,6 +25,7 @@ from ethhook.deliver.signing import SIGNING_SCHEMES
 from ethhook.exceptions import InputError
 from ethhook.service.finality import check_finality, check_finality_with
 from ethhook.service.limits import LISTS, check_count, check_filter_rows, check_lists
+from ethhook.workqueue import ORDERED_MODES
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _DIGITS = re.compile(r"[0-9]+")
@@ -73,6 +74,7 @@ class EndpointSpec:
     # instant, then confirmed or removed, for one event.
     finality: str = Finality.LATEST
     lifecycle: bool = False
+    ordered: str | None = None
     # How many endpoints an application's key may have (create_endpoint holds it to this).
     app_max_endpoints: int = field(kw_only=True)
     # `--from-block`: its history from this block is backfilled (replay.backfill) before it is
@@ -238,6 +240,16 @@ def check_signing(signing: str) -> str:
     return signing
 
 
+def check_ordered(ordered: str | None) -> str | None:
+    """None (webhooks in parallel) or one of ORDERED_MODES."""
+    if ordered is not None and ordered not in ORDERED_MODES:
+        modes = ", ".join(ORDERED_MODES)
+        raise InputError(
+            f"invalid --ordered {quoted(ordered)}: use {modes} (or off to turn it off)"
+        )
+    return ordered
+
+
 def check_endpoint_url(url: str, settings: Settings) -> str:
     """A URL webhooks may go to: well formed, and not private unless the settings allow it."""
     url = parse_url(url)
@@ -275,6 +287,7 @@ def build_spec(
     live_only: bool = False,
     finality: str = Finality.LATEST,
     lifecycle: bool = False,
+    ordered: str | None = None,
 ) -> EndpointSpec:
     """Validate every field; raise InputError about the first bad one. The lists' lengths are
     checked first, and their product before any row is made."""
@@ -303,6 +316,7 @@ def build_spec(
         signing=check_signing(signing),
         finality=finality,
         lifecycle=lifecycle,
+        ordered=check_ordered(ordered),
         app_max_endpoints=settings.app_max_endpoints,
         from_block=from_block,
         live_only=live_only,
@@ -339,13 +353,14 @@ UPDATABLE = (
     "retry_schedule",
     "name",
     "where",
+    "ordered",
 )
 
 
 @dataclass(frozen=True)
 class EndpointChanges:
     """A validated partial update: only the fields named in `given` change; for the name, the
-    rate limit and the retry schedule None means none."""
+    rate limit and the retry schedule None means none, for `ordered` unordered."""
 
     given: frozenset[str]
     url: str = ""
@@ -360,6 +375,7 @@ class EndpointChanges:
     rate_limit_per_s: float | None = None
     retry_schedule_s: tuple[float, ...] | None = None
     name: str | None = None
+    ordered: str | None = None
     # The new set of --where conditions (empty: none); checked against the endpoint's event by
     # update_endpoint, which knows it when --event is not given.
     where: tuple[str, ...] = ()
@@ -400,6 +416,8 @@ def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
         values["contracts"] = parse_addresses(fields["contracts"])
     if "name" in fields:
         values["name"] = check_name(fields["name"])
+    if "ordered" in fields:
+        values["ordered"] = check_ordered(fields["ordered"])
     if "where" in fields:
         values["where"] = tuple(
             check_text(text, "--where", MAX_CONDITION_LENGTH) for text in fields["where"]

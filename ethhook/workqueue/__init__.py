@@ -45,11 +45,21 @@ from ethhook.workqueue.lease import (
     release_leases,
     time_range,
 )
+from ethhook.workqueue.ordered import (
+    ORDERED_MODES,
+    claim_ordered,
+    due_heads,
+    paused_by,
+)
 from ethhook.workqueue.orphans import orphan_blocks
 from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
 from ethhook.workqueue.sequence import number_deliveries
 
 __all__ = [
+    "ORDERED_MODES",
+    "claim_ordered",
+    "due_heads",
+    "paused_by",
     "DELIVER_TASK",
     "MATCH_TASK",
     "REPLAY_TASK",

@@ -96,9 +96,10 @@ def held_by_message(model: Any) -> ColumnElement[bool]:
 
 def due_now(now: datetime) -> dict[str, Any]:
     """The values that make a delivery pending, due now and held by nobody (a manual retry, a
-    replay)."""
+    replay); a skipped one is its ordered endpoint's head again."""
     return {
         "status": DeliveryStatus.PENDING,
+        "skipped_at": None,
         "next_attempt_at": now,
         "lease_token": None,
         "lease_expires_at": None,
@@ -147,7 +148,8 @@ def lease_available(
 def due_deliveries(
     session: Session, now: datetime, limit: int, queue_busy: bool = False
 ) -> list[tuple[int, int]]:
-    """(endpoint_id, delivery_id) of pending deliveries that are due and held by nobody.
+    """(endpoint_id, delivery_id) of pending deliveries that are due and held by nobody, of
+    endpoints that are not ordered (`workqueue.ordered.due_heads` finds those).
 
     With `queue_busy` (the deliver queue has messages waiting), a message lease that expired less
     than UNCLAIMED_HOLD_LEASES dispatch leases ago is left to its message: dispatching it again
@@ -158,6 +160,7 @@ def due_deliveries(
         Delivery.next_attempt_at <= now,
         lease_free(Delivery, now),
         Endpoint.active.is_(True),
+        Endpoint.ordered.is_(None),  # an ordered endpoint's head only: ordered.due_heads
     ]
     if queue_busy:
         hold = timedelta(seconds=UNCLAIMED_HOLD_LEASES * get_settings().dispatch_lease_s)
@@ -214,13 +217,17 @@ def claim_statement(
     bounds: TimeRange | None = None,
 ) -> Update:
     """The UPDATE that claims (see claim), RETURNING the claimed ids; a caller may return more
-    columns and read them in the same statement (the deliver task's claim-and-load)."""
+    columns and read them in the same statement (the deliver task's claim-and-load). It claims
+    nothing of an ordered endpoint: the caller then asks `ordered.claim_ordered`."""
+    # An ordered endpoint's deliveries are claimed by workqueue.ordered.claim_ordered alone.
+    ordered = select(Endpoint.id).where(Endpoint.id == endpoint_id, Endpoint.ordered.is_not(None))
     return (
         update(Delivery)
         .where(
             Delivery.id.in_(delivery_ids),
             in_time_range(Delivery, bounds),
             Delivery.endpoint_id == endpoint_id,
+            ~ordered.exists(),
             Delivery.status == DeliveryStatus.PENDING,
             or_(
                 Delivery.lease_token == token,

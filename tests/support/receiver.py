@@ -71,6 +71,10 @@ class Receiver:
     secrets: dict[str, str] = field(default_factory=dict)
     public_keys: dict[str, str] = field(default_factory=dict)
     responders: dict[str, Responder] = field(default_factory=dict)
+    # Answers that depend on the request itself (its body, its headers): asked before `responders`.
+    answers: dict[str, Callable[[Received], tuple[int, dict[str, str], bytes]]] = field(
+        default_factory=dict
+    )
     requests: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -147,7 +151,12 @@ class Receiver:
             self._most_in_flight[path] = max(self._most_in_flight.get(path, 0), in_flight)
         try:
             responder = self.responders.get(path)
-            status, headers, answer = (200, {}, b"ok") if responder is None else responder(number)
+            if path in self.answers:
+                status, headers, answer = self.answers[path](received)
+            elif responder is None:
+                status, headers, answer = 200, {}, b"ok"
+            else:
+                status, headers, answer = responder(number)
         finally:
             with self._lock:
                 self._in_flight[path] -= 1

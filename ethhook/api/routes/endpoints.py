@@ -47,6 +47,7 @@ def create_endpoint(caller: Caller, body: schemas.EndpointCreate) -> schemas.End
         signing=body.signing,
         from_block=body.from_block,
         live_only=body.live_only,
+        ordered=body.ordered,
     )
     made = caller.run(
         add_endpoint, caller.settings, spec, utcnow(), application_id=body.application_id
@@ -83,6 +84,7 @@ _CHANGES = {
     "rate_limit": "rate_limit_per_s",
     "retry_schedule": "retry_schedule",
     "name": "name",
+    "ordered": "ordered",
 }
 
 

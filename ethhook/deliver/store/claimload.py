@@ -31,15 +31,20 @@ from ethhook.deliver.store.load import (
 )
 from ethhook.workqueue import TimeRange, claim, in_time_range
 from ethhook.workqueue.lease import claim_statement
+from ethhook.workqueue.ordered import Row, claim_ordered
 
 
 @dataclass(frozen=True)
 class ClaimedWork:
-    """The ids claimed (sorted), the endpoint (None if it is gone), the first chunk's work."""
+    """The ids claimed (sorted; an ordered endpoint's in sequence order), the endpoint (None if
+    it is gone), the first chunk's work; for an ordered endpoint, what its claim skipped or found
+    pausing it."""
 
     claimed: list[int]
     endpoint: EndpointView | None = None
     first: list[Work] = field(default_factory=list)
+    skipped: list[Row] = field(default_factory=list)
+    paused_by: Row | None = None
 
 
 def claim_and_load(
@@ -83,6 +88,35 @@ def claim_and_load(
     loaded = [row for row in rows[:chunk] if row.chain_id is not None]
     loaded.sort(key=lambda r: (r.chain_id, r.block_number, r.log_index, r.delivery_id))
     return ClaimedWork(claimed, endpoint, [work_from_row(r, endpoint, settings) for r in loaded])
+
+
+def claim_ordered_and_load(
+    session: Session,
+    endpoint_id: int,
+    worker_token: str,
+    now: datetime,
+    settings: Settings,
+    chunk: int,
+) -> ClaimedWork:
+    """An ordered endpoint's claim (workqueue.claim_ordered: its head and the due deliveries
+    right after it, at most `chunk`) with the endpoint and their work in sequence order; nothing
+    for an endpoint that is gone, disabled or not ordered."""
+    endpoint = load_endpoint(session, endpoint_id, settings, now)
+    if endpoint is None or endpoint.ordered is None or not endpoint.active:
+        return ClaimedWork([], endpoint)
+    plan = claim_ordered(
+        session, endpoint_id, endpoint.ordered, worker_token, now, settings.delivery_lease_s, chunk
+    )
+    claimed = [row.id for row in plan.take]
+    work: list[Work] = []
+    if claimed:
+        bounds = (min(r.event_at for r in plan.take), max(r.event_at for r in plan.take))
+        position = {delivery_id: n for n, delivery_id in enumerate(claimed)}
+        work = sorted(
+            load_work(session, endpoint, claimed, settings, bounds),
+            key=lambda w: position[w.delivery_id],
+        )
+    return ClaimedWork(claimed, endpoint, work, plan.skip, plan.paused_by)
 
 
 def _query(

@@ -32,6 +32,8 @@ class EndpointView:
     rate_limit_per_s: float | None
     active: bool
     signing: str = "hmac"
+    # `--ordered`: None, `pause` or `skip-dead` (workqueue.ordered).
+    ordered: str | None = None
 
     @cached_property
     def keys(self) -> KeyRing:
@@ -50,6 +52,8 @@ class Work:
     # The delivery's partition key (its event's time); None only in work made by hand (tests):
     # recording it then reads the delivery's.
     event_at: datetime | None = None
+    # The endpoint's counter (an ordered endpoint's work is sent in this order).
+    sequence: int | None = None
 
 
 def load_endpoint(
@@ -78,6 +82,7 @@ def endpoint_view(endpoint: Any, settings: Settings, now: datetime) -> EndpointV
         rate_limit_per_s=endpoint.rate_limit_per_s,
         active=endpoint.active,
         signing=endpoint.signing,
+        ordered=endpoint.ordered,
     )
 
 
@@ -94,6 +99,7 @@ ENDPOINT_FIELDS = (
     "rate_limit_per_s",
     "active",
     "signing",
+    "ordered",
 )
 
 
@@ -165,4 +171,5 @@ def work_from_row(row: Any, endpoint: EndpointView, settings: Settings) -> Work:
         row.block_timestamp,
         row.created_at,
         row.event_at,
+        row.sequence,
     )
