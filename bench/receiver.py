@@ -2,12 +2,16 @@
 
 Verifies every Standard Webhooks signature for paths it has a secret for, counts requests, distinct
 webhook-ids and bad signatures, and keeps (arrival time, transaction hash) for latency figures.
+A path `/delay/<ms>/…` answers after <ms> milliseconds (a receiver's own latency); on a path with
+`/ord` in it, a webhook whose `sequence` is below the last one seen on that path counts in
+`out_of_order`.
 Control endpoints: POST /_secrets {path: secret}, POST /_reset, GET /_stats, GET /_arrivals.
 Usage: python -m bench.receiver PORT
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -24,7 +28,16 @@ keys: dict[str, bytes] = {}
 
 def reset() -> None:
     state.update(
-        count=0, bad=0, unverified=0, ids=set(), arrivals=[], first=None, last=None, max_in=0
+        count=0,
+        bad=0,
+        unverified=0,
+        ids=set(),
+        arrivals=[],
+        first=None,
+        last=None,
+        max_in=0,
+        out_of_order=0,
+        last_sequence={},
     )
 
 
@@ -53,6 +66,13 @@ async def hook(request: web.Request) -> web.Response:
     if request.path.startswith("/lat"):
         tx = json.loads(body)["data"]["transaction_hash"]
         state["arrivals"].append((now, tx))
+    if "/ord" in request.path:
+        sequence = json.loads(body)["sequence"]
+        if sequence < state["last_sequence"].get(request.path, 0):
+            state["out_of_order"] += 1
+        state["last_sequence"][request.path] = sequence
+    if request.path.startswith("/delay/"):
+        await asyncio.sleep(int(request.path.split("/")[2]) / 1000)
     return web.Response(text="ok")
 
 
@@ -76,6 +96,7 @@ async def stats(request: web.Request) -> web.Response:
             "unverified": state["unverified"],
             "first": state["first"],
             "last": state["last"],
+            "out_of_order": state["out_of_order"],
         }
     )
 
