@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.dialect import is_postgres
@@ -75,12 +75,13 @@ def holds(model: Any, mode: Any) -> ColumnElement[bool]:
     return or_(pending, and_(dead, mode == PAUSE))
 
 
-def plan_claim(rows: Sequence[Row], mode: str, now: datetime) -> Plan:
+def plan_claim(rows: Sequence[Row], mode: str, now: datetime, busy: bool = False) -> Plan:
     """The deliveries a claim may take from the endpoint's first open rows (pending, or failed
     and not skipped, in sequence order): none while another worker's claim is live on one of
     them; else the due pending ones from the head on, up to the first that is not due or is
-    dead-lettered (pause: it holds them all; skip-dead: it is skipped)."""
-    if any(_claimed_by_worker(row, now) for row in rows):
+    dead-lettered (pause: it holds them all; skip-dead: it is skipped). `busy`: a worker's live
+    claim was found on a row past them (a retry put older rows ahead of what it sends)."""
+    if busy or any(_claimed_by_worker(row, now) for row in rows):
         return Plan()
     take: list[Row] = []
     skip: list[Row] = []
@@ -142,7 +143,18 @@ def claim_ordered(
         .order_by(*in_order(Delivery))
         .limit(limit)
     ).all()
-    plan = plan_claim([Row(*r) for r in found], mode, now)
+    # Another sender anywhere among its pending rows, not only the first ones read above.
+    busy = session.scalar(
+        select(
+            exists().where(
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                ~Delivery.lease_token.startswith(MESSAGE_TOKEN_PREFIX, autoescape=True),
+                Delivery.lease_expires_at >= now,
+            )
+        )
+    )
+    plan = plan_claim([Row(*r) for r in found], mode, now, bool(busy))
     if plan.take:
         session.execute(
             update(Delivery)

@@ -30,6 +30,7 @@ def add_endpoint(url: str, **kw: Any) -> tuple[int, str]:
         signing=kw.get("signing", "hmac"),
         finality=kw.get("finality", "latest"),
         lifecycle=kw.get("lifecycle", False),
+        ordered=kw.get("ordered"),
     )
     with session_scope() as session:
         created = create_endpoint(

@@ -54,3 +54,8 @@ def test_plan_claim(rows, mode, taken, skipped, paused):
     assert [r.id for r in plan.take] == taken
     assert [r.id for r in plan.skip] == skipped
     assert (plan.paused_by.id if plan.paused_by else None) == paused
+
+
+def test_a_live_claim_past_the_rows_read_holds_the_claim():
+    plan = plan_claim([row(1), row(2)], PAUSE, NOW, busy=True)
+    assert (plan.take, plan.skip, plan.paused_by) == ([], [], None)
