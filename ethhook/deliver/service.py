@@ -158,7 +158,10 @@ def _claim(
         if not got.claimed:
             # Nothing claimed: an ordered endpoint's claim starts from its head instead, whatever
             # the message names (one more statement only when the first claimed nothing).
-            return _ordered_claim(session, settings, endpoint_id, worker_token, now)
+            task = _ordered_claim(session, settings, endpoint_id, worker_token, now)
+            if task is not None:  # the message's ids it did not take
+                report.skipped = len(set(delivery_ids) - set(task.backlog.left()))
+            return task
         endpoint = got.endpoint
         if endpoint is None or not endpoint.active:
             release_leases(session, got.claimed, worker_token, bounds)
