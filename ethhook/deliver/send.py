@@ -38,26 +38,33 @@ def send(
 def _post(
     endpoint: EndpointView, work: Work, headers: dict[str, str], settings: Settings
 ) -> http.HttpOutcome:
-    """http.post, and an outcome whatever it raises: one request's error fails its attempt only,
-    not its window (whose other answers would be lost with it, and the deliveries re-sent)."""
+    context = f"endpoint={endpoint.id} delivery={work.delivery_id}"
+    return post_guarded(endpoint.url, work.body, headers, settings, context)
+
+
+def post_guarded(
+    url: str, body: bytes, headers: dict[str, str], settings: Settings, context: str
+) -> http.HttpOutcome:
+    """http.post with the delivery timeouts and SSRF setting, and an outcome whatever it raises:
+    one request's error fails its attempt only, not its window (whose other answers would be
+    lost with it, and the deliveries re-sent). `context` names it in the log line."""
     started = time.perf_counter()
     try:
         return http.post(
-            endpoint.url,
-            work.body,
+            url,
+            body,
             headers,
             settings.delivery_connect_timeout_s,
             settings.delivery_read_timeout_s,
             allow_private=settings.allow_private_targets,
         )
     except Exception as exc:  # noqa: BLE001 (the attempt's error; logged with its traceback)
-        shown = redact_in(f"{type(exc).__name__}: {exc}", endpoint.url)
+        shown = redact_in(f"{type(exc).__name__}: {exc}", url)
         log.error(
-            "deliver.request.unexpected endpoint=%s delivery=%s error=%s\n%s",
-            endpoint.id,
-            work.delivery_id,
+            "deliver.request.unexpected %s error=%s\n%s",
+            context,
             shown,
-            redact_in("".join(traceback.format_exception(exc)).rstrip(), endpoint.url),
+            redact_in("".join(traceback.format_exception(exc)).rstrip(), url),
         )
         return http.HttpOutcome(
             None, (time.perf_counter() - started) * 1000, error=f"request failed: {shown[:300]}"
