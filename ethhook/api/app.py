@@ -19,7 +19,15 @@ from ethhook.api.guard import BodyLimit, Guard
 from ethhook.api.idempotency import Idempotency, IdempotencyStore
 from ethhook.api.metrics import RequestMetrics, metrics_router
 from ethhook.api.ratelimit import ApiRateLimiter
-from ethhook.api.routes import applications, deliveries, endpoints, explain, replays, stats
+from ethhook.api.routes import (
+    applications,
+    deliveries,
+    endpoints,
+    explain,
+    ops,
+    replays,
+    stats,
+)
 from ethhook.config import Settings
 from ethhook.deliver.protect import redis_client
 
@@ -53,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Explains, which may wait for a chain node, on threads of their own (routes/explain.py).
     app.state.explain_threads = CapacityLimiter(EXPLAIN_THREADS)
     problems.install(app)
-    for module in (endpoints, deliveries, explain, replays, stats, applications):
+    for module in (endpoints, deliveries, explain, replays, stats, applications, ops):
         app.include_router(module.router)
     app.include_router(health.router)
     app.include_router(metrics_router())

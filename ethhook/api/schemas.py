@@ -26,6 +26,9 @@ from ethhook.service.public import (
     EndpointDetails,
     EndpointWithSecret,
     Explanation,
+    OpsEndpoint,
+    OpsEndpointWithSecret,
+    OpsMessage,
     Replay,
     Secrets,
 )
@@ -41,6 +44,9 @@ __all__ = [
     "EndpointDetails",
     "EndpointWithSecret",
     "Explanation",
+    "OpsEndpoint",
+    "OpsEndpointWithSecret",
+    "OpsMessage",
     "Replay",
     "Secrets",
 ]
@@ -152,6 +158,11 @@ class EndpointUpdate(Request):
 
 class DisableRequest(Request):
     reason: str | None = Field(default=None, description="why; shown with the endpoint")
+    discard: bool = Field(
+        default=False,
+        description="drop its unsent deliveries (recorded as discarded) and keep none of the "
+        "events that match it until it is enabled; by default they wait as its backlog",
+    )
 
 
 class RotateSecretRequest(Request):
@@ -226,6 +237,15 @@ class Stats(BaseModel):
 
 class ApplicationCreate(Request):
     name: str
+
+
+class OpsEndpointSet(Request):
+    url: str = Field(description="where the operational webhooks go")
+    application_id: RowId | None = Field(
+        default=None,
+        description="the operator key names the application (default: `default`); an "
+        "application's key may name only its own",
+    )
 
 
 class Health(BaseModel):

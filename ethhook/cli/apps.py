@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ethhook.cli.common import Group, arg, as_operator, every_page, positive_int
 from ethhook.cli.output import describe, emit, emit_table
@@ -85,3 +86,52 @@ def cmd_app_operator_key(args: argparse.Namespace, settings: Settings) -> int:
     human = "operator key (any previous one no longer works)\n" + _key_notice(key)
     emit(args, {"operator_key": key}, lambda: human)
     return 0
+
+
+@GROUP.command(
+    "ops-endpoint",
+    "set (--url), show or remove (--clear) the application's operational endpoint: signed "
+    "endpoint.disabled, endpoint.failing, endpoint.recovered, replay.finished and chain.lagging "
+    "webhooks",
+    APP_ID,
+    arg("--url", default=None, help="where the operational webhooks go; prints the secret"),
+    arg("--clear", action="store_true", help="remove it (nothing more is sent)"),
+    arg("--limit", type=positive_int, default=20, help="recent webhooks shown (default 20)"),
+)
+def cmd_app_ops_endpoint(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.exceptions import InputError
+    from ethhook.service import ops
+
+    if args.url is not None and args.clear:
+        raise InputError("give --url URL or --clear, not both")
+    if args.clear:
+        as_operator(ops.clear_ops_endpoint, args.id)
+        data = {"application_id": args.id, "cleared": True}
+        emit(args, data, lambda: f"removed the ops endpoint of application {args.id}")
+        return 0
+    if args.url is not None:
+        made = to_public(as_operator(ops.set_ops_endpoint, args.id, args.url))
+        human = (
+            f"ops endpoint of application {args.id}: {made['url']}\n"
+            f"secret: {made['secret']}\n(verify its webhooks with it: Standard Webhooks v1)"
+        )
+        emit(args, made, lambda: human)
+        return 0
+    shown = to_public(as_operator(ops.get_ops_endpoint, args.id))
+    messages = [to_public(m) for m in as_operator(ops.list_ops_messages, args.id, args.limit)]
+    shown["messages"] = messages
+    emit(args, shown, lambda: _ops_summary(shown, messages))
+    return 0
+
+
+def _ops_summary(shown: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+    lines = [f"ops endpoint of application {shown['application_id']}: {shown['url']}"]
+    if not messages:
+        lines.append("no operational webhooks yet")
+    for m in messages:
+        about = m["data"].get("endpoint_id") or m["data"].get("replay_id") or ""
+        lines.append(
+            f"{m['id']:>6}  {m['created_at']:%Y-%m-%dT%H:%M:%SZ}  {m['type']:<19} {about!s:<6} "
+            f"{m['status']} ({m['attempt_count']} attempts)"
+        )
+    return "\n".join(lines)

@@ -329,18 +329,28 @@ def cmd_endpoint_secret(args: argparse.Namespace, settings: Settings) -> int:
 
 @GROUP.command(
     "disable",
-    "stop delivering to an endpoint (deliveries wait)",
+    "stop delivering to an endpoint (its deliveries, and the events that match it meanwhile, "
+    "wait for `enable`, within retention)",
     ENDPOINT_ID,
     arg("--reason", default=None, help="why (shown by endpoint show)"),
+    arg(
+        "--discard",
+        action="store_true",
+        help="drop its unsent deliveries instead (recorded as discarded) and keep nothing "
+        "until it is enabled",
+    ),
 )
 def cmd_endpoint_disable(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import set_active
 
     reason = args.reason or "disabled by an operator"
-    return _changed(args, as_operator(set_active, args.id, False, reason), "disabled")
+    changed = as_operator(set_active, args.id, False, reason, discard=args.discard)
+    return _changed(args, changed, "disabled (backlog discarded)" if args.discard else "disabled")
 
 
-@GROUP.command("enable", "resume an endpoint; the deliveries that waited are sent", ENDPOINT_ID)
+@GROUP.command(
+    "enable", "resume an endpoint; the deliveries that waited are sent, oldest first", ENDPOINT_ID
+)
 def cmd_endpoint_enable(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.endpoints import set_active
 

@@ -126,6 +126,9 @@ class Settings:
     breaker_fail_max: int = 5
     breaker_reset_timeout_s: float = 30.0
     auto_disable_after_s: float = 5 * 86400.0
+    # `endpoint.failing` goes to the application's ops endpoint once an endpoint has failed every
+    # attempt this long (and `endpoint.recovered` at its next success).
+    ops_failing_after_s: float = 900.0
     metrics_port: int = 3000
     worker_metrics_port: int = 9808
     # Loopback unless told otherwise: deployments scraped from other hosts set 0.0.0.0 themselves.
@@ -234,6 +237,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "breaker_fail_max": ("ETHHOOK_BREAKER_FAIL_MAX", parse_count),
     "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", parse_positive_seconds),
     "auto_disable_after_s": ("ETHHOOK_AUTO_DISABLE_AFTER_S", parse_positive_seconds),
+    "ops_failing_after_s": ("ETHHOOK_OPS_FAILING_AFTER_S", parse_positive_seconds),
     "metrics_port": ("ETHHOOK_METRICS_PORT", parse_port),
     "worker_metrics_port": ("ETHHOOK_WORKER_METRICS_PORT", parse_port),
     "metrics_host": ("ETHHOOK_METRICS_HOST", str),

@@ -28,13 +28,14 @@ from ethhook.db.partition_plan import event_time
 
 class DeliveryStatus:
     WAITING = "waiting"  # held until the block has the endpoint's confirmations
-    PENDING = "pending"  # due at next_attempt_at
+    PENDING = "pending"  # due at next_attempt_at (NULL: held while its endpoint is disabled)
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # every attempt failed; waits for `ethhook delivery retry`
     CANCELLED = "cancelled"  # the event was reorged out before it was sent
+    DISCARDED = "discarded"  # dropped by `endpoint disable --discard` (last_error says so)
 
-    ALL = (WAITING, PENDING, SUCCEEDED, FAILED, CANCELLED)
-    TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+    ALL = (WAITING, PENDING, SUCCEEDED, FAILED, CANCELLED, DISCARDED)
+    TERMINAL = (SUCCEEDED, FAILED, CANCELLED, DISCARDED)
     OPEN = (WAITING, PENDING, FAILED)  # still to send, or waiting for a manual retry
     # Still to send: retention never drops a partition holding one (its retries are a promise).
     UNSENT = (WAITING, PENDING)

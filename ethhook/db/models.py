@@ -37,6 +37,7 @@ from ethhook.db.history import (
     Origin,
     event_record_columns,
 )
+from ethhook.db.ops import OpsEndpoint, OpsEventType, OpsMessage, OpsStatus
 from ethhook.db.replay_jobs import ReplayJob, ReplayState
 from ethhook.db.rollups import (
     LATENCY_BOUNDS_MS,
@@ -73,6 +74,10 @@ __all__ = [
     "ROLLUP_PERIODS_S",
     "Base",
     "ConsoleSessionRow",
+    "OpsEndpoint",
+    "OpsEventType",
+    "OpsMessage",
+    "OpsStatus",
     "ReplayJob",
     "ReplayState",
     "BigId",
@@ -182,8 +187,16 @@ class Endpoint(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     disabled_at: Mapped[datetime | None]
+    # `endpoint disable --discard`: while disabled, its open deliveries were cancelled and the
+    # events that match it are not kept (otherwise they wait as its backlog). Cleared on enable.
+    discard_while_disabled: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     # Start of the current run of failed attempts (auto-disable); cleared by any success.
     failing_since: Mapped[datetime | None]
+    # When `endpoint.failing` went to the ops endpoint for the current run of failures; an
+    # `endpoint.recovered` clears it once failing_since is cleared.
+    failing_notified_at: Mapped[datetime | None]
     # The endpoint's counter: the sequence its last numbered delivery took (workqueue.sequence).
     last_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # `--from-block`: its history from this block is a backfill job's; while `backfilling`, the

@@ -7,9 +7,10 @@ import logging
 from ethhook.celery_app import app
 from ethhook.config import get_settings
 from ethhook.db import session_scope
+from ethhook.deliver.ops import send_ops
 from ethhook.deliver.service import deliver
 from ethhook.logs import log_fields
-from ethhook.workqueue import DELIVER_TASK, range_of
+from ethhook.workqueue import DELIVER_TASK, OPS_TASK, range_of
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +38,9 @@ def deliver_endpoint(
             report.skipped,
         )
     return report.sent
+
+
+@app.task(name=OPS_TASK, acks_late=True)
+def send_ops_messages(message_ids: list[int], token: str) -> int:
+    """Send the operational webhooks this message holds the lease for (deliver.ops)."""
+    return send_ops(session_scope, get_settings(), message_ids, token)

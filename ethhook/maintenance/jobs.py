@@ -20,15 +20,21 @@ from ethhook.db.models import (
     Endpoint,
     Event,
     Finality,
+    OpsEventType,
     delivery_rollups,
 )
 from ethhook.workqueue import (
+    DisableTrigger,
     DispatchGroup,
     MatchGroup,
+    OpsDispatch,
+    disable_endpoints,
     due_deliveries,
     due_events,
     due_heads,
+    emit_for_endpoints,
     lease_available,
+    lease_due_ops,
     lease_events,
     number_deliveries,
 )
@@ -65,6 +71,9 @@ def release_confirmed(session: Session, now: datetime) -> int:
         ChainTags, ChainTags.chain_id == event.c.chain_id
     )
     height = select(_height()).select_from(chain).where(its_event).scalar_subquery()
+    # A disabled endpoint's released deliveries join its held backlog (workqueue.backlog).
+    endpoint_active = select(Endpoint.active).where(Endpoint.id == Delivery.endpoint_id)
+    due_unless_held = case((endpoint_active.scalar_subquery().is_(False), null()), else_=now)
     released_rows = session.execute(
         update(Delivery)
         .where(
@@ -72,7 +81,7 @@ def release_confirmed(session: Session, now: datetime) -> int:
             Delivery.release_block <= height,
             exists(ready_events),
         )
-        .values(status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)
+        .values(status=DeliveryStatus.PENDING, next_attempt_at=due_unless_held, updated_at=now)
         .returning(Delivery.id, Delivery.event_at, Delivery.endpoint_id, Delivery.sequence)
         .execution_options(synchronize_session=False)
     ).all()
@@ -196,18 +205,68 @@ def delete_old_rollups(session: Session, cutoff: datetime) -> int:
 
 
 def auto_disable(session: Session, now: datetime, after_s: float) -> list[int]:
-    """Disable endpoints whose every attempt has failed for `after_s` seconds."""
+    """Disable endpoints whose every attempt has failed for `after_s` seconds (their backlog is
+    kept, their applications told: workqueue.disable_endpoints)."""
     cutoff = now - timedelta(seconds=after_s)
-    ids = session.scalars(
-        update(Endpoint)
-        .where(and_(Endpoint.active.is_(True), Endpoint.failing_since < cutoff))
-        .values(
-            active=False,
-            disabled_at=now,
-            disabled_reason=f"every delivery attempt failed for {after_s / 86400:g} days",
-        )
-        .returning(Endpoint.id)
+    dead = session.scalars(
+        select(Endpoint.id).where(and_(Endpoint.active.is_(True), Endpoint.failing_since < cutoff))
     ).all()
+    reason = f"every delivery attempt failed for {after_s / 86400:g} days"
+    ids = disable_endpoints(session, dead, reason, now, DisableTrigger.AUTOMATIC)
     for endpoint_id in ids:
         log.warning("maintenance.endpoint.auto_disabled endpoint=%s", endpoint_id)
     return list(ids)
+
+
+def dispatch_ops(session: Session, now: datetime, limit: int, lease_s: float) -> list[OpsDispatch]:
+    """Lease the ops messages that are due (new ones, retries, expired leases); the caller
+    enqueues them."""
+    dispatches = lease_due_ops(session, now, limit, lease_s)
+    if dispatches:
+        log.info(
+            "maintenance.ops.dispatched messages=%d",
+            sum(len(d.message_ids) for d in dispatches),
+        )
+    return dispatches
+
+
+def watch_failing(session: Session, now: datetime, failing_after_s: float) -> dict[str, int]:
+    """`endpoint.failing` for endpoints whose every attempt has failed for `failing_after_s`
+    (once per run of failures), `endpoint.recovered` for those told so that succeeded since
+    (their failing_since cleared by the success)."""
+    cutoff = now - timedelta(seconds=failing_after_s)
+    failing = list(
+        session.scalars(
+            update(Endpoint)
+            .where(
+                Endpoint.active.is_(True),
+                Endpoint.failing_since < cutoff,
+                Endpoint.failing_notified_at.is_(None),
+            )
+            .values(failing_notified_at=now)
+            .returning(Endpoint.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    emit_for_endpoints(
+        session,
+        OpsEventType.ENDPOINT_FAILING,
+        failing,
+        now,
+        failing_for_s=failing_after_s,
+    )
+    recovered = list(
+        session.scalars(
+            update(Endpoint)
+            .where(Endpoint.failing_since.is_(None), Endpoint.failing_notified_at.is_not(None))
+            .values(failing_notified_at=None)
+            .returning(Endpoint.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    emit_for_endpoints(session, OpsEventType.ENDPOINT_RECOVERED, recovered, now)
+    for endpoint_id in failing:
+        log.warning("maintenance.endpoint.failing endpoint=%s", endpoint_id)
+    for endpoint_id in recovered:
+        log.info("maintenance.endpoint.recovered endpoint=%s", endpoint_id)
+    return {"failing": len(failing), "recovered": len(recovered)}

@@ -15,6 +15,7 @@ from ethhook.workqueue import (
     DELIVER_TASK,
     enqueue_groups,
     enqueue_match_groups,
+    enqueue_ops,
     waiting_messages,
 )
 
@@ -22,7 +23,7 @@ from ethhook.workqueue import (
 @app.task(name="ethhook.maintenance.dispatch_due", acks_late=True)
 def dispatch_due() -> int:
     """Lease and enqueue unmatched events past their lease, release confirmed deliveries, then
-    lease and enqueue every delivery that is due."""
+    lease and enqueue every delivery that is due, and every operational webhook."""
     settings = get_settings()
     with session_scope() as session:
         unmatched = jobs.dispatch_unmatched(session, utcnow(), settings.due_scan_limit)
@@ -33,7 +34,13 @@ def dispatch_due() -> int:
     busy = (waiting_messages(DELIVER_TASK) or 0) > 0
     with session_scope() as session:
         groups = jobs.dispatch_due(session, utcnow(), settings.due_scan_limit, busy)
-    return enqueue_groups(groups)
+    sent = enqueue_groups(groups)
+    with session_scope() as session:
+        ops = jobs.dispatch_ops(
+            session, utcnow(), settings.due_scan_limit, settings.dispatch_lease_s
+        )
+    enqueue_ops(ops)
+    return sent
 
 
 @app.task(name="ethhook.maintenance.cleanup", acks_late=True)
@@ -63,3 +70,10 @@ def partitions() -> None:
 def auto_disable() -> list[int]:
     with session_scope() as session:
         return jobs.auto_disable(session, utcnow(), get_settings().auto_disable_after_s)
+
+
+@app.task(name="ethhook.maintenance.watch_failing", acks_late=True)
+def watch_failing() -> dict[str, int]:
+    """`endpoint.failing` and `endpoint.recovered` to the applications' ops endpoints."""
+    with session_scope() as session:
+        return jobs.watch_failing(session, utcnow(), get_settings().ops_failing_after_s)

@@ -61,6 +61,9 @@ class Match:
     confirmations: int
     finality: str = Finality.LATEST
     lifecycle: bool = False
+    # False: the endpoint is disabled and keeps its backlog; the delivery is made held
+    # (workqueue.backlog) and sent when the endpoint is enabled.
+    active: bool = True
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -180,13 +183,15 @@ def match_query(
 def _filter_columns(live: bool) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """A filter row's columns and its endpoint's settings.
 
-    The endpoint's settings come from correlated subqueries (NULL when it is inactive, or has no
-    conditions; with `live`, when it is backfilling), not a join: PostgreSQL then probes the
-    primary key once per matching filter row, where a join made it hash the whole endpoints
-    table (a sequential scan growing with every endpoint; see bench/RESULTS.md).
+    The endpoint's settings come from correlated subqueries (confirmations NULL when it takes
+    nothing: disabled with --discard, or with `live`, backfilling; conditions NULL when it has
+    none; `active` false when it is disabled and keeps its backlog), not a join: PostgreSQL then
+    probes the primary key once per matching filter row, where a join made it hash the whole
+    endpoints table (a sequential scan growing with every endpoint; see bench/RESULTS.md).
     """
     f = EndpointFilter
-    sends = [Endpoint.id == f.endpoint_id, Endpoint.active.is_(True)]
+    takes = or_(Endpoint.active.is_(True), Endpoint.discard_while_disabled.is_(False))
+    sends = [Endpoint.id == f.endpoint_id, takes]
     if live:
         sends.append(Endpoint.backfilling.is_(False))
     confirmations_of = select(Endpoint.confirmations).where(*sends).scalar_subquery()
@@ -199,11 +204,13 @@ def _filter_columns(live: bool) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     suffix = literal_column(f"'{LIFECYCLE_SUFFIX}'", String)
     mode = Endpoint.finality + case((Endpoint.lifecycle, suffix), else_=literal_column("''"))
     mode_of = select(mode).where(Endpoint.id == f.endpoint_id)
+    active_of = select(Endpoint.active).where(Endpoint.id == f.endpoint_id)
     columns = (f.endpoint_id, f.chain_id, f.address, f.topic0, confirmations_of)
     settings = (
         conditions_of.scalar_subquery(),
         signatures_of.scalar_subquery(),
         mode_of.scalar_subquery(),
+        active_of.scalar_subquery(),
     )
     return columns, settings
 
@@ -236,12 +243,13 @@ class FilterRow(NamedTuple):
     chain_id: int | None
     address: str | None
     topic0: str | None
-    confirmations: int | None  # None: the endpoint is disabled
+    confirmations: int | None  # None: the endpoint takes nothing (disabled with --discard)
     position: int | None = None  # the topic key: the log's topics[position] must be `value`
     value: str | None = None
     conditions: list[str] | None = None  # --where, as given
     signatures: list[str] | None = None  # the endpoint's event, when it has conditions
     mode: str | None = None  # its finality and lifecycle (match.finality.parse_mode)
+    active: bool = True  # False: disabled, keeping its backlog
 
 
 # Where pair_with_filters files a row: (address, topic0, topic position, topic word), None = any.
@@ -278,7 +286,7 @@ def pair_with_filters(
     filed: dict[_Slot, list[_Candidate]] = defaultdict(list)
     for raw in rows:
         row = FilterRow(*raw)
-        if row.confirmations is None:  # the endpoint is disabled
+        if row.confirmations is None:  # the endpoint takes nothing now
             continue
         where = (
             compiled(row.signatures[0], tuple(row.conditions))
@@ -306,7 +314,11 @@ def pair_with_filters(
                 assert row.confirmations is not None
                 finality, lifecycle = parse_mode(row.mode)
                 found[row.endpoint_id] = Match(
-                    row.endpoint_id, row.confirmations, finality, lifecycle
+                    row.endpoint_id,
+                    row.confirmations,
+                    finality,
+                    lifecycle,
+                    active=row.active is not False,
                 )
         if found:
             matches[event.event_id] = sorted(found.values(), key=lambda m: m.endpoint_id)
@@ -325,7 +337,9 @@ def create_deliveries(
     that the beat job releases once the block is final enough; a lifecycle endpoint gets both an
     instant and a waiting confirmed one (match.finality). Instant deliveries are leased to their
     message token as they are inserted, so the message that follows the commit is the only one
-    that sends them.
+    that sends them. A disabled
+    endpoint that keeps its backlog gets its instant deliveries held (pending, not due, not
+    leased: workqueue.backlog), numbered in order, sent when it is enabled.
     """
     leases = NewLeases(now)
     rows = []
@@ -333,6 +347,18 @@ def create_deliveries(
         event_at = event_time(event.block_timestamp)
         for match in matches.get(event.event_id, []):
             for kind in match.kinds:
+                if kind == EventKind.INSTANT and not match.active:
+                    rows.append(
+                        delivery_row(
+                            match.endpoint_id,
+                            event.event_id,
+                            kind,
+                            DeliveryStatus.PENDING,
+                            now,
+                            event_at=event_at,
+                        )
+                    )
+                    continue
                 if kind == EventKind.INSTANT:
                     rows.append(
                         delivery_row(

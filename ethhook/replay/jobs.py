@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.config import Settings, variable
-from ethhook.db.models import Endpoint, Origin, ReplayJob, ReplayState
+from ethhook.db.models import Endpoint, OpsEventType, Origin, ReplayJob, ReplayState
 from ethhook.exceptions import InputError, NotFoundError, TooManyJobsError
 from ethhook.match.replay import redeliver
 from ethhook.replay.plan import (
@@ -28,7 +28,7 @@ from ethhook.service.endpoints import get_endpoint
 from ethhook.service.limits import lock_application
 from ethhook.service.scope import OPERATOR, Scope
 from ethhook.types import ChainEvent
-from ethhook.workqueue import DispatchGroup, ReplayDispatch, lease_free, new_token
+from ethhook.workqueue import DispatchGroup, ReplayDispatch, emit_ops, lease_free, new_token
 
 # After a node error, beat runs the chunk again this soon (or at the lease's end, if sooner).
 RETRY_AFTER_S = 15.0
@@ -326,9 +326,34 @@ def commit_chunk(
         job.state = ReplayState.DONE
         job.lease_token = None
         job.lease_expires_at = None
+        _tell_finished(session, job, now)
     else:
         job.lease_expires_at = now + timedelta(seconds=settings.replay_lease_s)
     return ChunkResult(groups, count, _view(job), held=held_until is not None)
+
+
+def _tell_finished(session: Session, job: ReplayJob, now: datetime) -> None:
+    """`replay.finished` to the ops endpoint of the application whose endpoint it replayed (a
+    replay for every endpoint is the operator's: no application is told)."""
+    if job.endpoint_id is None:
+        return
+    application_id = session.scalar(
+        select(Endpoint.application_id).where(Endpoint.id == job.endpoint_id)
+    )
+    if application_id is None:
+        return
+    data = {
+        "replay_id": job.id,
+        "endpoint_id": job.endpoint_id,
+        "chain_id": job.chain_id,
+        "from_block": job.from_block,
+        "to_block": job.to_block,
+        "origin": job.origin,
+        "state": job.state,
+        "events": job.events,
+        "deliveries": job.deliveries,
+    }
+    emit_ops(session, application_id, OpsEventType.REPLAY_FINISHED, data, now)
 
 
 def fail_replay(session: Session, work: ChunkWork, error: str, now: datetime) -> None:

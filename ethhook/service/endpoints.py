@@ -23,7 +23,7 @@ from ethhook.db.models import (
 )
 from ethhook.deliver.ed25519 import generate_key_pair
 from ethhook.deliver.signing import generate_secret
-from ethhook.exceptions import NotFoundError
+from ethhook.exceptions import InputError, NotFoundError
 from ethhook.service import public
 from ethhook.service.apps import target_application
 from ethhook.service.finality import check_chain_tags, check_finality_with
@@ -38,7 +38,13 @@ from ethhook.service.validation import (
     check_text,
     check_where,
 )
-from ethhook.workqueue import paused_by
+from ethhook.workqueue import (
+    DisableTrigger,
+    disable_endpoints,
+    discard_backlog,
+    paused_by,
+    resume_backlog,
+)
 
 
 @dataclass(frozen=True)
@@ -328,17 +334,45 @@ def endpoint_secrets(
 
 
 def set_active(
-    session: Session, endpoint_id: int, active: bool, reason: str | None, *, scope: Scope
+    session: Session,
+    endpoint_id: int,
+    active: bool,
+    reason: str | None,
+    *,
+    scope: Scope,
+    discard: bool = False,
 ) -> public.Endpoint:
-    """Enable (the deliveries that waited go out) or disable (they wait) an endpoint."""
+    """Enable (the deliveries that waited, and those of the events matched meanwhile, go out,
+    oldest first) or disable an endpoint: its backlog is kept (bounded by retention) unless
+    `discard`, which ends its unsent deliveries as `discarded` and keeps none until enabled."""
     if reason is not None:
         check_text(reason, "--reason", MAX_REASON_LENGTH)
+    if active and discard:
+        raise InputError("--discard applies to disable only")
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
-    endpoint.active = active
-    endpoint.disabled_reason = None if active else reason
-    endpoint.disabled_at = None if active else utcnow()
+    now = utcnow()
     if active:
+        endpoint.active = True
+        endpoint.disabled_reason = None
+        endpoint.disabled_at = None
+        endpoint.discard_while_disabled = False
         endpoint.failing_since = None
+        endpoint.failing_notified_at = None
+        session.flush()
+        resume_backlog(session, endpoint.id, now)
+        return view(endpoint)
+    reason = reason or "disabled"
+    if endpoint.active:
+        session.flush()
+        disable_endpoints(session, [endpoint.id], reason, now, DisableTrigger.MANUAL, discard)
+        session.refresh(endpoint)
+        return view(endpoint)
+    # Already disabled: a new reason, and --discard drops what it kept.
+    endpoint.disabled_reason = reason
+    if discard:
+        endpoint.discard_while_disabled = True
+        session.flush()
+        discard_backlog(session, endpoint.id, now)
     return view(endpoint)
 
 

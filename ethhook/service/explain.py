@@ -164,10 +164,13 @@ def _block_of(logs: Sequence[LogFacts]) -> tuple[int, str]:
 def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[EndpointFacts]:
     # Only what the checks read: loading whole rows would decrypt every endpoint's secrets.
     e = Endpoint
-    columns = (e.id, e.active, e.disabled_reason, e.confirmations, e.finality, e.created_at)
+    columns = (e.id, e.active, e.disabled_reason, e.discard_while_disabled, e.confirmations)
     query = (
         select(e)
-        .options(load_only(*columns, e.conditions, e.event_signatures), selectinload(e.filters))
+        .options(
+            load_only(*columns, e.finality, e.created_at, e.conditions, e.event_signatures),
+            selectinload(e.filters),
+        )
         .order_by(e.id)
     )
     if endpoint_id is not None:
@@ -182,6 +185,7 @@ def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[
             created_at=row.created_at,
             signatures=list(row.event_signatures),
             rows=_filter_rows(row),
+            discard=row.discard_while_disabled,
         )
         for row in session.scalars(scoped(query, Endpoint.application_id, scope))
     ]
@@ -298,9 +302,14 @@ def _filter_rows(endpoint: Endpoint) -> list[FilterRow]:
             chain_id=f.chain_id,
             address=f.address,
             topic0=f.topic0,
-            confirmations=endpoint.confirmations if endpoint.active else None,
+            confirmations=(
+                endpoint.confirmations
+                if endpoint.active or not endpoint.discard_while_disabled
+                else None
+            ),
             conditions=conditions,
             signatures=endpoint.event_signatures if conditions else None,
+            active=endpoint.active,
         )
         for f in endpoint.filters
     ]

@@ -197,6 +197,39 @@ class ApplicationWithKey(Application):
     api_key: str = Field(description="`Authorization: Bearer <api_key>`; shown only this once")
 
 
+# --- operational webhooks --------------------------------------------------------------------------
+
+
+class OpsEndpoint(Public):
+    application_id: int
+    url: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OpsEndpointWithSecret(OpsEndpoint):
+    secret: str = Field(
+        description="`whsec_…`: verifies the operational webhooks (Standard Webhooks `v1,`)"
+    )
+
+
+class OpsMessage(Public):
+    id: int
+    application_id: int
+    type: str = Field(
+        description="endpoint.disabled, endpoint.failing, endpoint.recovered, replay.finished "
+        "or chain.lagging"
+    )
+    webhook_id: str
+    data: dict[str, Any]
+    status: str = Field(description="pending, succeeded, failed or cancelled")
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+
+
 # --- replays ---------------------------------------------------------------------------------------
 
 

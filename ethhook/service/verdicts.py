@@ -42,6 +42,7 @@ class EndpointFacts:
     signatures: list[str]
     rows: list[FilterRow]  # its filter rows as the matcher's query returns them
     finality: str = "latest"  # `safe`/`finalized`: a confirmed delivery waits for that tag
+    discard: bool = False  # disabled with --discard: its backlog is dropped, not kept
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,11 @@ def held_back(
             f"finality: waiting until the chain's {endpoint.finality} block reaches block "
             f"{item.event.block_number} (the endpoint has --finality {endpoint.finality})"
         )
+    if any(d.status == DeliveryStatus.DISCARDED for d in deliveries):
+        return (
+            "discarded: `endpoint disable --discard` dropped the delivery before it was sent "
+            "(`ethhook delivery retry` sends it again)"
+        )
     if any(d.status == DeliveryStatus.WAITING for d in unsent):
         wanted = item.event.block_number + endpoint.confirmations
         head = chain.head if chain.head is not None else item.event.block_number
@@ -102,8 +108,17 @@ def held_back(
 
 
 def disabled(endpoint: EndpointFacts) -> str:
+    """A disabled endpoint, and which rule applies to what matches it meanwhile."""
     why = f" ({endpoint.disabled_reason})" if endpoint.disabled_reason else ""
-    return f"disabled: the endpoint is disabled{why}; `ethhook endpoint enable {endpoint.id}`"
+    if endpoint.discard:
+        return (
+            f"disabled: the endpoint is disabled with --discard{why}; events that match it are "
+            f"discarded until `ethhook endpoint enable {endpoint.id}`"
+        )
+    return (
+        f"disabled: the endpoint is disabled{why}; its deliveries are kept as backlog (within "
+        f"retention) and sent by `ethhook endpoint enable {endpoint.id}`"
+    )
 
 
 def state_miss(item: LogFacts, endpoint: EndpointFacts, chain: ChainFacts) -> str:

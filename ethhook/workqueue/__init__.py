@@ -9,13 +9,23 @@ message that outwaited its lease in a long queue still does its work. PostgreSQL
 message is only a trigger.
 """
 
+from ethhook.workqueue.backlog import (
+    DISCARDED_REASON,
+    DisableTrigger,
+    disable_endpoints,
+    discard_backlog,
+    hold_backlog,
+    resume_backlog,
+)
 from ethhook.workqueue.enqueue import (
     DELIVER_TASK,
     MATCH_TASK,
+    OPS_TASK,
     REPLAY_TASK,
     ReplayDispatch,
     enqueue_groups,
     enqueue_match_groups,
+    enqueue_ops,
     enqueue_replays,
     range_of,
     waiting_messages,
@@ -45,6 +55,13 @@ from ethhook.workqueue.lease import (
     release_leases,
     time_range,
 )
+from ethhook.workqueue.ops import (
+    OpsDispatch,
+    claim_ops_statement,
+    emit_for_endpoints,
+    emit_ops,
+    lease_due_ops,
+)
 from ethhook.workqueue.ordered import (
     ORDERED_MODES,
     claim_ordered,
@@ -60,6 +77,19 @@ __all__ = [
     "claim_ordered",
     "due_heads",
     "paused_by",
+    "DISCARDED_REASON",
+    "DisableTrigger",
+    "disable_endpoints",
+    "OPS_TASK",
+    "OpsDispatch",
+    "claim_ops_statement",
+    "discard_backlog",
+    "emit_for_endpoints",
+    "emit_ops",
+    "enqueue_ops",
+    "hold_backlog",
+    "lease_due_ops",
+    "resume_backlog",
     "DELIVER_TASK",
     "MATCH_TASK",
     "REPLAY_TASK",

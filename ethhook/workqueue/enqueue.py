@@ -14,12 +14,14 @@ from kombu.utils.uuid import uuid
 
 from ethhook.workqueue.events import MatchGroup
 from ethhook.workqueue.lease import DispatchGroup, TimeRange
+from ethhook.workqueue.ops import OpsDispatch
 
 log = logging.getLogger(__name__)
 
 MATCH_TASK = "ethhook.match.match_events"
 DELIVER_TASK = "ethhook.deliver.deliver_endpoint"
 REPLAY_TASK = "ethhook.replay.run_chunk"
+OPS_TASK = "ethhook.deliver.send_ops"
 KWARGS_REPR_CHARS = 1024
 
 
@@ -37,6 +39,13 @@ def enqueue_groups(groups: Sequence[DispatchGroup], countdown: float | None = No
             for g in groups
         ],
         countdown,
+    )
+
+
+def enqueue_ops(dispatches: Sequence[OpsDispatch]) -> int:
+    """Publish one ops task per dispatch (deliver queue); returns the count (0 on failure)."""
+    return _publish(
+        OPS_TASK, [{"message_ids": d.message_ids, "token": d.token} for d in dispatches], None
     )
 
 

@@ -175,7 +175,7 @@ def due_deliveries(
         select(Delivery.endpoint_id, Delivery.id)
         .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
         .where(*conditions)
-        .order_by(Delivery.next_attempt_at)
+        .order_by(Delivery.next_attempt_at, Delivery.id)  # ties (an enabled backlog): oldest first
         .limit(limit)
     )
     # A second beat process running by mistake skips rows this one is leasing.

@@ -74,6 +74,10 @@ class NewLeases:
     def token(self, endpoint_id: int) -> str:
         return self._tokens.setdefault(endpoint_id, new_token())
 
+    def leased(self, endpoint_id: int) -> bool:
+        """Whether rows of the endpoint were leased (a disabled endpoint's held rows are not)."""
+        return endpoint_id in self._tokens
+
     def groups(
         self, pairs: Iterable[tuple[int, int]], times: dict[int, datetime] | None = None
     ) -> list[DispatchGroup]:
@@ -110,7 +114,8 @@ def insert_deliveries(
         key=lambda r: order[(r[1], r[4], r[5])],
     )
     number_deliveries(session, [(d, t, e) for d, e, _, t, _, _ in pending])
-    return leases.groups([(e, d) for d, e, *_ in pending], {r[0]: r[3] for r in inserted})
+    leased = [(e, d) for d, e, *_ in pending if leases.leased(e)]  # not a held backlog's
+    return leases.groups(leased, {r[0]: r[3] for r in inserted})
 
 
 def with_event_times(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -89,9 +89,10 @@ def test_explain_tells_each_endpoint_why_through_the_cli_and_the_api(
         ),
         large: (False, "where: value >= 1000000 is false (value = 7)"),
         disabled: (
-            False,
-            f"disabled: the endpoint is disabled (disabled through the API); "
-            f"`ethhook endpoint enable {disabled}`",
+            True,
+            f"disabled: the endpoint is disabled (disabled through the API); its deliveries "
+            f"are kept as backlog (within retention) and sent by `ethhook endpoint enable "
+            f"{disabled}`",
         ),
     }
     (sent,) = next(e for e in log["endpoints"] if e["endpoint_id"] == matching)["deliveries"]

@@ -94,9 +94,11 @@ def test_each_endpoint_gets_its_verdict_and_the_deliveries_with_every_attempt():
         "confirmations: 3 more blocks to go (the endpoint waits for 5: block 55; "
         "the chain is at block 52)",
     )
+    # (a disabled endpoint keeps its backlog: the event is matched and waits for it)
     assert got[off] == (
-        False,
-        f"disabled: the endpoint is disabled (410 Gone); `ethhook endpoint enable {off}`",
+        True,
+        f"disabled: the endpoint is disabled (410 Gone); its deliveries are kept as backlog "
+        f"(within retention) and sent by `ethhook endpoint enable {off}`",
     )
     assert got[later][0] is False and got[later][1].startswith(
         "created after the block: the endpoint was created at "

@@ -37,6 +37,8 @@ TEST_ENV = {
     "ETHHOOK_DELIVERY_READ_TIMEOUT_S": "3",
     "ETHHOOK_BREAKER_FAIL_MAX": "5",
     "ETHHOOK_BREAKER_RESET_TIMEOUT_S": "3",
+    # `endpoint.failing` after 3 s of failures (beat looks every second) instead of 15 min.
+    "ETHHOOK_OPS_FAILING_AFTER_S": "3",
     # Test events have block times of 2025 (tests/support/factories.py): retention must not drop
     # their partitions while a long session's worker runs its hourly job.
     "ETHHOOK_RETENTION_DAYS": "3650",

@@ -57,7 +57,7 @@ def empty_tables() -> None:
                     text(
                         "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, "
                         "endpoints, chain_cursors, chain_blocks, chain_tags, api_keys, replay_jobs, "
-                        "console_sessions RESTART IDENTITY CASCADE"
+                        "console_sessions, ops_endpoints, ops_messages RESTART IDENTITY CASCADE"
                     )
                 )
                 # The built-in application stays, as the migration made it.

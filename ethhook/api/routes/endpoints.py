@@ -120,9 +120,11 @@ def enable_endpoint(endpoint_id: Id, caller: Caller) -> schemas.Endpoint:
 def disable_endpoint(
     endpoint_id: Id, caller: Caller, body: schemas.DisableRequest | None = None
 ) -> schemas.Endpoint:
-    """Stop delivering; deliveries wait until the endpoint is enabled again."""
+    """Stop delivering; its deliveries, and those of the events that match it meanwhile, wait
+    (within retention) until the endpoint is enabled again, unless `discard` drops them."""
     reason = (body.reason if body else None) or "disabled through the API"
-    return caller.run(service.set_active, endpoint_id, False, reason)
+    discard = bool(body and body.discard)
+    return caller.run(service.set_active, endpoint_id, False, reason, discard=discard)
 
 
 @router.post(

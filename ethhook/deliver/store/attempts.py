@@ -27,6 +27,7 @@ from ethhook.deliver.store.record_pg import (
 )
 from ethhook.deliver.store.rollup import AttemptFacts, rollup_rows, upsert_rollups
 from ethhook.redact import redact_in
+from ethhook.workqueue import DisableTrigger, disable_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +200,5 @@ def _status_error(outcome: http.HttpOutcome) -> str:
 
 
 def disable_endpoint(session: Session, endpoint_id: int, reason: str, now: datetime) -> None:
-    session.execute(
-        update(Endpoint)
-        .where(Endpoint.id == endpoint_id)
-        .values(active=False, disabled_reason=reason[:500], disabled_at=now)
-    )
+    """The endpoint asked to be disabled (410 Gone): its backlog is kept, its application told."""
+    disable_endpoints(session, [endpoint_id], reason, now, DisableTrigger.AUTOMATIC)

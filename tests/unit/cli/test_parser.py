@@ -64,6 +64,7 @@ def test_the_commands_are_listed_in_their_order():
         "rotate-key",
         "delete",
         "operator-key",
+        "ops-endpoint",
     ]
     assert list(_commands(top["replay"])) == ["status", "cancel"]
 
@@ -77,7 +78,7 @@ def test_every_command_runs_a_handler_and_takes_json():
             yield from leaves(sub, (*path, name))
 
     found = list(leaves(build_parser(), ()))
-    assert len(found) == 33
+    assert len(found) == 34
     for path, parser in found:
         assert callable(parser.get_default("func")), path
         assert _option(parser, "--json").default is False, path
@@ -150,7 +151,7 @@ def test_a_status_outside_the_model_is_refused(capsys):
     assert exc.value.code == 2
     assert capsys.readouterr().err == (
         "ethhook delivery list: error: argument --status: invalid choice: 'lost' (choose from "
-        "'waiting', 'pending', 'succeeded', 'failed', 'cancelled') (see --help)\n"
+        "'waiting', 'pending', 'succeeded', 'failed', 'cancelled', 'discarded') (see --help)\n"
     )
 
 

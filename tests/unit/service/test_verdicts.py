@@ -48,13 +48,22 @@ def explain(item=STORED, endpoint=ENDPOINT, deliveries=(), chain=CHAIN):  # noqa
             STORED,
             replace(ENDPOINT, active=False, disabled_reason="410 Gone"),
             CHAIN,
-            "disabled: the endpoint is disabled (410 Gone); `ethhook endpoint enable 5`",
+            "disabled: the endpoint is disabled (410 Gone); its deliveries are kept as backlog "
+            "(within retention) and sent by `ethhook endpoint enable 5`",
         ),
         (
             STORED,
             replace(ENDPOINT, active=False),
             CHAIN,
-            "disabled: the endpoint is disabled; `ethhook endpoint enable 5`",
+            "disabled: the endpoint is disabled; its deliveries are kept as backlog (within "
+            "retention) and sent by `ethhook endpoint enable 5`",
+        ),
+        (
+            STORED,
+            replace(ENDPOINT, active=False, discard=True, disabled_reason="by hand"),
+            CHAIN,
+            "disabled: the endpoint is disabled with --discard (by hand); events that match it "
+            "are discarded until `ethhook endpoint enable 5`",
         ),
         (
             STORED,
@@ -146,9 +155,17 @@ def test_a_match_check_comes_before_the_endpoints_state():
             "pending",
             replace(ENDPOINT, active=False, disabled_reason="by hand"),
             103,
-            "disabled: the endpoint is disabled (by hand); `ethhook endpoint enable 5`",
+            "disabled: the endpoint is disabled (by hand); its deliveries are kept as backlog "
+            "(within retention) and sent by `ethhook endpoint enable 5`",
         ),
         ("succeeded", replace(ENDPOINT, active=False), 103, None),
+        (
+            "discarded",
+            replace(ENDPOINT, active=False, discard=True),
+            103,
+            "discarded: `endpoint disable --discard` dropped the delivery before it was sent "
+            "(`ethhook delivery retry` sends it again)",
+        ),
     ],
 )
 def test_a_matched_log_says_what_holds_its_delivery_back(status, endpoint, head, reason):
