@@ -129,6 +129,10 @@ class Settings:
     # `endpoint.failing` goes to the application's ops endpoint once an endpoint has failed every
     # attempt this long (and `endpoint.recovered` at its next success).
     ops_failing_after_s: float = 900.0
+    # `chain.lagging` goes to the ops endpoints of the applications watching a chain once its
+    # listener has been more than ops_lag_blocks behind the node's head for ops_lag_after_s.
+    ops_lag_blocks: int = 100
+    ops_lag_after_s: float = 300.0
     metrics_port: int = 3000
     worker_metrics_port: int = 9808
     # Loopback unless told otherwise: deployments scraped from other hosts set 0.0.0.0 themselves.
@@ -238,6 +242,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "breaker_reset_timeout_s": ("ETHHOOK_BREAKER_RESET_TIMEOUT_S", parse_positive_seconds),
     "auto_disable_after_s": ("ETHHOOK_AUTO_DISABLE_AFTER_S", parse_positive_seconds),
     "ops_failing_after_s": ("ETHHOOK_OPS_FAILING_AFTER_S", parse_positive_seconds),
+    "ops_lag_blocks": ("ETHHOOK_OPS_LAG_BLOCKS", parse_count),
+    "ops_lag_after_s": ("ETHHOOK_OPS_LAG_AFTER_S", parse_positive_seconds),
     "metrics_port": ("ETHHOOK_METRICS_PORT", parse_port),
     "worker_metrics_port": ("ETHHOOK_WORKER_METRICS_PORT", parse_port),
     "metrics_host": ("ETHHOOK_METRICS_HOST", str),

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 
 from ethhook import metrics
-from ethhook.config import ChainConfig
+from ethhook.config import ChainConfig, get_settings
 from ethhook.exceptions import EthHookError
 from ethhook.listen.backoff import Backoff
 from ethhook.listen.errors import ChainLocked, ChainMoved, RpcError
+from ethhook.listen.lag import Lagging, LagWatch
 from ethhook.listen.progress import ChainProgress, ChainStore, Publish
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.rpc import RpcClient
@@ -72,10 +73,16 @@ class ChainFollower:
         publish: Publish,
         rpc: RpcClient | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        lag_watch: LagWatch | None = None,
     ) -> None:
         self.chain = chain
         self.chain_id = chain.chain_id
         self.lock = store.lock
+        self.store = store
+        if lag_watch is None:
+            settings = get_settings()
+            lag_watch = LagWatch(settings.ops_lag_blocks, settings.ops_lag_after_s)
+        self.lag_watch = lag_watch
         self.rpc = rpc or RpcClient.for_urls(chain.http_url, chain.ws_url)
         self.lane = BlockingLane(f"listen-{chain.name}")
         self.progress = ChainProgress(
@@ -117,6 +124,7 @@ class ChainFollower:
         heads_task = asyncio.create_task(self.heads.run()) if self.heads else None
         try:
             while not self.stopping:
+                await self._watch_lag()
                 try:
                     await self.sync()
                 except (EthHookError, SQLAlchemyError) as exc:
@@ -152,6 +160,29 @@ class ChainFollower:
             "ok": self.last_error is None and self.last_ok_at is not None,
             "last_error": self.last_error,
         }
+
+    async def _watch_lag(self) -> None:
+        """`chain.lagging` once the listener has been too far behind the head for too long."""
+        cursor, node_head = self.cursor, self.catch_up.node_head
+        lag = None if cursor is None or node_head is None else max(0, node_head - cursor[0])
+        now = time.monotonic()
+        if not self.lag_watch.observe(lag, now) or cursor is None or node_head is None:
+            return
+        since = self.lag_watch.since if self.lag_watch.since is not None else now
+        lagging = Lagging(node_head, cursor[0], node_head - cursor[0], now - since)
+        try:
+            told = await self.lane.run(self.store.tell_lagging, lagging)
+        except SQLAlchemyError as exc:
+            self.lag_watch.retry()
+            log.warning("listen.lag.untold chain=%s error=%s", self.chain.name, exc)
+            return
+        log.warning(
+            "listen.chain.lagging chain=%s lag_blocks=%d for_s=%.0f applications_told=%d",
+            self.chain.name,
+            lagging.lag_blocks,
+            lagging.lagging_for_s,
+            told,
+        )
 
     @property
     def ws_live(self) -> bool:

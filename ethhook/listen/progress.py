@@ -17,6 +17,7 @@ from ethhook.types import ChainEvent
 from ethhook.workqueue import MatchGroup
 
 if TYPE_CHECKING:
+    from ethhook.listen.lag import Lagging
     from ethhook.listen.store import ChainState
     from ethhook.listen.tags import TagState
 
@@ -47,6 +48,7 @@ class ChainStore(Protocol):
     def rewind(self, ancestor: BlockHeader, orphaned_hashes: Sequence[str]) -> int: ...
 
     def save_tags(self, state: TagState) -> None: ...
+    def tell_lagging(self, lagging: Lagging) -> int: ...
 
 
 # Hands stored events to the matcher (after the commit); returns the tasks sent. A broker that

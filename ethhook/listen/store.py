@@ -26,14 +26,22 @@ from ethhook.db.models import (
     Endpoint,
     EndpointFilter,
     Event,
+    OpsEventType,
     utcnow,
 )
 from ethhook.listen import reorg
+from ethhook.listen.lag import Lagging
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.reorg import KEEP_BLOCKS
 from ethhook.listen.tags import TagState
 from ethhook.types import ChainEvent
-from ethhook.workqueue import MatchGroup, enqueue_groups, orphan_blocks, store_events
+from ethhook.workqueue import (
+    MatchGroup,
+    emit_for_chain,
+    enqueue_groups,
+    orphan_blocks,
+    store_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +253,21 @@ def save_tags(chain_id: int, state: TagState) -> None:
         _upsert(session, ChainTags, [row], ["chain_id"])
 
 
+def tell_lagging(chain_id: int, lagging: Lagging) -> int:
+    """Queue `chain.lagging` for the applications watching the chain that have an ops endpoint;
+    returns how many."""
+    data = {
+        "chain_id": chain_id,
+        "node_head": lagging.node_head,
+        "cursor": lagging.cursor,
+        "lag_blocks": lagging.lag_blocks,
+        "lagging_for_s": round(lagging.lagging_for_s, 1),
+    }
+    now = utcnow()
+    with session_scope() as session:
+        return emit_for_chain(session, chain_id, OpsEventType.CHAIN_LAGGING, data, now)
+
+
 class DatabaseStore:
     """The follower's store for one chain: the functions above bound to its chain id, and the
     chain's lock (see `progress.ChainStore`)."""
@@ -266,6 +289,9 @@ class DatabaseStore:
 
     def save_tags(self, state: TagState) -> None:
         save_tags(self.chain_id, state)
+
+    def tell_lagging(self, lagging: Lagging) -> int:
+        return tell_lagging(self.chain_id, lagging)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from ethhook.workqueue.lease import (
 from ethhook.workqueue.ops import (
     OpsDispatch,
     claim_ops_statement,
+    emit_for_chain,
     emit_for_endpoints,
     emit_ops,
     lease_due_ops,
@@ -84,6 +85,7 @@ __all__ = [
     "OpsDispatch",
     "claim_ops_statement",
     "discard_backlog",
+    "emit_for_chain",
     "emit_for_endpoints",
     "emit_ops",
     "enqueue_ops",

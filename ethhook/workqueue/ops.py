@@ -13,7 +13,7 @@ from sqlalchemy import Update, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.dialect import skip_locked
-from ethhook.db.models import Endpoint, OpsEndpoint, OpsMessage, OpsStatus
+from ethhook.db.models import Endpoint, EndpointFilter, OpsEndpoint, OpsMessage, OpsStatus
 from ethhook.workqueue.lease import held_by_message, lease_free, new_token
 
 
@@ -91,6 +91,29 @@ def emit_for_endpoints(
         data.update(extra)
         emit_ops(session, row.application_id, type_, data, now)
     return len(rows)
+
+
+def emit_for_chain(
+    session: Session, chain_id: int, type_: str, data: dict[str, Any], now: datetime
+) -> int:
+    """Queue `type_` for every application with an ops endpoint and an active endpoint that
+    watches the chain (or every chain); returns how many."""
+    watching = (
+        select(Endpoint.application_id)
+        .join(EndpointFilter, EndpointFilter.endpoint_id == Endpoint.id)
+        .where(
+            Endpoint.active.is_(True),
+            or_(EndpointFilter.chain_id == chain_id, EndpointFilter.chain_id.is_(None)),
+        )
+    )
+    apps = session.scalars(
+        select(OpsEndpoint.application_id)
+        .where(OpsEndpoint.application_id.in_(watching))
+        .order_by(OpsEndpoint.application_id)
+    ).all()
+    for application_id in apps:
+        emit_ops(session, application_id, type_, {**data, "application_id": application_id}, now)
+    return len(apps)
 
 
 def lease_due_ops(session: Session, now: datetime, limit: int, lease_s: float) -> list[OpsDispatch]:

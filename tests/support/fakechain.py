@@ -9,6 +9,7 @@ from typing import Any
 
 from ethhook.config import ChainConfig
 from ethhook.listen.follower import ChainFollower
+from ethhook.listen.lag import Lagging
 from ethhook.listen.records import BlockHeader, parse_header
 from ethhook.listen.rpc import RpcClient
 from ethhook.listen.store import ChainState, WatchList
@@ -173,6 +174,7 @@ class Recorder:
         self.rewinds: list[tuple[int, list[str]]] = []
         self.groups: list[MatchGroup] = []  # what was handed to the matcher, after each save
         self.tags: list[TagState] = []  # what the follower learnt of the node's finality tags
+        self.laggings: list[Lagging] = []  # chain.lagging told
 
     def load_state(self) -> ChainState:
         return self.state
@@ -195,6 +197,10 @@ class Recorder:
 
     def save_tags(self, state: TagState) -> None:
         self.tags.append(state)
+
+    def tell_lagging(self, lagging: Lagging) -> int:
+        self.laggings.append(lagging)
+        return 1
 
 
 def make(
