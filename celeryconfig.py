@@ -79,8 +79,8 @@ beat_schedule = {
         "schedule": 300.0,
         "options": {"expires": 300.0},
     },
-    # `endpoint.failing` / `endpoint.recovered`: ten looks per failing period, once a minute at
-    # most often (a scan of the endpoints), every second at least.
+    # `endpoint.failing` / `endpoint.recovered`: ten looks per failing period, between 1 s and
+    # 60 s apart (each look scans the endpoints).
     "watch-failing": {
         "task": "ethhook.maintenance.watch_failing",
         "schedule": min(60.0, max(_settings.ops_failing_after_s / 10, 1.0)),

@@ -1,4 +1,5 @@
-"""The console's pages (GET): endpoints, one endpoint, one delivery, failed deliveries, a replay."""
+"""The console's pages (GET): endpoints, one endpoint, one delivery, failed deliveries, a replay,
+the application (its ops endpoint and operational webhooks)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from ethhook.console.web import (
 )
 from ethhook.db.models import DeliveryStatus, utcnow
 from ethhook.deliver.protect import redis_client
+from ethhook.exceptions import NotFoundError
 from ethhook.replay.jobs import get_replay
+from ethhook.service.apps import get_application, target_application
 from ethhook.service.deliveries import (
     RETRYABLE,
     DeliveryFilter,
@@ -36,6 +39,7 @@ from ethhook.service.endpoints import (
     list_endpoints,
     show_endpoint,
 )
+from ethhook.service.ops import get_ops_endpoint, list_ops_messages
 from ethhook.service.public import Endpoint
 from ethhook.service.stats import EndpointStats, deliveries_per_minute, delivery_stats
 
@@ -170,3 +174,26 @@ def replay_page(request: Request, job_id: int) -> Response:
     job = as_visitor(request, get_replay, job_id)
     shown = job.as_public(console_of(request).settings)
     return render(request, "replay.html", job=shown, finished=job.finished, progress=job.progress)
+
+
+@router.get("/application")
+def application_page(request: Request) -> Response:
+    """The visitor's application (the operator names one with ?id=, else `default`): its ops
+    endpoint and the operational webhooks sent to it, newest first."""
+    wanted = parse_id(request.query_params.get("id"), "application")
+    with signed_in(request) as (db, visitor):
+        scope = visitor.principal.scope
+        app_id = target_application(db, wanted, scope=scope)
+        application = get_application(db, app_id, scope=scope)
+        try:
+            ops_endpoint = get_ops_endpoint(db, app_id, scope=scope)
+        except NotFoundError:
+            ops_endpoint = None
+        messages = list_ops_messages(db, app_id, PAGE_SIZE, scope=scope)
+    return render(
+        request,
+        "application.html",
+        application=application,
+        ops_endpoint=ops_endpoint,
+        messages=messages,
+    )
