@@ -21,9 +21,12 @@ SECONDS_VARIABLES = {
     "ETHHOOK_SECRET_ROTATION_GRACE_S": "secret_rotation_grace_s",
     "ETHHOOK_BREAKER_RESET_TIMEOUT_S": "breaker_reset_timeout_s",
     "ETHHOOK_AUTO_DISABLE_AFTER_S": "auto_disable_after_s",
+    "ETHHOOK_OPS_FAILING_AFTER_S": "ops_failing_after_s",
+    "ETHHOOK_OPS_LAG_AFTER_S": "ops_lag_after_s",
 }
 COUNT_VARIABLES = [
     "ETHHOOK_CLEANUP_BATCH_SIZE",
+    "ETHHOOK_OPS_LAG_BLOCKS",
     "ETHHOOK_DUE_SCAN_LIMIT",
     "ETHHOOK_DELIVERIES_PER_TASK",
     "ETHHOOK_DELIVERY_WINDOW",
