@@ -28,27 +28,42 @@ def reencrypt_endpoints(
     Reads and writes stored values as they are: one already under the newest key is left alone,
     so running it again rewrites nothing.
     """
+    table = cast(Table, Endpoint.__table__)
+    return _reencrypt(session, table, "id", _COLUMNS, keys, to_plaintext, after_id, limit)
+
+
+def _reencrypt(
+    session: Session,
+    table: Table,
+    key_column: str,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    to_plaintext: bool,
+    after_id: int,
+    limit: int,
+) -> tuple[int, int, int]:
+    """reencrypt_endpoints for the secret `columns` of any table, in `key_column` order."""
     if not keys and not to_plaintext:
         raise ConfigError("set ETHHOOK_SECRET_KEYS (Fernet keys, newest first) to encrypt with")
-    table = cast(Table, Endpoint.__table__)
-    raw = {name: type_coerce(table.c[name], String) for name in _COLUMNS}
+    key = table.c[key_column]
+    raw = {name: type_coerce(table.c[name], String) for name in columns}
     rows = session.execute(
-        select(table.c.id, *raw.values())
-        .where(table.c.id > after_id)
-        .order_by(table.c.id)
+        select(key, *raw.values())
+        .where(key > after_id)
+        .order_by(key)
         .limit(limit)
         # Locked until the batch commits: a rotation meanwhile waits instead of being overwritten.
         .with_for_update()
     ).all()
     rewritten = 0
-    for endpoint_id, *stored_values in rows:
+    for row_id, *stored_values in rows:
         values = {
             name: type_coerce(_rewrap(stored, keys, to_plaintext), String)
-            for name, stored in zip(_COLUMNS, stored_values, strict=True)
+            for name, stored in zip(columns, stored_values, strict=True)
             if stored is not None and not is_current(stored, keys, to_plaintext)
         }
         if values:
-            session.execute(update(table).where(table.c.id == endpoint_id).values(values))
+            session.execute(update(table).where(key == row_id).values(values))
             rewritten += 1
     return len(rows), rewritten, rows[-1][0] if rows else after_id
 
