@@ -4,6 +4,7 @@ tables' partitions (cli/history.py)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from ethhook.cli import history
@@ -27,7 +28,7 @@ def register(commands: Commands) -> None:
         group,
         "reencrypt",
         cmd_db_reencrypt,
-        "rewrite every endpoint secret under the newest ETHHOOK_SECRET_KEYS key",
+        "rewrite every endpoint (and ops endpoint) secret under the newest ETHHOOK_SECRET_KEYS key",
     )
     reencrypt.add_argument(
         "--decrypt",
@@ -77,30 +78,44 @@ def _partitions_ahead() -> None:
 
 
 def cmd_db_reencrypt(args: argparse.Namespace, settings: Settings) -> int:
+    from ethhook.db.reencrypt import reencrypt_endpoints, reencrypt_ops_endpoints
+
+    read, rewritten = _reencrypt_all(reencrypt_endpoints, settings, args.decrypt)
+    ops_read, ops_rewritten = _reencrypt_all(reencrypt_ops_endpoints, settings, args.decrypt)
+    target = "as plaintext" if args.decrypt else "under the newest key"
+    data = {
+        "endpoints": read,
+        "rewritten": rewritten,
+        "ops_endpoints": ops_read,
+        "ops_rewritten": ops_rewritten,
+        "encrypted": not args.decrypt,
+    }
+    human = (
+        f"rewrote the secrets of {rewritten} of {read} endpoints {target} "
+        f"({read - rewritten} already were)"
+    )
+    if ops_read:
+        human += f"; {ops_rewritten} of {ops_read} ops endpoints"
+    emit(args, data, lambda: human)
+    return 0
+
+
+def _reencrypt_all(
+    batch_of: Callable[..., tuple[int, int, int]], settings: Settings, decrypt: bool
+) -> tuple[int, int]:
+    """Every row `batch_of` rewrites, a batch per transaction (the work is idempotent, so an
+    interrupted run is simply rerun); (read, rewritten)."""
     from ethhook.db import session_scope
-    from ethhook.db.reencrypt import reencrypt_endpoints
 
     read = rewritten = last_id = 0
     while True:
-        # A transaction per batch: the work is idempotent, so an interrupted run is simply rerun.
         with session_scope() as session:
-            batch, changed, last_id = reencrypt_endpoints(
-                session, settings.secret_keys, to_plaintext=args.decrypt, after_id=last_id
+            batch, changed, last_id = batch_of(
+                session, settings.secret_keys, to_plaintext=decrypt, after_id=last_id
             )
         read, rewritten = read + batch, rewritten + changed
         if batch == 0:
-            break
-    target = "as plaintext" if args.decrypt else "under the newest key"
-    data = {"endpoints": read, "rewritten": rewritten, "encrypted": not args.decrypt}
-    emit(
-        args,
-        data,
-        lambda: (
-            f"rewrote the secrets of {rewritten} of {read} endpoints {target} "
-            f"({read - rewritten} already were)"
-        ),
-    )
-    return 0
+            return read, rewritten
 
 
 def cmd_db_new_key(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,5 +1,5 @@
-"""`ethhook db reencrypt`: rewrite the stored endpoint secrets under the newest key, or as
-plaintext, a batch at a time (the codec is db/secrets.py)."""
+"""`ethhook db reencrypt`: rewrite the stored endpoint secrets (and the ops endpoints') under the
+newest key, or as plaintext, a batch at a time (the codec is db/secrets.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import String, Table, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from ethhook.db.models import Endpoint
+from ethhook.db.models import Endpoint, OpsEndpoint
 from ethhook.db.secrets import decrypt, encrypt, is_current
 from ethhook.exceptions import ConfigError
 
@@ -30,6 +30,21 @@ def reencrypt_endpoints(
     """
     table = cast(Table, Endpoint.__table__)
     return _reencrypt(session, table, "id", _COLUMNS, keys, to_plaintext, after_id, limit)
+
+
+def reencrypt_ops_endpoints(
+    session: Session,
+    keys: Sequence[str],
+    *,
+    to_plaintext: bool = False,
+    after_id: int = 0,
+    limit: int = 500,
+) -> tuple[int, int, int]:
+    """reencrypt_endpoints for the applications' ops endpoints (by application id)."""
+    table = cast(Table, OpsEndpoint.__table__)
+    return _reencrypt(
+        session, table, "application_id", ("secret",), keys, to_plaintext, after_id, limit
+    )
 
 
 def _reencrypt(

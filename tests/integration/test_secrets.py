@@ -8,15 +8,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import text
+from sqlalchemy import select, text
 from standardwebhooks import Webhook
 
 from ethhook.config import get_settings
 from ethhook.db import get_engine, session_scope
-from ethhook.db.models import utcnow
+from ethhook.db.models import OpsEndpoint, utcnow
 from ethhook.deliver.service import deliver
 from ethhook.deliver.store import load_endpoint
 from ethhook.service.endpoints import rotate_secret
+from ethhook.service.ops import set_ops_endpoint
 from tests.support.cli import ethhook
 from tests.support.db import store_and_match
 from tests.support.endpoints import add_endpoint
@@ -56,6 +57,16 @@ def stored(endpoint_id: int) -> tuple[str, str | None]:
             {"id": endpoint_id},
         ).one()
     return row[0], row[1]
+
+
+def stored_ops_secret() -> str:
+    """The default application's ops endpoint secret as the table holds it."""
+    with get_engine().connect() as conn:
+        return str(conn.execute(text("SELECT secret FROM ops_endpoints")).scalar_one())
+
+
+def get_ops_secret(session) -> str:  # noqa: ANN001
+    return str(session.scalars(select(OpsEndpoint.secret)).one())
 
 
 def shown_secret(endpoint_id: int) -> dict[str, object]:
@@ -136,18 +147,34 @@ def test_reencrypt_moves_every_secret_to_the_newest_key_and_is_idempotent(use_ke
     old_id, first = add_endpoint("https://hooks.example.com/old")
     with session_scope() as session:
         second = rotate_secret(session, old_id, grace_s=3600, scope=None).secret
+        ops_secret = set_ops_endpoint(session, None, "https://ops.example.com/", scope=None).secret
     before = stored(old_id)
+    ops_before = stored_ops_secret()
+    assert ops_before.startswith("enc:")
 
     # When: the new key is put first, the secrets are rewritten under it.
     use_keys(NEW_KEY, OLD_KEY)
-    assert reencrypt() == {"endpoints": 2, "rewritten": 2, "encrypted": True}
+    assert reencrypt() == {
+        "endpoints": 2,
+        "rewritten": 2,
+        "ops_endpoints": 1,
+        "ops_rewritten": 1,
+        "encrypted": True,
+    }
     after = stored(old_id)
     assert after[0] != before[0] and after[1] != before[1]
-    assert reencrypt() == {"endpoints": 2, "rewritten": 0, "encrypted": True}
+    assert reencrypt() == {
+        "endpoints": 2,
+        "rewritten": 0,
+        "ops_endpoints": 1,
+        "ops_rewritten": 0,
+        "encrypted": True,
+    }
     assert stored(old_id) == after
     human = ethhook("db", "reencrypt")
     assert human.stdout.strip() == (
-        "rewrote the secrets of 0 of 2 endpoints under the newest key (2 already were)"
+        "rewrote the secrets of 0 of 2 endpoints under the newest key (2 already were); "
+        "0 of 1 ops endpoints"
     )
 
     # Then: the new key alone reads everything, and nothing in the table is a secret.
@@ -160,6 +187,9 @@ def test_reencrypt_moves_every_secret_to_the_newest_key_and_is_idempotent(use_ke
     with session_scope() as session:
         view = load_endpoint(session, old_id, get_settings(), utcnow())
     assert view is not None and view.secrets == (second, first)
+    assert stored_ops_secret() != ops_before and stored_ops_secret().startswith("enc:")
+    with session_scope() as session:
+        assert get_ops_secret(session) == ops_secret
     values = [*stored(plain_id), *stored(old_id)]
     assert values[1] is None  # the endpoint that was never rotated has no previous secret
     for value in (values[0], *values[2:]):
@@ -175,7 +205,13 @@ def test_reencrypt_decrypt_stores_plaintext_again(use_keys):
     use_keys(NEW_KEY)
     endpoint_id, secret = add_endpoint("https://hooks.example.com/back")
     assert stored(endpoint_id)[0] != secret
-    assert reencrypt("--decrypt") == {"endpoints": 1, "rewritten": 1, "encrypted": False}
+    assert reencrypt("--decrypt") == {
+        "endpoints": 1,
+        "rewritten": 1,
+        "ops_endpoints": 0,
+        "ops_rewritten": 0,
+        "encrypted": False,
+    }
     assert stored(endpoint_id) == (secret, None)
     use_keys()
     assert shown_secret(endpoint_id)["secret"] == secret
