@@ -103,6 +103,9 @@ def view(endpoint: Endpoint) -> public.Endpoint:
         from_block=endpoint.from_block,
         backfilling=endpoint.backfilling,
         live_only=endpoint.live_only,
+        backlog=None
+        if endpoint.active
+        else ("discarded" if endpoint.discard_while_disabled else "kept"),
     )
 
 

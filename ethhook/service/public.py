@@ -74,6 +74,10 @@ class Endpoint(Public):
         description="its --from-block history is being delivered; live events follow it"
     )
     live_only: bool = Field(description="replays and backfills send it nothing")
+    backlog: str | None = Field(
+        description="while disabled: `kept` (what matches it waits for enable) or `discarded` "
+        "(disabled with --discard); null while active"
+    )
 
 
 # What holds an `--ordered=pause` endpoint: its head delivery is dead-lettered.

@@ -122,7 +122,8 @@ def test_disable_discard_drops_the_backlog_records_it_and_keeps_nothing_until_en
 
     # Then its unsent deliveries end `discarded`, with the reason; none is deleted
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["active"] is False
+    shown = json.loads(result.stdout)
+    assert shown["active"] is False and shown["backlog"] == "discarded"
     dropped = rows(endpoint_id)
     assert [d.status for d in dropped] == [DeliveryStatus.DISCARDED] * 2
     assert all(d.last_error == DISCARDED_REASON for d in dropped)
@@ -146,8 +147,9 @@ def test_disable_discard_drops_the_backlog_records_it_and_keeps_nothing_until_en
 
 def test_a_disabled_endpoint_without_discard_keeps_waiting_deliveries_and_says_so(receiver):
     endpoint_id, _ = add_endpoint(receiver.url("/paused"), contracts=[address(43)])
-    result = ethhook("endpoint", "disable", str(endpoint_id), "--reason", "maintenance")
+    result = ethhook("endpoint", "disable", str(endpoint_id), "--reason", "maintenance", "--json")
     assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["backlog"] == "kept"
     events = [transfer(contract=address(43), block=30, log_index=i, value=i) for i in range(2)]
     publish_events(events)
     wait_until(lambda: len(rows(endpoint_id)) == 2, 30, 0.1, "kept as backlog")
