@@ -152,6 +152,19 @@ class Endpoint(Base):
             postgresql_where=text("ordered IS NOT NULL"),
             sqlite_where=text("ordered IS NOT NULL"),
         ),
+        # Beat's looks for failing endpoints (auto_disable, watch_failing) read only those.
+        Index(
+            "ix_endpoints_failing_since",
+            "failing_since",
+            postgresql_where=text("failing_since IS NOT NULL"),
+            sqlite_where=text("failing_since IS NOT NULL"),
+        ),
+        Index(
+            "ix_endpoints_failing_notified",
+            "failing_notified_at",
+            postgresql_where=text("failing_notified_at IS NOT NULL"),
+            sqlite_where=text("failing_notified_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

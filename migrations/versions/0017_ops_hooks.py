@@ -10,7 +10,8 @@ encrypted at rest like endpoint secrets); `ops_messages` the operational webhook
 so a small plain table rather than the partitioned deliveries. `endpoints.discard_while_disabled`
 marks an endpoint disabled with `--discard` (its backlog is not kept);
 `endpoints.failing_notified_at` when `endpoint.failing` was sent for its current run of
-failures. Every default is a constant: PostgreSQL adds the columns without rewriting a table.
+failures; two small partial indexes let beat's looks for failing endpoints read only those. Every
+default is a constant: PostgreSQL adds the columns without rewriting a table.
 """
 
 from collections.abc import Sequence
@@ -34,6 +35,17 @@ def upgrade() -> None:
     op.add_column(
         "endpoints", sa.Column("failing_notified_at", sa.DateTime(timezone=True), nullable=True)
     )
+    for name, column in (
+        ("ix_endpoints_failing_since", "failing_since"),
+        ("ix_endpoints_failing_notified", "failing_notified_at"),
+    ):
+        op.create_index(
+            name,
+            "endpoints",
+            [column],
+            postgresql_where=sa.text(f"{column} IS NOT NULL"),
+            sqlite_where=sa.text(f"{column} IS NOT NULL"),
+        )
     op.create_table(
         "ops_endpoints",
         sa.Column("application_id", sa.Integer(), nullable=False),
@@ -96,6 +108,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_ops_messages_application_id_id"), table_name="ops_messages")
     op.drop_table("ops_messages")
     op.drop_table("ops_endpoints")
+    op.drop_index("ix_endpoints_failing_notified", table_name="endpoints")
+    op.drop_index("ix_endpoints_failing_since", table_name="endpoints")
     with op.batch_alter_table("endpoints") as batch:
         batch.drop_column("failing_notified_at")
         batch.drop_column("discard_while_disabled")
