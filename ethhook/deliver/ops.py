@@ -60,16 +60,11 @@ def send_ops(
         work = _claim(session, message_ids, token, worker_token, settings)
     outcomes = []
     for item in work:
-        started = utcnow()
-        headers = webhook_headers(
-            [item.secret],
-            ops_webhook_id(item.id),
-            int(started.timestamp()),
-            _body(item),
-            USER_AGENT,
-        )
+        body = ops_body(item.type, item.created_at, item.data)
+        stamp = int(utcnow().timestamp())
+        headers = webhook_headers([item.secret], ops_webhook_id(item.id), stamp, body, USER_AGENT)
         context = f"ops_message={item.id} type={item.type}"
-        outcome = post_guarded(item.url, _body(item), headers, settings, context)
+        outcome = post_guarded(item.url, body, headers, settings, context)
         outcomes.append((item, outcome))
         log.log(
             logging.DEBUG if outcome.ok else logging.INFO,
@@ -84,10 +79,6 @@ def send_ops(
     with sessions() as session:
         _record(session, outcomes, worker_token, settings, utcnow())
     return len(outcomes)
-
-
-def _body(item: OpsWork) -> bytes:
-    return ops_body(item.type, item.created_at, item.data)
 
 
 def _claim(
