@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ethhook import metrics
 from ethhook.config import Settings
 from ethhook.db.models import OpsEndpoint, OpsMessage, OpsStatus, utcnow
 from ethhook.db.ops import ops_webhook_id
@@ -66,6 +67,7 @@ def send_ops(
         context = f"ops_message={item.id} type={item.type}"
         outcome = post_guarded(item.url, body, headers, settings, context)
         outcomes.append((item, outcome))
+        metrics.record_ops_webhook(item.type, outcome.ok)
         log.log(
             logging.DEBUG if outcome.ok else logging.INFO,
             "deliver.ops.%s message=%s type=%s attempt=%d status=%s error=%s",

@@ -100,6 +100,10 @@ class Metrics:
             "deliveries_dead_lettered", "Deliveries that used their last attempt (now failed)",
             registry=r,
         )  # fmt: skip
+        self.ops_webhooks = Counter(
+            "ops_webhooks", "Operational webhook attempts, by type and outcome (success, failure)",
+            ["type", "outcome"], registry=r,
+        )  # fmt: skip
         self.breaker_open = Gauge(
             "circuit_breaker_open", "1 while the endpoint's circuit breaker is open, else 0",
             ["endpoint"], registry=r, multiprocess_mode="livemostrecent",

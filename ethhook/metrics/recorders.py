@@ -66,6 +66,11 @@ def record_attempt(ok: bool, duration_s: float) -> None:
     metrics.attempt_seconds.observe(max(duration_s, 0.0))
 
 
+def record_ops_webhook(type_: str, ok: bool) -> None:
+    """One operational webhook attempt finished: ok means a 2xx answer."""
+    current().ops_webhooks.labels(type=type_, outcome="success" if ok else "failure").inc()
+
+
 def record_delivered_latency(seconds: float) -> None:
     """A delivery succeeded `seconds` after its block's timestamp (or the delivery's creation)."""
     current().latency.observe(max(seconds, 0.0))

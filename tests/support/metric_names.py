@@ -24,6 +24,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "delivery_latency_seconds",
         "deliveries_deferred_total",
         "deliveries_dead_lettered_total",
+        "ops_webhooks_total",
         "circuit_breaker_open",
         "deliveries_pending",
         "deliveries_waiting",

@@ -94,3 +94,13 @@ def test_latency_since_prefers_the_block_timestamp() -> None:
     created = datetime.now(UTC) - timedelta(seconds=30)
     assert metrics.latency_since(None, created) == pytest.approx(30, abs=1)
     assert metrics.latency_since(time.time() + 100, created) == 0.0
+
+
+def test_ops_webhooks_are_counted_by_type_and_outcome() -> None:
+    from ethhook import metrics
+
+    labels = {"type": "endpoint.disabled", "outcome": "failure"}
+    before = _value("ops_webhooks_total", **labels)
+    metrics.record_ops_webhook("endpoint.disabled", False)
+    metrics.record_ops_webhook("endpoint.disabled", True)
+    assert _value("ops_webhooks_total", **labels) - before == 1
