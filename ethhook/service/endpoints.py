@@ -355,6 +355,7 @@ def set_active(
     endpoint = get_endpoint(session, endpoint_id, scope=scope)
     now = utcnow()
     if active:
+        was_disabled = not endpoint.active
         endpoint.active = True
         endpoint.disabled_reason = None
         endpoint.disabled_at = None
@@ -362,7 +363,8 @@ def set_active(
         endpoint.failing_since = None
         endpoint.failing_notified_at = None
         session.flush()
-        resume_backlog(session, endpoint.id, now)
+        if was_disabled:  # an active endpoint's retries keep their schedule
+            resume_backlog(session, endpoint.id, now)
         return view(endpoint)
     reason = reason or "disabled"
     if endpoint.active:

@@ -159,3 +159,15 @@ def test_a_disabled_endpoint_without_discard_keeps_waiting_deliveries_and_says_s
     assert [d.status for d in rows(endpoint_id)] == [DeliveryStatus.DISCARDED] * 2
     assert endpoint_row(endpoint_id).disabled_reason == "disabled by an operator"
     assert receiver.on("/paused") == []
+
+
+def test_enabling_an_active_endpoint_leaves_its_retries_on_their_schedule(receiver):
+    receiver.responders["/slow"] = lambda n: (500, {}, b"")
+    endpoint_id, _ = add_endpoint(
+        receiver.url("/slow"), contracts=[address(44)], retry_schedule="0,3600"
+    )
+    publish_events([transfer(contract=address(44), block=40, log_index=0, value=1)])
+    wait_until(lambda: (d := rows(endpoint_id)) and d[0].attempts == 1, 30, 0.1, "one attempt")
+    later = rows(endpoint_id)[0].next_attempt_at
+    assert ethhook("endpoint", "enable", str(endpoint_id)).returncode == 0
+    assert rows(endpoint_id)[0].next_attempt_at == later
