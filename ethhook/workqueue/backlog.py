@@ -1,5 +1,6 @@
-"""Disabling an endpoint, and its backlog: its pending deliveries held (next_attempt_at NULL, so the due
-scan's index never reads them), made due again in order when it is enabled, or discarded."""
+"""Disabling an endpoint, and its backlog: its pending deliveries held (next_attempt_at NULL, so
+the due scan's index never reads them), made due again in order when it is enabled, or
+discarded."""
 
 from __future__ import annotations
 
