@@ -217,8 +217,8 @@ def _ordered(value: str | None) -> str | None:
 )
 def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.exceptions import InputError
+    from ethhook.service.changes import build_changes
     from ethhook.service.endpoints import update_endpoint
-    from ethhook.service.validation import build_changes
 
     given = {
         field: getattr(args, option)

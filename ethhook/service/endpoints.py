@@ -26,13 +26,13 @@ from ethhook.deliver.signing import generate_secret
 from ethhook.exceptions import InputError, NotFoundError
 from ethhook.service import public
 from ethhook.service.apps import target_application
+from ethhook.service.changes import EndpointChanges
 from ethhook.service.finality import check_chain_tags, check_finality_with
 from ethhook.service.limits import check_endpoint_quota, check_filter_rows
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import (
     MAX_REASON_LENGTH,
-    EndpointChanges,
     EndpointSpec,
     check_grace,
     check_text,

@@ -24,7 +24,7 @@ from ethhook.deliver.http.ssrf import check_url, forbidden_port
 from ethhook.deliver.signing import SIGNING_SCHEMES
 from ethhook.exceptions import InputError
 from ethhook.service.finality import check_finality, check_finality_with
-from ethhook.service.limits import LISTS, check_count, check_filter_rows, check_lists
+from ethhook.service.limits import check_count, check_filter_rows, check_lists
 from ethhook.workqueue import ORDERED_MODES
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -338,90 +338,3 @@ def check_from_block(from_block: int | None, chain_ids: tuple[int, ...], live_on
             "--from-block needs exactly one --chain (block numbers are per chain), e.g. "
             "--chain ethereum --from-block 19000000"
         )
-
-
-# What `endpoint update` (and the API's PATCH) may change, by the names `build_spec` takes.
-UPDATABLE = (
-    "url",
-    "chains",
-    "contracts",
-    "events",
-    "confirmations",
-    "finality",
-    "lifecycle",
-    "rate_limit_per_s",
-    "retry_schedule",
-    "name",
-    "where",
-    "ordered",
-)
-
-
-@dataclass(frozen=True)
-class EndpointChanges:
-    """A validated partial update: only the fields named in `given` change; for the name, the
-    rate limit and the retry schedule None means none, for `ordered` unordered."""
-
-    given: frozenset[str]
-    url: str = ""
-    chain_ids: tuple[int, ...] = ()
-    contracts: tuple[str, ...] = ()
-    topics: tuple[str, ...] = ()
-    signatures: tuple[str, ...] = ()
-    confirmations: int = 0
-    # Checked with the confirmations the endpoint keeps by update_endpoint (check_finality_with).
-    finality: str = Finality.LATEST
-    lifecycle: bool = False
-    rate_limit_per_s: float | None = None
-    retry_schedule_s: tuple[float, ...] | None = None
-    name: str | None = None
-    ordered: str | None = None
-    # The new set of --where conditions (empty: none); checked against the endpoint's event by
-    # update_endpoint, which knows it when --event is not given.
-    where: tuple[str, ...] = ()
-    # The filter rows the endpoint may have: update_endpoint checks them with the lists it keeps.
-    max_filter_rows: int = field(kw_only=True)
-
-    @property
-    def changes_filters(self) -> bool:
-        return bool(self.given & {"chains", "contracts", "events", "where"})
-
-
-def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
-    """Validate the given fields exactly as `build_spec` does; raise InputError about a bad one."""
-    unknown = sorted(set(fields) - set(UPDATABLE))
-    if unknown:
-        raise InputError(f"cannot change {', '.join(unknown)}: only {', '.join(UPDATABLE)}")
-    if not fields:
-        raise InputError("nothing to change: give at least one field to update")
-    check_lists(settings, **{k: fields[k] for k in LISTS if k in fields})
-    values: dict[str, Any] = {}
-    if "events" in fields:
-        values["topics"], values["signatures"] = parse_events(fields["events"])
-    if "confirmations" in fields:
-        values["confirmations"] = check_confirmations(fields["confirmations"])
-    if "finality" in fields:
-        values["finality"] = check_finality(fields["finality"])
-    if "lifecycle" in fields:
-        values["lifecycle"] = bool(fields["lifecycle"])
-    if "rate_limit_per_s" in fields:
-        values["rate_limit_per_s"] = check_rate_limit(fields["rate_limit_per_s"])
-    if "retry_schedule" in fields:
-        values["retry_schedule_s"] = check_retry_schedule(fields["retry_schedule"], settings)
-    if "url" in fields:
-        values["url"] = check_endpoint_url(fields["url"], settings)
-    if "chains" in fields:
-        values["chain_ids"] = parse_chains(fields["chains"], settings)
-    if "contracts" in fields:
-        values["contracts"] = parse_addresses(fields["contracts"])
-    if "name" in fields:
-        values["name"] = check_name(fields["name"])
-    if "ordered" in fields:
-        values["ordered"] = check_ordered(fields["ordered"])
-    if "where" in fields:
-        values["where"] = tuple(
-            check_text(text, "--where", MAX_CONDITION_LENGTH) for text in fields["where"]
-        )
-    return EndpointChanges(
-        given=frozenset(fields), max_filter_rows=settings.endpoint_max_filter_rows, **values
-    )

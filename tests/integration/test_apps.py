@@ -16,10 +16,10 @@ from ethhook.db import session_scope
 from ethhook.db.models import Delivery, Endpoint, utcnow
 from ethhook.exceptions import NotFoundError, PermissionDeniedError
 from ethhook.service import apps, deliveries, endpoints
+from ethhook.service.changes import build_changes
 from ethhook.service.deliveries import DeliveryFilter
 from ethhook.service.pages import Page
 from ethhook.service.scope import OPERATOR
-from ethhook.service.validation import build_changes
 from tests.support.cli import assert_refused, ethhook
 from tests.support.db import row_counts, store_and_match
 from tests.support.endpoints import add_endpoint

@@ -14,9 +14,9 @@ from ethhook.db import session_scope
 from ethhook.db.models import Delivery, Endpoint, EndpointFilter, EndpointTopicKey, utcnow
 from ethhook.exceptions import InputError
 from ethhook.match.service import find_matches, match_query
+from ethhook.service.changes import build_changes
 from ethhook.service.endpoints import update_endpoint
 from ethhook.service.scope import OPERATOR
-from ethhook.service.validation import build_changes
 from tests.support.cli import assert_refused, ethhook
 from tests.support.db import database_state, explained, store_and_match
 from tests.support.endpoints import add_endpoint, seed_keyed_endpoints, watched_address

@@ -14,8 +14,9 @@ from ethhook.db.models import utcnow
 from ethhook.replay.backfill import add_endpoint
 from ethhook.service import coverage
 from ethhook.service import endpoints as service
+from ethhook.service.changes import build_changes
 from ethhook.service.testsend import reserve_test_send, send_test_webhook
-from ethhook.service.validation import build_changes, build_spec
+from ethhook.service.validation import build_spec
 from ethhook.workqueue import enqueue_replays
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])

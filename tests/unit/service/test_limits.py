@@ -11,7 +11,8 @@ import pytest
 
 from ethhook.config import Settings, load_settings
 from ethhook.exceptions import ConfigError, InputError
-from ethhook.service.validation import build_changes, build_spec
+from ethhook.service.changes import build_changes
+from ethhook.service.validation import build_spec
 
 SETTINGS = Settings(allow_private_targets=True)
 URL = "https://hooks.example.com/eth"
