@@ -29,9 +29,10 @@ demo: $(STAMP)
 # The whole suite: lint, types, then every tier (real PostgreSQL, Redis, Celery workers, anvil
 # chain nodes and loopback receivers) in PYTEST_WORKERS processes side by side: the tests mostly
 # wait on those. Each process has its own database, redis-server and ports (the fault tier its own
-# PostgreSQL cluster too); the RabbitMQ tests run one after another in one of them (tests/conftest.py).
-PYTEST_WORKERS ?= 4
-XDIST := -n $(PYTEST_WORKERS)
+# PostgreSQL cluster too), and takes whole modules (their nodes and servers set up once), the
+# longest first; the RabbitMQ tests take turns on the machine's RabbitMQ (tests/conftest.py).
+PYTEST_WORKERS ?= 6
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: lint
 	$(BIN)/pytest $(XDIST)
 

@@ -43,7 +43,27 @@ def _machine_services_in_turn(request: pytest.FixtureRequest) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# Modules that take 40 s or more without being marked slow (measured in a full run).
+LONG = (
+    "tests/api/test_audit_http.py",
+    "tests/api/test_schemathesis.py",
+    "tests/browser/test_console_audit.py",
+    "tests/integration/test_backlog.py",
+    "tests/integration/test_encryption_defaults.py",
+    "tests/integration/test_matching_where.py",
+    "tests/integration/test_migrations.py",
+    "tests/integration/test_partition_migration.py",
+    "tests/integration/test_partitions.py",
+    "tests/integration/test_pipeline.py",
+    "tests/integration/test_retention.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Modules marked slow first (a stable sort: each module stays whole and in order), so that
-    # under xdist none of them starts last while the other processes have nothing left to do.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # Modules marked slow, and the LONG ones, first (a stable sort: each module stays whole and in
+    # order): `make test` hands out whole modules in this order (xdist's loadfile), so none of
+    # them starts last while the other processes have nothing left to do.
+    def later(item: pytest.Item) -> bool:
+        return item.get_closest_marker("slow") is None and not item.nodeid.startswith(LONG)
+
+    items.sort(key=later)
