@@ -180,21 +180,8 @@ def cmd_endpoint_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# `endpoint update` options, by the names the service's build_changes takes.
-_UPDATE_OPTIONS = {
-    "url": "url",
-    "chain": "chains",
-    "contract": "contracts",
-    "event": "events",
-    "confirmations": "confirmations",
-    "finality": "finality",
-    "lifecycle": "lifecycle",
-    "rate_limit": "rate_limit_per_s",
-    "retry_schedule": "retry_schedule",
-    "name": "name",
-    "where": "where",
-    "ordered": "ordered",
-}
+# The options of `endpoint update` named for one item (--chain X --chain Y), by their fields.
+_ONE_AT_A_TIME = {"chains": "chain", "contracts": "contract", "events": "event"}
 
 
 def _ordered(value: str | None) -> str | None:
@@ -217,12 +204,13 @@ def _ordered(value: str | None) -> str | None:
 )
 def cmd_endpoint_update(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.exceptions import InputError
-    from ethhook.service.changes import build_changes
+    from ethhook.service.changes import UPDATABLE, build_changes
     from ethhook.service.endpoints import update_endpoint
 
+    options = {field: _ONE_AT_A_TIME.get(field, field) for field in UPDATABLE}
     given = {
         field: getattr(args, option)
-        for option, field in _UPDATE_OPTIONS.items()
+        for field, option in options.items()
         if getattr(args, option) is not None
     }
     if args.clear_where:

@@ -25,7 +25,7 @@ from ethhook.service.validation import (
     parse_events,
 )
 
-# What `endpoint update` (and the API's PATCH) may change, by the names `build_spec` takes.
+# What `endpoint update` (and the API's PATCH) may change, by their names in the public model.
 UPDATABLE = (
     "url",
     "chains",
@@ -34,7 +34,7 @@ UPDATABLE = (
     "confirmations",
     "finality",
     "lifecycle",
-    "rate_limit_per_s",
+    "rate_limit",
     "retry_schedule",
     "name",
     "where",
@@ -89,8 +89,8 @@ def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
         values["finality"] = check_finality(fields["finality"])
     if "lifecycle" in fields:
         values["lifecycle"] = bool(fields["lifecycle"])
-    if "rate_limit_per_s" in fields:
-        values["rate_limit_per_s"] = check_rate_limit(fields["rate_limit_per_s"])
+    if "rate_limit" in fields:
+        values["rate_limit_per_s"] = check_rate_limit(fields["rate_limit"])
     if "retry_schedule" in fields:
         values["retry_schedule_s"] = check_retry_schedule(fields["retry_schedule"], settings)
     if "url" in fields:

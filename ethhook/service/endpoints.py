@@ -259,7 +259,7 @@ def update_endpoint(
         endpoint.lifecycle = changes.lifecycle
     if given & {"confirmations", "finality"}:
         check_finality_with(endpoint.finality, endpoint.confirmations)
-    if "rate_limit_per_s" in given:
+    if "rate_limit" in given:
         endpoint.rate_limit_per_s = changes.rate_limit_per_s
     if "retry_schedule" in given:
         schedule = changes.retry_schedule_s

@@ -14,7 +14,7 @@ from ethhook.db.models import utcnow
 from ethhook.replay.backfill import add_endpoint
 from ethhook.service import coverage
 from ethhook.service import endpoints as service
-from ethhook.service.changes import build_changes
+from ethhook.service.changes import UPDATABLE, build_changes
 from ethhook.service.testsend import reserve_test_send, send_test_webhook
 from ethhook.service.validation import build_spec
 from ethhook.workqueue import enqueue_replays
@@ -72,30 +72,13 @@ def show_endpoint(endpoint_id: Id, caller: Caller) -> schemas.EndpointDetails:
     return details.as_public(service.breaker_state(endpoint_id, caller.settings))
 
 
-# PATCH field → the name build_changes takes.
-_CHANGES = {
-    "url": "url",
-    "chains": "chains",
-    "contracts": "contracts",
-    "events": "events",
-    "where": "where",
-    "confirmations": "confirmations",
-    "finality": "finality",
-    "lifecycle": "lifecycle",
-    "rate_limit": "rate_limit_per_s",
-    "retry_schedule": "retry_schedule",
-    "name": "name",
-    "ordered": "ordered",
-}
-
-
 @router.patch("/{endpoint_id}", response_model=schemas.Endpoint, responses=WRITE)
 def update_endpoint(
     endpoint_id: Id, caller: Caller, body: schemas.EndpointUpdate
 ) -> schemas.Endpoint:
     """Change the fields given, in place: same id, secret and deliveries."""
     given = body.model_fields_set
-    fields: dict[str, Any] = {_CHANGES[f]: getattr(body, f) for f in given if f in _CHANGES}
+    fields: dict[str, Any] = {f: getattr(body, f) for f in given if f in UPDATABLE}
     if "chains" in fields:
         fields["chains"] = [str(c) for c in fields["chains"]]
     if "retry_schedule" in fields:
