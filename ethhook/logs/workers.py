@@ -26,6 +26,7 @@ ROUTINE_TASKS = frozenset(
         "ethhook.maintenance.cleanup",
         "ethhook.maintenance.partitions",
         "ethhook.maintenance.auto_disable",
+        "ethhook.maintenance.watch_failing",
     }
 )
 # Where Celery logs them: beat's "Scheduler: Sending due task", the worker's "received" and

@@ -9,7 +9,13 @@ import logging
 import pytest
 from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
 
-from ethhook.logs.workers import DemoteRoutine, process_name, routine_task, task_fields
+from ethhook.logs.workers import (
+    ROUTINE_TASKS,
+    DemoteRoutine,
+    process_name,
+    routine_task,
+    task_fields,
+)
 
 
 def beat_send(entry: str, task: str) -> logging.LogRecord:
@@ -111,3 +117,12 @@ def test_what_ethhook_relies_on_in_celery_is_still_there():
     # Celery's task lines pass their context as `data`, which the demotion and the fields read.
     assert inspect.getsource(celery.app.trace.info).count("extra={'data': context}") == 1
     assert LOG_RECEIVED.startswith("Task %(name)s[%(id)s]")
+
+
+def test_every_job_beat_runs_on_a_schedule_is_routine():
+    # A job added to beat's schedule and not to ROUTINE_TASKS puts three INFO lines in the logs
+    # of an idle deployment each time it runs (beat's, the worker's received and succeeded).
+    import celeryconfig
+
+    scheduled = {entry["task"] for entry in celeryconfig.beat_schedule.values()}
+    assert scheduled - ROUTINE_TASKS == set()
