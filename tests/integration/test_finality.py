@@ -20,7 +20,7 @@ from tests.support.db import endpoint_count, store_and_match
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, h32, transfer
 
-pytestmark = pytest.mark.usefixtures("db")
+pytestmark = pytest.mark.usefixtures("db", "without_session_worker")
 
 URL = "https://hooks.example.com/eth"
 CONTRACT = address(7)

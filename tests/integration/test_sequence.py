@@ -150,7 +150,7 @@ def test_many_concurrent_batches_over_shared_endpoints_never_deadlock_nor_repeat
             assert numbers == list(range(numbers[0], numbers[0] + 25))
 
 
-@pytest.mark.usefixtures("db")
+@pytest.mark.usefixtures("db", "without_session_worker")
 def test_a_removed_event_takes_its_own_number_and_a_confirmed_one_is_numbered_when_released():
     instant = add_endpoint("http://127.0.0.1:1/instant")[0]
     confirmed = add_endpoint("http://127.0.0.1:1/confirmed", confirmations=2)[0]

@@ -60,12 +60,13 @@ def worker(database: str, redis_server: str) -> Iterator[Worker]:
     w.stop()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def without_session_worker() -> Iterator[None]:
-    """The session's worker, when an earlier test in this process started it, stopped for the
-    test and started again after it: a test that runs workers of its own on the session's database
-    and broker (`ethhook up`) needs them to be the only ones taking its tasks and due deliveries
-    (the session worker's beat would send a retry, and its log would have the line)."""
+    """The session's worker, when an earlier module in this process started it, stopped for the
+    module and started again after it: tests that run workers of its own on the session's database
+    and broker (`ethhook up`) need them to be the only ones taking their tasks and due deliveries
+    (the session worker's beat would send a retry, and its log would have the line), and tests
+    that run beat's jobs by hand need no beat to run them first."""
     stopped = [w for w in _session_workers if w.proc.poll() is None]
     for w in stopped:
         w.stop()
