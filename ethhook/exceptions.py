@@ -10,7 +10,12 @@ class ConfigError(EthHookError):
 
 
 class InputError(EthHookError):
-    """A user gave bad input (CLI argument, filter, URL); the message says how to fix it."""
+    """A user gave bad input (CLI argument, filter, URL); the message says how to fix it.
+
+    `field`: the API field the input was given in (`url`, `where`, …), when the check knows it,
+    so that a form can show the message beside that field; None otherwise."""
+
+    field: str | None = None
 
 
 class NotFoundError(InputError):

@@ -3,6 +3,7 @@ checked exactly as service.validation checks it for `add`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from ethhook.service.finality import check_finality
 from ethhook.service.limits import LISTS, check_lists
 from ethhook.service.validation import (
     MAX_CONDITION_LENGTH,
+    about,
     check_confirmations,
     check_endpoint_url,
     check_name,
@@ -81,32 +83,30 @@ def build_changes(settings: Settings, **fields: Any) -> EndpointChanges:
         raise InputError("nothing to change: give at least one field to update")
     check_lists(settings, **{k: fields[k] for k in LISTS if k in fields})
     values: dict[str, Any] = {}
-    if "events" in fields:
-        values["topics"], values["signatures"] = parse_events(fields["events"])
-    if "confirmations" in fields:
-        values["confirmations"] = check_confirmations(fields["confirmations"])
-    if "finality" in fields:
-        values["finality"] = check_finality(fields["finality"])
-    if "lifecycle" in fields:
-        values["lifecycle"] = bool(fields["lifecycle"])
-    if "rate_limit" in fields:
-        values["rate_limit_per_s"] = check_rate_limit(fields["rate_limit"])
-    if "retry_schedule" in fields:
-        values["retry_schedule_s"] = check_retry_schedule(fields["retry_schedule"], settings)
-    if "url" in fields:
-        values["url"] = check_endpoint_url(fields["url"], settings)
-    if "chains" in fields:
-        values["chain_ids"] = parse_chains(fields["chains"], settings)
-    if "contracts" in fields:
-        values["contracts"] = parse_addresses(fields["contracts"])
-    if "name" in fields:
-        values["name"] = check_name(fields["name"])
-    if "ordered" in fields:
-        values["ordered"] = check_ordered(fields["ordered"])
-    if "where" in fields:
-        values["where"] = tuple(
-            check_text(text, "--where", MAX_CONDITION_LENGTH) for text in fields["where"]
-        )
+    for name, check in _CHECKS.items():
+        if name in fields:
+            with about(name):
+                values.update(check(fields[name], settings))
     return EndpointChanges(
         given=frozenset(fields), max_filter_rows=settings.endpoint_max_filter_rows, **values
     )
+
+
+# build_changes: each field given, checked exactly as build_spec checks it (its values by the
+# names EndpointChanges takes).
+_CHECKS: dict[str, Callable[[Any, Settings], dict[str, Any]]] = {
+    "events": lambda v, s: dict(zip(("topics", "signatures"), parse_events(v), strict=True)),
+    "confirmations": lambda v, s: {"confirmations": check_confirmations(v)},
+    "finality": lambda v, s: {"finality": check_finality(v)},
+    "lifecycle": lambda v, s: {"lifecycle": bool(v)},
+    "rate_limit": lambda v, s: {"rate_limit_per_s": check_rate_limit(v)},
+    "retry_schedule": lambda v, s: {"retry_schedule_s": check_retry_schedule(v, s)},
+    "url": lambda v, s: {"url": check_endpoint_url(v, s)},
+    "chains": lambda v, s: {"chain_ids": parse_chains(v, s)},
+    "contracts": lambda v, s: {"contracts": parse_addresses(v)},
+    "name": lambda v, s: {"name": check_name(v)},
+    "ordered": lambda v, s: {"ordered": check_ordered(v)},
+    "where": lambda v, s: {
+        "where": tuple(check_text(t, "--where", MAX_CONDITION_LENGTH) for t in v)
+    },
+}

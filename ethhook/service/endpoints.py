@@ -34,6 +34,7 @@ from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import (
     MAX_REASON_LENGTH,
     EndpointSpec,
+    about,
     check_grace,
     check_text,
     check_where,
@@ -258,7 +259,8 @@ def update_endpoint(
     if "lifecycle" in given:
         endpoint.lifecycle = changes.lifecycle
     if given & {"confirmations", "finality"}:
-        check_finality_with(endpoint.finality, endpoint.confirmations)
+        with about("finality"):
+            check_finality_with(endpoint.finality, endpoint.confirmations)
     if "rate_limit" in given:
         endpoint.rate_limit_per_s = changes.rate_limit_per_s
     if "retry_schedule" in given:
@@ -274,14 +276,9 @@ def update_endpoint(
         chain_ids = changes.chain_ids if "chains" in given else tuple(endpoint.chain_ids)
         contracts = changes.contracts if "contracts" in given else tuple(endpoint.contracts)
         check_filter_rows(chain_ids, contracts, topics, changes.max_filter_rows)
-        set_filters(
-            endpoint,
-            chain_ids,
-            contracts,
-            topics,
-            signatures,
-            check_where(where, topics, signatures),
-        )
+        with about("where"):
+            conditions = check_where(where, topics, signatures)
+        set_filters(endpoint, chain_ids, contracts, topics, signatures, conditions)
     if given & {"finality", "chains"}:
         check_chain_tags(session, endpoint.finality, endpoint.chain_ids)
     session.flush()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,6 +82,18 @@ class EndpointSpec:
     # live; `--live-only`: replays and backfills send it nothing.
     from_block: int | None = field(default=None, kw_only=True)
     live_only: bool = field(default=False, kw_only=True)
+
+
+@contextmanager
+def about(field: str) -> Iterator[None]:
+    """An InputError raised inside names `field` (the API's name) as the one that was wrong,
+    unless it already names one."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.field is None:
+            exc.field = field
+        raise
 
 
 def quoted(value: str) -> str:
@@ -292,16 +305,33 @@ def build_spec(
     """Validate every field; raise InputError about the first bad one. The lists' lengths are
     checked first, and their product before any row is made."""
     check_lists(settings, chains=chains, contracts=contracts, events=events, where=where)
-    topics, signatures = parse_events(events)
-    conditions = check_where(where, topics, signatures)
-    check_confirmations(confirmations)
-    check_finality_with(check_finality(finality), confirmations)
-    check_rate_limit(rate_limit_per_s)
-    schedule = check_retry_schedule(retry_schedule, settings)
-    url = check_endpoint_url(url, settings)
-    chain_ids, addresses = parse_chains(chains, settings), parse_addresses(contracts)
+    with about("events"):
+        topics, signatures = parse_events(events)
+    with about("where"):
+        conditions = check_where(where, topics, signatures)
+    with about("confirmations"):
+        check_confirmations(confirmations)
+    with about("finality"):
+        check_finality_with(check_finality(finality), confirmations)
+    with about("rate_limit"):
+        check_rate_limit(rate_limit_per_s)
+    with about("retry_schedule"):
+        schedule = check_retry_schedule(retry_schedule, settings)
+    with about("url"):
+        url = check_endpoint_url(url, settings)
+    with about("chains"):
+        chain_ids = parse_chains(chains, settings)
+    with about("contracts"):
+        addresses = parse_addresses(contracts)
     check_filter_rows(chain_ids, addresses, topics, settings.endpoint_max_filter_rows)
-    check_from_block(from_block, chain_ids, live_only)
+    with about("from_block"):
+        check_from_block(from_block, chain_ids, live_only)
+    with about("name"):
+        name = check_name(name)
+    with about("signing"):
+        signing = check_signing(signing)
+    with about("ordered"):
+        ordered = check_ordered(ordered)
     return EndpointSpec(
         url=url,
         chain_ids=chain_ids,
@@ -311,12 +341,12 @@ def build_spec(
         confirmations=confirmations,
         rate_limit_per_s=rate_limit_per_s,
         retry_schedule_s=schedule,
-        name=check_name(name),
+        name=name,
         where=conditions,
-        signing=check_signing(signing),
+        signing=signing,
         finality=finality,
         lifecycle=lifecycle,
-        ordered=check_ordered(ordered),
+        ordered=ordered,
         app_max_endpoints=settings.app_max_endpoints,
         from_block=from_block,
         live_only=live_only,

@@ -20,6 +20,7 @@ from ethhook.service.validation import (
     MAX_NAME_LENGTH,
     MAX_REASON_LENGTH,
     MAX_URL_LENGTH,
+    build_changes,
     build_spec,
     parse_chain,
     parse_url,
@@ -179,3 +180,39 @@ def test_a_bad_from_block_is_refused_in_one_line(overrides, message):
 def test_from_block_on_one_chain_and_live_only_are_kept():
     assert spec(from_block=0, chains=["ethereum"]).from_block == 0
     assert spec(live_only=True).live_only is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"url": "ftp://x"}, "url"),
+        ({"chains": ["nowhere"]}, "chains"),
+        ({"contracts": ["0x12"]}, "contracts"),
+        ({"events": ["Transfer("]}, "events"),
+        ({"events": [TRANSFER], "where": ["amount > 1"]}, "where"),
+        ({"confirmations": -1}, "confirmations"),
+        ({"rate_limit_per_s": 0.0}, "rate_limit"),
+        ({"retry_schedule": "5,x"}, "retry_schedule"),
+        ({"signing": "rsa"}, "signing"),
+        ({"ordered": "sometimes"}, "ordered"),
+        ({"from_block": 5}, "from_block"),
+    ],
+)
+def test_an_error_names_the_api_field_it_is_about(overrides, field):
+    with pytest.raises(InputError) as refused:
+        spec(**overrides)
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"url": "ftp://x"}, "url"),
+        ({"rate_limit_per_s": -1.0}, "rate_limit"),
+        ({"where": ["x\x00"]}, "where"),
+    ],
+)
+def test_a_change_error_names_the_api_field_too(fields, field):
+    with pytest.raises(InputError) as refused:
+        build_changes(SETTINGS, **fields)
+    assert refused.value.field == field
