@@ -70,6 +70,38 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
+def new_browser(width: int = 1280, height: int = 900) -> Any:
+    """A headless Chromium (the caller quits it); None when it is not installed."""
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        return None
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument(f"--window-size={width},{height}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    return driver
+
+
+def fill(driver: Any, fields: dict[str, str]) -> None:
+    """Type into the form's fields by name (text boxes and text areas are cleared first; a
+    select takes the option's value)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+
+    for name, value in fields.items():
+        element = driver.find_element(By.NAME, name)
+        if element.tag_name == "select":
+            Select(element).select_by_value(value)
+        else:
+            element.clear()
+            element.send_keys(value)
+
+
 def screenshot(driver: Any, name: str) -> None:
     """Save the whole page as <ETHHOOK_SCREENSHOTS>/<name>.png when that variable is set."""
     folder = os.environ.get("ETHHOOK_SCREENSHOTS")

@@ -1,0 +1,154 @@
+"""The endpoint forms' failure paths in a real browser, on `ethhook api` with private targets
+refused (as a deployment has them): a bad URL, a bad condition, a forbidden address, a bad
+number each come back beside their field, the form as typed; a form without its CSRF token is
+refused; nothing is created. Then a good form creates the endpoint, edit and delete work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from tests.support.api import ApiServer
+from tests.support.console import fill, new_browser, sign_in, signed_in_client, wait_for
+from tests.support.console import make_tenant as tenant_named
+from tests.support.factories import TRANSFER
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.usefixtures("db")
+
+
+@pytest.fixture(scope="module")
+def server(database: str, redis_server: str) -> Iterator[ApiServer]:
+    api = ApiServer({"ETHHOOK_ALLOW_PRIVATE_TARGETS": "false", "ETHHOOK_API_RATE_LIMIT": "0"})
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    browser = new_browser()
+    if browser is None:
+        pytest.skip("chromium and chromedriver are not installed")
+    yield browser
+    browser.quit()
+
+
+def endpoint_count(application_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from ethhook.db import session_scope
+    from ethhook.db.models import Endpoint
+
+    with session_scope() as db:
+        query = select(func.count()).where(Endpoint.application_id == application_id)
+        return int(db.scalar(query.select_from(Endpoint)) or 0)
+
+
+GOOD = {
+    "url": "https://hooks.example.com/eth",
+    "name": "treasury",
+    "chains": "1",
+    "events": TRANSFER,
+    "where": "value >= 1000",
+    "rate_limit": "5",
+}
+
+REFUSED = [
+    ({"url": "ftp://hooks.example.com/x"}, "url", "only http:// and https://"),
+    ({"url": "http://10.0.0.1/hook"}, "url", "refused URL"),
+    ({"where": "amount > 5"}, "where", "amount"),
+    ({"confirmations": "many"}, "confirmations", "expected a whole number"),
+    ({"contracts": "0x1234"}, "contracts", "invalid contract address"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "message"), REFUSED)
+def test_a_refused_create_form_says_why_beside_the_field_and_keeps_what_was_typed(
+    server, driver, change, field, message
+):
+    tenant = tenant_named("acme")
+    sign_in(driver, server.base, tenant.key)
+    driver.get(server.base + "/console/endpoints/new")
+    typed = {**GOOD, **change}
+    fill(driver, typed)
+    driver.find_element(By.ID, "save").click()
+    error = wait_for(driver, f"{field}-error")
+    assert message in error.text
+    box = driver.find_element(By.NAME, field)
+    assert box.get_attribute("aria-invalid") == "true"
+    assert field in (box.get_attribute("aria-describedby") or "")
+    for name, value in typed.items():  # the form as typed
+        assert driver.find_element(By.NAME, name).get_attribute("value") == value
+    assert len(driver.find_elements(By.CLASS_NAME, "field-error")) == 1
+    assert endpoint_count(tenant.application_id) == 0
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_creates_nothing(server):
+    tenant = tenant_named("acme")
+    client, token = signed_in_client(server.base, tenant.key)
+    refused = client.post("/console/endpoints/new", data=GOOD)
+    assert refused.status_code == 403
+    assert "The form was stale or not sent by this console" in refused.text
+    wrong = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token + "x"})
+    assert wrong.status_code == 403
+    assert endpoint_count(tenant.application_id) == 0
+    made = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token})
+    assert made.status_code == 200 and 'id="new-secret"' in made.text
+    endpoint_id = int(made.text.split('data-endpoint-id="')[1].split('"')[0])
+    for path in (
+        f"/console/endpoints/{endpoint_id}/edit",
+        f"/console/endpoints/{endpoint_id}/delete",
+    ):
+        assert client.post(path, data={**GOOD, "url": "https://x.example.com/"}).status_code == 403
+    assert endpoint_count(tenant.application_id) == 1
+
+
+def test_another_application_cannot_see_edit_or_delete_the_endpoint(server):
+    owner, other = tenant_named("acme"), tenant_named("globex")
+    client, token = signed_in_client(server.base, owner.key)
+    made = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token})
+    endpoint_id = int(made.text.split('data-endpoint-id="')[1].split('"')[0])
+    intruder, their_token = signed_in_client(server.base, other.key)
+    for path in ("edit", "delete"):
+        assert intruder.get(f"/console/endpoints/{endpoint_id}/{path}").status_code == 404
+        answer = intruder.post(
+            f"/console/endpoints/{endpoint_id}/{path}", data={**GOOD, "csrf_token": their_token}
+        )
+        assert answer.status_code == 404
+    assert endpoint_count(owner.application_id) == 1
+
+
+def test_create_edit_and_delete_through_the_forms(server, driver):
+    tenant = tenant_named("acme")
+    sign_in(driver, server.base, tenant.key)
+    driver.get(server.base + "/console/endpoints")
+    wait_for(driver, "new-endpoint").click()
+    wait_for(driver, "endpoint-form")
+    fill(driver, {**GOOD, "finality": "safe", "retry_schedule": "0,5,60", "ordered": "pause"})
+    driver.find_element(By.ID, "save").click()
+    secret = wait_for(driver, "new-secret").text
+    assert secret.startswith("whsec_")
+    driver.find_element(By.ID, "to-endpoint").click()
+    wait_for(driver, "edit-endpoint").click()
+    assert driver.find_element(By.NAME, "where").get_attribute("value") == "value >= 1000"
+    assert driver.find_element(By.NAME, "ordered").get_attribute("value") == "pause"
+    fill(driver, {"where": "value >= 5\nvalue < 100", "finality": "latest", "confirmations": "3"})
+    driver.find_element(By.ID, "save").click()
+    assert "saved" in wait_for(driver, "flash").text
+    filters = driver.find_element(By.ID, "filters").text
+    assert "value >= 5" in filters and "value < 100" in filters and "latest" in filters
+    # a refused edit keeps what was typed and changes nothing
+    driver.find_element(By.ID, "edit-endpoint").click()
+    fill(driver, {"where": "nonsense here"})
+    driver.find_element(By.ID, "save").click()
+    assert wait_for(driver, "where-error").text
+    assert driver.find_element(By.NAME, "where").get_attribute("value") == "nonsense here"
+    driver.find_element(By.LINK_TEXT, "Cancel").click()
+    assert "value >= 5" in wait_for(driver, "filters").text
+    driver.find_element(By.ID, "delete-endpoint").click()
+    wait_for(driver, "confirm-delete").click()
+    wait_until(lambda: "deleted" in driver.find_element(By.ID, "flash").text, 10, 0.05, "deleted")
+    assert endpoint_count(tenant.application_id) == 0
