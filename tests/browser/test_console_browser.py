@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint
-from tests.support.console import running_replay, screenshot, sign_in, wait_for
+from tests.support.console import running_replay, screenshot, set_progress, sign_in, wait_for
 from tests.support.db import publish_events
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import TRANSFER, address, transfer
@@ -189,7 +189,7 @@ def test_sign_in_page_screenshot(console, browser, db):
     screenshot(browser, "sign-in")
 
 
-def test_a_running_replay_shows_its_progress_and_refreshes(console, tenant, browser):
+def test_a_running_replay_updates_its_page_without_a_reload_and_cancels(console, tenant, browser):
     endpoint_id, _ = add_endpoint("http://127.0.0.1:9/r", application_id=tenant.application_id)
     job_id = running_replay(
         endpoint_id,
@@ -204,24 +204,27 @@ def test_a_running_replay_shows_its_progress_and_refreshes(console, tenant, brow
     )
     sign_in(browser, console.url, tenant.key)
     browser.get(f"{console.url}/console/replays/{job_id}")
-    # The page reloads itself every 2 seconds while the job runs: read it in one script, again if
-    # a reload was under way.
-    value, maximum, state, text, refresh = wait_until(
-        lambda: _replay_page(browser), 10, 0.1, "the replay page"
-    )
-    assert (value, maximum, state, refresh) == (4000, 10000, "running", "2")
+    wait_for(browser, "replay-progress")
+    browser.execute_script("window.sameDocument = true;")
+    assert _replay_page(browser)[:3] == [4000, 10000, "running"]
     screenshot(browser, "replay")
-    assert "4,000/10,000 blocks (40%), 1,234 events" in text
+    assert "4,000/10,000 blocks (40%), 1,234 events" in _replay_page(browser)[3]
+    # The job moves on: the page shows it, still the same document (no reload).
+    set_progress(job_id, blocks_done=7000, chunks_done=8, events=2000, deliveries=2000)
+    wait_until(
+        lambda: _replay_page(browser)[0] == 7000, 10, 0.1, "the page to show the new progress"
+    )
+    assert "7,000/10,000 blocks (70%), 2,000 events" in _replay_page(browser)[3]
+    assert browser.execute_script("return window.sameDocument === true;")
+    browser.find_element(By.ID, "cancel-replay").click()
+    assert "cancelled" in wait_for(browser, "flash").text
+    assert browser.find_element(By.ID, "replay-state").text == "cancelled"
+    assert not browser.find_elements(By.ID, "cancel-replay")
 
 
-def _replay_page(driver) -> list | None:
-    from selenium.common.exceptions import JavascriptException
-
-    try:
-        return driver.execute_script(
-            "const p = document.getElementById('replay-progress');"
-            "return [p.value, p.max, document.getElementById('replay-state').textContent,"
-            " document.body.innerText, document.querySelector('meta[http-equiv=refresh]').content];"
-        )
-    except JavascriptException:  # between two loads of the page
-        return None
+def _replay_page(driver) -> list:
+    return driver.execute_script(
+        "const p = document.getElementById('replay-progress');"
+        "return [p.value, p.max, document.getElementById('replay-state').textContent,"
+        " document.body.innerText];"
+    )

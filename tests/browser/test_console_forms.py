@@ -15,7 +15,6 @@ from tests.support.api import ApiServer
 from tests.support.console import fill, new_browser, sign_in, signed_in_client, wait_for
 from tests.support.console import make_tenant as tenant_named
 from tests.support.factories import TRANSFER
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -150,5 +149,33 @@ def test_create_edit_and_delete_through_the_forms(server, driver):
     assert "value >= 5" in wait_for(driver, "filters").text
     driver.find_element(By.ID, "delete-endpoint").click()
     wait_for(driver, "confirm-delete").click()
-    wait_until(lambda: "deleted" in driver.find_element(By.ID, "flash").text, 10, 0.05, "deleted")
+    assert "deleted" in wait_for(driver, "flash").text
     assert endpoint_count(tenant.application_id) == 0
+
+
+def test_a_refused_replay_form_says_why_and_starts_nothing(server):
+    from sqlalchemy import func, select
+
+    from ethhook.db import session_scope
+    from ethhook.db.models import ReplayJob
+
+    owner, other = tenant_named("acme"), tenant_named("globex")
+    client, token = signed_in_client(server.base, owner.key)
+    made = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token})
+    endpoint_id = int(made.text.split('data-endpoint-id="')[1].split('"')[0])
+    path = f"/console/endpoints/{endpoint_id}/replay"
+    fields = {"chain": "1", "from_block": "10", "to_block": "", "csrf_token": token}
+    missing = client.post(path, data=fields)
+    assert missing.status_code == 400
+    assert 'id="to_block-error"' in missing.text and "give the to block" in missing.text
+    assert 'value="10"' in missing.text  # kept as typed
+    backwards = client.post(path, data={**fields, "to_block": "5"})
+    assert 'id="replay-error"' in backwards.text and "to_block 5 is before from_block 10" in (
+        backwards.text
+    )
+    assert client.post(path, data={**fields, "csrf_token": ""}).status_code == 403
+    intruder, their_token = signed_in_client(server.base, other.key)
+    stolen = intruder.post(path, data={**fields, "to_block": "20", "csrf_token": their_token})
+    assert stolen.status_code == 404
+    with session_scope() as db:
+        assert db.scalar(select(func.count()).select_from(ReplayJob)) == 0

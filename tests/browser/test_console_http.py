@@ -158,7 +158,11 @@ def test_the_replay_page_shows_a_jobs_progress(console, tenant):
     assert page.status_code == 200
     assert 'value="50"' in page.text and 'max="200"' in page.text
     assert "50/200 blocks (25%), 12 events, 12 deliveries" in page.text
-    assert 'http-equiv="refresh"' in page.text
+    assert f'data-poll="/console/replays/{job_id}/progress"' in page.text
+    progress = client.get(f"/console/replays/{job_id}/progress")
+    assert progress.headers["content-type"] == "application/json"
+    assert progress.json()["line"] == "50/200 blocks (25%), 12 events, 12 deliveries"
+    assert progress.json()["state"] == "running" and progress.json()["finished"] is False
 
 
 def test_signing_out_ends_the_session(console, tenant):

@@ -184,3 +184,14 @@ def running_replay(endpoint_id: int, **progress: int) -> int:
         session.add(job)
         session.flush()
         return job.id
+
+
+def set_progress(job_id: int, **progress: int) -> None:
+    """Move a replay job on, as its chunks would."""
+    from sqlalchemy import update
+
+    from ethhook.db import session_scope
+    from ethhook.db.models import ReplayJob
+
+    with session_scope() as session:
+        session.execute(update(ReplayJob).where(ReplayJob.id == job_id).values(**progress))
