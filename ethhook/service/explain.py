@@ -13,7 +13,6 @@ these facts by `service.verdicts`.
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -27,6 +26,7 @@ from ethhook.exceptions import EthHookError, InputError, NotFoundError, Transien
 from ethhook.listen.replay import TransactionLogs, transaction_logs
 from ethhook.match.service import FilterRow
 from ethhook.service import public
+from ethhook.service.hashes import parse_tx_hash
 from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import parse_chain
 from ethhook.service.verdicts import ChainFacts, EndpointFacts, LogFacts, verdict
@@ -34,20 +34,11 @@ from ethhook.types import ChainEvent, webhook_id_for
 
 log = logging.getLogger(__name__)
 
-_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 SOURCE_DATABASE = "database"
 SOURCE_NODE = "node"
 # (log, endpoint) pairs in one answer: a transaction of 500 logs explained to 1,000 endpoints
 # would be half a million entries (tens of MB of JSON); past this, name one endpoint.
 MAX_ANSWERS = 20_000
-
-
-def parse_tx_hash(text: str) -> str:
-    value = text.strip()
-    if not _TX_HASH.fullmatch(value):
-        shown = value if len(value) <= 70 else value[:67] + "..."
-        raise InputError(f"invalid transaction hash {shown!r}: expected 0x and 64 hex digits")
-    return value.lower()
 
 
 def explain_transaction(
