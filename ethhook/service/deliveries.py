@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, utcnow
+from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, Event, EventKind, utcnow
 from ethhook.exceptions import InputError, NotFoundError
 from ethhook.service import public
+from ethhook.service.hashes import parse_tx_hash
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from ethhook.service.scope import Scope
 from ethhook.types import webhook_id_for
@@ -25,6 +26,7 @@ from ethhook.workqueue import (
 )
 
 RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SUCCEEDED)
+KINDS = (EventKind.INSTANT, EventKind.CONFIRMED, EventKind.REMOVED)
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,23 @@ class DeliveryFilter:
     status: str | None = None
     endpoint_id: int | None = None
     since: datetime | None = None
+    # Made before this time; of this kind (the webhook's type, e.g. event.confirmed); of an event
+    # of this transaction.
+    until: datetime | None = None
+    kind: str | None = None
+    tx_hash: str | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in DeliveryStatus.ALL:
             raise InputError(
                 f"invalid status {self.status!r}: expected one of {', '.join(DeliveryStatus.ALL)}"
             )
+        if self.kind is not None and self.kind not in KINDS:
+            raise InputError(
+                f"invalid event type {self.kind!r}: expected one of {', '.join(KINDS)}"
+            )
+        if self.tx_hash is not None:
+            object.__setattr__(self, "tx_hash", parse_tx_hash(self.tx_hash))
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,25 @@ def _filtered(query: Any, where: DeliveryFilter, scope: Scope) -> Any:
         query = query.where(Delivery.endpoint_id == where.endpoint_id)
     if where.since:
         query = query.where(Delivery.created_at >= where.since)
+    if where.until:
+        query = query.where(Delivery.created_at < where.until)
+    if where.kind:
+        query = query.where(Delivery.kind == where.kind)
+    if where.tx_hash:
+        # Each delivery's event by its primary key (the events table has no index on the hash).
+        of_tx = select(Event.id).where(
+            Event.id == Delivery.event_id,
+            Event.event_at == Delivery.event_at,
+            Event.transaction_hash == where.tx_hash,
+        )
+        query = query.where(of_tx.exists())
     return query
+
+
+def count_deliveries(session: Session, where: DeliveryFilter, *, scope: Scope) -> int:
+    """How many deliveries the filter selects (what a bulk retry of it would send)."""
+    query = _filtered(select(func.count()).select_from(Delivery), where, scope)
+    return int(session.scalar(query) or 0)
 
 
 def list_deliveries(
