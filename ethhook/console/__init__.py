@@ -7,7 +7,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from ethhook.config import Settings
-from ethhook.console import actions, endpoint_forms, explain, pages, replays
+from ethhook.console import actions, deliveries, endpoint_forms, explain, pages, replays
 from ethhook.console.sessions import cookie_cipher
 from ethhook.console.throttle import SignInThrottle
 from ethhook.console.web import STATIC, Console, ConsoleRoute, error_page, make_templates
@@ -32,5 +32,6 @@ def mount(app: FastAPI, settings: Settings) -> None:
     app.include_router(actions.router)
     app.include_router(endpoint_forms.router)
     app.include_router(replays.router)
+    app.include_router(deliveries.router)
     app.include_router(explain.router)
     app.include_router(_fallback)
