@@ -88,13 +88,14 @@ def new_browser(width: int = 1280, height: int = 900) -> Any:
 
 
 def fill(driver: Any, fields: dict[str, str]) -> None:
-    """Type into the form's fields by name (text boxes and text areas are cleared first; a
-    select takes the option's value)."""
+    """Type into the page's form fields, each found by its id, which is also its `name` (text
+    boxes and text areas are cleared first; a select takes the option's value)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.select import Select
 
     for name, value in fields.items():
-        element = driver.find_element(By.NAME, name)
+        element = driver.find_element(By.ID, name)
+        assert element.get_attribute("name") == name
         if element.tag_name == "select":
             Select(element).select_by_value(value)
         else:
@@ -102,20 +103,31 @@ def fill(driver: Any, fields: dict[str, str]) -> None:
             element.send_keys(value)
 
 
-def screenshot(driver: Any, name: str) -> None:
-    """Save the whole page as <ETHHOOK_SCREENSHOTS>/<name>.png when that variable is set."""
+def screenshot(driver: Any, name: str, width: int = 1280) -> None:
+    """Save the whole page as <ETHHOOK_SCREENSHOTS>/<name>.png when that variable is set, laid
+    out `width` CSS pixels wide (a page at a phone's 390 stays that wide after)."""
     folder = os.environ.get("ETHHOOK_SCREENSHOTS")
     if not folder:
         return
     path = Path(folder) if Path(folder).is_absolute() else ROOT / folder
     path.mkdir(parents=True, exist_ok=True)
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    metrics = {"width": 1280, "height": max(720, height), "deviceScaleFactor": 1, "mobile": False}
+    metrics = {"width": width, "height": max(720, height), "deviceScaleFactor": 1, "mobile": False}
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     try:
         driver.save_screenshot(str(path / f"{name}.png"))
     finally:
-        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        if width < 600:
+            phone_size(driver, width)
+        else:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def phone_size(driver: Any, width: int = 390, height: int = 844) -> None:
+    """Lay pages out `width` CSS px wide, as a phone shows them (a window is at least 500 px
+    wide; Chromium's mobile emulation misplaces Selenium's clicks, so it is not used)."""
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
 
 
 def sign_in(driver: Any, base_url: str, key: str) -> None:
