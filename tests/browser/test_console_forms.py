@@ -179,3 +179,48 @@ def test_a_refused_replay_form_says_why_and_starts_nothing(server):
     assert stolen.status_code == 404
     with session_scope() as db:
         assert db.scalar(select(func.count()).select_from(ReplayJob)) == 0
+
+
+def test_the_form_is_reached_by_keyboard_with_a_visible_focus(server, driver):
+    from selenium.webdriver.common.keys import Keys
+
+    tenant = tenant_named("acme")
+    sign_in(driver, server.base, tenant.key)
+    driver.get(server.base + "/console/endpoints/new")
+    wait_for(driver, "endpoint-form")
+    driver.find_element(By.ID, "url").click()
+    reached, outlines = [], []
+    for _ in range(30):
+        focused = driver.switch_to.active_element
+        reached.append(focused.get_attribute("id"))
+        outlines.append(focused.value_of_css_property("outline-style"))
+        if reached[-1] == "save":
+            break
+        focused.send_keys(Keys.TAB)
+    fields = ["url", "name", "chains", "contracts", "events", "where", "confirmations"]
+    fields += ["finality", "lifecycle", "rate_limit", "retry_schedule", "ordered", "signing"]
+    fields += ["from_block", "live_only", "save"]
+    assert reached == fields
+    assert "none" not in outlines[1:], dict(zip(reached, outlines, strict=True))
+    for name in fields[:-1]:  # every input has its label
+        label = driver.find_element(By.CSS_SELECTOR, f'label[for="{name}"]')
+        assert label.text
+
+
+def test_the_operator_names_the_application_an_endpoint_is_for(server, operator_key):
+    tenant = tenant_named("acme")
+    client, token = signed_in_client(server.base, operator_key)
+    form = client.get("/console/endpoints/new").text
+    assert 'name="application_id"' in form
+    missing = client.post(
+        "/console/endpoints/new", data={**GOOD, "application_id": "999999", "csrf_token": token}
+    )
+    assert missing.status_code == 400 and 'id="form-error"' in missing.text
+    made = client.post(
+        "/console/endpoints/new",
+        data={**GOOD, "application_id": str(tenant.application_id), "csrf_token": token},
+    )
+    assert made.status_code == 200 and 'id="new-secret"' in made.text
+    assert endpoint_count(tenant.application_id) == 1
+    own, _ = signed_in_client(server.base, tenant.key)
+    assert 'name="application_id"' not in own.get("/console/endpoints/new").text
