@@ -5,6 +5,7 @@ refused; nothing is created. Then a good form creates the endpoint, edit and del
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +45,13 @@ def endpoint_count(application_id: int) -> int:
     with session_scope() as db:
         query = select(func.count()).where(Endpoint.application_id == application_id)
         return int(db.scalar(query.select_from(Endpoint)) or 0)
+
+
+def created(client, token: str) -> int:
+    """The id of an endpoint made with the GOOD form."""
+    made = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token})
+    assert made.status_code == 200 and 'id="new-secret"' in made.text
+    return int(made.text.split('data-endpoint-id="')[1].split('"')[0])
 
 
 GOOD = {
@@ -108,8 +116,7 @@ def test_a_form_without_its_csrf_token_is_refused_and_creates_nothing(server):
 def test_another_application_cannot_see_edit_or_delete_the_endpoint(server):
     owner, other = tenant_named("acme"), tenant_named("globex")
     client, token = signed_in_client(server.base, owner.key)
-    made = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token})
-    endpoint_id = int(made.text.split('data-endpoint-id="')[1].split('"')[0])
+    endpoint_id = created(client, token)
     intruder, their_token = signed_in_client(server.base, other.key)
     for path in ("edit", "delete"):
         assert intruder.get(f"/console/endpoints/{endpoint_id}/{path}").status_code == 404
@@ -131,7 +138,9 @@ def test_create_edit_and_delete_through_the_forms(server, driver):
     secret = wait_for(driver, "new-secret").text
     assert secret.startswith("whsec_")
     driver.find_element(By.ID, "to-endpoint").click()
-    wait_for(driver, "edit-endpoint").click()
+    edit = wait_for(driver, "edit-endpoint")
+    assert re.fullmatch(r"Endpoint \d+ · EthHook console", driver.title), driver.title
+    edit.click()
     assert driver.find_element(By.NAME, "where").get_attribute("value") == "value >= 1000"
     assert driver.find_element(By.NAME, "ordered").get_attribute("value") == "pause"
     fill(driver, {"where": "value >= 5\nvalue < 100", "finality": "latest", "confirmations": "3"})
@@ -161,8 +170,7 @@ def test_a_refused_replay_form_says_why_and_starts_nothing(server):
 
     owner, other = tenant_named("acme"), tenant_named("globex")
     client, token = signed_in_client(server.base, owner.key)
-    made = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token})
-    endpoint_id = int(made.text.split('data-endpoint-id="')[1].split('"')[0])
+    endpoint_id = created(client, token)
     path = f"/console/endpoints/{endpoint_id}/replay"
     fields = {"chain": "1", "from_block": "10", "to_block": "", "csrf_token": token}
     missing = client.post(path, data=fields)
