@@ -28,8 +28,9 @@ from ethhook.console.web import (
 from ethhook.db.models import utcnow
 from ethhook.exceptions import InputError
 from ethhook.replay.backfill import add_endpoint
+from ethhook.service.changes import build_changes
 from ethhook.service.endpoints import delete_endpoint, show_endpoint, update_endpoint
-from ethhook.service.validation import build_changes, build_spec
+from ethhook.service.validation import build_spec
 from ethhook.workqueue import enqueue_replays
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)

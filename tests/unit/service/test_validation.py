@@ -14,13 +14,13 @@ import pytest
 
 from ethhook.config import Settings
 from ethhook.exceptions import InputError
+from ethhook.service.changes import build_changes
 from ethhook.service.endpoints import rotate_secret, set_active
 from ethhook.service.validation import (
     MAX_EVENT_LENGTH,
     MAX_NAME_LENGTH,
     MAX_REASON_LENGTH,
     MAX_URL_LENGTH,
-    build_changes,
     build_spec,
     parse_chain,
     parse_url,
