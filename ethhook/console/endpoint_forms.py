@@ -23,6 +23,7 @@ from ethhook.console.web import (
     parse_id,
     redirect,
     render,
+    shown_again_when_refused,
     signed_in,
 )
 from ethhook.db.models import utcnow
@@ -43,6 +44,7 @@ def _form_page(
     values: dict[str, str],
     endpoint_id: int | None,
     error: InputError | None = None,
+    status_code: int = 400,
 ) -> Response:
     """The create (endpoint_id None) or edit form with `values`; a refused one with its error
     beside the field it names (at the top when it names none)."""
@@ -52,7 +54,7 @@ def _form_page(
     return render(
         request,
         "endpoint_form.html",
-        400 if error else 200,
+        status_code if error else 200,
         values=values,
         errors=errors,
         endpoint_id=endpoint_id,
@@ -68,7 +70,19 @@ def new_endpoint_page(request: Request) -> Response:
     return _form_page(request, {**form_fields.typed({}), **NEW_DEFAULTS}, None)
 
 
+def _refused_create(request: Request, values: dict[str, str], message: str) -> Response:
+    return _form_page(request, form_fields.typed(values), None, InputError(message), 403)
+
+
+def _refused_edit(request: Request, values: dict[str, str], message: str) -> Response:
+    endpoint_id = check_id(int(request.path_params["endpoint_id"]), "endpoint")
+    typed = {k: values.get(k, "") for k in form_fields.EDITABLE}
+    kept = {**as_visitor(request, _shown, endpoint_id), **typed}
+    return _form_page(request, kept, endpoint_id, InputError(message), 403)
+
+
 @router.post("/endpoints/new")
+@shown_again_when_refused(_refused_create)
 def create(request: Request) -> Response:
     settings = console_of(request).settings
     values = form(request)
@@ -103,6 +117,7 @@ def edit_page(request: Request, endpoint_id: int) -> Response:
 
 
 @router.post("/endpoints/{endpoint_id:int}/edit")
+@shown_again_when_refused(_refused_edit)
 def edit(request: Request, endpoint_id: int) -> Response:
     check_id(endpoint_id, "endpoint")
     settings = console_of(request).settings

@@ -21,6 +21,7 @@ from ethhook.console.web import (
     form,
     redirect,
     render,
+    shown_again_when_refused,
     signed_in,
 )
 from ethhook.db.models import utcnow
@@ -40,6 +41,7 @@ def _form_page(
     endpoint_id: int,
     values: dict[str, str],
     error: InputError | TransientError | None = None,
+    status_code: int = 400,
 ) -> Response:
     """The replay form with `values`; a refused one with the error beside its field (at the top
     when it names none)."""
@@ -50,7 +52,7 @@ def _form_page(
     return render(
         request,
         "replay_form.html",
-        400 if error else 200,
+        status_code if error else 200,
         endpoint=endpoint,
         values=values,
         errors=errors,
@@ -63,7 +65,14 @@ def replay_form(request: Request, endpoint_id: int) -> Response:
     return _form_page(request, endpoint_id, {k: request.query_params.get(k, "") for k in FIELDS})
 
 
+def _refused(request: Request, values: dict[str, str], message: str) -> Response:
+    endpoint_id = check_id(int(request.path_params["endpoint_id"]), "endpoint")
+    typed = {k: values.get(k, "").strip() for k in FIELDS}
+    return _form_page(request, endpoint_id, typed, InputError(message), 403)
+
+
 @router.post("/endpoints/{endpoint_id:int}/replay")
+@shown_again_when_refused(_refused)
 def start(request: Request, endpoint_id: int) -> Response:
     check_id(endpoint_id, "endpoint")
     settings = console_of(request).settings

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import anyio
 from cryptography.fernet import Fernet
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -198,14 +199,31 @@ def error_page(request: Request, status_code: int, title: str, message: str) -> 
     return render(request, "error.html", status_code, visitor=None, title=title, message=message)
 
 
+STALE_FORM = "The form was stale or not sent by this console: reload the page and try again."
+# A form page shown again, as typed, with a message at its top: (request, form, message).
+RefusedForm = Callable[[Request, dict[str, str], str], Response]
+
+
+def shown_again_when_refused(page: RefusedForm) -> Callable[[T], T]:
+    """A form route whose form, refused for its CSRF token, comes back as typed with the message
+    above it (still 403, nothing done), instead of the error page."""
+
+    def mark(endpoint: T) -> T:
+        endpoint.console_refused_form = page  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
+
+
 class ConsoleRoute(APIRoute):
     """Session, CSRF, error pages and headers around every console route."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        refused: RefusedForm | None = getattr(self.endpoint, "console_refused_form", None)
 
         async def route(request: Request) -> Response:
-            response = await _guarded(handler, request)
+            response = await _guarded(handler, request, refused)
             if getattr(request.state, "console_session_changed", False):
                 _write_cookie(request, response)
             response.headers.update(SECURITY_HEADERS)
@@ -215,7 +233,9 @@ class ConsoleRoute(APIRoute):
 
 
 async def _guarded(
-    handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+    request: Request,
+    refused: RefusedForm | None,
 ) -> Response:
     console = console_of(request)
     cookie = request.cookies.get(sessions.COOKIE_NAME)
@@ -236,12 +256,12 @@ async def _guarded(
         return redirect("/sign-in")
     except CsrfRefused:
         log.info("console.csrf.refused path=%s", request.url.path)
-        return error_page(
-            request,
-            403,
-            "Forbidden",
-            "The form was stale or not sent by this console: reload the page and try again.",
-        )
+        if refused is not None:
+            try:
+                return await anyio.to_thread.run_sync(refused, request, form(request), STALE_FORM)
+            except (SignInRequired, InputError):
+                pass  # signed out meanwhile, or the endpoint gone: the error page says enough
+        return error_page(request, 403, "Forbidden", STALE_FORM)
     except NotFoundError as exc:
         return error_page(request, 404, "Not found", str(exc))
     except InputError as exc:

@@ -93,23 +93,36 @@ def test_a_refused_create_form_says_why_beside_the_field_and_keeps_what_was_type
     assert endpoint_count(tenant.application_id) == 0
 
 
-def test_a_form_without_its_csrf_token_is_refused_and_creates_nothing(server):
+def test_a_form_without_its_csrf_token_is_refused_and_creates_nothing(server, driver):
+    # In the browser: the form's token removed before it is sent.
     tenant = tenant_named("acme")
+    sign_in(driver, server.base, tenant.key)
+    driver.get(server.base + "/console/endpoints/new")
+    fill(driver, GOOD)
+    driver.execute_script("document.querySelector('#endpoint-form [name=csrf_token]').remove()")
+    driver.find_element(By.ID, "save").click()
+    message = wait_for(driver, "form-error").text
+    assert "The form was stale or not sent by this console" in message
+    for name, value in GOOD.items():  # the form as typed, with a new token: it can be sent again
+        assert driver.find_element(By.ID, name).get_attribute("value") == value
+    assert endpoint_count(tenant.application_id) == 0
+
+    # Over plain HTTP: none, or a wrong one, for each form.
     client, token = signed_in_client(server.base, tenant.key)
     refused = client.post("/console/endpoints/new", data=GOOD)
-    assert refused.status_code == 403
-    assert "The form was stale or not sent by this console" in refused.text
+    assert refused.status_code == 403 and 'id="form-error"' in refused.text
     wrong = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token + "x"})
     assert wrong.status_code == 403
     assert endpoint_count(tenant.application_id) == 0
-    made = client.post("/console/endpoints/new", data={**GOOD, "csrf_token": token})
-    assert made.status_code == 200 and 'id="new-secret"' in made.text
-    endpoint_id = int(made.text.split('data-endpoint-id="')[1].split('"')[0])
-    for path in (
-        f"/console/endpoints/{endpoint_id}/edit",
-        f"/console/endpoints/{endpoint_id}/delete",
-    ):
-        assert client.post(path, data={**GOOD, "url": "https://x.example.com/"}).status_code == 403
+    endpoint_id = created(client, token)
+    edit = client.post(
+        f"/console/endpoints/{endpoint_id}/edit", data={**GOOD, "url": "https://x.example.com/"}
+    )
+    assert edit.status_code == 403 and 'value="https://x.example.com/"' in edit.text
+    delete = client.post(f"/console/endpoints/{endpoint_id}/delete", data={})
+    assert delete.status_code == 403 and "The form was stale" in delete.text
+    page = client.get(f"/console/endpoints/{endpoint_id}").text
+    assert "https://hooks.example.com/eth" in page  # unchanged, still there
     assert endpoint_count(tenant.application_id) == 1
 
 
@@ -181,7 +194,9 @@ def test_a_refused_replay_form_says_why_and_starts_nothing(server):
     assert 'id="replay-error"' in backwards.text and "to_block 5 is before from_block 10" in (
         backwards.text
     )
-    assert client.post(path, data={**fields, "csrf_token": ""}).status_code == 403
+    stale = client.post(path, data={**fields, "to_block": "20", "csrf_token": ""})
+    assert stale.status_code == 403 and 'id="replay-error"' in stale.text
+    assert 'value="20"' in stale.text
     intruder, their_token = signed_in_client(server.base, other.key)
     stolen = intruder.post(path, data={**fields, "to_block": "20", "csrf_token": their_token})
     assert stolen.status_code == 404
