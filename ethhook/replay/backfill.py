@@ -17,7 +17,7 @@ from ethhook.replay.jobs import Replay, check_replay_range, create_replay
 from ethhook.service import public
 from ethhook.service.endpoints import EndpointWithSecret, create_endpoint
 from ethhook.service.scope import Scope
-from ethhook.service.validation import EndpointSpec
+from ethhook.service.validation import EndpointSpec, about
 from ethhook.workqueue import ReplayDispatch
 
 
@@ -57,17 +57,18 @@ def add_endpoint(
     cursor = session.scalar(
         select(ChainCursor.block_number).where(ChainCursor.chain_id == chain_id)
     )
-    if cursor is None:
-        raise InputError(
-            f"the listener has not read {chain} yet, so there is no head to backfill to: start "
-            "`ethhook listen`, or leave out --from-block"
-        )
-    if spec.from_block > cursor:
-        raise InputError(
-            f"--from-block {spec.from_block} is past the block the listener has read on {chain} "
-            f"({cursor}); leave out --from-block to start live"
-        )
-    check_replay_range(settings, spec.from_block, cursor, scope, ("--from-block", "the head"))
+    with about("from_block"):
+        if cursor is None:
+            raise InputError(
+                f"the listener has not read {chain} yet, so there is no head to backfill to: "
+                "start `ethhook listen`, or leave out --from-block"
+            )
+        if spec.from_block > cursor:
+            raise InputError(
+                f"--from-block {spec.from_block} is past the block the listener has read on "
+                f"{chain} ({cursor}); leave out --from-block to start live"
+            )
+        check_replay_range(settings, spec.from_block, cursor, scope, ("--from-block", "the head"))
     created = create_endpoint(session, spec, scope=scope, application_id=application_id)
     job, dispatch = create_replay(
         session,

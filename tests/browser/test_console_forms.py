@@ -247,3 +247,19 @@ def test_the_operator_names_the_application_an_endpoint_is_for(server, operator_
     assert endpoint_count(tenant.application_id) == 1
     own, _ = signed_in_client(server.base, tenant.key)
     assert 'name="application_id"' not in own.get("/console/endpoints/new").text
+
+
+def test_an_ed25519_endpoint_shows_its_public_key_and_a_backfill_needs_the_listener(server):
+    tenant = tenant_named("acme")
+    client, token = signed_in_client(server.base, tenant.key)
+    made = client.post(
+        "/console/endpoints/new", data={**GOOD, "signing": "ed25519", "csrf_token": token}
+    )
+    assert made.status_code == 200 and 'id="new-public-key">whpk_' in made.text
+    assert 'id="new-secret"' not in made.text
+    backfill = client.post(
+        "/console/endpoints/new", data={**GOOD, "from_block": "5", "csrf_token": token}
+    )
+    assert backfill.status_code == 400 and 'id="from_block-error"' in backfill.text
+    assert "the listener has not read ethereum yet" in backfill.text
+    assert endpoint_count(tenant.application_id) == 1
