@@ -10,7 +10,7 @@ from ethhook.listen.replay import chain_head
 from ethhook.replay.errors import node_failure
 from ethhook.replay.jobs import check_replay_range
 from ethhook.service.scope import OPERATOR, Scope
-from ethhook.service.validation import parse_chain
+from ethhook.service.validation import about, parse_chain
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,12 @@ def replay_chain(
     otherwise, naming the two bounds as the caller calls them (`names`). An application's range
     is checked against its limit before the node is asked; a node failure is TransientError,
     with the node's own words for the operator only."""
-    if to_block < from_block:
-        raise InputError(f"{names[1]} {to_block} is before {names[0]} {from_block}")
-    check_replay_range(settings, from_block, to_block, scope, names)
-    chain_id = parse_chain(chain, settings)
+    with about("to_block"):
+        if to_block < from_block:
+            raise InputError(f"{names[1]} {to_block} is before {names[0]} {from_block}")
+        check_replay_range(settings, from_block, to_block, scope, names)
+    with about("chain"):
+        chain_id = parse_chain(chain, settings)
     config = settings.chain_by_id(chain_id) or ChainConfig(settings.chain_name(chain_id), chain_id)
     try:
         head = chain_head(config)
@@ -40,5 +42,7 @@ def replay_chain(
             raise  # the operator's own node: its words, with the URL redacted (listen.errors)
         raise TransientError(node_failure(exc)) from None
     if to_block > head:
-        raise InputError(f"{names[1]} {to_block} is past the chain's head ({head})")
+        error = InputError(f"{names[1]} {to_block} is past the chain's head ({head})")
+        error.field = "to_block"
+        raise error
     return chain_id

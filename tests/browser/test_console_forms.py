@@ -191,9 +191,10 @@ def test_a_refused_replay_form_says_why_and_starts_nothing(server):
     assert 'id="to_block-error"' in missing.text and "give the to block" in missing.text
     assert 'value="10"' in missing.text  # kept as typed
     backwards = client.post(path, data={**fields, "to_block": "5"})
-    assert 'id="replay-error"' in backwards.text and "to_block 5 is before from_block 10" in (
-        backwards.text
-    )
+    assert 'id="to_block-error"' in backwards.text
+    assert "to_block 5 is before from_block 10" in backwards.text
+    nowhere = client.post(path, data={**fields, "chain": "atlantis", "to_block": "20"})
+    assert 'id="chain-error"' in nowhere.text and "unknown chain" in nowhere.text
     stale = client.post(path, data={**fields, "to_block": "20", "csrf_token": ""})
     assert stale.status_code == 403 and 'id="replay-error"' in stale.text
     assert 'value="20"' in stale.text
