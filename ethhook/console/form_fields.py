@@ -94,7 +94,7 @@ def change_arguments(values: Mapping[str, str]) -> dict[str, Any]:
     """`build_changes`' keyword arguments (but `settings`) from an edit form: every field."""
     common = _common(values)
     rate = number(values.get("rate_limit", ""), "rate_limit", float, "requests per second")
-    return {**common, "rate_limit_per_s": rate}
+    return {**common, "rate_limit": rate}
 
 
 def shown(endpoint: public.Endpoint) -> dict[str, str]:

@@ -208,7 +208,7 @@ def test_an_error_names_the_api_field_it_is_about(overrides, field):
     ("fields", "field"),
     [
         ({"url": "ftp://x"}, "url"),
-        ({"rate_limit_per_s": -1.0}, "rate_limit"),
+        ({"rate_limit": -1.0}, "rate_limit"),
         ({"where": ["x\x00"]}, "where"),
     ],
 )
