@@ -135,7 +135,11 @@ class Worker:
         self.proc = subprocess.Popen(
             self._args, cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        wait_until(self._ready, 60, 0.2, what=f"worker {self.name} to start (log: {self.log_path})")
+        try:
+            wait_until(self._ready, 60, 0.2, f"worker {self.name} to start (log: {self.log_path})")
+        except BaseException:
+            self.stop()  # a worker that did not start in time is not left running after the suite
+            raise
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
