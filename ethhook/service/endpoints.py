@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from ethhook.abi import parse_event_signature
-from ethhook.conditions import compiled, topic_key
 from ethhook.config import Settings
 from ethhook.db.models import (
-    ChainCursor,
     Delivery,
     DeliveryAttempt,
     Endpoint,
-    EndpointFilter,
-    EndpointTopicKey,
     utcnow,
 )
 from ethhook.deliver.ed25519 import generate_key_pair
@@ -27,6 +21,7 @@ from ethhook.exceptions import InputError, NotFoundError
 from ethhook.service import public
 from ethhook.service.apps import target_application
 from ethhook.service.changes import EndpointChanges
+from ethhook.service.filters import set_filters, start_blocks
 from ethhook.service.finality import check_chain_tags, check_finality_with
 from ethhook.service.limits import check_endpoint_quota, check_filter_rows
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
@@ -123,44 +118,6 @@ def shown_secret(endpoint: Endpoint) -> str | None:
     return endpoint.secret if endpoint.signing == "hmac" else None
 
 
-def filter_rows(
-    chain_ids: tuple[int, ...],
-    contracts: tuple[str, ...],
-    topics: tuple[str, ...],
-    *,
-    keyed: bool = False,
-) -> list[EndpointFilter]:
-    """The cross product of the chain, contract and topic lists; an empty list matches anything."""
-    return [
-        EndpointFilter(chain_id=chain_id, address=address, topic0=topic0, keyed=keyed)
-        for chain_id, address, topic0 in itertools.product(
-            chain_ids or (None,), contracts or (None,), topics or (None,)
-        )
-    ]
-
-
-def set_filters(
-    endpoint: Endpoint,
-    chain_ids: tuple[int, ...],
-    contracts: tuple[str, ...],
-    topics: tuple[str, ...],
-    signatures: tuple[str, ...],
-    where: tuple[str, ...],
-) -> None:
-    """Replace the endpoint's filter rows, conditions and topic keys (`where` already checked
-    against its one event by validation.check_where)."""
-    key = None
-    if where:
-        signature = parse_event_signature(signatures[0])
-        key = topic_key(compiled(signature.text, where), signature)
-    endpoint.event_signatures = list(signatures)
-    endpoint.conditions = list(where) or None
-    endpoint.filters = filter_rows(chain_ids, contracts, topics, keyed=key is not None)
-    endpoint.topic_keys = (
-        [EndpointTopicKey(position=key[0], value=value) for value in key[1]] if key else []
-    )
-
-
 def create_endpoint(
     session: Session, spec: EndpointSpec, *, scope: Scope, application_id: int | None = None
 ) -> EndpointWithSecret:
@@ -193,19 +150,6 @@ def create_endpoint(
     session.add(endpoint)
     session.flush()
     return EndpointWithSecret(view(endpoint), shown_secret(endpoint))
-
-
-def start_blocks(
-    session: Session, chain_ids: tuple[int, ...], from_block: int | None
-) -> dict[str, int]:
-    """Per chain the listener has read (of `chain_ids`, or every one): the first block an
-    endpoint made now is matched from, its `from_block` when it has one (one chain)."""
-    if from_block is not None:
-        return {str(chain_ids[0]): from_block}
-    query = select(ChainCursor.chain_id, ChainCursor.block_number)
-    if chain_ids:
-        query = query.where(ChainCursor.chain_id.in_(chain_ids))
-    return {str(chain_id): block + 1 for chain_id, block in session.execute(query)}
 
 
 def get_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> Endpoint:
