@@ -52,6 +52,7 @@ from ethhook.workqueue import (
     enqueue_groups,
     new_claim_token,
     release_leases,
+    settle_disabled,
     time_range,
 )
 
@@ -166,6 +167,8 @@ def _claim(
         if endpoint is None or not endpoint.active:
             release_leases(session, got.claimed, worker_token, bounds)
             report.released = len(got.claimed)
+            if endpoint is not None:
+                settle_disabled(session, endpoint.id, now)
             return None
         backlog = Backlog.preloaded(got.claimed, got.first)
     return Claimed(endpoint, worker_token, backlog, bounds)
@@ -380,5 +383,7 @@ def _settle(
                 log.warning("deliver.endpoint.disabled endpoint=%s reason=410-gone", endpoint.id)
             release_leases(session, left, worker_token, task.bounds)
             report.released = len(left)
+            if report.disabled or decision.action is Action.DISABLE:
+                settle_disabled(session, endpoint.id, now)
     if requeue is not None:
         enqueue_groups([requeue], countdown=decision.delay_s)

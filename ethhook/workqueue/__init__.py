@@ -16,6 +16,7 @@ from ethhook.workqueue.backlog import (
     discard_backlog,
     hold_backlog,
     resume_backlog,
+    settle_disabled,
 )
 from ethhook.workqueue.enqueue import (
     DELIVER_TASK,
@@ -92,6 +93,7 @@ __all__ = [
     "hold_backlog",
     "lease_due_ops",
     "resume_backlog",
+    "settle_disabled",
     "DELIVER_TASK",
     "MATCH_TASK",
     "REPLAY_TASK",

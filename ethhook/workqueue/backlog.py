@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, OpsEventType
@@ -22,13 +23,14 @@ def hold_backlog(session: Session, endpoint_ids: Sequence[int], now: datetime) -
     (retention bounds how long). A worker's claim in flight records its attempt as usual."""
     if not endpoint_ids:
         return 0
+    pending = (
+        Delivery.endpoint_id.in_(endpoint_ids),
+        Delivery.status == DeliveryStatus.PENDING,
+        Delivery.next_attempt_at.is_not(None),
+    )
     result = session.execute(
         update(Delivery)
-        .where(
-            Delivery.endpoint_id.in_(endpoint_ids),
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.next_attempt_at.is_not(None),
-        )
+        .where(*pending, Delivery.id.in_(_unlocked(*pending)))
         .values(next_attempt_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -54,14 +56,10 @@ def resume_backlog(session: Session, endpoint_id: int, now: datetime) -> int:
 def discard_backlog(session: Session, endpoint_id: int, now: datetime) -> int:
     """`endpoint disable --discard`: its deliveries still to send (waiting, pending) end as
     `discarded`, with the reason in last_error; nothing is deleted. Returns how many."""
+    unsent = (Delivery.endpoint_id == endpoint_id, Delivery.status.in_(DeliveryStatus.UNSENT))
     result = session.execute(
         update(Delivery)
-        .where(
-            and_(
-                Delivery.endpoint_id == endpoint_id,
-                Delivery.status.in_(DeliveryStatus.UNSENT),
-            )
-        )
+        .where(*unsent, Delivery.id.in_(_unlocked(*unsent)))
         .values(
             status=DeliveryStatus.DISCARDED,
             next_attempt_at=None,
@@ -73,6 +71,26 @@ def discard_backlog(session: Session, endpoint_id: int, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def settle_disabled(session: Session, endpoint_id: int, now: datetime) -> int:
+    """What a deliver task does with a disabled endpoint's deliveries it gave back: hold them, or
+    discard them if it was disabled with --discard (the disable skipped the rows it was writing)."""
+    discard = session.scalar(
+        select(Endpoint.discard_while_disabled).where(Endpoint.id == endpoint_id)
+    )
+    if discard:
+        return discard_backlog(session, endpoint_id, now)
+    return hold_backlog(session, [endpoint_id], now)
+
+
+def _unlocked(*where: Any) -> Select[int]:
+    """The deliveries matching `where` that no other transaction is writing, locked for this one.
+    A deliver task recording its attempts holds its deliveries' rows and then wants their
+    endpoint's, which a disable holds: waiting for its rows would deadlock, so the disable
+    leaves them, and the task settles them when it finds the endpoint disabled
+    (settle_disabled)."""
+    return select(Delivery.id).where(*where).with_for_update(skip_locked=True)
 
 
 class DisableTrigger:
