@@ -31,7 +31,7 @@ demo: $(STAMP)
 # wait on those. Each process has its own database, redis-server and ports (the fault tier its own
 # PostgreSQL cluster too), and takes whole modules (their nodes and servers set up once), the
 # longest first; the RabbitMQ tests take turns on the machine's RabbitMQ (tests/conftest.py).
-PYTEST_WORKERS ?= 6
+PYTEST_WORKERS ?= 5
 XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: lint
 	$(BIN)/pytest $(XDIST)
