@@ -22,21 +22,38 @@ import tests.support.env  # noqa: E402, F401  (sets the ETHHOOK_* variables on i
 pytest_plugins = ["tests.support.fixtures"]
 
 # Each xdist worker has its own database, redis-server and ports, and the fault tier restarts
-# PostgreSQL and Redis instances of its own, so tests run side by side; these share the machine's
-# RabbitMQ, which one of them restarts: they take turns, whichever process runs them (a lock on a
-# file, which a concurrent run of the suite honours too).
+# PostgreSQL and Redis instances of its own, so tests run side by side, but for two things of the
+# machine's, which modules take turns on through locks on files (that a concurrent run of the
+# suite honours too), each held over a whole module (its own fixtures set up after it):
+# * the machine's RabbitMQ, which one RabbitMQ module restarts: one at a time;
+# * its two cores: a module that measures rates and bounds in wall-clock time (QUIET) runs
+#   beside no other QUIET module and none that loads the database with a million rows or
+#   hammers the API (HEAVY); HEAVY ones may run together.
 SERIAL = ("tests/faults/test_rabbitmq.py", "tests/integration/test_rabbitmq.py")
-MACHINE_LOCK = Path(tempfile.gettempdir()) / "ethhook-tests-rabbitmq.lock"
+QUIET = ("tests/integration/test_protection_bounds.py", "tests/integration/test_resilience.py")
+HEAVY = (
+    "tests/api/test_schemathesis.py",
+    "tests/integration/test_matching_where.py",
+    "tests/integration/test_partition_migration.py",
+    "tests/integration/test_retention.py",
+)
+LOCKS = Path(tempfile.gettempdir())
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _machine_services_in_turn(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Held over a whole module of SERIAL (its own fixtures set up after it, torn down before)."""
-    if not request.node.nodeid.startswith(SERIAL):
+def _machine_in_turn(request: pytest.FixtureRequest) -> Iterator[None]:
+    nodeid = request.node.nodeid
+    if nodeid.startswith(SERIAL):
+        name, mode = "ethhook-tests-rabbitmq.lock", fcntl.LOCK_EX
+    elif nodeid.startswith(QUIET):
+        name, mode = "ethhook-tests-cpu.lock", fcntl.LOCK_EX
+    elif nodeid.startswith(HEAVY):
+        name, mode = "ethhook-tests-cpu.lock", fcntl.LOCK_SH
+    else:
         yield
         return
-    with MACHINE_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with (LOCKS / name).open("a") as lock:
+        fcntl.flock(lock, mode)
         try:
             yield
         finally:
@@ -63,7 +80,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Modules marked slow, and the LONG ones, first (a stable sort: each module stays whole and in
     # order): `make test` hands out whole modules in this order (xdist's loadfile), so none of
     # them starts last while the other processes have nothing left to do.
-    def later(item: pytest.Item) -> bool:
-        return item.get_closest_marker("slow") is None and not item.nodeid.startswith(LONG)
+    # The QUIET ones before all, so that they are done before most HEAVY ones start.
+    def order(item: pytest.Item) -> int:
+        if item.nodeid.startswith(QUIET):
+            return 0
+        long = item.get_closest_marker("slow") is not None or item.nodeid.startswith(LONG)
+        return 1 if long else 2
 
-    items.sort(key=later)
+    items.sort(key=order)

@@ -45,7 +45,7 @@ class ApiServer:
         )
         self.http = requests.Session()
         try:
-            wait_until(self._up, 30, 0.1, what=f"the API to start (log: {self.log_path})")
+            wait_until(self._up, 90, 0.1, what=f"the API to start (log: {self.log_path})")
         except BaseException:
             self.stop()  # nobody else holds it: a failed start leaves no process behind
             raise
