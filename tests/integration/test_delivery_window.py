@@ -75,7 +75,7 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
         with lock:
             in_flight[0] += 1
             seen.append(in_flight[0])
-        time.sleep(0.3)  # every request of a window arrives before the first is answered
+        time.sleep(1.0)  # every request of a window arrives before the first is answered
         with lock:
             in_flight[0] -= 1
         return (500, {}, b"down") if i == 7 else (200, {}, b"ok")
