@@ -65,7 +65,7 @@ def fresh_windows(monkeypatch):
     monkeypatch.setattr(service, "windows", WindowMemory())
 
 
-@pytest.mark.usefixtures("db", "fresh_windows")
+@pytest.mark.usefixtures("db", "fresh_windows", "without_session_worker")
 def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(receiver):
     in_flight = [0]
     seen: list[int] = []  # requests in flight when each request arrived, in arrival order
@@ -97,7 +97,7 @@ def test_the_window_opens_after_successes_and_falls_back_to_one_on_a_failure(rec
     assert seen == [*range(1, 9), *range(1, 9), 1, 2, 3, 4]
 
 
-@pytest.mark.usefixtures("db", "fresh_windows")
+@pytest.mark.usefixtures("db", "fresh_windows", "without_session_worker")
 def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks(receiver):
     in_flight, most = [0], [0]
     lock = threading.Lock()
@@ -120,7 +120,7 @@ def test_a_worker_has_at_most_the_cap_in_flight_to_one_endpoint_across_its_tasks
     assert most[0] == 4  # two tasks with windows of up to 8 each, four requests at a time
 
 
-@pytest.mark.usefixtures("db", "fresh_windows")
+@pytest.mark.usefixtures("db", "fresh_windows", "without_session_worker")
 def test_the_endpoints_slots_go_to_its_oldest_task_first(receiver):
     """A burst arrives as many tasks at once: the first task's events are not held back by the
     tasks that came after it (each would otherwise get a share of the slots)."""
