@@ -347,32 +347,25 @@ def create_deliveries(
         event_at = event_time(event.block_timestamp)
         for match in matches.get(event.event_id, []):
             for kind in match.kinds:
-                if kind == EventKind.INSTANT and not match.active:
-                    rows.append(
-                        delivery_row(
-                            match.endpoint_id,
-                            event.event_id,
-                            kind,
-                            DeliveryStatus.PENDING,
-                            now,
-                            event_at=event_at,
-                        )
-                    )
-                    continue
                 if kind == EventKind.INSTANT:
-                    rows.append(
-                        delivery_row(
-                            match.endpoint_id,
-                            event.event_id,
-                            kind,
-                            DeliveryStatus.PENDING,
-                            now,
-                            event_at=event_at,
-                            next_attempt_at=now,
-                            token=leases.token(match.endpoint_id),
-                            lease_expires_at=leases.expires_at,
-                        )
+                    # Due now and leased to the message that follows, unless held (disabled).
+                    due: dict[str, Any] = {}
+                    if match.active:
+                        due = {
+                            "next_attempt_at": now,
+                            "token": leases.token(match.endpoint_id),
+                            "lease_expires_at": leases.expires_at,
+                        }
+                    row = delivery_row(
+                        match.endpoint_id,
+                        event.event_id,
+                        kind,
+                        DeliveryStatus.PENDING,
+                        now,
+                        event_at=event_at,
+                        **due,
                     )
+                    rows.append(row)
                     continue
                 release = release_of(event.block_number, match.confirmations, match.finality)
                 rows.append(
