@@ -94,6 +94,15 @@ def held_by_message(model: Any) -> ColumnElement[bool]:
     return model.lease_token.startswith(MESSAGE_TOKEN_PREFIX, autoescape=True)
 
 
+def claimable(model: Any, token: str, now: datetime) -> ColumnElement[bool]:
+    """A row a worker's task may claim: leased to the task's own message (`token`), or due and
+    held by nobody or by another message."""
+    return or_(
+        model.lease_token == token,
+        and_(model.next_attempt_at <= now, or_(lease_free(model, now), held_by_message(model))),
+    )
+
+
 def due_now(now: datetime) -> dict[str, Any]:
     """The values that make a delivery pending, due now and held by nobody (a manual retry, a
     replay); a skipped one is its ordered endpoint's head again."""
@@ -229,13 +238,7 @@ def claim_statement(
             Delivery.endpoint_id == endpoint_id,
             ~ordered.exists(),
             Delivery.status == DeliveryStatus.PENDING,
-            or_(
-                Delivery.lease_token == token,
-                and_(
-                    Delivery.next_attempt_at <= now,
-                    or_(lease_free(Delivery, now), held_by_message(Delivery)),
-                ),
-            ),
+            claimable(Delivery, token, now),
         )
         .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
         .returning(Delivery.id)

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, and_, insert, or_, select, update
+from sqlalchemy import Update, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.dialect import skip_locked
 from ethhook.db.models import Endpoint, EndpointFilter, OpsEndpoint, OpsMessage, OpsStatus
-from ethhook.workqueue.lease import held_by_message, lease_free, new_token
+from ethhook.workqueue.lease import claimable, lease_free, new_token
 
 
 @dataclass(frozen=True)
@@ -151,13 +151,7 @@ def claim_ops_statement(
         .where(
             OpsMessage.id.in_(message_ids),
             OpsMessage.status == OpsStatus.PENDING,
-            or_(
-                OpsMessage.lease_token == token,
-                and_(
-                    OpsMessage.next_attempt_at <= now,
-                    or_(lease_free(OpsMessage, now), held_by_message(OpsMessage)),
-                ),
-            ),
+            claimable(OpsMessage, token, now),
         )
         .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
     )
