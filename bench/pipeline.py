@@ -241,12 +241,17 @@ class Pipeline:
         c.wait_until(
             lambda: self.receiver.stats()["count"] >= expected, 120, 0.1, f"{expected} webhooks"
         )
+        ticked = meter.at
         cpu = meter.tick(pids, alone=(SELF,))
+        cpu_s = meter.at - ticked
         time.sleep(0.3)
         s = self.receiver.stats()
         return {
             **self.delays(sent_at),
             "cpu_percent": cpu,
+            "cpu_ms_per_webhook": {
+                k: pct / 100 * cpu_s * 1000 / expected for k, pct in cpu.items()
+            },
             "webhooks": s["count"],
             "distinct": s["distinct"],
             "bad_signatures": s["bad_signatures"],

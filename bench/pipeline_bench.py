@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import bench.common as c
-from bench.baselines import aiohttp_client, requests_loop
+from bench.baselines import aiohttp_client, requests_loop, requests_loop_cpu
 from bench.pipeline import Pipeline
 from bench.pipeline_report import cpu_line, report
 
@@ -178,9 +178,11 @@ def scaling(p: Pipeline, runs: int, workers: list[int], events: int) -> list[dic
 
 def burst(p: Pipeline, url: str, runs: int, events: int) -> dict[str, Any]:
     """One endpoint receiving every event of a burst, beside a bare requests loop each run."""
-    rows, base_req = [], []
+    rows, base_req, base_cpu = [], [], []
     for r in range(runs):
-        base_req.append(requests_loop(url, p.base_secret, 3000))
+        rate, cpu_ms = requests_loop_cpu(url, p.base_secret, 3000)
+        base_req.append(rate)
+        base_cpu.append(cpu_ms)
         row = p.burst_run(events)
         rows.append(row)
         c.log(
@@ -190,6 +192,11 @@ def burst(p: Pipeline, url: str, runs: int, events: int) -> dict[str, Any]:
             f"{row['mining_s']:.2f}s; requests loop {base_req[-1]:,.0f}/s"
         )
         c.log(f"burst: run {r + 1}: {cpu_line([row['cpu_percent']])}")
+        c.log(
+            f"burst: run {r + 1}: CPU per webhook {ethhook_cpu_ms(row):.3f} ms "
+            f"(requests loop {cpu_ms:.3f} ms per request): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in sorted(row["cpu_ms_per_webhook"].items()))
+        )
     return {
         "events": events,
         "runs": rows,
@@ -198,7 +205,22 @@ def burst(p: Pipeline, url: str, runs: int, events: int) -> dict[str, Any]:
         "p95_ms": c.median([x["p95_ms"] for x in rows]),
         "requests_loop_runs": base_req,
         "requests_loop_median": c.median(base_req),
+        "requests_loop_cpu_ms_runs": base_cpu,
+        "requests_loop_cpu_ms_median": c.median(base_cpu),
+        "cpu_ms_per_webhook_median": c.median([ethhook_cpu_ms(x) for x in rows]),
     }
+
+
+# EthHook's own processes; anvil, the receiver and the bench's sender stand for the customer's
+# chain, server and transactions.
+ETHHOOK_PROCESSES = ("listener", "match worker", "deliver worker", "postgresql", "redis")
+
+
+def ethhook_cpu_ms(row: dict[str, Any]) -> float:
+    """CPU per webhook of every EthHook process of a burst run, PostgreSQL and Redis included."""
+    return sum(
+        ms for name, ms in row["cpu_ms_per_webhook"].items() if name.startswith(ETHHOOK_PROCESSES)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,6 +69,29 @@ def report_burst(b: dict[str, Any]) -> list[str]:
         "",
         cpu_line([x["cpu_percent"] for x in b["runs"]]),
         "",
+        *report_cpu_per_webhook(b),
+    ]
+
+
+def report_cpu_per_webhook(b: dict[str, Any]) -> list[str]:
+    """CPU per webhook by process (medians), against the bare loop's CPU per request."""
+    names = sorted({name for run in b["runs"] for name in run.get("cpu_ms_per_webhook", {})})
+    if not names:
+        return []
+    rows = [
+        f"| {name} | {c.median([x['cpu_ms_per_webhook'].get(name, 0.0) for x in b['runs']]):.3f} |"
+        for name in names
+    ]
+    total, loop = b["cpu_ms_per_webhook_median"], b["requests_loop_cpu_ms_median"]
+    return [
+        "| process | CPU per webhook, ms (median) |",
+        "|---|---:|",
+        *rows,
+        f"| **EthHook** (listener, workers, PostgreSQL, Redis) | **{total:.3f}** |",
+        f"| bare requests loop, per request | {loop:.3f} |",
+        "",
+        f"EthHook's CPU per webhook / the loop's per request: {total / loop:.2f}×.",
+        "",
     ]
 
 
