@@ -60,6 +60,18 @@ def test_breaker_state_is_shared_between_processes_objects_and_has_one_trial(r):
     assert a.state() == CLOSED and b.before_request() == 0
 
 
+def test_the_reset_timeout_counts_from_the_opening_to_the_millisecond(r):
+    # pybreaker stores the opening in whole seconds: opened at x.7 s, a 0.5 s reset would end at
+    # x.5 s, before the breaker even opened.
+    br = EndpointBreaker(r, 3, fail_max=1, reset_timeout_s=0.5, trial_ttl_s=5)
+    while not 0.6 <= time.time() % 1 < 0.8:
+        time.sleep(0.01)
+    assert br.record_failure() and br.state() == OPEN
+    assert 0.3 < br.before_request() <= 0.5
+    time.sleep(0.55)
+    assert br.before_request() == 0 and br.state() == HALF_OPEN
+
+
 def test_a_failed_trial_reopens_the_breaker(r):
     br = EndpointBreaker(r, 2, fail_max=1, reset_timeout_s=1, trial_ttl_s=5)
     assert br.record_failure() and br.state() == OPEN

@@ -4,6 +4,8 @@ pybreaker's `call()` holds a lock for the whole request, which serialises every 
 endpoint within a process; so the state is checked before the request and updated after it.
 Closed → (fail_max failures) → open → (reset timeout) → half-open: one trial request, whose
 outcome closes or re-opens the breaker. Timeouts, connection errors and 5xx count as failures.
+pybreaker keeps the opening time in whole seconds, which would end a reset timeout up to a second
+early; the breaker keeps its own, in milliseconds, beside it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class EndpointBreaker:
         self.reset_timeout_s = reset_timeout_s
         self._client = client
         self._trial_key = f"ethhook:breaker:{endpoint_id}:trial"
+        self._opened_key = f"ethhook:breaker:{endpoint_id}:opened_ms"
         self._trial_ttl_ms = int(trial_ttl_s * 1000)
         self._storage: pybreaker.CircuitRedisStorage | None = None
         self._had_failures = False
@@ -79,8 +82,8 @@ class EndpointBreaker:
             self._had_failures = store.counter > 0
             return 0.0
         if state == OPEN:
-            opened = store.opened_at
-            remaining = (opened.timestamp() + self.reset_timeout_s - time.time()) if opened else 0.0
+            opened = self._opened_s(store)
+            remaining = (opened + self.reset_timeout_s - time.time()) if opened else 0.0
             if remaining > 0:
                 return remaining
         # Open past its timeout, or half-open: exactly one worker gets the trial request.
@@ -90,6 +93,14 @@ class EndpointBreaker:
             log.info("deliver.breaker.half_open endpoint=%s", self.endpoint_id)
             return 0.0
         return TRIAL_RETRY_S
+
+    def _opened_s(self, store: pybreaker.CircuitRedisStorage) -> float | None:
+        """When the breaker opened: ours to the millisecond, else pybreaker's whole second."""
+        ms = self._redis(self._client.get, self._opened_key)
+        if ms:
+            return int(ms) / 1000
+        opened = store.opened_at
+        return opened.timestamp() if opened else None
 
     def record_success(self) -> None:
         store = self._store()
@@ -117,7 +128,9 @@ class EndpointBreaker:
         store.increment_counter()
         if state == HALF_OPEN or store.counter >= self.fail_max:
             store.state = OPEN
-            store.opened_at = datetime.now(UTC)
+            now = datetime.now(UTC)
+            store.opened_at = now
+            self._redis(self._client.set, self._opened_key, int(now.timestamp() * 1000))
             self._redis(self._client.delete, self._trial_key)
             metrics.set_breaker_open(self.endpoint_id, True)
             log.warning(
