@@ -36,9 +36,9 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: lint
 	$(BIN)/pytest $(XDIST)
 
-# The inner loop: unit and integration tiers only, no lint.
+# The inner loop: unit and integration tiers without their slow and long modules, no lint.
 test-fast: $(STAMP)
-	$(BIN)/pytest $(XDIST) tests/unit tests/integration
+	$(BIN)/pytest $(XDIST) --fast tests/unit tests/integration
 
 # Benchmarks (bench/RESULTS.md): every figure beside a baseline measured in the same run.
 bench: $(STAMP)

@@ -76,7 +76,23 @@ LONG = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the inner loop (make test-fast): leave out the modules marked slow and the LONG ones",
+    )
+
+
+def _long(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None or item.nodeid.startswith(LONG)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("fast"):
+        config.hook.pytest_deselected(items=[i for i in items if _long(i)])
+        items[:] = [i for i in items if not _long(i)]
+
     # Modules marked slow, and the LONG ones, first (a stable sort: each module stays whole and in
     # order): `make test` hands out whole modules in this order (xdist's loadfile), so none of
     # them starts last while the other processes have nothing left to do.
@@ -84,7 +100,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def order(item: pytest.Item) -> int:
         if item.nodeid.startswith(QUIET):
             return 0
-        long = item.get_closest_marker("slow") is not None or item.nodeid.startswith(LONG)
-        return 1 if long else 2
+        return 1 if _long(item) else 2
 
     items.sort(key=order)
