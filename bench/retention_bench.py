@@ -2,9 +2,10 @@
 
 Seeds D days (default 10) of history, R rows a day (default 1,000,000) in each of `events`,
 `deliveries` (one finished delivery per event) and `delivery_attempts` (one attempt per delivery),
-in one-day partitions, with generate_series: --runs - 1 days more, so every timed run drops one
-day out of at least D. Each run moves the clock one day on and times `run_retention` (the beat
-job's and `ethhook db retention`'s code) dropping the oldest day. Then it checks:
+in one-day partitions, with generate_series (bench/history.py: the listener's hash event ids);
+--runs - 1 days more, so every timed run drops one day out of at least D. Each run moves the clock
+one day on and times `run_retention` (the beat job's and `ethhook db retention`'s code) dropping
+the oldest day. Then it checks:
 * the dropped day's partitions are gone, and every newer day still has all its rows;
 * a day past retention holding one pending delivery is kept, with all its rows.
 
@@ -25,63 +26,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bench.common as c
+from bench.history import Plan, seed_span
 
 DAY = timedelta(days=1)
 RETENTION_DAYS = 30.0
 FIRST_DAY = datetime(2026, 1, 1, tzinfo=UTC)
-TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
-
-SEED_EVENTS = (
-    "INSERT INTO events (id, event_at, chain_id, block_number, block_hash, block_timestamp,"
-    " transaction_hash, transaction_index, log_index, address, topics, data, removed,"
-    " replay_only, created_at, matched_at)"
-    " SELECT 'evt_' || lpad(to_hex(:first + g), 36, '0'), t, 1, :first + g / 100,"
-    " '0x' || md5((:first + g / 100)::text) || md5((:first + g / 100)::text || 'b'),"
-    " extract(epoch FROM t)::bigint,"
-    " '0x' || md5((:first + g)::text) || md5((:first + g)::text || 't'), g % 100, g % 100,"
-    " '0x000000000000000000000000000000000000abcd', CAST(:topics AS json), '0x' || lpad(to_hex(g), 64, '0'),"
-    " false, false, t, t"
-    " FROM generate_series(0, :rows - 1) g,"
-    " LATERAL (SELECT :start + g * (:span / :rows) * interval '1 second' AS t) tt"
-)
-SEED_DELIVERIES = (
-    "INSERT INTO deliveries (event_at, endpoint_id, event_id, kind, status, attempts,"
-    " last_status_code, created_at, updated_at)"
-    " SELECT event_at, 1, id, 'event.instant', :status, 1, 200, event_at, event_at"
-    " FROM events WHERE event_at >= :start AND event_at < :end"
-)
-SEED_ATTEMPTS = (
-    "INSERT INTO delivery_attempts (event_at, delivery_id, attempt_number, started_at,"
-    " duration_ms, status_code)"
-    " SELECT event_at, id, 1, event_at, 12.5, 200"
-    " FROM deliveries WHERE event_at >= :start AND event_at < :end"
-)
 HISTORY = ("delivery_attempts", "deliveries", "events")
+# Every delivery to one endpoint (made only by the hold check), every attempt answered 200.
+PLAN = Plan(endpoints=[1])
 
 
-def seed_day(start: datetime, rows: int, first: int, span_s: float = 86400.0) -> None:
-    """`rows` events, deliveries and attempts whose times are spread over `span_s` from `start`."""
-    from sqlalchemy import text
-
-    from ethhook.db import get_engine
-    from ethhook.db.partitions import ensure_partitions
-
-    engine = get_engine()
-    ensure_partitions(engine, [start, start + timedelta(seconds=span_s - 1)])
-    bounds = {"start": start, "end": start + DAY}
-    with engine.begin() as conn:
-        conn.execute(
-            text(SEED_EVENTS),
-            {
-                "first": first,
-                "rows": rows,
-                "start": start,
-                "span": span_s,
-                "topics": f'["{TRANSFER}"]',
-            },
-        )
-        conn.execute(text(SEED_DELIVERIES), {**bounds, "status": "succeeded"})
-        conn.execute(text(SEED_ATTEMPTS), bounds)
+def seed_day(start: datetime, rows: int) -> None:
+    """`rows` events, deliveries and attempts in the day from `start` (bench/history.py)."""
+    seed_span(start, start + DAY, rows, PLAN, now=start + DAY)
 
 
 def rows_of_day(start: datetime) -> dict[str, int]:
@@ -163,10 +120,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     days = [FIRST_DAY + i * DAY for i in range(args.days + args.runs - 1)]
     small = [FIRST_DAY - (args.runs - i) * DAY for i in range(args.runs)]
     began = time.perf_counter()
-    for i, day in enumerate(small):
-        seed_day(day, args.baseline_rows, first=10_000_000_000 + i * args.baseline_rows)
-    for i, day in enumerate(days):
-        seed_day(day, args.rows, first=i * args.rows)
+    for day in small:
+        seed_day(day, args.baseline_rows)
+    for day in days:
+        seed_day(day, args.rows)
         c.log(f"seeded {day:%Y-%m-%d}: {args.rows:,} rows in each history table")
     seed_s = time.perf_counter() - began
     from sqlalchemy import text
