@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import psutil
@@ -284,6 +285,10 @@ class Pipeline:
         for at, tx in arrivals:
             arrived.setdefault(tx.lower(), []).append(at)
         to_match, to_matcher, to_attempt, to_receive = [], [], [], []
+        # Joined on the partition key and bounded by the run's time (block times are anvil's
+        # clock, this machine's): the rows are read from this run's partitions only, not
+        # looked up in every partition of a database with history.
+        since = datetime.fromtimestamp(min(sent_at.values(), default=time.time()) - 60, UTC)
         with session_scope() as session:
             rows = session.execute(
                 select(
@@ -292,9 +297,16 @@ class Pipeline:
                     Delivery.created_at,
                     DeliveryAttempt.started_at,
                 )
-                .join(Delivery, Delivery.event_id == Event.id)
-                .join(DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id)
-                .where(Event.transaction_hash.in_(list(sent_at)))
+                .join(
+                    Delivery,
+                    (Delivery.event_id == Event.id) & (Delivery.event_at == Event.event_at),
+                )
+                .join(
+                    DeliveryAttempt,
+                    (DeliveryAttempt.delivery_id == Delivery.id)
+                    & (DeliveryAttempt.event_at == Delivery.event_at),
+                )
+                .where(Event.transaction_hash.in_(list(sent_at)), Event.event_at >= since)
             ).all()
         for tx, stored, matching, started in rows:
             sent = sent_at[tx.lower()]
