@@ -144,7 +144,7 @@ def report_retention(retention: dict[str, list[dict[str, Any]]]) -> list[str]:
         "",
         f"With history: {cell([r['seconds'] for r in h], '.2f')} s per day, each dropping "
         f"{', '.join(str(len(r['dropped'])) for r in h)} partitions "
-        f"(~{med([r['rows_dropped_estimate'] for r in h]):,.0f} rows); held: "
+        f"(~{med([r['rows_dropped_estimate'] for r in h]):,.0f} rows in the three tables); held: "
         f"{'; '.join(held) or 'none'}. Empty database (its empty oldest day): "
         f"{e[0]['seconds']:.2f} s, {len(e[0]['dropped'])} partitions. The history database after"
         f" each drop: {', '.join(mb(r['database_bytes_after']) for r in h)}.",
