@@ -4,7 +4,7 @@ Full: matching at 1k/10k/100k/1M endpoints, the pipeline (throughput, latency at
 events/s, memory, 1/2/4 deliver workers), delivery statistics at 10M attempts; ≤ 30 min on 2
 cores. --quick: 1k/100k endpoints, shorter pipeline runs, 1/2 deliver workers, statistics at 1M
 attempts; ≤ 4 min. Volume (10 days × 1M rows of history beside an empty database) takes
-~40 min alone, ~1 min with --quick. Each benchmark runs in its own process with its
+~10 min alone, ~1 min with --quick. Each benchmark runs in its own process with its
 own database and redis-server, removed at the end; raw figures go to bench/out/*.json.
 """
 
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Seconds a benchmark may take; volume's full run seeds 10M rows a table first (~20 min here).
+# Seconds a benchmark may take; volume's full run seeds 10M rows a table first (~7 min here).
 TIMEOUT_S = {"volume": 3600}
 
 
