@@ -22,7 +22,8 @@ def cell(values: list[float], fmt: str) -> str:
 
 def report(out: dict[str, Any]) -> str:
     a = out["args"]
-    lines = [f"# Volume: {a['days']} days × {a['per_day']:,} rows a day ({out['started']})", ""]
+    size = f"{a['days']} days × {a['per_day']:,} rows a day" if "seed" in out else "history given"
+    lines = [f"# Volume: {size} ({out['started']})", ""]
     if "seed" in out:
         s = out["seed"]
         lines.append(
