@@ -10,6 +10,7 @@ from typing import Any
 import psutil
 
 import bench.common as c
+from bench import pgsplit
 from tests.support.meters import CpuMeter
 
 THROUGHPUT_ENDPOINTS = 10
@@ -228,6 +229,8 @@ class Pipeline:
         each webhook's delay after its own transaction was sent."""
         self.receiver.reset()
         meter, pids = self.cpu_meter()
+        postmaster = pids.get("postgresql")
+        pg_before = pgsplit.snapshot(postmaster, pids) if postmaster else {}
         txs = max(1, events // per_tx)
         sent_at: dict[str, float] = {}
         started = time.time()
@@ -245,6 +248,7 @@ class Pipeline:
         ticked = meter.at
         cpu = meter.tick(pids, alone=(SELF,))
         cpu_s = meter.at - ticked
+        pg_used = pgsplit.split(pg_before, pgsplit.snapshot(postmaster, pids)) if postmaster else {}
         time.sleep(0.3)
         s = self.receiver.stats()
         return {
@@ -253,6 +257,8 @@ class Pipeline:
             "cpu_ms_per_webhook": {
                 k: pct / 100 * cpu_s * 1000 / expected for k, pct in cpu.items()
             },
+            # PostgreSQL's share by the process its backends serve (bench/pgsplit.py).
+            "postgresql_ms_per_webhook": {k: v * 1000 / expected for k, v in pg_used.items()},
             "webhooks": s["count"],
             "distinct": s["distinct"],
             "bad_signatures": s["bad_signatures"],

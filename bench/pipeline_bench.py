@@ -197,6 +197,10 @@ def burst(p: Pipeline, url: str, runs: int, events: int) -> dict[str, Any]:
             f"(requests loop {cpu_ms:.3f} ms per request): "
             + ", ".join(f"{k} {v:.3f}" for k, v in sorted(row["cpu_ms_per_webhook"].items()))
         )
+        c.log(
+            f"burst: run {r + 1}: PostgreSQL's CPU per webhook by the process it serves: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in sorted(row["postgresql_ms_per_webhook"].items()))
+        )
     return {
         "events": events,
         "runs": rows,

@@ -82,6 +82,12 @@ def report_cpu_per_webhook(b: dict[str, Any]) -> list[str]:
         f"| {name} | {c.median([x['cpu_ms_per_webhook'].get(name, 0.0) for x in b['runs']]):.3f} |"
         for name in names
     ]
+    pg_names = sorted({n for run in b["runs"] for n in run.get("postgresql_ms_per_webhook", {})})
+    rows += [
+        f"| postgresql, serving {name} | "
+        f"{c.median([x['postgresql_ms_per_webhook'].get(name, 0.0) for x in b['runs']]):.3f} |"
+        for name in pg_names
+    ]
     total, loop = b["cpu_ms_per_webhook_median"], b["requests_loop_cpu_ms_median"]
     return [
         "| process | CPU per webhook, ms (median) |",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import shutil
 import subprocess
 
 import bench.common as c
@@ -39,6 +40,15 @@ def preload(receiver: c.ReceiverProcess, events: int, endpoints: int = 10) -> in
         enqueue_groups(groups)
         total += sum(len(g.delivery_ids) for g in groups)
     return total
+
+
+def py_spy() -> str:
+    """The venv's py-spy (the `bench` extra), else one on PATH."""
+    own = c.BIN / "py-spy"
+    found = str(own) if own.exists() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("profile: py-spy not found: install the bench extra (pip install py-spy)")
+    return found
 
 
 def summarize(raw: str, top: int = 35) -> str:
@@ -72,6 +82,11 @@ def main() -> None:
         default=10,
         help="endpoints receiving every event (1: the one-endpoint burst of bench.pipeline_bench)",
     )
+    p.add_argument(
+        "--gil",
+        action="store_true",
+        help="sample only the thread holding the GIL: CPU spent in Python, not waits",
+    )
     args = p.parse_args()
     c.on_sigterm_exit()
     with c.services():
@@ -84,7 +99,7 @@ def main() -> None:
                 out = c.TMP / "deliver.pyspy"
                 subprocess.run(
                     [
-                        str(c.BIN / "py-spy"),
+                        py_spy(),
                         "record",
                         "--pid",
                         str(worker.proc.pid),
@@ -96,6 +111,7 @@ def main() -> None:
                         "raw",
                         "-o",
                         str(out),
+                        *(["--gil"] if args.gil else []),
                     ],
                     check=True,
                     capture_output=True,
@@ -103,7 +119,13 @@ def main() -> None:
                 stats = receiver.stats()
                 rate = (stats["count"] - 1) / max(stats["last"] - stats["first"], 1e-9)
                 c.log(f"profile: {stats['count']} delivered, {rate:,.0f} webhooks/s while recorded")
-                print(summarize(out.read_text()))
+                raw = out.read_text()
+                kept = (
+                    c.ROOT / "bench" / "out" / "deliver.pyspy"
+                )  # the raw stacks, for a flame graph
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_text(raw)
+                print(summarize(raw))
             finally:
                 worker.stop()
         finally:
