@@ -4,6 +4,7 @@ On PostgreSQL the rows travel as one array per column and `unnest` turns them ba
 short statement whatever the batch size, with nothing per row for SQLAlchemy to compile or bind
 (a column whose value every row shares travels once, as a scalar).
 It is 2× cheaper than a multi-VALUES insert for the matcher's 100-row batches (bench/RESULTS.md).
+Each array travels as ONE text value (`db.arrays.array_literal`).
 SQLite (the demo's database) gets SQLAlchemy's multi-row INSERT … ON CONFLICT DO NOTHING.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from ethhook.db.arrays import array_literal
 from ethhook.db.dialect import insert, is_postgres
 
 
@@ -35,13 +37,13 @@ def arrays_of(
     columns: Sequence[Sequence[Any]],
     dialect: Dialect,
     prefix: str = "c",
-) -> dict[str, list[Any]]:
-    """The parameters of `unnest_of(table, names, dialect, prefix)`: one list of values per
-    column, each value bound as the column's type binds it."""
-    params: dict[str, list[Any]] = {}
+) -> dict[str, str | list[Any]]:
+    """The parameters of `unnest_of(table, names, dialect, prefix)`: one array of values per
+    column (`array_literal`), each value bound as the column's type binds it."""
+    params: dict[str, str | list[Any]] = {}
     for i, (name, values) in enumerate(zip(names, columns, strict=True)):
         process = table.c[name].type.bind_processor(dialect)
-        params[f"{prefix}{i}"] = [process(v) for v in values] if process else list(values)
+        params[f"{prefix}{i}"] = array_literal([process(v) for v in values] if process else values)
     return params
 
 
@@ -102,7 +104,7 @@ def insert_ignoring_conflicts(
             params[f"c{i}"] = values[0]
             values_of.append(f"CAST(:c{i} AS {sql_type})")
         else:
-            params[f"c{i}"] = values
+            params[f"c{i}"] = array_literal(values)
             arrays.append(f"CAST(:c{i} AS {sql_type}[])")
             unnested.append(f"c{i}")
             values_of.append(f"u.c{i}")
@@ -113,7 +115,7 @@ def insert_ignoring_conflicts(
     )
     if parent is not None:
         key = parent.table.c[parent.key]
-        params["parents"] = sorted({row[parent.column] for row in rows})
+        params["parents"] = array_literal(sorted({row[parent.column] for row in rows}))
         sql += (
             f" WHERE {values_of[names.index(parent.column)]} IN (SELECT {quote(key.name)}"
             f" FROM {quote(parent.table.name)} WHERE {quote(key.name)}"

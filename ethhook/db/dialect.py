@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, BindParameter, ColumnElement, Connection, Engine, Select, any_
+from sqlalchemy import ARRAY, ColumnElement, Connection, Engine, Select, Text, any_, cast
 from sqlalchemy import bindparam as _bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+
+from ethhook.db.arrays import array_literal
 
 Bind = Session | Connection | Engine | Dialect
 SelectT = TypeVar("SelectT", bound=Select)
@@ -38,9 +40,14 @@ def insert(table: Any, bind: Bind) -> postgresql.Insert | sqlite.Insert:
     return (postgresql.insert if is_postgres(bind) else sqlite.insert)(table)
 
 
-def array(name: str, values: Sequence[Any], item: Any) -> BindParameter[Any]:
-    """`values` bound as ONE PostgreSQL array parameter named `name`, of `item`s."""
-    return _bindparam(name, list(values), type_=ARRAY(item))
+def array(name: str, values: Sequence[Any], item: Any) -> ColumnElement[Any]:
+    """`values` bound as ONE PostgreSQL array parameter named `name`, of `item`s: one text value
+    in the array syntax, cast to the array type (`db.arrays.array_literal`; a caller that sends the
+    statement's values itself sends `array_literal(values)` under `name`)."""
+    literal = array_literal(list(values))
+    if isinstance(literal, list):  # values with no plain text form: psycopg2's ARRAY[…]
+        return _bindparam(name, literal, type_=ARRAY(item))
+    return cast(_bindparam(name, literal, type_=Text), ARRAY(item))
 
 
 def ids_in(column: Any, ids: Sequence[Any], bind: Bind, item: Any) -> ColumnElement[bool]:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from ethhook.abi import decode_log_values
 from ethhook.conditions import Condition, canonical_args, compiled, event_signature
+from ethhook.db.arrays import array_literal
 from ethhook.db.dialect import array, is_postgres
 from ethhook.db.models import (
     DeliveryStatus,
@@ -115,7 +116,7 @@ class _Batch:
 
     def values(self) -> dict[str, Any]:
         """The statement's bound values by name (the arrays' names in match_query)."""
-        return {
+        values: dict[str, list[Any]] = {
             "addresses": self.addresses,
             "chains": self.chains,
             "topics": self.topics,
@@ -123,6 +124,8 @@ class _Batch:
             "pair_topics": [t for _, t in self.pairs],
             "words": self.words,
         }
+        # As db.dialect.array binds them: one text value each, cast by the statement.
+        return {name: array_literal(v) for name, v in values.items()}
 
     def any_of(self, column: Any, name: str, values: list[Any], item: Any) -> ColumnElement[bool]:
         """`column` is one of `values` (bound once per statement, under `name`)."""

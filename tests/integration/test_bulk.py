@@ -48,3 +48,38 @@ def test_rows_with_shared_and_differing_values_are_stored_as_given_and_only_once
     assert len(first) == 3
     assert again == []
     assert sorted(tuple(r) for r in stored) == sorted(tuple(r[c] for c in COLUMNS) for r in rows)
+
+
+TEXTS = ['a "quoted" word', "back\\slash", "{braces}, commas", "NULL", "", " spaced ", "ü €", "'"]
+
+
+@pytest.mark.usefixtures("db")
+@pytest.mark.parametrize(
+    ("sql_type", "values"),
+    [
+        ("text", [*TEXTS, None]),
+        ("bigint", [0, -1, 2**62, None]),
+        ("double precision", [0.5, -1e-300, 1e300, float("inf"), float("-inf")]),
+        ("boolean", [True, False, None]),
+        ("timestamptz", [utcnow(), utcnow() - timedelta(days=400, microseconds=1), None]),
+    ],
+)
+def test_an_array_sent_as_one_literal_reads_back_value_for_value(sql_type, values):
+    from sqlalchemy import text
+
+    from ethhook.db.arrays import array_literal
+
+    literal = array_literal(values)
+    assert isinstance(literal, str)
+    with session_scope() as session:
+        back = session.execute(
+            text(f"SELECT CAST(:v AS {sql_type}[])"), {"v": literal}
+        ).scalar_one()
+    assert back == values
+
+
+def test_values_without_a_plain_text_form_stay_a_list():
+    from ethhook.db.arrays import array_literal
+
+    assert array_literal([b"\x00", b"x"]) == [b"\x00", b"x"]
+    assert array_literal([["a"], ["b"]]) == [["a"], ["b"]]

@@ -10,6 +10,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
+from ethhook.db.arrays import array_literal
 from ethhook.db.dialect import POSTGRES, insert, is_postgres
 from ethhook.db.models import (
     LATENCY_COLUMNS,
@@ -104,9 +105,9 @@ def upsert_rollups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         session.execute(_upsert(session), list(rows))  # the demo's database
 
 
-def rollup_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+def rollup_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, str | list[Any]]:
     """The parameters of unnest_upsert_sql(): one array per column, named after it."""
-    return {name: [row[name] for row in rows] for name in COLUMNS}
+    return {name: array_literal([row[name] for row in rows]) for name in COLUMNS}
 
 
 def unnest_upsert_sql() -> str:
