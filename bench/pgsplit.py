@@ -1,8 +1,10 @@
 """PostgreSQL's CPU split by the EthHook process each backend serves (its client's TCP port).
 
 A backend of the benchmark's database whose client port belongs to a watched process (or one of
-its children) counts for that process; every other PostgreSQL process (background writers,
-autovacuum, other databases' backends, backends that came and went) is "server and other".
+its children) counts for that process; this database's autovacuum workers and other backends
+count as such; the server's own processes (WAL writer, checkpointer, background writer,
+launchers, the postmaster) as "server"; and every backend or autovacuum worker of another
+database (other jobs sharing the server) as OTHER_DATABASES, which is not EthHook's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 
 import psutil
 
-OTHER = "server and other"
+SERVER = "server"
+OTHER_DATABASES = "other databases"
+THIS_DATABASE = "this database, other clients"
 
 
 def _owners(pids: dict[str, int]) -> dict[int, str]:
@@ -28,7 +32,7 @@ def _owners(pids: dict[str, int]) -> dict[int, str]:
 
 
 def _backend_names(session: Any, pids: dict[str, int]) -> dict[int, str]:
-    """This database's backends → the watched process whose connection each serves."""
+    """Every PostgreSQL process pg_stat_activity lists → the name its CPU counts under."""
     from sqlalchemy import text
 
     owner = _owners(pids)
@@ -39,11 +43,21 @@ def _backend_names(session: Any, pids: dict[str, int]) -> dict[int, str]:
     }
     rows = session.execute(
         text(
-            "SELECT pid, client_port FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pid, datname = current_database(), datname IS NULL, backend_type,"
+            " client_port FROM pg_stat_activity"
         )
     ).all()
-    return {pid: by_port[port] for pid, port in rows if port in by_port}
+    names: dict[int, str] = {}
+    for pid, ours, shared, backend_type, port in rows:
+        if shared:
+            names[pid] = SERVER
+        elif not ours:
+            names[pid] = OTHER_DATABASES
+        elif backend_type == "autovacuum worker":
+            names[pid] = "autovacuum (this database)"
+        else:
+            names[pid] = by_port.get(port, THIS_DATABASE)
+    return names
 
 
 def snapshot(postmaster: int, pids: dict[str, int]) -> dict[int, tuple[str, float]]:
@@ -59,7 +73,7 @@ def snapshot(postmaster: int, pids: dict[str, int]) -> dict[int, tuple[str, floa
             t = proc.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        out[proc.pid] = (names.get(proc.pid, OTHER), t.user + t.system)
+        out[proc.pid] = (names.get(proc.pid, SERVER), t.user + t.system)
     return out
 
 

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 import bench.common as c
+from bench import pgsplit
 from bench.baselines import aiohttp_client, requests_loop, requests_loop_cpu
 from bench.pipeline import Pipeline
 from bench.pipeline_report import cpu_line, report
@@ -221,10 +222,12 @@ ETHHOOK_PROCESSES = ("listener", "match worker", "deliver worker", "postgresql",
 
 
 def ethhook_cpu_ms(row: dict[str, Any]) -> float:
-    """CPU per webhook of every EthHook process of a burst run, PostgreSQL and Redis included."""
-    return sum(
+    """CPU per webhook of every EthHook process of a burst run, PostgreSQL and Redis included;
+    without what the server spent on other databases meanwhile (other jobs sharing it)."""
+    total = sum(
         ms for name, ms in row["cpu_ms_per_webhook"].items() if name.startswith(ETHHOOK_PROCESSES)
     )
+    return total - row.get("postgresql_ms_per_webhook", {}).get(pgsplit.OTHER_DATABASES, 0.0)
 
 
 def main(argv: list[str] | None = None) -> None:

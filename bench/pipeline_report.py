@@ -93,7 +93,8 @@ def report_cpu_per_webhook(b: dict[str, Any]) -> list[str]:
         "| process | CPU per webhook, ms (median) |",
         "|---|---:|",
         *rows,
-        f"| **EthHook** (listener, workers, PostgreSQL, Redis) | **{total:.3f}** |",
+        f"| **EthHook** (listener, workers, PostgreSQL but other databases, Redis) "
+        f"| **{total:.3f}** |",
         f"| bare requests loop, per request | {loop:.3f} |",
         "",
         f"EthHook's CPU per webhook / the loop's per request: {total / loop:.2f}×.",
