@@ -9,10 +9,12 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from ethhook.config import Settings
-from ethhook.deliver.backlog import LOAD_CHUNK
 from ethhook.deliver.store import ClaimedWork, claim_ordered_and_load
 
 log = logging.getLogger(__name__)
+
+# An ordered claim takes at most this many deliveries from the head (sent one at a time).
+ORDERED_CHUNK = 20
 
 
 def claim_from_head(
@@ -21,7 +23,7 @@ def claim_from_head(
     """The endpoint's head and the due deliveries after it, claimed for `worker_token` (at most
     a chunk, their work in sequence order); None when the endpoint is not ordered or there is
     nothing to send (the head waits for its retry, another worker is sending, or it is paused)."""
-    got = claim_ordered_and_load(session, endpoint_id, worker_token, now, settings, LOAD_CHUNK)
+    got = claim_ordered_and_load(session, endpoint_id, worker_token, now, settings, ORDERED_CHUNK)
     for row in got.skipped:
         log.warning(
             "deliver.ordered.skipped endpoint=%s delivery=%s sequence=%s reason=dead-lettered",

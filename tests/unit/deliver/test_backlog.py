@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
 from ethhook.deliver.store import Work
 
+TOTAL = 2 * LOAD_CHUNK + 5  # two whole chunks and a part
+
 
 class Loader:
     def __init__(self, missing: frozenset[int] = frozenset()) -> None:
@@ -19,21 +21,21 @@ class Loader:
 
 def test_only_the_first_chunk_is_loaded_at_the_start():
     load = Loader()
-    backlog = Backlog(list(range(1, 46)), load)
+    backlog = Backlog(list(range(1, TOTAL + 1)), load)
     assert load.calls == [list(range(1, LOAD_CHUNK + 1))]
-    assert backlog.left() == list(range(1, 46))
+    assert backlog.left() == list(range(1, TOTAL + 1))
 
 
 def test_a_chunk_is_loaded_when_fewer_bodies_are_ready_than_the_window_needs():
     first, more = Loader(), Loader()
-    backlog = Backlog(list(range(1, 46)), first)
+    backlog = Backlog(list(range(1, TOTAL + 1)), first)
     for _ in range(LOAD_CHUNK - 4):
         backlog.pop()
     backlog.top_up(4, more)  # four ready, four needed
     assert more.calls == []
     backlog.top_up(8, more)
     assert more.calls == [list(range(LOAD_CHUNK + 1, 2 * LOAD_CHUNK + 1))]
-    assert backlog.left() == list(range(LOAD_CHUNK - 3, 46))
+    assert backlog.left() == list(range(LOAD_CHUNK - 3, TOTAL + 1))
 
 
 def test_sending_takes_the_work_in_order_until_none_is_left():
