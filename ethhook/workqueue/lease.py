@@ -224,23 +224,32 @@ def claim_statement(
     now: datetime,
     lease_s: float,
     bounds: TimeRange | None = None,
+    *,
+    named: ColumnElement[bool] | None = None,
+    expires: Any = None,
 ) -> Update:
     """The UPDATE that claims (see claim), RETURNING the claimed ids; a caller may return more
     columns and read them in the same statement (the deliver task's claim-and-load). It claims
-    nothing of an ordered endpoint: the caller then asks `ordered.claim_ordered`."""
+    nothing of an ordered endpoint: the caller then asks `ordered.claim_ordered`.
+
+    A caller that builds the statement once with bound parameters for the values gives `named`
+    (its condition on the ids, instead of `id IN delivery_ids`) and `expires` (the lease's end,
+    instead of now + lease_s)."""
     # An ordered endpoint's deliveries are claimed by workqueue.ordered.claim_ordered alone.
     ordered = select(Endpoint.id).where(Endpoint.id == endpoint_id, Endpoint.ordered.is_not(None))
+    if expires is None:
+        expires = now + timedelta(seconds=lease_s)
     return (
         update(Delivery)
         .where(
-            Delivery.id.in_(delivery_ids),
+            Delivery.id.in_(delivery_ids) if named is None else named,
             in_time_range(Delivery, bounds),
             Delivery.endpoint_id == endpoint_id,
             ~ordered.exists(),
             Delivery.status == DeliveryStatus.PENDING,
             claimable(Delivery, token, now),
         )
-        .values(lease_token=worker_token, lease_expires_at=now + timedelta(seconds=lease_s))
+        .values(lease_token=worker_token, lease_expires_at=expires)
         .returning(Delivery.id)
     )
 
