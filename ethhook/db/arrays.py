@@ -20,21 +20,31 @@ def array_literal(values: Sequence[Any]) -> str | list[Any]:
     statement casts to an array type; the list as it is when a value has no plain text form
     here (bytes, nested lists: psycopg2 sends those as ARRAY[…])."""
     parts: list[str] = []
+    append = parts.append
     for v in values:
-        if v is None:
-            parts.append("NULL")
+        kind = type(v)  # the common exact types first, in line: this runs for every value sent
+        if kind is str:
+            if "\\" in v or '"' in v:
+                v = v.replace("\\", "\\\\").replace('"', '\\"')
+            append(f'"{v}"')
+        elif kind is int:
+            append(str(v))
+        elif v is None:
+            append("NULL")
+        elif kind is dt.datetime:
+            append(f'"{v.isoformat()}"')
         elif isinstance(v, bool):
-            parts.append("t" if v else "f")
+            append("t" if v else "f")
         elif isinstance(v, int):
-            parts.append(str(int(v)))  # an IntEnum's number, not its name
+            append(str(int(v)))  # an IntEnum's number, not its name
         elif isinstance(v, Decimal):
-            parts.append(str(v))
+            append(str(v))
         elif isinstance(v, float):
-            parts.append(repr(v) if v == v and abs(v) != float("inf") else _FLOAT_WORDS[repr(v)])
+            append(repr(v) if v == v and abs(v) != float("inf") else _FLOAT_WORDS[repr(v)])
         elif isinstance(v, str):
-            parts.append('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            append('"' + str.replace(str.replace(v, "\\", "\\\\"), '"', '\\"') + '"')
         elif isinstance(v, dt.datetime | dt.date):
-            parts.append('"' + v.isoformat() + '"')
+            append('"' + v.isoformat() + '"')
         else:
             return list(values)
     return "{" + ",".join(parts) + "}"

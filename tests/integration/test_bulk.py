@@ -83,3 +83,17 @@ def test_values_without_a_plain_text_form_stay_a_list():
 
     assert array_literal([b"\x00", b"x"]) == [b"\x00", b"x"]
     assert array_literal([["a"], ["b"]]) == [["a"], ["b"]]
+
+
+def test_enum_members_are_sent_as_their_values():
+    from enum import IntEnum, StrEnum
+
+    from ethhook.db.arrays import array_literal
+
+    class Word(StrEnum):
+        QUOTE = 'a "b"'
+
+    class Number(IntEnum):
+        SEVEN = 7
+
+    assert array_literal([Word.QUOTE, Number.SEVEN, True]) == '{"a \\"b\\"",7,t}'
