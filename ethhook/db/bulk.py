@@ -96,15 +96,14 @@ def insert_ignoring_conflicts(
         column = table.c[name]
         process = column.type.bind_processor(dialect)
         values = [row[name] for row in rows]
-        values = [process(v) for v in values] if process else values
         sql_type = column.type.compile(dialect)
         if i and _all_equal(values):
             # A value every row shares (the batch's time, status, lease expiry) is sent once,
-            # not once per row for PostgreSQL to parse.
-            params[f"c{i}"] = values[0]
+            # not once per row for PostgreSQL to parse (and bound once).
+            params[f"c{i}"] = process(values[0]) if process else values[0]
             values_of.append(f"CAST(:c{i} AS {sql_type})")
         else:
-            params[f"c{i}"] = array_literal(values)
+            params[f"c{i}"] = array_literal([process(v) for v in values] if process else values)
             arrays.append(f"CAST(:c{i} AS {sql_type}[])")
             unnested.append(f"c{i}")
             values_of.append(f"u.c{i}")
@@ -140,5 +139,5 @@ def _with_parent(
 
 
 def _all_equal(values: list[Any]) -> bool:
-    first = values[0]
-    return all(v == first and type(v) is type(first) for v in values)
+    """Every value is equal to the first and of its type (1, 1.0 and True are not one value)."""
+    return values.count(values[0]) == len(values) and len(set(map(type, values))) == 1
