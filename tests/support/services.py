@@ -137,8 +137,12 @@ class Worker:
         )
         try:
             wait_until(self._ready, 60, 0.2, f"worker {self.name} to start (log: {self.log_path})")
-        except BaseException:
+        except AssertionError as exc:
             self.stop()  # a worker that did not start in time is not left running after the suite
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{exc}; the end of its log:\n{tail}") from None
+        except BaseException:
+            self.stop()
             raise
 
     def _ready(self) -> bool:
