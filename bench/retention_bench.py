@@ -2,7 +2,7 @@
 
 Seeds D days (default 10) of history, R rows a day (default 1,000,000) in each of `events`,
 `deliveries` (one finished delivery per event) and `delivery_attempts` (one attempt per delivery),
-in one-day partitions, with generate_series (bench/history.py: the listener's hash event ids);
+in one-day partitions, with generate_series (tests/support/history.py: the listener's hash event ids);
 --runs - 1 days more, so every timed run drops one day out of at least D. Each run moves the clock
 one day on and times `run_retention` (the beat job's and `ethhook db retention`'s code) dropping
 the oldest day. Then it checks:
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bench.common as c
-from bench.history import Plan, seed_span
+from tests.support.history import Plan, seed_span
 
 DAY = timedelta(days=1)
 RETENTION_DAYS = 30.0
@@ -37,7 +37,7 @@ PLAN = Plan(endpoints=[1])
 
 
 def seed_day(start: datetime, rows: int) -> None:
-    """`rows` events, deliveries and attempts in the day from `start` (bench/history.py)."""
+    """`rows` events, deliveries and attempts in the day from `start` (tests/support/history.py)."""
     seed_span(start, start + DAY, rows, PLAN, now=start + DAY)
 
 

@@ -3,7 +3,7 @@ day in each history table, beside an empty database, in one run.
 
 `--seed-only` seeds the database at ETHHOOK_DATABASE_URL (migrated, without events) and stops:
 D whole UTC days of N events before today, and today's so far at the same rate, each with one
-delivery and its attempt (bench/history.py: the project's row shapes, its partitions, the
+delivery and its attempt (tests/support/history.py: the project's row shapes, its partitions, the
 listener's event ids; a few a day to a failing endpoint, pending while its retries last).
 
 Without it, two databases of the bench's own: an empty one and one with that history (seeded
@@ -39,8 +39,8 @@ from typing import Any
 CALLER_DATABASE_URL = os.environ.get("ETHHOOK_DATABASE_URL")
 
 import bench.common as c  # noqa: E402
-from bench.history import ADDRESS, Plan, seed_history  # noqa: E402
 from bench.volume_report import report  # noqa: E402
+from tests.support.history import ADDRESS, Plan, seed_history  # noqa: E402
 
 HISTORY_ENDPOINTS = 10
 FAILING_PER_DAY = 5

@@ -3,7 +3,7 @@
 `ensure_partitions`.
 
 Every column of each history table gets an expression below (None: the column's default, its
-sequence); tests/unit/test_bench_history.py fails when a model gains a column this module does not
+sequence); tests/unit/test_history_seed.py fails when a model gains a column this module does not
 know. Events are what the listener stores: a block every ≥ 12 s (its logs share its time, the
 partition key), hash block ids, and the listener's own event id (`types.event_id_for`, in SQL:
 sha256 of "chain:block hash:log index"). Each event has one delivery and each delivery one

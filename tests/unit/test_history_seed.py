@@ -1,4 +1,5 @@
-"""The volume benchmark's seeder writes the history tables' rows as the models define them."""
+"""The history seeder (tests/support/history.py, used by the volume and retention benchmarks)
+writes the history tables' rows as the models define them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bench.history import BLOCK_S, COLUMNS, Plan, block_layout, days_ending
 from ethhook.db.models import Delivery, DeliveryAttempt, Event
+from tests.support.history import BLOCK_S, COLUMNS, Plan, block_layout, days_ending
 
 
 @pytest.mark.parametrize("model", [Event, Delivery, DeliveryAttempt])
