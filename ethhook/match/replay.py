@@ -120,7 +120,7 @@ def redeliver(
     number_deliveries(
         session, [(r.id, r.event_at, r.endpoint_id) for r in made_due if r.sequence is None]
     )
-    return lease_available(session, [(r.endpoint_id, r.id) for r in made_due], now)
+    return lease_available(session, [(r.endpoint_id, r.id, r.event_at) for r in made_due], now)
 
 
 def _heights(session: Session, chain_id: int, head: int) -> Heights:

@@ -185,7 +185,7 @@ def retry_deliveries(session: Session, delivery_ids: Sequence[int], *, scope: Sc
     `failed` again. Every id is checked before anything changes.
     """
     delivery_ids = list(dict.fromkeys(delivery_ids))
-    query = select(Delivery.id, Delivery.endpoint_id, Delivery.status).where(
+    query = select(Delivery.id, Delivery.endpoint_id, Delivery.status, Delivery.event_at).where(
         Delivery.id.in_(delivery_ids)
     )
     rows = session.execute(_in_scope(query, scope)).all()
@@ -209,7 +209,9 @@ def retry_deliveries(session: Session, delivery_ids: Sequence[int], *, scope: Sc
             update(Delivery).where(Delivery.id.in_(chunk), not_claimed).values(**due_now(now))
         )
     return RetryPlan(
-        lease_available(session, [(found[i].endpoint_id, i) for i in delivery_ids], now)
+        lease_available(
+            session, [(found[i].endpoint_id, i, found[i].event_at) for i in delivery_ids], now
+        )
     )
 
 

@@ -130,34 +130,37 @@ def chunk_groups(pairs: Iterable[tuple[int, int]], per_task: int) -> list[tuple[
 
 
 def lease_available(
-    session: Session, pairs: Iterable[tuple[int, int]], now: datetime
+    session: Session, rows: Iterable[tuple[int, int, datetime]], now: datetime
 ) -> list[DispatchGroup]:
-    """Lease due, unleased pending deliveries to fresh tokens; returns what this call leased."""
+    """Lease due, unleased pending deliveries, given as (endpoint_id, delivery_id, event_at), to
+    fresh tokens; returns what this call leased. Each UPDATE names its ids' time range, so that
+    PostgreSQL looks them up in their partitions only."""
     settings = get_settings()
     expires = now + timedelta(seconds=settings.dispatch_lease_s)
     leased = []
-    for endpoint_id, ids in chunk_groups(pairs, settings.deliveries_per_task):
-        token = new_token()
+    for group in groups_of(rows, settings.deliveries_per_task, lambda _: new_token()):
         claimed = session.execute(
             update(Delivery)
             .where(
-                Delivery.id.in_(ids),
+                Delivery.id.in_(group.delivery_ids),
+                in_time_range(Delivery, group.event_at_range),
                 Delivery.status == DeliveryStatus.PENDING,
                 lease_free(Delivery, now),
             )
-            .values(lease_token=token, lease_expires_at=expires)
+            .values(lease_token=group.token, lease_expires_at=expires)
             .returning(Delivery.id, Delivery.event_at)
         ).all()
         if claimed:
             bounds = time_range(event_at for _, event_at in claimed)
-            leased.append(DispatchGroup(endpoint_id, sorted(i for i, _ in claimed), token, bounds))
+            ids = sorted(i for i, _ in claimed)
+            leased.append(DispatchGroup(group.endpoint_id, ids, group.token, bounds))
     return leased
 
 
 def due_deliveries(
     session: Session, now: datetime, limit: int, queue_busy: bool = False
-) -> list[tuple[int, int]]:
-    """(endpoint_id, delivery_id) of pending deliveries that are due and held by nobody, of
+) -> list[tuple[int, int, datetime]]:
+    """(endpoint_id, delivery_id, event_at) of pending deliveries that are due and held by nobody, of
     endpoints that are not ordered (`workqueue.ordered.due_heads` finds those).
 
     With `queue_busy` (the deliver queue has messages waiting), a message lease that expired less
@@ -181,7 +184,7 @@ def due_deliveries(
             )
         )
     query = (
-        select(Delivery.endpoint_id, Delivery.id)
+        select(Delivery.endpoint_id, Delivery.id, Delivery.event_at)
         .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
         .where(*conditions)
         .order_by(Delivery.next_attempt_at, Delivery.id)  # ties (an enabled backlog): oldest first
@@ -189,7 +192,7 @@ def due_deliveries(
     )
     # A second beat process running by mistake skips rows this one is leasing.
     query = skip_locked(query, session, of=Delivery)
-    return [(row[0], row[1]) for row in session.execute(query)]
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
 
 
 def claim(

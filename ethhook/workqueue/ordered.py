@@ -172,8 +172,8 @@ def claim_ordered(
     return plan
 
 
-def due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]:
-    """(endpoint_id, delivery_id) of the heads of active ordered endpoints that are pending, due
+def due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, int, datetime]]:
+    """(endpoint_id, delivery_id, event_at) of the heads of active ordered endpoints that are pending, due
     and held by nobody: the due scan's share of ordered endpoints (it leaves out the rest of
     their deliveries, which wait for their head)."""
     head = (
@@ -190,7 +190,7 @@ def due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, in
         .subquery("heads")
     )
     query = (
-        select(heads.c.endpoint_id, Delivery.id)
+        select(heads.c.endpoint_id, Delivery.id, Delivery.event_at)
         .join(Delivery, Delivery.id == heads.c.head_id)
         .where(
             Delivery.status == DeliveryStatus.PENDING,
@@ -200,7 +200,7 @@ def due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, in
         .order_by(Delivery.next_attempt_at)
         .limit(limit)
     )
-    return [(row[0], row[1]) for row in session.execute(query)]
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
 
 
 def paused_by(session: Session, endpoint: Endpoint) -> tuple[int, int | None] | None:

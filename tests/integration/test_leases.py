@@ -48,10 +48,19 @@ def pending(n: int) -> tuple[int, list[int]]:
     return endpoint_id, ids
 
 
+def due_rows(ids: list[int]) -> list[tuple[int, int, datetime]]:
+    """(endpoint_id, delivery_id, event_at), as the due scan finds deliveries."""
+    with session_scope() as session:
+        found = session.execute(
+            select(Delivery.endpoint_id, Delivery.id, Delivery.event_at).where(Delivery.id.in_(ids))
+        )
+        return [(row[0], row[1], row[2]) for row in found]
+
+
 def lease_to_message(ids: list[int], endpoint_id: int) -> str:
     """What the matcher or beat does: lease the deliveries to one fresh message token."""
     with session_scope() as session:
-        [group] = lease_available(session, [(endpoint_id, i) for i in ids], moment())
+        [group] = lease_available(session, due_rows(ids), moment())
     return group.token
 
 
@@ -71,7 +80,7 @@ def test_a_message_claims_its_deliveries_from_the_message_they_were_leased_to_si
     stale = lease_to_message(ids, endpoint_id)
     with session_scope() as session:  # beat re-leases them once the first lease has expired
         later = moment(get_settings().dispatch_lease_s + 1)
-        [newer] = lease_available(session, [(endpoint_id, i) for i in ids], later)
+        [newer] = lease_available(session, due_rows(ids), later)
 
     assert newer.token != stale
     assert claim_as(endpoint_id, ids, stale, at_s=get_settings().dispatch_lease_s + 2) == ids
@@ -88,7 +97,7 @@ def test_a_workers_claim_is_exclusive_until_it_expires_then_any_message_may_take
     assert claim_as(endpoint_id, ids, "m-other") == []  # another message naming them
     assert claim_as(endpoint_id, ids, "m-other", at_s=CLAIM_S - 1) == []
     with session_scope() as session:  # nor can beat lease them to a message meanwhile
-        assert lease_available(session, [(endpoint_id, i) for i in ids], moment()) == []
+        assert lease_available(session, due_rows(ids), moment()) == []
     assert holders(ids) == held
 
     assert claim_as(endpoint_id, ids, "m-other", at_s=CLAIM_S + 1) == ids  # the worker died
@@ -141,7 +150,7 @@ def test_the_due_scan_leaves_expired_message_leases_to_a_busy_queue_for_a_bounde
     def due(at_s: float, busy: bool) -> list[int]:
         with session_scope() as session:
             found = due_deliveries(session, moment(at_s), 100, queue_busy=busy)
-            return sorted(d for _, d in found)
+            return sorted(d for _, d, _ in found)
 
     assert due(0, busy=False) == ids[2:]
     assert due(lease_s + 1, busy=False) == [ids[0], ids[2]]  # the message may be lost: again

@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from ethhook.config import get_settings
@@ -30,7 +30,9 @@ from ethhook.types import webhook_id_for
 from ethhook.workqueue import (
     NewLeases,
     delivery_row,
+    due_deliveries,
     insert_deliveries,
+    lease_available,
     new_claim_token,
     store_events,
 )
@@ -220,6 +222,38 @@ def test_statements_that_name_rows_by_id_read_one_partition():
             d.status
             for d in session.scalars(select(Delivery).where(Delivery.id.in_(group.delivery_ids)))
         } == {DeliveryStatus.SUCCEEDED}
+
+
+def test_beat_leases_due_deliveries_in_their_partition_only():
+    add_endpoint("http://127.0.0.1:1/a", contracts=[address(1)])
+    for i in range(5):  # five intervals of history, the due deliveries in one of them
+        with session_scope() as session:
+            store_and_match(
+                session,
+                [event_at(_days_ago(1) + timedelta(seconds=INTERVAL_S * i), 0, block=i)],
+                utcnow(),
+            )
+    with session_scope() as session:
+        (group,) = store_and_match(
+            session, [event_at(_days_ago(1.5), n, block=99) for n in range(3)], utcnow()
+        )
+    with session_scope() as session:  # their message was lost: only they are due
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.not_in(group.delivery_ids))
+            .values(status=DeliveryStatus.SUCCEEDED, lease_token=None, lease_expires_at=None)
+        )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(group.delivery_ids))
+            .values(lease_token=None, lease_expires_at=None)
+        )
+    with session_scope() as session:
+        due = due_deliveries(session, utcnow(), 100)
+        assert sorted(d for _, d, _ in due) == group.delivery_ids
+        (leased,), plan = explained(lambda: lease_available(session, due, utcnow()))
+    assert leased.delivery_ids == group.delivery_ids
+    assert _partitions_read(plan, "deliveries") == 1, plan
 
 
 def _partitions_read(plan: str, table: str) -> int:
