@@ -27,7 +27,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,12 @@ import psutil
 
 from tests.support.faults_rig import Rig, make_rig
 from tests.support.faults_stream import Arrivals, TimedStream, settle
-from tests.support.meters import CpuMeter, percentiles
+from tests.support.meters import CpuMeter
+from tests.support.soak_report import counts, rounded, summary
 
 KILLED_FOR_S = 3.0
 REDIS_DOWN_S = 10.0
 POSTGRES_DOWN_S = 5.0
-# Latency of events sent from a fault's start to this long after it ends counts as "under
-# faults"; the rest is the steady latency.
-FAULT_SHADOW_S = 30.0
 SETTLE_TIMEOUT_S = 600.0
 # The product's default. The fault tests' 5 s makes their recovery quick, but under a sustained
 # stream any backlog longer than the lease (a 10 s Redis outage at 300 events/s is one) makes beat
@@ -167,6 +165,74 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+@dataclass
+class StreamLoop:
+    """The soak while the stream runs: a fault every `fault_every_s`, a progress sample every
+    `progress_every_s` (events sent and received, CPU and RSS of every process), and the
+    processes that exited by themselves."""
+
+    rig: Rig
+    stream: TimedStream
+    arrivals: Arrivals
+    deck: FaultDeck
+    events_per_tx: int
+    fault_every_s: float
+    progress_every_s: float
+    cpu: CpuMeter = field(default_factory=CpuMeter)
+    rss_peak: dict[str, float] = field(default_factory=dict)
+    progress: list[dict[str, Any]] = field(default_factory=list)
+    injected: list[Injected] = field(default_factory=list)
+    died: list[dict[str, Any]] = field(default_factory=list)
+    started: float = 0.0
+
+    def run(self, duration_s: float) -> float:
+        """Until `duration_s` from the start or the stream's end; how long the stream ran."""
+        self.started = time.monotonic()
+        next_fault = self.fault_every_s
+        next_progress = self.progress_every_s
+        while (elapsed := time.monotonic() - self.started) < duration_s and self.stream.alive:
+            self.check_exited(elapsed)
+            if elapsed >= next_fault:
+                self.inject(elapsed)
+                next_fault += self.fault_every_s
+            elif elapsed >= next_progress:
+                self.sample(elapsed)
+                next_progress += self.progress_every_s
+            time.sleep(0.2)
+        stream_s = time.monotonic() - self.started
+        self.check_exited(stream_s)
+        return stream_s
+
+    def check_exited(self, elapsed: float) -> None:
+        self.died += exited(self.rig, elapsed, {d["process"] for d in self.died})
+
+    def inject(self, elapsed: float) -> None:
+        name = self.deck.draw()
+        log(f"fault {len(self.injected) + 1}: {name} at {elapsed:.0f} s")
+        began = time.monotonic()
+        FAULTS[name](self.rig)
+        self.injected.append(Injected(name, round(elapsed, 1), round(time.monotonic() - began, 1)))
+
+    def sample(self, elapsed: float) -> None:
+        rss = self.rig.pipeline.rss_mb()
+        for name, mb in rss.items():
+            self.rss_peak[name] = max(self.rss_peak.get(name, 0.0), mb)
+        sample = {
+            "t_s": round(elapsed),
+            "events_sent": len(self.stream.sent) * self.events_per_tx,
+            "events_received": len(self.arrivals.update()),
+            "webhooks_received": len(self.rig.receiver.requests),
+            "machine_cpu_pct": psutil.cpu_percent(),
+            "cpu_pct": self.cpu.tick(process_ids(self.rig), alone=(SELF,)),
+            "rss_mb": {name: round(mb, 1) for name, mb in rss.items()},
+        }
+        self.progress.append(sample)
+        log(f"t={sample['t_s']}s sent={sample['events_sent']} "
+            f"received={sample['events_received']} "
+            f"behind={sample['events_sent'] - sample['events_received']} "
+            f"cpu={sample['machine_cpu_pct']}% {sample['cpu_pct']}")  # fmt: skip
+
+
 def soak(
     minutes: float = 10.0,
     rate: float = 300.0,
@@ -179,8 +245,6 @@ def soak(
 ) -> dict[str, Any]:
     """Run the soak; the report (also written to `out` as JSON when given)."""
     seed = random.SystemRandom().randrange(2**32) if seed is None else seed
-    deck = FaultDeck(random.Random(seed))
-    duration_s = minutes * 60
     tx_per_s = rate / events_per_tx
     log(f"soak: {minutes:g} min at {rate:g} events/s ({tx_per_s:g} tx/s x {events_per_tx}), "
         f"a fault every {fault_every_s:g} s, dispatch lease {dispatch_lease_s:g} s, "
@@ -191,74 +255,38 @@ def soak(
         answer_without_nagle(rig)
         restart_with(rig, {"ETHHOOK_DISPATCH_LEASE_S": f"{dispatch_lease_s:g}"})
         restarts_before = Counter(rig.pipeline.restarts)
-        cpu = CpuMeter()
-        cpu.tick(process_ids(rig), alone=(SELF,))
+        stream = TimedStream(rig.node, SameAddresses(rig.token), events_per_tx, tx_per_s)
+        loop = StreamLoop(rig, stream, Arrivals(rig.receiver), FaultDeck(random.Random(seed)),
+                          events_per_tx, fault_every_s, progress_every_s)  # fmt: skip
+        loop.cpu.tick(process_ids(rig), alone=(SELF,))
         rss_start = rig.pipeline.rss_mb()
-        rss_peak = dict(rss_start)
-        progress: list[dict[str, Any]] = []
-        injected: list[Injected] = []
-        arrivals = Arrivals(rig.receiver)
-        token = SameAddresses(rig.token)
-        stream = TimedStream(rig.node, token, events_per_tx, tx_per_s).start()
-        started = time.monotonic()
-        next_fault = fault_every_s
-        next_progress = progress_every_s
-        died: list[dict[str, Any]] = []
-        while (elapsed := time.monotonic() - started) < duration_s and stream.alive:
-            died += exited(rig, elapsed, {d["process"] for d in died})
-            if elapsed >= next_fault:
-                name = deck.draw()
-                log(f"fault {len(injected) + 1}: {name} at {elapsed:.0f} s")
-                began = time.monotonic()
-                FAULTS[name](rig)
-                injected.append(
-                    Injected(name, round(elapsed, 1), round(time.monotonic() - began, 1))
-                )
-                next_fault += fault_every_s
-            elif elapsed >= next_progress:
-                rss = rig.pipeline.rss_mb()
-                for name, mb in rss.items():
-                    rss_peak[name] = max(rss_peak.get(name, 0.0), mb)
-                sample = {
-                    "t_s": round(elapsed),
-                    "events_sent": len(stream.sent) * events_per_tx,
-                    "events_received": len(arrivals.update()),
-                    "webhooks_received": len(rig.receiver.requests),
-                    "machine_cpu_pct": psutil.cpu_percent(),
-                    "cpu_pct": cpu.tick(process_ids(rig), alone=(SELF,)),
-                    "rss_mb": {name: round(mb, 1) for name, mb in rss.items()},
-                }
-                progress.append(sample)
-                log(f"t={sample['t_s']}s sent={sample['events_sent']} "
-                    f"received={sample['events_received']} "
-                    f"behind={sample['events_sent'] - sample['events_received']} "
-                    f"cpu={sample['machine_cpu_pct']}% {sample['cpu_pct']}")  # fmt: skip
-                next_progress += progress_every_s
-            time.sleep(0.2)
+        loop.rss_peak.update(rss_start)
+        stream.start()
+        stream_s = loop.run(minutes * 60)
         stream_alive = stream.alive
-        stream_s = time.monotonic() - started
-        died += exited(rig, stream_s, {d["process"] for d in died})
         stopped_at = time.time()
         expected = stream.stop()
         log(f"stream stopped after {stream_s:.0f} s: {len(expected)} events in the receipts; "
             "settling")  # fmt: skip
+        arrivals = loop.arrivals
         # Waiting here reads each request once; settle() then counts once.
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         while time.monotonic() < deadline and not expected <= arrivals.update().keys():
             time.sleep(1.0)
         outcome = settle(rig.receiver, expected, max(deadline - time.monotonic(), 1.0),
                          f"soak {minutes:g} min at {rate:g} events/s, seed {seed}")  # fmt: skip
-        report = _report(stream, arrivals.update(), expected, outcome, injected, stream_s, started)
+        report = counts(stream, arrivals.update(), expected, outcome, loop.injected, stream_s,
+                        loop.started)  # fmt: skip
         last = max((arrivals.first[key] for key in expected if key in arrivals.first), default=0.0)
         report["drained_s"] = round(max(last - stopped_at, 0.0), 1)
         report.update(
             minutes=minutes, rate=rate, events_per_tx=events_per_tx, seed=seed,
-            fault_every_s=fault_every_s, stream_alive_to_the_end=stream_alive, died=died,
+            fault_every_s=fault_every_s, stream_alive_to_the_end=stream_alive, died=loop.died,
             unrecoverable=unrecoverable(rig),
-            rss_start_mb=_rounded(rss_start), rss_peak_mb=_rounded(rss_peak),
-            rss_end_mb=_rounded(rig.pipeline.rss_mb()), dispatch_lease_s=dispatch_lease_s,
+            rss_start_mb=rounded(rss_start), rss_peak_mb=rounded(loop.rss_peak),
+            rss_end_mb=rounded(rig.pipeline.rss_mb()), dispatch_lease_s=dispatch_lease_s,
             restarts=dict(rig.pipeline.restarts - restarts_before),
-            progress=progress, logs=str(rig.root),
+            progress=loop.progress, logs=str(rig.root),
         )  # fmt: skip
     finally:
         rigs.close()
@@ -268,76 +296,3 @@ def soak(
         out.write_text(json.dumps(report, indent=2) + "\n")
         log(f"report in {out}")
     return report
-
-
-def _rounded(sizes: dict[str, float]) -> dict[str, float]:
-    return {name: round(mb, 1) for name, mb in sizes.items()}
-
-
-def _report(
-    stream: TimedStream,
-    arrivals: dict[tuple[str, int], float],
-    expected: set[tuple[str, int]],
-    outcome: Any,
-    injected: list[Injected],
-    stream_s: float,
-    started: float,
-) -> dict[str, Any]:
-    """Counts and latencies over the events in the receipts."""
-    wall_start = time.time() - (time.monotonic() - started)
-    windows = [(f.at_s, f.at_s + f.took_s + FAULT_SHADOW_S) for f in injected]
-    latencies, steady = [], []
-    for key in expected:
-        if key in arrivals and key[0] in stream.sent_at:
-            sent = stream.sent_at[key[0]]
-            ms = 1000 * (arrivals[key] - sent)
-            latencies.append(ms)
-            if not any(start <= sent - wall_start <= end for start, end in windows):
-                steady.append(ms)
-    return {
-        "events_emitted": len(expected),
-        "events_received": outcome.received,
-        "lost": outcome.lost,
-        "repeated_ids": outcome.repeated_ids,
-        "unverified": outcome.unverified,
-        "emitted_per_s": round(len(expected) / stream_s, 1),
-        "stream_s": round(stream_s, 1),
-        "latency_all": percentiles(latencies),
-        "latency_steady": percentiles(steady),
-        "steady_events": len(steady),
-        "faults": [asdict(f) for f in injected],
-    }
-
-
-def summary(report: dict[str, Any]) -> str:
-    """The report for people."""
-    lat, steady = report["latency_all"], report["latency_steady"]
-    lines = [
-        f"SOAK {report['minutes']:g} min at {report['rate']:g} events/s "
-        f"({report['events_per_tx']} per tx), seed {report['seed']}, "
-        f"a fault every {report['fault_every_s']:g} s, "
-        f"dispatch lease {report['dispatch_lease_s']:g} s",
-        f"  events emitted {report['events_emitted']} ({report['emitted_per_s']}/s over "
-        f"{report['stream_s']} s), received {report['events_received']}, "
-        f"LOST {report['lost']}, repeated webhook-ids {report['repeated_ids']}, "
-        f"unverified {report['unverified']}; the last arrived {report['drained_s']} s after "
-        "the stream stopped",
-        f"  latency sent → received, all events: P50 {lat.get('p50_ms')} ms, "
-        f"P95 {lat.get('p95_ms')} ms, P99 {lat.get('p99_ms')} ms, max {lat.get('max_ms')} ms",
-        f"  latency away from faults ({report['steady_events']} events sent more than "
-        f"{FAULT_SHADOW_S:.0f} s after a fault ended): P50 {steady.get('p50_ms')} ms, "
-        f"P95 {steady.get('p95_ms')} ms, P99 {steady.get('p99_ms')} ms",
-        "  faults:",
-        *(f"    {f['at_s']:7.1f} s  {f['fault']} (back after {f['took_s']} s)"
-          for f in report["faults"]),
-        "  RSS MB (process with its children): start / peak / end",
-        *(f"    {name:9} {report['rss_start_mb'].get(name, 0):7.1f} "
-          f"{report['rss_peak_mb'].get(name, 0):7.1f} {report['rss_end_mb'].get(name, 0):7.1f}"
-          f"   restarted {report['restarts'].get(name, 0)}x"
-          for name in report["rss_start_mb"]),
-        f"  processes that exited by themselves: "
-        f"{', '.join(d['process'] + ' at ' + str(d['at_s']) + ' s' for d in report['died']) or 'none'}; "
-        f"'Unrecoverable error' logged: {report['unrecoverable'] or 'none'}",
-        f"  stream ran to the end: {report['stream_alive_to_the_end']}; logs in {report['logs']}",
-    ]  # fmt: skip
-    return "\n".join(lines)
