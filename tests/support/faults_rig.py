@@ -36,10 +36,14 @@ class Rig:
         return Stream(self.node, self.token, events_per_tx, tx_per_s).start()
 
 
-def make_rig(broker_url: str = "", proxied: bool = False) -> Iterator[Rig]:
+def make_rig(
+    broker_url: str = "", proxied: bool = False, settings: dict[str, str] | None = None
+) -> Iterator[Rig]:
     """Everything started, the endpoint registered and the listener following the chain; with
     `proxied`, the listener reaches the node through one TcpProxy for its WebSocket and one for
-    HTTP (the stream, the harness and the workers still talk to anvil directly)."""
+    HTTP (the stream, the harness and the workers still talk to anvil directly). `settings`
+    (ETHHOOK_* variables) apply over the fault tests' from the start, `db upgrade` included
+    (the partition interval is one)."""
     root = Path(tempfile.mkdtemp(prefix="ethhook-faults-"))
     postgres = PrivatePostgres(root)
     redis = PrivateRedis(root)
@@ -50,6 +54,7 @@ def make_rig(broker_url: str = "", proxied: bool = False) -> Iterator[Rig]:
     env = pipeline_env(postgres.url, redis.url, node, broker_url)
     if ws_proxy is not None and http_proxy is not None:
         env.update({"ETHEREUM_WS": ws_proxy.ws_url, "ETHEREUM_HTTP": http_proxy.http_url})
+    env.update(settings or {})
     pipeline = Pipeline(root, env)
     try:
         pipeline.ethhook("db", "upgrade")
