@@ -19,8 +19,18 @@ deliveries are sent again after 20 s) but for the dispatch lease, the product's 
 TCP_NODELAY (see answer_without_nagle) and the stream credits the same addresses over and over
 (see SameAddresses): without either, the test equipment, not the pipeline, set the pace.
 
+With `--partition-interval 5m --retention-minutes 15` the history is partitioned at that
+interval and retention runs (beat: once an interval), on a retry schedule that fits in half the
+retention (tests/support/soak_history.py). The database's size (pg_database_size, the history
+tables' partitions and their count) is sampled every `--size-every-s`; the report adds the
+partitions made and dropped, the open deliveries at the end, whether any delivery seen open in a
+partition aging past retention was dropped before it was sent (exit status 1), the size per
+interval and its min and max over the last half of the stream relative to its mean (the bar:
+within ±15 %).
+
 Usage: python -m bench.soak [--minutes 10] [--rate 300] [--events-per-tx 30] [--seed N]
                             [--fault-every-s 60] [--dispatch-lease-s 60]
+                            [--partition-interval 5m --retention-minutes 15] [--size-every-s 30]
                             [--out bench/out/soak.json]
 """
 
@@ -31,6 +41,7 @@ import sys
 from pathlib import Path
 
 from tests.support.soak import DISPATCH_LEASE_S, soak
+from tests.support.soak_history import Retention
 
 OUT = Path(__file__).resolve().parent / "out" / "soak.json"
 
@@ -43,8 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="the fault RNG's (printed)")
     parser.add_argument("--fault-every-s", type=float, default=60.0)
     parser.add_argument("--dispatch-lease-s", type=float, default=DISPATCH_LEASE_S)
+    parser.add_argument("--partition-interval", help="ETHHOOK_PARTITION_INTERVAL, e.g. 5m")
+    parser.add_argument("--retention-minutes", type=float, default=None)
+    parser.add_argument("--size-every-s", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    retention = None
+    if (args.partition_interval is None) != (args.retention_minutes is None):
+        parser.error("--partition-interval and --retention-minutes go together")
+    if args.partition_interval is not None:
+        try:
+            retention = Retention.of(args.partition_interval, args.retention_minutes)
+        except ValueError as exc:
+            parser.error(f"--partition-interval {args.partition_interval}: {exc}")
     report = soak(
         minutes=args.minutes,
         rate=args.rate,
@@ -53,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         fault_every_s=args.fault_every_s,
         out=args.out,
         dispatch_lease_s=args.dispatch_lease_s,
+        retention=retention,
+        size_every_s=args.size_every_s,
     )
     failed = report["lost"] or report["died"] or report["unrecoverable"]
+    failed = failed or report.get("history", {}).get("open_dropped", 0)
     failed = failed or not report["stream_alive_to_the_end"]
     return 1 if failed else 0
 

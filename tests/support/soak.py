@@ -1,6 +1,6 @@
 """The soak driver: the whole pipeline under a steady stream for minutes, a random fault every
-minute; `python -m bench.soak` runs it from the command line, tests/faults/test_soak.py for two
-minutes in the suite.
+minute; `python -m bench.soak` runs it from the command line, tests/faults/test_soak.py for three
+minutes in the suite (on one-minute partitions with retention).
 
 The pipeline of the fault tests (tests/support/faults_rig.py: a private PostgreSQL cluster and
 redis-server, anvil, the listener and the match, deliver and beat workers as real processes, a
@@ -10,7 +10,9 @@ shuffled deck (every kind once before any repeats); a killed process is started 
 KILLED_FOR_S. Then the stream stops, everything settles, and the report gives events emitted
 (from the receipts) and received, LOST (must be 0), repeated webhook-ids, latency from
 transaction sent to webhook received, the faults with their times, CPU and the RSS of every
-process (with its children) at start and at end.
+process (with its children) at start and at end. With `retention` the history is partitioned
+and retention runs while the stream goes on; the database's size is sampled and the report says
+what retention dropped and kept (tests/support/soak_history.py).
 
 The pipeline runs on the fault tests' settings (short leases: a killed deliver worker's
 deliveries are sent again after 20 s) but for the dispatch lease, the product's 60 s unless
@@ -28,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ import psutil
 from tests.support.faults_rig import Rig, make_rig
 from tests.support.faults_stream import Arrivals, TimedStream, settle
 from tests.support.meters import CpuMeter
+from tests.support.soak_history import HistoryWatch, Retention, summary_lines
 from tests.support.soak_report import counts, rounded, summary
 
 KILLED_FOR_S = 3.0
@@ -138,15 +142,6 @@ def unrecoverable(rig: Rig) -> dict[str, int]:
     return {name: n for name, n in counts.items() if n}
 
 
-def restart_with(rig: Rig, settings: dict[str, str]) -> None:
-    """Every process of the pipeline started again with these settings over the fault tests'."""
-    if all(rig.pipeline.env.get(name) == value for name, value in settings.items()):
-        return
-    rig.pipeline.stop()
-    rig.pipeline.env.update(settings)
-    rig.pipeline.start()
-
-
 def process_ids(rig: Rig) -> dict[str, int]:
     """Every process of the rig by name: the pipeline's, anvil, PostgreSQL, Redis."""
     pids = {name: proc.pid for name, proc in rig.pipeline.procs.items()}
@@ -183,6 +178,7 @@ class StreamLoop:
     progress: list[dict[str, Any]] = field(default_factory=list)
     injected: list[Injected] = field(default_factory=list)
     died: list[dict[str, Any]] = field(default_factory=list)
+    history: HistoryWatch | None = None  # with partitions and retention: the database's size
     started: float = 0.0
 
     def run(self, duration_s: float) -> float:
@@ -190,6 +186,7 @@ class StreamLoop:
         self.started = time.monotonic()
         next_fault = self.fault_every_s
         next_progress = self.progress_every_s
+        next_size = 0.0
         while (elapsed := time.monotonic() - self.started) < duration_s and self.stream.alive:
             self.check_exited(elapsed)
             if elapsed >= next_fault:
@@ -198,6 +195,10 @@ class StreamLoop:
             elif elapsed >= next_progress:
                 self.sample(elapsed)
                 next_progress += self.progress_every_s
+            elif self.history is not None and elapsed >= next_size:
+                self.sample_size(self.history, elapsed)
+                while next_size <= elapsed:  # one sample, however long a fault held the loop
+                    next_size += self.history.every_s
             time.sleep(0.2)
         stream_s = time.monotonic() - self.started
         self.check_exited(stream_s)
@@ -232,6 +233,17 @@ class StreamLoop:
             f"behind={sample['events_sent'] - sample['events_received']} "
             f"cpu={sample['machine_cpu_pct']}% {sample['cpu_pct']}")  # fmt: skip
 
+    @staticmethod
+    def sample_size(history: HistoryWatch, elapsed: float) -> None:
+        size = history.sample(elapsed)
+        if size is None:
+            log(f"size at {elapsed:.0f} s: the database did not answer ({history.missed[-1]})")
+            return
+        log(f"size at {size['t_s']} s: database {size['database_mb']} MB, history "
+            f"{size['history_mb']} MB in {size['partitions']} partitions "
+            f"({size['dropped_so_far']} dropped so far), open deliveries "
+            f"{size['open_deliveries']} ({size['open_at_risk']} aging past retention)")  # fmt: skip
+
 
 def soak(
     minutes: float = 10.0,
@@ -242,25 +254,33 @@ def soak(
     out: Path | None = None,
     progress_every_s: float = 10.0,
     dispatch_lease_s: float = DISPATCH_LEASE_S,
+    retention: Retention | None = None,
+    size_every_s: float = 30.0,
 ) -> dict[str, Any]:
-    """Run the soak; the report (also written to `out` as JSON when given)."""
+    """Run the soak; the report (also written to `out` as JSON when given). With `retention`,
+    the history is partitioned and retention runs (see tests/support/soak_history.py): the
+    database's size is sampled every `size_every_s`, and the report says what retention did."""
     seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     tx_per_s = rate / events_per_tx
+    settings = {"ETHHOOK_DISPATCH_LEASE_S": f"{dispatch_lease_s:g}"}
+    settings.update(retention.settings() if retention is not None else {})
     log(f"soak: {minutes:g} min at {rate:g} events/s ({tx_per_s:g} tx/s x {events_per_tx}), "
-        f"a fault every {fault_every_s:g} s, dispatch lease {dispatch_lease_s:g} s, "
-        f"seed={seed}")  # fmt: skip
-    rigs = make_rig()
+        f"a fault every {fault_every_s:g} s, seed={seed}, settings {settings}")  # fmt: skip
+    rigs = make_rig(settings=settings)
     rig = next(rigs)
+    history = None
     try:
         answer_without_nagle(rig)
-        restart_with(rig, {"ETHHOOK_DISPATCH_LEASE_S": f"{dispatch_lease_s:g}"})
         restarts_before = Counter(rig.pipeline.restarts)
         stream = TimedStream(rig.node, SameAddresses(rig.token), events_per_tx, tx_per_s)
+        if retention is not None:
+            history = HistoryWatch(rig.postgres.url, retention, size_every_s)
         loop = StreamLoop(rig, stream, Arrivals(rig.receiver), FaultDeck(random.Random(seed)),
-                          events_per_tx, fault_every_s, progress_every_s)  # fmt: skip
+                          events_per_tx, fault_every_s, progress_every_s, history=history)  # fmt: skip
         loop.cpu.tick(process_ids(rig), alone=(SELF,))
         rss_start = rig.pipeline.rss_mb()
         loop.rss_peak.update(rss_start)
+        stream_from = datetime.now(UTC)
         stream.start()
         stream_s = loop.run(minutes * 60)
         stream_alive = stream.alive
@@ -288,9 +308,17 @@ def soak(
             restarts=dict(rig.pipeline.restarts - restarts_before),
             progress=loop.progress, logs=str(rig.root),
         )  # fmt: skip
+        if history is not None:
+            loop.sample_size(history, time.monotonic() - loop.started)
+            report["history"] = history.report(
+                set(arrivals.first), stream_from, stream_s, rig.pipeline.log("beat")
+            )
     finally:
+        if history is not None:
+            history.close()
         rigs.close()
-    print(summary(report), flush=True)
+    lines = summary_lines(report["history"]) if "history" in report else []
+    print("\n".join([summary(report), *lines]), flush=True)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
