@@ -1,12 +1,20 @@
-"""Two minutes of the soak (tests/support/soak.py; `python -m bench.soak` runs it longer) in the
-suite: a steady stream, a random fault every 30 s (the seed is printed: `python -m bench.soak
---minutes 2 --fault-every-s 30 --seed N` replays the draw), and not one event lost."""
+"""Three minutes of the soak (tests/support/soak.py; `python -m bench.soak` runs it longer) in the
+suite, on partitioned history with retention: a steady stream, a random fault every 30 s (the
+seed is printed: `python -m bench.soak --minutes 3 --fault-every-s 30 --partition-interval 1m
+--retention-minutes 1 --seed N` replays the draw), not one event lost, and retention dropping
+the history's oldest partitions as it goes, none holding a delivery still to send.
+
+One-minute partitions and one minute of retention (the retry schedule: 0, 2, 5, 10 s, see
+tests/support/soak_history.py), with beat's retention run once a minute: the partition of the
+stream's first minute is past retention two minutes after it began, so it is dropped within the
+three minutes, faults or not."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.support.soak import soak
+from tests.support.soak_history import Retention
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +27,32 @@ SUITE_RATE = 200.0
 
 
 @pytest.mark.timeout(1200)
-def test_two_minutes_under_a_stream_with_a_fault_every_30_s_lose_no_event(tmp_path):
-    report = soak(minutes=2, rate=SUITE_RATE, fault_every_s=30, out=tmp_path / "soak.json")
+def test_three_minutes_under_a_stream_with_faults_and_retention_lose_no_event(tmp_path):
+    retention = Retention.of("1m", retention_minutes=1)
+    report = soak(
+        minutes=3,
+        rate=SUITE_RATE,
+        fault_every_s=30,
+        out=tmp_path / "soak.json",
+        retention=retention,
+        size_every_s=15,
+    )
 
     assert report["stream_alive_to_the_end"]
     assert report["died"] == [] and report["unrecoverable"] == {}  # no process stopped by itself
-    assert len(report["faults"]) == 3
+    assert len(report["faults"]) == 5
     assert report["lost"] == 0
     assert report["events_received"] == report["events_emitted"] > 0
     assert report["unverified"] == 0
+    history = report["history"]
+    # Retention dropped partitions that held the stream's rows, and rows with them.
+    assert history["data_partitions_dropped"] > 0
+    assert history["rows_at_end"]["events"] < report["events_emitted"]
+    # No delivery still to send went with them: every one seen waiting or pending in a partition
+    # aging past retention was delivered or is still there.
+    assert history["open_dropped"] == 0
+    assert history["failed_deliveries_at_end"] == 0
+    # The size is bounded: never more partitions than retention, the current interval, the one
+    # awaiting the next run and those made ahead.
+    assert history["size_samples"]
+    assert max(s["partitions"] for s in history["size_samples"]) <= history["partitions_bound"]
