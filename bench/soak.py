@@ -26,11 +26,14 @@ tables' partitions and their count) is sampled every `--size-every-s`; the repor
 partitions made and dropped, the open deliveries at the end, whether any delivery seen open in a
 partition aging past retention was dropped before it was sent (exit status 1), the size per
 interval and its min and max over the last half of the stream relative to its mean (the bar:
-within ±15 %).
+within ±15 %). `--deliver-down AT_S FOR_S` stops the deliver worker for FOR_S seconds from AT_S
+(no fault meanwhile): its deliveries stay pending, and with a retention shorter than that,
+retention must hold their partitions until they are sent.
 
 Usage: python -m bench.soak [--minutes 10] [--rate 300] [--events-per-tx 30] [--seed N]
                             [--fault-every-s 60] [--dispatch-lease-s 60]
                             [--partition-interval 5m --retention-minutes 15] [--size-every-s 30]
+                            [--deliver-down AT_S FOR_S]
                             [--out bench/out/soak.json]
 """
 
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partition-interval", help="ETHHOOK_PARTITION_INTERVAL, e.g. 5m")
     parser.add_argument("--retention-minutes", type=float, default=None)
     parser.add_argument("--size-every-s", type=float, default=30.0)
+    parser.add_argument("--deliver-down", type=float, nargs=2, metavar=("AT_S", "FOR_S"),
+                        help="stop the deliver worker at AT_S for FOR_S (no fault meanwhile)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     retention = None
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         dispatch_lease_s=args.dispatch_lease_s,
         retention=retention,
         size_every_s=args.size_every_s,
+        deliver_outage=(args.deliver_down[0], args.deliver_down[1]) if args.deliver_down else None,
     )
     failed = report["lost"] or report["died"] or report["unrecoverable"]
     failed = failed or report.get("history", {}).get("open_dropped", 0)

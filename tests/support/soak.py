@@ -179,6 +179,9 @@ class StreamLoop:
     injected: list[Injected] = field(default_factory=list)
     died: list[dict[str, Any]] = field(default_factory=list)
     history: HistoryWatch | None = None  # with partitions and retention: the database's size
+    # (at s, for s): the deliver worker stopped that long, no fault meanwhile (deliveries stay
+    # pending: with a retention shorter than that, their partitions age past it and are held).
+    outage: tuple[float, float] | None = None
     started: float = 0.0
 
     def run(self, duration_s: float) -> float:
@@ -189,20 +192,45 @@ class StreamLoop:
         next_size = 0.0
         while (elapsed := time.monotonic() - self.started) < duration_s and self.stream.alive:
             self.check_exited(elapsed)
+            down = self.deliver_outage(elapsed)
             if elapsed >= next_fault:
-                self.inject(elapsed)
+                if not down:  # a fault due while the deliver worker is stopped is skipped
+                    self.inject(elapsed)
                 next_fault += self.fault_every_s
             elif elapsed >= next_progress:
                 self.sample(elapsed)
                 next_progress += self.progress_every_s
             elif self.history is not None and elapsed >= next_size:
                 self.sample_size(self.history, elapsed)
-                while next_size <= elapsed:  # one sample, however long a fault held the loop
+                # One sample, however long a fault held the loop, and the next a full period on
+                # (not one at 74 s and the next at 75 s).
+                while next_size <= elapsed + self.history.every_s / 2:
                     next_size += self.history.every_s
             time.sleep(0.2)
         stream_s = time.monotonic() - self.started
+        if self.outage is not None and "deliver" not in self.rig.pipeline.procs:
+            self.deliver_outage(self.outage[0] + self.outage[1])  # the stream ended first
         self.check_exited(stream_s)
         return stream_s
+
+    def deliver_outage(self, elapsed: float) -> bool:
+        """Stop the deliver worker when the outage begins, start it again when it ends (noted
+        with the faults); whether it is stopped now."""
+        if self.outage is None:
+            return False
+        at_s, for_s = self.outage
+        stopped = "deliver" not in self.rig.pipeline.procs
+        if at_s <= elapsed < at_s + for_s:
+            if not stopped:
+                log(f"deliver worker stopped for {for_s:g} s at {elapsed:.0f} s")
+                self.rig.pipeline.kill("deliver", signal.SIGTERM)
+            return True
+        if elapsed >= at_s + for_s and stopped:
+            self.rig.pipeline.start("deliver")
+            log(f"deliver worker started again at {elapsed:.0f} s")
+            self.injected.append(Injected(f"deliver worker stopped ({for_s:g} s)", at_s,
+                                          round(elapsed - at_s, 1)))  # fmt: skip
+        return False
 
     def check_exited(self, elapsed: float) -> None:
         self.died += exited(self.rig, elapsed, {d["process"] for d in self.died})
@@ -256,10 +284,12 @@ def soak(
     dispatch_lease_s: float = DISPATCH_LEASE_S,
     retention: Retention | None = None,
     size_every_s: float = 30.0,
+    deliver_outage: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Run the soak; the report (also written to `out` as JSON when given). With `retention`,
     the history is partitioned and retention runs (see tests/support/soak_history.py): the
-    database's size is sampled every `size_every_s`, and the report says what retention did."""
+    database's size is sampled every `size_every_s`, and the report says what retention did.
+    `deliver_outage` (at s, for s) stops the deliver worker that long (see StreamLoop.outage)."""
     seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     tx_per_s = rate / events_per_tx
     settings = {"ETHHOOK_DISPATCH_LEASE_S": f"{dispatch_lease_s:g}"}
@@ -276,7 +306,8 @@ def soak(
         if retention is not None:
             history = HistoryWatch(rig.postgres.url, retention, size_every_s)
         loop = StreamLoop(rig, stream, Arrivals(rig.receiver), FaultDeck(random.Random(seed)),
-                          events_per_tx, fault_every_s, progress_every_s, history=history)  # fmt: skip
+                          events_per_tx, fault_every_s, progress_every_s, history=history,
+                          outage=deliver_outage)  # fmt: skip
         loop.cpu.tick(process_ids(rig), alone=(SELF,))
         rss_start = rig.pipeline.rss_mb()
         loop.rss_peak.update(rss_start)
