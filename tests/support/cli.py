@@ -32,8 +32,10 @@ def ethhook(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         return run_cli(*args, env=env)
     full_env = os.environ.copy()
     full_env.update(env or {})
+    # A bound, not a wait: a command takes ~0.5 s alone, but twice more than 60 s at the suite's
+    # peak (load average 20 and more on 2 cores).
     return subprocess.run(
-        [str(BIN / "ethhook"), *args], capture_output=True, text=True, env=full_env, timeout=60
+        [str(BIN / "ethhook"), *args], capture_output=True, text=True, env=full_env, timeout=120
     )
 
 
