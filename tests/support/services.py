@@ -3,7 +3,9 @@ private redis-server, and real Celery workers on them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 
 from ethhook.demo.localredis import LocalRedis
@@ -104,8 +106,7 @@ class Worker:
         queues: str = "match,deliver,maintenance",
     ):
         self.log_path = TMP / f"worker-{name}.log"
-        env = os.environ.copy()
-        env.update(extra_env or {})
+        env = {**os.environ, "PYTHONFAULTHANDLER": "1", **(extra_env or {})}
         args = [
             str(BIN / "ethhook-worker"),  # = celery -A ethhook.celery_app worker, as in production
             "-Q",
@@ -136,8 +137,15 @@ class Worker:
             self._args, cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT
         )
         try:
-            wait_until(self._ready, 60, 0.2, f"worker {self.name} to start (log: {self.log_path})")
+            # A bound, not a wait: a worker starts in 3-5 s alone, but at the suite's busiest
+            # minutes (load average 20 and more on 2 cores) one took more than 60 s, logging
+            # nothing meanwhile.
+            wait_until(self._ready, 120, 0.2, f"worker {self.name} to start (log: {self.log_path})")
         except AssertionError as exc:
+            # Python's fault handler (PYTHONFAULTHANDLER) writes every thread's stack to the log.
+            self.proc.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
             self.stop()  # a worker that did not start in time is not left running after the suite
             tail = self.log_path.read_text(errors="replace")[-3000:]
             raise AssertionError(f"{exc}; the end of its log:\n{tail}") from None
