@@ -28,6 +28,7 @@ from ethhook.service.endpoints import delete_endpoint
 from ethhook.service.scope import OPERATOR
 from ethhook.types import webhook_id_for
 from ethhook.workqueue import (
+    DispatchGroup,
     NewLeases,
     delivery_row,
     due_deliveries,
@@ -167,9 +168,9 @@ def test_a_replay_a_month_later_adds_no_row_and_keeps_every_webhook_id(receiver,
     assert {r.webhook_id for r in receiver.on("/a")} == ids
 
 
-def test_statements_that_name_rows_by_id_read_one_partition():
-    endpoint_id, _ = add_endpoint("http://127.0.0.1:1/a", contracts=[address(1)])
-    # Five intervals of history, the message's rows in one of them.
+def _three_in_one_of_five_intervals() -> DispatchGroup:
+    """Five intervals of history, one event each, and three events' deliveries in a sixth
+    interval half a day before them: the message the matcher leased them to."""
     for i in range(5):
         with session_scope() as session:
             store_and_match(
@@ -181,6 +182,12 @@ def test_statements_that_name_rows_by_id_read_one_partition():
         (group,) = store_and_match(
             session, [event_at(_days_ago(1.5), n, block=99) for n in range(3)], utcnow()
         )
+    return group
+
+
+def test_statements_that_name_rows_by_id_read_one_partition():
+    endpoint_id, _ = add_endpoint("http://127.0.0.1:1/a", contracts=[address(1)])
+    group = _three_in_one_of_five_intervals()
     settings, worker = get_settings(), new_claim_token()
 
     def claim():  # noqa: ANN202
@@ -226,17 +233,7 @@ def test_statements_that_name_rows_by_id_read_one_partition():
 
 def test_beat_leases_due_deliveries_in_their_partition_only():
     add_endpoint("http://127.0.0.1:1/a", contracts=[address(1)])
-    for i in range(5):  # five intervals of history, the due deliveries in one of them
-        with session_scope() as session:
-            store_and_match(
-                session,
-                [event_at(_days_ago(1) + timedelta(seconds=INTERVAL_S * i), 0, block=i)],
-                utcnow(),
-            )
-    with session_scope() as session:
-        (group,) = store_and_match(
-            session, [event_at(_days_ago(1.5), n, block=99) for n in range(3)], utcnow()
-        )
+    group = _three_in_one_of_five_intervals()
     with session_scope() as session:  # their message was lost: only they are due
         session.execute(
             update(Delivery)
