@@ -24,9 +24,7 @@ def array_literal(values: Sequence[Any]) -> str | list[Any]:
     for v in values:
         kind = type(v)  # the common exact types first, in line: this runs for every value sent
         if kind is str:
-            if "\\" in v or '"' in v:
-                v = v.replace("\\", "\\\\").replace('"', '\\"')
-            append(f'"{v}"')
+            append(_quoted(v))
         elif kind is int:
             append(str(v))
         elif v is None:
@@ -42,12 +40,19 @@ def array_literal(values: Sequence[Any]) -> str | list[Any]:
         elif isinstance(v, float):
             append(repr(v) if v == v and abs(v) != float("inf") else _FLOAT_WORDS[repr(v)])
         elif isinstance(v, str):
-            append('"' + str.replace(str.replace(v, "\\", "\\\\"), '"', '\\"') + '"')
+            append(_quoted(str.__str__(v)))  # its text, whatever the subclass's __str__ says
         elif isinstance(v, dt.datetime | dt.date):
             append('"' + v.isoformat() + '"')
         else:
             return list(values)
     return "{" + ",".join(parts) + "}"
+
+
+def _quoted(text: str) -> str:
+    """`text` as one double-quoted element of an array's input text."""
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
 
 
 _FLOAT_WORDS = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
