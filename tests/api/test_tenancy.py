@@ -5,10 +5,15 @@ on every /v1 route, and lists never show another application's rows."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from ethhook.db import session_scope
+from ethhook.db.models import Delivery, utcnow
+from ethhook.db.replay_jobs import ReplayJob
 from ethhook.service.keys import generate_key
 from tests.support.api import ApiServer
 from tests.support.factories import address, transfer
@@ -47,10 +52,33 @@ def view_of(api: ApiServer, tenant: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def park(tenant: dict[str, Any]) -> None:
+    """Hold the tenant's delivery and replay job until tomorrow, so that beat (a session worker
+    may be running on this database) leaves them alone: any change seen after is a caller's."""
+    tomorrow = utcnow() + timedelta(days=1)
+    with session_scope() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == tenant["delivery"])
+            .values(
+                next_attempt_at=tomorrow,
+                lease_token=None,
+                lease_expires_at=None,
+                updated_at=Delivery.updated_at,
+            )
+        )
+        session.execute(
+            update(ReplayJob)
+            .where(ReplayJob.id == tenant["replay"])
+            .values(lease_expires_at=tomorrow, updated_at=ReplayJob.updated_at)
+        )
+
+
 def test_every_route_with_an_id_hides_another_applications_resource(
     api: ApiServer, tenants: dict[str, Any]
 ) -> None:
     a, b = tenants["a"], tenants["b"]
+    park(a)
     before = view_of(api, a)
     walked = []
     for method, path in operations(api):
