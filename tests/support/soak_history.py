@@ -62,8 +62,9 @@ class Retention:
     def partitions_bound(self) -> int:
         """The most partitions the three tables may have while retention keeps up: per table,
         those within retention (one partly), one past it until the next run (once an interval),
-        the current one and the three ahead beat makes."""
-        return 3 * (math.ceil(self.retention_s / self.interval_s) + 1 + 1 + 1 + 3)
+        one more for an interval whose run a fault made fail or beat sent late (the next run
+        drops both), the current one and the three ahead beat makes."""
+        return 3 * (math.ceil(self.retention_s / self.interval_s) + 1 + 1 + 1 + 1 + 3)
 
 
 def fitting_schedule(retention_s: float) -> tuple[int, ...]:
