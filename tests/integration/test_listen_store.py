@@ -10,6 +10,8 @@ from sqlalchemy import event, select
 
 from ethhook.db import get_engine, session_scope
 from ethhook.db.models import ChainBlock, ChainCursor
+from ethhook.db.partition_plan import event_time
+from ethhook.db.partitions import ensure_partitions
 from ethhook.listen.records import BlockHeader
 from ethhook.listen.reorg import KEEP_BLOCKS, TRIM_EVERY
 from ethhook.listen.store import ChainLock, load_state, rewind, save_range
@@ -60,12 +62,14 @@ def stored_blocks() -> dict[int, str]:
 
 
 def test_a_block_with_events_is_four_statements_and_moves_the_cursor():
-    # Given a cursor at block 9
+    # Given a cursor at block 9, and the events' partition made (an earlier write's, or beat's)
     add_endpoint("http://127.0.0.1:1/a", contracts=[TOKEN])
     save_range(1, [header(9)], [])
-    # When block 10 is saved with 20 events
     head = header(10)
-    seen = statements_of(save_range, 1, [head], in_block(head, 20))
+    events = in_block(head, 20)
+    ensure_partitions(get_engine(), {event_time(e.block_timestamp) for e in events})
+    # When block 10 is saved with 20 events
+    seen = statements_of(save_range, 1, [head], events)
     # Then: the events, the stale check, the block, the cursor (then COMMIT, not a statement here)
     assert seen == ["INSERT", "SELECT", "INSERT", "INSERT"]
     assert load_state(1).cursor == (10, head.hash)
