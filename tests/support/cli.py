@@ -14,7 +14,9 @@ from tests.support.env import BIN, ROOT, TMP
 
 # The commands that only call the service layer and print: run in this process, they cost no
 # interpreter start (about a second of CPU each). The others start servers or other programs.
-IN_PROCESS = frozenset({"endpoint", "delivery", "app", "stats", "explain"})
+IN_PROCESS = frozenset({"endpoint", "delivery", "app", "stats", "explain", "replay"})
+# `db` commands run in this process too, but for `db upgrade` (alembic's env sets logging up).
+IN_PROCESS_DB = frozenset({"partitions", "retention", "new-key", "reencrypt"})
 # Variables read only through the settings (ethhook.config), which run_cli reads again: a command
 # given other values of these runs in this process too. Logging is set up once per process.
 SETTINGS_PREFIXES = ("ETHHOOK_", "ETHEREUM_")
@@ -23,12 +25,16 @@ PROCESS_WIDE = ("ETHHOOK_LOG",)
 
 def ethhook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `ethhook` with these arguments: its main(argv) in this process for the commands in
-    IN_PROCESS (unless `env` sets more than settings), else the real console script."""
+    IN_PROCESS and IN_PROCESS_DB (unless `env` sets more than settings), else the real console
+    script."""
     settings_only = all(
         name.startswith(SETTINGS_PREFIXES) and not name.startswith(PROCESS_WIDE)
         for name in env or {}
     )
-    if args and args[0] in IN_PROCESS and settings_only:
+    in_process = bool(args) and (
+        args[0] in IN_PROCESS or (args[0] == "db" and len(args) > 1 and args[1] in IN_PROCESS_DB)
+    )
+    if in_process and settings_only:
         return run_cli(*args, env=env)
     full_env = os.environ.copy()
     full_env.update(env or {})
