@@ -121,6 +121,7 @@ def test_a_backlog_longer_than_the_dispatch_lease_drains_with_few_useless_tasks(
         with Session(engine) as session:
             attempts = session.scalar(select(func.count()).select_from(DeliveryAttempt))
         tasks, empty = _task_counts(deliverer.log())
+        logs = f"deliver log:\n{deliverer.log()[-2500:]}\nbeat log:\n{beat.log()[-2500:]}"
     finally:
         beat.stop()
         deliverer.stop()
@@ -131,7 +132,7 @@ def test_a_backlog_longer_than_the_dispatch_lease_drains_with_few_useless_tasks(
         f"({sent / elapsed:.0f}/s), {tasks} deliver tasks, {empty} claimed nothing "
         f"({empty / max(tasks, 1):.0%})"
     )
-    assert sent == DELIVERIES, f"the backlog did not drain within {DRAIN_BOUND_S} s"
+    assert sent == DELIVERIES, f"the backlog did not drain within {DRAIN_BOUND_S} s\n{logs}"
     assert len(got) == DELIVERIES and len({r.webhook_id for r in got}) == DELIVERIES
     assert attempts == DELIVERIES
     assert empty <= 0.1 * tasks
