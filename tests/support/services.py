@@ -180,8 +180,11 @@ class Worker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(10)
             self.stop()  # a worker that did not start in time is not left running after the suite
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"{exc}; the end of its log:\n{tail}") from None
+            log = self.log_path.read_text(errors="replace")
+            # The stacks, innermost frame first: what each thread was doing when time ran out.
+            dump = log.find("Fatal Python error")
+            shown = log[dump : dump + 6000] if dump >= 0 else log[-3000:]
+            raise AssertionError(f"{exc}; its log:\n{shown}") from None
         except BaseException:
             self.stop()
             raise
