@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -40,24 +40,52 @@ HEAVY = (
 LOCKS = Path(tempfile.gettempdir())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _machine_in_turn(request: pytest.FixtureRequest) -> Iterator[None]:
-    nodeid = request.node.nodeid
-    if nodeid.startswith(SERIAL):
-        name, mode = "ethhook-tests-rabbitmq.lock", fcntl.LOCK_EX
-    elif nodeid.startswith(QUIET):
-        name, mode = "ethhook-tests-cpu.lock", fcntl.LOCK_EX
-    elif nodeid.startswith(HEAVY):
-        name, mode = "ethhook-tests-cpu.lock", fcntl.LOCK_SH
-    else:
-        yield
+def _turn_lock(module: str) -> tuple[str, int] | None:
+    """The lock file and mode a module takes its turn with, if any."""
+    if module.startswith(SERIAL):
+        return "ethhook-tests-rabbitmq.lock", fcntl.LOCK_EX
+    if module.startswith(QUIET):
+        return "ethhook-tests-cpu.lock", fcntl.LOCK_EX
+    if module.startswith(HEAVY):
+        return "ethhook-tests-cpu.lock", fcntl.LOCK_SH
+    return None
+
+
+_in_turn: dict[str, IO[str]] = {}  # the module holding a turn in this process → its lock file
+_TIMEOUT = pytest.StashKey[Any]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """Keep each test's timeout settings (pytest-timeout's own implementation sets the timer)."""
+    item.stash[_TIMEOUT] = settings
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A module's first test waits for the module's turn before any fixture is set up, and the
+    wait (minutes behind the QUIET modules, at times) does not count against its timeout."""
+    module = item.nodeid.split("::")[0]
+    turn = _turn_lock(module)
+    if turn is None or module in _in_turn:
         return
-    with (LOCKS / name).open("a") as lock:
-        fcntl.flock(lock, mode)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    hooks = item.config.pluginmanager.hook
+    hooks.pytest_timeout_cancel_timer(item=item)
+    lock = (LOCKS / turn[0]).open("a")
+    fcntl.flock(lock, turn[1])
+    _in_turn[module] = lock
+    if _TIMEOUT in item.stash:
+        hooks.pytest_timeout_set_timer(item=item, settings=item.stash[_TIMEOUT])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The turn ends after the module's last test, its module fixtures torn down."""
+    module = item.nodeid.split("::")[0]
+    if module in _in_turn and (nextitem is None or not nextitem.nodeid.startswith(module + "::")):
+        lock = _in_turn.pop(module)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 # Modules that take 40 s or more without being marked slow (measured in a full run).
