@@ -63,8 +63,9 @@ class Pipeline:
 
     def ethhook(self, *args: str) -> str:
         """The real `ethhook` command on this pipeline's services; its stdout."""
+        # A bound, not a wait (as tests.support.cli's): ~1 s alone, over 60 s at the suite's peak.
         result = subprocess.run(
-            [str(BIN / "ethhook"), *args], env=self.env, capture_output=True, text=True, timeout=60
+            [str(BIN / "ethhook"), *args], env=self.env, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
