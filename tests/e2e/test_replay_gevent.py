@@ -20,6 +20,7 @@ from tests.support.db import job_row
 from tests.support.endpoints import add_endpoint
 from tests.support.env import BIN
 from tests.support.factories import TRANSFER
+from tests.support.fixtures import session_worker_without
 from tests.support.services import Worker
 from tests.support.waiting import wait_until
 
@@ -67,12 +68,8 @@ class SlowNode:
 @pytest.fixture()
 def maintenance_elsewhere() -> Iterator[None]:
     """The session worker stops taking maintenance tasks while the test's gevent worker runs."""
-    from ethhook.celery_app import app
-
-    host = "main@" + os.uname().nodename
-    app.control.cancel_consumer("maintenance", destination=[host], reply=True, timeout=5)
-    yield
-    app.control.add_consumer("maintenance", destination=[host], reply=True, timeout=5)
+    with session_worker_without("maintenance"):
+        yield
 
 
 def start_jobs(ranges: list[tuple[int, int]], env: dict[str, str]) -> list[int]:

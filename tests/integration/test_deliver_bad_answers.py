@@ -18,6 +18,7 @@ from ethhook.db.models import DeliveryStatus, Endpoint
 from tests.support.db import deliveries, publish_events
 from tests.support.endpoints import SCHEDULE, add_endpoint
 from tests.support.factories import address, transfer
+from tests.support.fixtures import session_worker_without
 from tests.support.services import Worker
 from tests.support.waiting import wait_until
 
@@ -116,14 +117,12 @@ class RawReceiver:
 @pytest.fixture()
 def gevent_deliver_worker() -> Iterator[None]:
     """A gevent deliver worker (the production pool) instead of the session worker's threads."""
-    from ethhook.celery_app import app
-
-    host = "main@" + os.uname().nodename
-    app.control.cancel_consumer("deliver", destination=[host], reply=True, timeout=5)
-    worker = Worker(f"deliver-gevent-{os.getpid()}", beat=False, pool="gevent", queues="deliver")
-    yield
-    worker.stop()
-    app.control.add_consumer("deliver", destination=[host], reply=True, timeout=5)
+    with session_worker_without("deliver"):
+        worker = Worker(
+            f"deliver-gevent-{os.getpid()}", beat=False, pool="gevent", queues="deliver"
+        )
+        yield
+        worker.stop()
 
 
 def run_scenario(kind: str) -> None:

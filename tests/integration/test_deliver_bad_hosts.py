@@ -13,6 +13,7 @@ from ethhook.db.models import DeliveryStatus, Endpoint
 from tests.support.db import deliveries, publish_events
 from tests.support.endpoints import SCHEDULE, add_endpoint
 from tests.support.factories import address, transfer
+from tests.support.fixtures import session_worker_without
 from tests.support.services import Worker
 from tests.support.waiting import wait_until
 
@@ -23,11 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("db", "worker")]
 def guarded_deliver_worker(request: pytest.FixtureRequest) -> Iterator[None]:
     """A deliver worker with the SSRF guard on (each pool has its own client) instead of the
     session worker, which allows private targets for the suite's loopback receivers."""
-    from ethhook.celery_app import app
-
-    host = "main@" + os.uname().nodename
-    app.control.cancel_consumer("deliver", destination=[host], reply=True, timeout=5)
-    try:  # the session worker consumes again even when this one did not start
+    with session_worker_without("deliver"):  # consuming again even when this one did not start
         worker = Worker(
             f"deliver-guarded-{request.param}-{os.getpid()}",
             {"ETHHOOK_ALLOW_PRIVATE_TARGETS": "false"},
@@ -37,8 +34,6 @@ def guarded_deliver_worker(request: pytest.FixtureRequest) -> Iterator[None]:
         )
         yield
         worker.stop()
-    finally:
-        app.control.add_consumer("deliver", destination=[host], reply=True, timeout=5)
 
 
 @pytest.mark.usefixtures("guarded_deliver_worker")

@@ -9,7 +9,6 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from ethhook.celery_app import app
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, DeliveryAttempt, DeliveryStatus
 from ethhook.types import ChainEvent
@@ -24,6 +23,7 @@ from tests.support.factories import (
     address,
     transfer,
 )
+from tests.support.fixtures import session_worker_without
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("db", "worker")
@@ -170,10 +170,7 @@ def test_flushing_redis_before_workers_ran_loses_no_delivery(receiver, worker, r
         transfer(contract=address(8), block=5 + i // 50, log_index=i % 50, value=i)
         for i in range(200)
     ]
-    app.control.cancel_consumer(
-        "deliver", destination=["main@" + _hostname()], reply=True, timeout=5
-    )
-    try:
+    with session_worker_without("deliver"):
         publish_events(events)
 
         def created() -> int:
@@ -187,21 +184,11 @@ def test_flushing_redis_before_workers_ran_loses_no_delivery(receiver, worker, r
         wait_until(lambda: created() == 200, 60, 0.2, "deliveries created")
         assert receiver.requests == []
         redis.Redis.from_url(redis_server).flushall()
-    finally:
-        app.control.add_consumer(
-            "deliver", destination=["main@" + _hostname()], reply=True, timeout=5
-        )
     wait_until(lambda: len(receiver.on("/durable")) >= 200, 90, 0.2, "every webhook after FLUSHALL")
     time.sleep(1)
     got = receiver.on("/durable")
     assert len(got) == 200 and len({r.webhook_id for r in got}) == 200
     assert all(r.verified for r in got)
-
-
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
 
 
 def test_an_auto_disabled_endpoint_holds_its_deliveries_until_enabled(receiver):

@@ -20,6 +20,7 @@ from tests.support.db import publish_events as publish
 from tests.support.endpoints import add_endpoint
 from tests.support.env import TMP
 from tests.support.factories import address, transfer
+from tests.support.fixtures import session_worker_without
 from tests.support.services import Worker
 from tests.support.waiting import stop_process, wait_until
 
@@ -178,21 +179,19 @@ def test_a_worker_killed_mid_delivery_has_its_deliveries_sent_after_the_lease(re
         (hang_first.wait(8), (500, {}, b""))[1] if i == 0 else (200, {}, b"ok")
     )
     endpoint_id, _ = add_endpoint(receiver.url("/slow"))
-    host = "main@" + os.uname().nodename
-    from ethhook.celery_app import app
-
-    app.control.cancel_consumer("deliver", destination=[host], reply=True, timeout=5)
-    victim = Worker(
-        "victim", beat=False, queues="deliver", extra_env={"ETHHOOK_DELIVERY_LEASE_S": "4"}
-    )
-    try:
-        publish([transfer(contract=address(71), block=1, log_index=i, value=i) for i in range(20)])
-        wait_until(lambda: len(receiver.on("/slow")) >= 1, 30, 0.1, "the victim to start sending")
-        os.kill(victim.proc.pid, signal.SIGKILL)
-        victim.proc.wait(10)
-    finally:
-        app.control.add_consumer("deliver", destination=[host], reply=True, timeout=5)
-        stop_process(victim.proc)
+    with session_worker_without("deliver"):
+        victim = Worker(
+            "victim", beat=False, queues="deliver", extra_env={"ETHHOOK_DELIVERY_LEASE_S": "4"}
+        )
+        try:
+            publish(
+                [transfer(contract=address(71), block=1, log_index=i, value=i) for i in range(20)]
+            )
+            wait_until(lambda: len(receiver.on("/slow")) >= 1, 30, 0.1, "the victim to start")
+            os.kill(victim.proc.pid, signal.SIGKILL)
+            victim.proc.wait(10)
+        finally:
+            stop_process(victim.proc)
     hang_first.set()
 
     def statuses() -> list[str]:

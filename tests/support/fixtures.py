@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,14 +76,34 @@ def without_session_worker() -> Iterator[None]:
         w.start()
 
 
+@contextmanager
+def session_worker_without(queue: str) -> Iterator[None]:
+    """The session's worker, when it runs, stops taking `queue`'s tasks until the block ends (a
+    test's own worker takes them meanwhile). Each change waits for the worker's reply: one that
+    has not answered still consumes, and a test's task would go to it."""
+    from ethhook.celery_app import app
+
+    host = "main@" + os.uname().nodename
+    running = any(w.proc.poll() is None for w in _session_workers)
+    if running:
+        _confirmed(app.control.cancel_consumer, queue, host)
+    try:
+        yield
+    finally:
+        if running:
+            _confirmed(app.control.add_consumer, queue, host)
+
+
+def _confirmed(command: Any, queue: str, host: str) -> None:
+    # A bound, not a wait: the reply takes milliseconds alone, seconds at the suite's peak.
+    replies = command(queue, destination=[host], reply=True, timeout=60)
+    assert replies, f"{host} did not answer {command.__name__}({queue!r}) within 60 s"
+
+
 @pytest.fixture()
 def start_replay_worker() -> Iterator[Any]:
     """Maintenance workers that know the test's chain URLs (a replay reads the node where it
     runs); the session worker stops taking maintenance tasks meanwhile."""
-    from ethhook.celery_app import app
-
-    host = "main@" + os.uname().nodename
-    app.control.cancel_consumer("maintenance", destination=[host], reply=True, timeout=5)
     workers: list[Worker] = []
 
     def start(env: dict[str, str]) -> Worker:
@@ -91,13 +112,15 @@ def start_replay_worker() -> Iterator[Any]:
         workers.append(worker)
         return worker
 
-    yield start
-    for worker in workers:
-        if worker.proc.poll() is None:
-            worker.stop()
-        print(f"--- {worker.log_path.name} (replay lines) ---")
-        print("\n".join(line for line in worker.log().splitlines() if "replay." in line)[-4000:])
-    app.control.add_consumer("maintenance", destination=[host], reply=True, timeout=5)
+    with session_worker_without("maintenance"):
+        yield start
+        for worker in workers:
+            if worker.proc.poll() is None:
+                worker.stop()
+            print(f"--- {worker.log_path.name} (replay lines) ---")
+            print(
+                "\n".join(line for line in worker.log().splitlines() if "replay." in line)[-4000:]
+            )
 
 
 # --- receivers ----------------------------------------------------------------------------------
