@@ -31,7 +31,9 @@ demo: $(STAMP)
 # wait on those. Each process has its own database, redis-server and ports (the fault tier its own
 # PostgreSQL cluster too), and takes whole modules (their nodes and servers set up once), the
 # longest first; the RabbitMQ tests take turns on the machine's RabbitMQ (tests/conftest.py).
-PYTEST_WORKERS ?= 5
+# Four: with five, the suite's busiest minutes had 30–40 processes runnable on the 2 cores and
+# start-up bounds of 60–120 s ran out; the suite is CPU-bound there, so one fewer costs little.
+PYTEST_WORKERS ?= 4
 XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: lint
 	$(BIN)/pytest $(XDIST)
