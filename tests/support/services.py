@@ -105,7 +105,7 @@ def _empty(conn: Connection) -> None:
 
 
 def forget_endpoint_state() -> None:
-    """Empty the Redis database of breakers, rate limits and idempotency keys: RESTART IDENTITY
+    """Empty the Redis database of breakers, rate limits and idempotency keys: empty_tables
     hands the same endpoint ids out again, and a breaker an earlier test opened for endpoint 1
     would be the next endpoint 1's."""
     import redis
