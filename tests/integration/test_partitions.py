@@ -44,12 +44,12 @@ from tests.support.factories import address
 from tests.support.partitioning import (
     HISTORY,
     INTERVAL_S,
-    empty_tables,
     event_at,
     partition_of,
     partitions_of,
     private_database,
 )
+from tests.support.services import empty_tables
 from tests.support.waiting import wait_until
 
 

@@ -27,11 +27,11 @@ from tests.support.metric_names import registry
 from tests.support.partitioning import (
     HISTORY,
     INTERVAL_S,
-    empty_tables,
     event_at,
     partitions_of,
     private_database,
 )
+from tests.support.services import empty_tables
 
 RETENTION_DAYS = 2  # partitioning.ENV
 

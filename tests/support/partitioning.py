@@ -21,7 +21,6 @@ from ethhook.db.partitions import forget_partitions
 from ethhook.types import ChainEvent
 from tests.support.env import BIN, PG_ADMIN_URL, ROOT
 from tests.support.factories import address, transfer
-from tests.support.services import forget_endpoint_state
 
 INTERVAL_S = 300
 ENV = {"ETHHOOK_PARTITION_INTERVAL": "5m", "ETHHOOK_RETENTION_DAYS": "2"}
@@ -70,20 +69,6 @@ def _forget() -> None:
     get_settings.cache_clear()
     dispose_engine()
     forget_partitions()
-
-
-def empty_tables() -> None:
-    """Every row gone (the partitions stay), and nothing in Redis about endpoints: ids start at 1
-    again, and an earlier endpoint 1's turn or breaker must not be the next one's."""
-    with get_engine().begin() as conn:
-        conn.execute(
-            text(
-                "TRUNCATE delivery_attempts, deliveries, events, endpoint_filters, endpoints,"
-                " endpoint_topic_keys, chain_cursors, chain_blocks, delivery_rollups"
-                " RESTART IDENTITY CASCADE"
-            )
-        )
-    forget_endpoint_state()
 
 
 def event_at(when: datetime, n: int, contract: int = 1, block: int | None = None) -> ChainEvent:
