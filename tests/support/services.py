@@ -181,8 +181,9 @@ class Worker:
                 self.proc.wait(10)
             self.stop()  # a worker that did not start in time is not left running after the suite
             log = self.log_path.read_text(errors="replace")
-            # The stacks, innermost frame first: what each thread was doing when time ran out.
-            dump = log.find("Fatal Python error")
+            # The stacks, innermost frame first: what each thread was doing when time ran out (the
+            # last dump: a restarted worker's log goes on in the same file).
+            dump = log.rfind("Fatal Python error")
             shown = log[dump : dump + 6000] if dump >= 0 else log[-3000:]
             raise AssertionError(f"{exc}; its log:\n{shown}") from None
         except BaseException:
