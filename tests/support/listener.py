@@ -45,9 +45,11 @@ class ListenerProcess:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def wait_started(self, *chain_ids: int, timeout: float = 30) -> None:
+    def wait_started(self, *chain_ids: int, timeout: float = 90) -> None:
         """Until the listener saved a cursor for every chain (it reads every block after it);
-        by default the built-in chains whose URLs it was given."""
+        by default the built-in chains whose URLs it was given. The timeout is a bound, not a
+        wait: a listener starts in 2 s alone, and had written nothing after 30 s at the suite's
+        busiest minutes."""
         if not chain_ids:
             chain_ids = tuple(
                 sorted(
