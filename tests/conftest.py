@@ -1,6 +1,6 @@
 """The root of the suite: the test environment (tests/support/env.py, set here before anything
-imports ethhook's settings), the shared fixtures (tests/support/fixtures.py), and which tests
-which tests take turns on a service of the machine.
+imports ethhook's settings), the shared fixtures (tests/support/fixtures.py), and the order and
+turns modules run in.
 
 Tests import helpers from `tests.support` only, never from a conftest or another test module.
 """
@@ -18,37 +18,15 @@ import pytest
 pytest.register_assert_rewrite("tests.support")
 
 import tests.support.env  # noqa: E402, F401  (sets the ETHHOOK_* variables on import)
+from tests.support.schedule import QUIET, TurnScheduling, turn_lock  # noqa: E402
 
 pytest_plugins = ["tests.support.fixtures"]
 
-# Each xdist worker has its own database, redis-server and ports, and the fault tier restarts
-# PostgreSQL and Redis instances of its own, so tests run side by side, but for two things of the
-# machine's, which modules take turns on through locks on files (that a concurrent run of the
-# suite honours too), each held over a whole module (its own fixtures set up after it):
-# * the machine's RabbitMQ, which one RabbitMQ module restarts: one at a time;
-# * its two cores: a module that measures rates and bounds in wall-clock time (QUIET) runs
-#   beside no other QUIET module and none that loads the database with a million rows or
-#   hammers the API (HEAVY); HEAVY ones may run together.
-SERIAL = ("tests/faults/test_rabbitmq.py", "tests/integration/test_rabbitmq.py")
-QUIET = ("tests/integration/test_protection_bounds.py", "tests/integration/test_resilience.py")
-HEAVY = (
-    "tests/api/test_schemathesis.py",
-    "tests/integration/test_matching_where.py",
-    "tests/integration/test_partition_migration.py",
-    "tests/integration/test_retention.py",
-)
+# Each xdist worker has its own database, Redis and ports, and the fault tier restarts PostgreSQL
+# and Redis instances of its own, so tests run side by side, but for the modules that take turns
+# on a service of the machine's (tests/support/schedule.py): each holds a lock on a file over the
+# whole module (its own fixtures set up after it).
 LOCKS = Path(tempfile.gettempdir())
-
-
-def _turn_lock(module: str) -> tuple[str, int] | None:
-    """The lock file and mode a module takes its turn with, if any."""
-    if module.startswith(SERIAL):
-        return "ethhook-tests-rabbitmq.lock", fcntl.LOCK_EX
-    if module.startswith(QUIET):
-        return "ethhook-tests-cpu.lock", fcntl.LOCK_EX
-    if module.startswith(HEAVY):
-        return "ethhook-tests-cpu.lock", fcntl.LOCK_SH
-    return None
 
 
 _in_turn: dict[str, IO[str]] = {}  # the module holding a turn in this process → its lock file
@@ -66,7 +44,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """A module's first test waits for the module's turn before any fixture is set up, and the
     wait (minutes behind the QUIET modules, at times) does not count against its timeout."""
     module = item.nodeid.split("::")[0]
-    turn = _turn_lock(module)
+    turn = turn_lock(module)
     if turn is None or module in _in_turn:
         return
     hooks = item.config.pluginmanager.hook
@@ -88,20 +66,39 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         lock.close()
 
 
-# Modules that take 40 s or more without being marked slow (measured in a full run).
+# Modules that take 40 s or more, the longest first (measured in a full run, 2026-12-07), whether
+# marked slow or not: `make test` hands modules out in this order, after the QUIET ones, so that
+# none of them starts last while the other processes have nothing left to do; `--fast` leaves them
+# out with the other modules marked slow.
 LONG = (
-    "tests/api/test_audit_http.py",
-    "tests/api/test_schemathesis.py",
-    "tests/browser/test_console_audit.py",
-    "tests/integration/test_backlog.py",
-    "tests/integration/test_encryption_defaults.py",
-    "tests/integration/test_matching_where.py",
-    "tests/integration/test_migrations.py",
+    "tests/e2e/test_logs.py",  # two idle windows of two minutes
+    "tests/faults/test_soak.py",
     "tests/integration/test_partition_migration.py",
-    "tests/integration/test_partitions.py",
-    "tests/integration/test_pipeline.py",
+    "tests/integration/test_matching_where.py",
+    "tests/faults/test_services.py",
+    "tests/faults/test_workers.py",
+    "tests/e2e/test_replay.py",
+    "tests/e2e/test_listen_resilience.py",
+    "tests/faults/test_listener.py",
+    "tests/integration/test_deliver_bad_hosts.py",
+    "tests/faults/test_rabbitmq.py",
+    "tests/integration/test_encryption_defaults.py",
+    "tests/e2e/test_up.py",
+    "tests/api/test_audit_http.py",
     "tests/integration/test_retention.py",
+    "tests/browser/test_console_forms.py",
+    "tests/api/test_schemathesis.py",
+    "tests/integration/test_pipeline.py",
+    "tests/integration/test_migrations.py",
+    "tests/browser/test_console_audit.py",
+    "tests/integration/test_partitions.py",
+    "tests/integration/test_backlog.py",
 )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> TurnScheduling | None:
+    """`--dist loadfile` (make test) with the turns in mind."""
+    return TurnScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,13 +118,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=[i for i in items if _long(i)])
         items[:] = [i for i in items if not _long(i)]
 
-    # Modules marked slow, and the LONG ones, first (a stable sort: each module stays whole and in
-    # order): `make test` hands out whole modules in this order (xdist's loadfile), so none of
-    # them starts last while the other processes have nothing left to do.
-    # The QUIET ones before all, so that they are done before most HEAVY ones start.
-    def order(item: pytest.Item) -> int:
-        if item.nodeid.startswith(QUIET):
-            return 0
-        return 1 if _long(item) else 2
+    # The QUIET ones first, so that they are done before most HEAVY ones start; then the LONG ones,
+    # longest first; then the others marked slow; then the rest (a stable sort: each module stays
+    # whole and in order).
+    def order(item: pytest.Item) -> tuple[int, int]:
+        module = item.nodeid.split("::")[0]
+        if module.startswith(QUIET):
+            return 0, 0
+        if module in LONG:
+            return 1, LONG.index(module)
+        return (2, 0) if _long(item) else (3, 0)
 
     items.sort(key=order)
