@@ -165,7 +165,7 @@ def test_a_dead_lettered_head_pauses_the_endpoint_until_it_is_retried(receiver):
     dead = by_sequence(endpoint_id)[2]
 
     # Then: the endpoint is paused and says why; nothing after the 2nd is sent while the due
-    # scan (every 0.5 s) runs several times and a new event arrives.
+    # scan (every second) runs several times and a new event arrives.
     publish(contract, 2, 1)
     wait_until(lambda: len(by_sequence(endpoint_id)) == 5, 30, 0.1, "the 5th numbered")
     shown = cli_json("endpoint", "show", str(endpoint_id))
