@@ -66,20 +66,22 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         lock.close()
 
 
-# Modules that take 40 s or more, the longest first (measured in a full run, 2026-12-07), whether
-# marked slow or not: `make test` hands modules out in this order, after the QUIET ones, so that
-# none of them starts last while the other processes have nothing left to do; `--fast` leaves them
-# out with the other modules marked slow.
+# Modules that take 40 s or more (measured in a full run, 2026-12-07), whether marked slow or not:
+# `make test` hands modules out in this order, after the QUIET ones, so that none of them starts
+# last while the other processes have nothing left to do; `--fast` leaves them out with the other
+# modules marked slow. The longest first, but for the HEAVY ones, which wait until the QUIET ones
+# are done, and the log test, which idles for four minutes: beside the QUIET ones, which keep the
+# HEAVY ones off the machine, the modules that keep its cores busy.
 LONG = (
-    "tests/e2e/test_logs.py",  # two idle windows of two minutes
     "tests/faults/test_soak.py",
-    "tests/integration/test_partition_migration.py",
-    "tests/integration/test_matching_where.py",
     "tests/faults/test_services.py",
     "tests/faults/test_workers.py",
     "tests/e2e/test_replay.py",
     "tests/e2e/test_listen_resilience.py",
     "tests/faults/test_listener.py",
+    "tests/integration/test_partition_migration.py",
+    "tests/integration/test_matching_where.py",
+    "tests/e2e/test_logs.py",  # two idle windows of two minutes
     "tests/integration/test_deliver_bad_hosts.py",
     "tests/faults/test_rabbitmq.py",
     "tests/integration/test_encryption_defaults.py",
@@ -118,8 +120,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=[i for i in items if _long(i)])
         items[:] = [i for i in items if not _long(i)]
 
-    # The QUIET ones first, so that they are done before most HEAVY ones start; then the LONG ones,
-    # longest first; then the others marked slow; then the rest (a stable sort: each module stays
+    # The QUIET ones first, so that they are done before most HEAVY ones start; then the LONG ones
+    # in their order; then the others marked slow; then the rest (a stable sort: each module stays
     # whole and in order).
     def order(item: pytest.Item) -> tuple[int, int]:
         module = item.nodeid.split("::")[0]
