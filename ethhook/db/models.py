@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Float,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     false,
+    or_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -230,6 +232,12 @@ class Endpoint(Base):
     topic_keys: Mapped[list[EndpointTopicKey]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @classmethod
+    def takes_events(cls) -> ColumnElement[bool]:
+        """Endpoints that events are matched to: the active ones, and the disabled ones that keep
+        their backlog (not disabled with --discard)."""
+        return or_(cls.active.is_(True), cls.discard_while_disabled.is_(False))
 
     def previous_secret_signs(self, now: datetime) -> bool:
         """Whether the previous secret still signs beside the current one (rotation grace)."""

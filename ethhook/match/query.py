@@ -132,8 +132,7 @@ def _filter_columns(live: bool) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     endpoints table (a sequential scan growing with every endpoint; see bench/RESULTS.md).
     """
     f = EndpointFilter
-    takes = or_(Endpoint.active.is_(True), Endpoint.discard_while_disabled.is_(False))
-    sends = [Endpoint.id == f.endpoint_id, takes]
+    sends = [Endpoint.id == f.endpoint_id, Endpoint.takes_events()]
     if live:
         sends.append(Endpoint.backfilling.is_(False))
     confirmations_of = select(Endpoint.confirmations).where(*sends).scalar_subquery()
