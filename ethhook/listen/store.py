@@ -296,7 +296,8 @@ class DatabaseStore:
 
 @dataclass(frozen=True)
 class WatchList:
-    """Which contracts and events each chain's active endpoints watch; `None` means every one."""
+    """Which contracts and events each chain's endpoints watch (those that events are matched to:
+    active, or disabled keeping their backlog); `None` means every one."""
 
     # (chain_id or None for every chain, address or None for every contract)
     rows: frozenset[tuple[int | None, str | None]]
@@ -328,7 +329,7 @@ def load_watch_list() -> WatchList:
         rows = session.execute(
             select(EndpointFilter.chain_id, EndpointFilter.address, EndpointFilter.topic0)
             .join(Endpoint, Endpoint.id == EndpointFilter.endpoint_id)
-            .where(Endpoint.active.is_(True))
+            .where(Endpoint.takes_events())  # a disabled endpoint's backlog is kept too
             .distinct()
         ).all()
         return WatchList(

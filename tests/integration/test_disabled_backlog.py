@@ -171,3 +171,22 @@ def test_enabling_an_active_endpoint_leaves_its_retries_on_their_schedule(receiv
     later = rows(endpoint_id)[0].next_attempt_at
     assert ethhook("endpoint", "enable", str(endpoint_id)).returncode == 0
     assert rows(endpoint_id)[0].next_attempt_at == later
+
+
+def test_the_listener_still_reads_the_contract_of_a_disabled_endpoint_that_keeps_its_backlog():
+    # Who else could lose a disabled endpoint's backlog: the listener, which asks the node only
+    # for the contracts that endpoints watch. Events of a contract that only a disabled endpoint
+    # watches must still be read and stored while it keeps its backlog (a 410 disables it as
+    # its webhooks fail, and the next events went unread), and need not be once it discards.
+    from ethhook.listen.store import load_watch_list
+
+    kept, _ = add_endpoint("http://127.0.0.1:9/kept", contracts=[address(45)])
+    dropped, _ = add_endpoint("http://127.0.0.1:9/dropped", contracts=[address(46)])
+    active, _ = add_endpoint("http://127.0.0.1:9/active", contracts=[address(47)])
+    assert ethhook("endpoint", "disable", str(kept)).returncode == 0
+    assert ethhook("endpoint", "disable", str(dropped), "--discard").returncode == 0
+
+    assert load_watch_list().addresses_for(1) == frozenset({address(45), address(47)})
+
+    assert ethhook("endpoint", "enable", str(dropped)).returncode == 0
+    assert load_watch_list().addresses_for(1) == frozenset({address(45), address(46), address(47)})
