@@ -1,4 +1,4 @@
-"""Which modules take turns, and the order `make test`'s processes take modules in.
+"""Which modules take turns, and how `make test` hands modules to its processes.
 
 `make test` runs the suite in several pytest-xdist processes, each taking whole modules
 (`--dist loadfile`). Most modules run side by side, but for two things of the machine's, which
