@@ -182,7 +182,7 @@ def test_the_listener_still_reads_the_contract_of_a_disabled_endpoint_that_keeps
 
     kept, _ = add_endpoint("http://127.0.0.1:9/kept", contracts=[address(45)])
     dropped, _ = add_endpoint("http://127.0.0.1:9/dropped", contracts=[address(46)])
-    active, _ = add_endpoint("http://127.0.0.1:9/active", contracts=[address(47)])
+    add_endpoint("http://127.0.0.1:9/active", contracts=[address(47)])
     assert ethhook("endpoint", "disable", str(kept)).returncode == 0
     assert ethhook("endpoint", "disable", str(dropped), "--discard").returncode == 0
 
