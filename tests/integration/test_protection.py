@@ -31,6 +31,7 @@ from tests.support.cli import ethhook
 from tests.support.db import row_counts, store_and_match
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, transfer
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture()
@@ -307,14 +308,54 @@ def test_auto_disable_only_after_the_failing_period_and_enable_resumes():
 
 
 def test_a_success_resets_failures_counted_by_other_workers(r):
-    # Given failures recorded by other workers' breaker objects, below fail_max
+    # Given failures recorded by other workers' breaker objects, below fail_max, after this
+    # task's breaker last read the shared counter
     others = [
         EndpointBreaker(r, 3, fail_max=3, reset_timeout_s=30, trial_ttl_s=5) for _ in range(2)
     ]
-    mine = EndpointBreaker(r, 3, fail_max=3, reset_timeout_s=30, trial_ttl_s=5)
+    mine = EndpointBreaker(
+        r, 3, fail_max=3, reset_timeout_s=30, trial_ttl_s=5, shared_count_read_s=0.3
+    )
     assert mine.before_request() == 0  # the counter is 0 when this task starts
+    read_at = time.monotonic()
     assert not others[0].record_failure() and not others[1].record_failure()
-    # When this task's request succeeds, then the shared counter starts again from zero
+    # When this task's request succeeds once its breaker may read the counter again
+    wait_until(lambda: time.monotonic() - read_at >= 0.3, 5, 0.05, "the counter's next read")
     mine.record_success()
+    # Then the shared counter starts again from zero
     assert not others[0].record_failure() and not others[1].record_failure()
     assert mine.state() == CLOSED
+
+
+class CountingRedis(redis.Redis):
+    """A Redis client counting the commands it sends."""
+
+    commands = 0
+
+    def execute_command(self, *args, **options):
+        self.commands += 1
+        return super().execute_command(*args, **options)
+
+
+def test_a_success_reads_other_workers_failures_at_most_once_an_interval(r):
+    # Given a task's breaker that read the shared counter at its start, and two failures of
+    # other workers since
+    other = EndpointBreaker(r, 4, fail_max=3, reset_timeout_s=30, trial_ttl_s=5)
+    client = CountingRedis(connection_pool=r.connection_pool)
+    mine = EndpointBreaker(
+        client, 4, fail_max=3, reset_timeout_s=30, trial_ttl_s=5, shared_count_read_s=60
+    )
+    assert mine.before_request() == 0
+    assert not other.record_failure() and not other.record_failure()
+    # When its requests succeed within the interval, Redis is not asked after each window
+    asked = client.commands
+    mine.record_success()
+    mine.record_success()
+    assert client.commands == asked
+    # Then the others' failures still count, and a failure of its own resets them all at its
+    # next success
+    assert mine.record_failure() is True  # the third failure opens the breaker
+    assert mine.state() == OPEN
+    mine.record_success()
+    assert mine.state() == CLOSED
+    assert not other.record_failure() and not other.record_failure()
