@@ -66,8 +66,10 @@ from ethhook.workqueue.ops import (
 )
 from ethhook.workqueue.ordered import (
     ORDERED_MODES,
+    Head,
     claim_ordered,
     due_heads,
+    head_of,
     paused_by,
 )
 from ethhook.workqueue.orphans import orphan_blocks
@@ -76,8 +78,10 @@ from ethhook.workqueue.sequence import number_deliveries
 
 __all__ = [
     "ORDERED_MODES",
+    "Head",
     "claim_ordered",
     "due_heads",
+    "head_of",
     "paused_by",
     "DISCARDED_REASON",
     "DisableTrigger",

@@ -203,17 +203,41 @@ def due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, in
     return [(row[0], row[1], row[2]) for row in session.execute(query)]
 
 
+@dataclass(frozen=True)
+class Head:
+    """An ordered endpoint's head: the delivery it sends next (pending), or the dead-lettered
+    one that holds a pause endpoint (failed)."""
+
+    id: int
+    sequence: int | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+
+
+def head_of(session: Session, endpoint_id: int, mode: str) -> Head | None:
+    """The head of an endpoint ordered in `mode`; None when nothing is open."""
+    row = session.execute(
+        select(
+            Delivery.id,
+            Delivery.sequence,
+            Delivery.status,
+            Delivery.attempts,
+            Delivery.next_attempt_at,
+        )
+        .where(Delivery.endpoint_id == endpoint_id, holds(Delivery, mode))
+        .order_by(*in_order(Delivery))
+        .limit(1)
+    ).first()
+    return None if row is None else Head(*row)
+
+
 def paused_by(session: Session, endpoint: Endpoint) -> tuple[int, int | None] | None:
     """(delivery id, sequence) of the dead-lettered head that holds a pause endpoint; None when
     nothing holds it (or it is not a pause endpoint)."""
     if endpoint.ordered != PAUSE:
         return None
-    head = session.execute(
-        select(Delivery.id, Delivery.sequence, Delivery.status)
-        .where(Delivery.endpoint_id == endpoint.id, holds(Delivery, PAUSE))
-        .order_by(*in_order(Delivery))
-        .limit(1)
-    ).first()
+    head = head_of(session, endpoint.id, PAUSE)
     if head is None or head.status != DeliveryStatus.FAILED:
         return None
-    return int(head.id), head.sequence
+    return head.id, head.sequence
