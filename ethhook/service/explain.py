@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from ethhook.config import BUILTIN_CHAINS, ChainConfig, Settings
-from ethhook.db.models import ChainCursor, Delivery, Endpoint, Event
+from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Endpoint, Event
 from ethhook.db.partition_plan import event_time
 from ethhook.exceptions import EthHookError, InputError, NotFoundError, TransientError
 from ethhook.listen.replay import TransactionLogs, transaction_logs
@@ -31,6 +32,7 @@ from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import parse_chain
 from ethhook.service.verdicts import ChainFacts, EndpointFacts, LogFacts, verdict
 from ethhook.types import ChainEvent, webhook_id_for
+from ethhook.workqueue import head_of
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ def explain_transaction(
     _check_size(session, len(logs), scope, endpoint_id)
     endpoints = _endpoints(session, scope, endpoint_id)
     deliveries = _deliveries(session, rows, {e.id for e in endpoints}) if rows else {}
+    endpoints = _with_heads(session, endpoints, deliveries)
     explained = [
         public.ExplainLog(
             log_index=item.event.log_index,
@@ -159,7 +162,9 @@ def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[
     query = (
         select(e)
         .options(
-            load_only(*columns, e.finality, e.created_at, e.conditions, e.event_signatures),
+            load_only(
+                *columns, e.finality, e.ordered, e.created_at, e.conditions, e.event_signatures
+            ),
             selectinload(e.filters),
         )
         .order_by(e.id)
@@ -177,8 +182,29 @@ def _endpoints(session: Session, scope: Scope, endpoint_id: int | None) -> list[
             signatures=list(row.event_signatures),
             rows=_filter_rows(row),
             discard=row.discard_while_disabled,
+            ordered=row.ordered,
         )
         for row in session.scalars(scoped(query, Endpoint.application_id, scope))
+    ]
+
+
+def _with_heads(
+    session: Session,
+    endpoints: list[EndpointFacts],
+    deliveries: dict[tuple[str, int], list[public.ExplainDelivery]],
+) -> list[EndpointFacts]:
+    """The ordered endpoints that have a pending delivery in the answer, with their heads (what
+    such a delivery may wait for)."""
+    pending = {
+        endpoint_id
+        for (_, endpoint_id), found in deliveries.items()
+        if any(d.status == DeliveryStatus.PENDING for d in found)
+    }
+    return [
+        replace(e, head=head_of(session, e.id, e.ordered))
+        if e.ordered is not None and e.id in pending
+        else e
+        for e in endpoints
     ]
 
 

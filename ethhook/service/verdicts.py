@@ -4,7 +4,8 @@ gathers the facts; this decides, without a database or a node).
 The match checks come first, the matcher's own (`match.explain.first_miss`: chain, contract,
 event, `--where`); then the endpoint's state (disabled, created after the block); then, for a
 log its filters accept with no delivery, what kept it from the matcher. A matched log's reason
-is what holds its deliveries back, if anything (disabled, confirmations).
+is what holds its deliveries back, if anything (disabled, finality, confirmations, an ordered
+endpoint's head).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ethhook.match.explain import first_miss
 from ethhook.match.service import FilterRow
 from ethhook.service import public
 from ethhook.types import ChainEvent
+from ethhook.workqueue import Head
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class EndpointFacts:
     rows: list[FilterRow]  # its filter rows as the matcher's query returns them
     finality: str = "latest"  # `safe`/`finalized`: a confirmed delivery waits for that tag
     discard: bool = False  # disabled with --discard: its backlog is dropped, not kept
+    ordered: str | None = None  # `--ordered`: pause or skip-dead
+    # An ordered endpoint's head (the delivery it sends next, or the dead-lettered one holding
+    # a pause endpoint), read when the log has a pending delivery to it.
+    head: Head | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,28 @@ def held_back(
             f"confirmations: {left} more block{'s' if left != 1 else ''} to go (the endpoint "
             f"waits for {endpoint.confirmations}: block {wanted}; the chain is at block {head})"
         )
+    first = endpoint.head
+    if first is not None and any(
+        d.status == DeliveryStatus.PENDING and d.id != first.id for d in unsent
+    ):
+        return behind_head(endpoint.id, first)
     return None
+
+
+def behind_head(endpoint_id: int, head: Head) -> str:
+    """A pending delivery of an ordered endpoint that waits for the endpoint's head."""
+    named = f"delivery {head.id} (sequence {head.sequence})"
+    if head.status == DeliveryStatus.FAILED:
+        return (
+            f"ordered: {named} is dead-lettered and the deliveries after it wait: retry it "
+            f"(`ethhook delivery retry {head.id}`) or skip past it (`ethhook endpoint update "
+            f"{endpoint_id} --ordered=skip-dead`)"
+        )
+    said = f"ordered: waits for {named}, sent first: the endpoint's webhooks go one at a time"
+    if head.attempts and head.next_attempt_at is not None:
+        tries = f"{head.attempts} attempt{'s' if head.attempts != 1 else ''}"
+        return f"{said}; it failed {tries}, next at {_iso(head.next_attempt_at)}"
+    return said
 
 
 def disabled(endpoint: EndpointFacts) -> str:

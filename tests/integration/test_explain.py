@@ -9,11 +9,12 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from ethhook.config import get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import ChainCursor, Endpoint, utcnow
+from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Endpoint, utcnow
+from ethhook.deliver.service import deliver
 from ethhook.exceptions import InputError, NotFoundError
 from ethhook.service import apps
 from ethhook.service.explain import explain_transaction
@@ -22,6 +23,7 @@ from ethhook.service.scope import OPERATOR, Scope
 from tests.support.db import add_failed_attempt, store_and_match
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import TRANSFER, address, transfer
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -179,3 +181,47 @@ def test_one_endpoint_alone_and_an_answer_too_large_is_refused_before_it_is_buil
         "explain it for one endpoint (--endpoint ID, endpoint_id=ID)"
     )
     assert set(verdicts(answer(second))) == {second}
+
+
+def test_a_delivery_held_by_an_ordered_endpoints_head_names_the_head(receiver: Receiver):
+    # Given an ordered endpoint whose receiver fails its first webhook (the next try an hour
+    # later), and two events matched for it in one batch
+    receiver.responders["/ledger"] = lambda i: (500, {}, b"down") if i == 0 else (200, {}, b"ok")
+    endpoint_id, _ = add_endpoint(
+        receiver.url("/ledger"), contracts=[TOKEN], ordered="pause", retry_schedule="0,3600"
+    )
+    first, second = (replace(now_event(value=v), log_index=v) for v in (1, 2))
+    second = replace(second, transaction_hash="0x" + "5e" * 32)
+    with session_scope() as session:
+        (group,) = store_and_match(session, [first, second], utcnow())
+    # When its task sends the head, which fails, and stops there
+    report = deliver(session_scope, get_settings(), endpoint_id, group.delivery_ids, group.token)
+    assert (report.sent, report.failed_attempts) == (1, 1)
+    with session_scope() as session:
+        head = session.scalars(
+            select(Delivery).where(Delivery.endpoint_id == endpoint_id, Delivery.sequence == 1)
+        ).one()
+        head_id, next_try = head.id, head.next_attempt_at
+
+    # Then the held delivery's transaction names the head it waits for, and the head's own
+    # says nothing holds it
+    assert verdicts(explain(second.transaction_hash))[endpoint_id] == (
+        True,
+        f"ordered: waits for delivery {head_id} (sequence 1), sent first: the endpoint's "
+        f"webhooks go one at a time; it failed 1 attempt, next at {next_try:%Y-%m-%dT%H:%M:%SZ}",
+    )
+    assert verdicts(explain(first.transaction_hash))[endpoint_id] == (True, None)
+
+    # And once the head is dead-lettered, that it holds the endpoint, and how to go on
+    with session_scope() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == head_id, Delivery.event_at == head.event_at)
+            .values(status=DeliveryStatus.FAILED, next_attempt_at=None)
+        )
+    assert verdicts(explain(second.transaction_hash))[endpoint_id] == (
+        True,
+        f"ordered: delivery {head_id} (sequence 1) is dead-lettered and the deliveries after "
+        f"it wait: retry it (`ethhook delivery retry {head_id}`) or skip past it (`ethhook "
+        f"endpoint update {endpoint_id} --ordered=skip-dead`)",
+    )

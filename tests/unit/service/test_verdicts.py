@@ -11,6 +11,7 @@ from ethhook.config import get_settings
 from ethhook.match.service import FilterRow
 from ethhook.service.public import ExplainDelivery
 from ethhook.service.verdicts import ChainFacts, EndpointFacts, LogFacts, verdict
+from ethhook.workqueue import Head
 from tests.support.factories import address, transfer
 
 TOKEN = address(9)
@@ -171,3 +172,44 @@ def test_a_match_check_comes_before_the_endpoints_state():
 def test_a_matched_log_says_what_holds_its_delivery_back(status, endpoint, head, reason):
     chain = replace(CHAIN, head=head)
     assert explain(endpoint=endpoint, deliveries=[delivery(status)], chain=chain) == (True, reason)
+
+
+NEXT_TRY = BLOCK_TIME + timedelta(minutes=10)
+ORDERED = replace(ENDPOINT, ordered="pause")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "reason"),
+    [
+        (
+            replace(ORDERED, head=Head(41, 17, "failed", 4, None)),
+            "ordered: delivery 41 (sequence 17) is dead-lettered and the deliveries after it "
+            "wait: retry it (`ethhook delivery retry 41`) or skip past it (`ethhook endpoint "
+            "update 5 --ordered=skip-dead`)",
+        ),
+        (
+            replace(ORDERED, head=Head(41, 17, "pending", 2, NEXT_TRY)),
+            "ordered: waits for delivery 41 (sequence 17), sent first: the endpoint's webhooks "
+            f"go one at a time; it failed 2 attempts, next at {NEXT_TRY:%Y-%m-%dT%H:%M:%SZ}",
+        ),
+        (
+            replace(ORDERED, ordered="skip-dead", head=Head(41, 17, "pending", 0, BLOCK_TIME)),
+            "ordered: waits for delivery 41 (sequence 17), sent first: the endpoint's webhooks "
+            "go one at a time",
+        ),
+        (replace(ORDERED, head=Head(1, 17, "pending", 2, NEXT_TRY)), None),  # it is the head
+        (ORDERED, None),  # nothing open ahead of it
+        (
+            replace(ORDERED, active=False, head=Head(41, 17, "failed", 4, None)),
+            "disabled: the endpoint is disabled; its deliveries are kept as backlog (within "
+            "retention) and sent by `ethhook endpoint enable 5`",
+        ),
+    ],
+)
+def test_a_pending_delivery_of_an_ordered_endpoint_names_the_head_it_waits_for(endpoint, reason):
+    assert explain(endpoint=endpoint, deliveries=[delivery("pending")]) == (True, reason)
+
+
+def test_a_sent_delivery_of_an_ordered_endpoint_waits_for_nothing():
+    endpoint = replace(ORDERED, head=Head(41, 17, "failed", 4, None))
+    assert explain(endpoint=endpoint, deliveries=[delivery("succeeded")]) == (True, None)
