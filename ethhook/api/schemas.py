@@ -188,6 +188,11 @@ class BulkRetryRequest(Request):
     status: str = Field(description="e.g. failed")
     endpoint_id: RowId | None = None
     since: str | None = Field(default=None, description="ISO 8601, e.g. 2026-11-27T08:00:00Z")
+    until: str | None = Field(default=None, description="created before; ISO 8601")
+    kind: str | None = Field(default=None, description="the webhook's type, e.g. event.confirmed")
+    transaction_hash: str | None = Field(
+        default=None, description="only the deliveries of this transaction's events"
+    )
 
 
 class RetryAccepted(BaseModel):

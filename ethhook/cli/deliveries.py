@@ -9,8 +9,9 @@ from ethhook.cli.output import Column, describe, emit, emit_table, json_default,
 from ethhook.config import Settings
 from ethhook.db.models import DeliveryStatus
 from ethhook.exceptions import InputError
-from ethhook.service.deliveries import DeliveryFilter
+from ethhook.service.deliveries import KINDS, DeliveryFilter
 from ethhook.service.public import to_public
+from ethhook.service.times import parse_since
 
 GROUP = Group("delivery", "inspect and retry deliveries")
 register = GROUP.register
@@ -19,6 +20,9 @@ FILTERS = (
     arg("--status", choices=DeliveryStatus.ALL, default=None),
     arg("--endpoint", type=positive_int, default=None, metavar="ID"),
     arg("--since", default=None, metavar="ISO", help="created at or after, e.g. 2026-11-27T08:00Z"),
+    arg("--until", default=None, metavar="ISO", help="created before"),
+    arg("--kind", choices=KINDS, default=None, help="the webhook's type"),
+    arg("--tx", default=None, metavar="HASH", help="of an event of this transaction"),
 )
 # `delivery list`'s table: a column's header, and the field it shows.
 COLUMNS: dict[str, Column] = {
@@ -35,11 +39,20 @@ COLUMNS: dict[str, Column] = {
 
 
 def _where(args: argparse.Namespace) -> DeliveryFilter:
-    """The deliveries --status/--endpoint/--since select."""
+    """The deliveries the FILTERS select."""
     return DeliveryFilter(
         status=args.status,
         endpoint_id=args.endpoint,
         since=since(args.since) if args.since else None,
+        until=parse_since(args.until, "--until") if args.until else None,
+        kind=args.kind,
+        tx_hash=args.tx,
+    )
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return any(
+        getattr(args, name) for name in ("status", "endpoint", "since", "until", "kind", "tx")
     )
 
 
@@ -60,7 +73,7 @@ def cmd_delivery_list(args: argparse.Namespace, settings: Settings) -> int:
 
 @GROUP.command(
     "retry",
-    "send deliveries again now: by ids, or every one matching --status/--endpoint/--since",
+    "send deliveries again now: by ids, or every one the filters select",
     arg("ids", nargs="*", type=positive_int, help="delivery ids"),
     *FILTERS,
 )
@@ -68,8 +81,11 @@ def cmd_delivery_retry(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.service.deliveries import retry_deliveries, retry_matching
     from ethhook.workqueue import enqueue_groups
 
-    if args.ids and (args.status or args.endpoint or args.since):
-        raise InputError("give delivery ids or --status/--endpoint/--since, not both")
+    if args.ids and _filtered(args):
+        raise InputError(
+            "give delivery ids or filters (--status/--endpoint/--since/--until/--kind/--tx), "
+            "not both"
+        )
     if args.ids:
         plan = as_operator(retry_deliveries, args.ids)
     else:

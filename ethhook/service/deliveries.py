@@ -216,10 +216,11 @@ def retry_deliveries(session: Session, delivery_ids: Sequence[int], *, scope: Sc
 
 
 def retry_matching(session: Session, where: DeliveryFilter, *, scope: Scope) -> RetryPlan:
-    """`retry --status failed [--endpoint] [--since]`: every delivery the filter selects."""
+    """`retry --status failed [--endpoint …]`: every delivery the filter selects."""
     if where.status is None:
         raise InputError(
-            "give delivery ids, or --status failed (with --endpoint/--since) to retry many"
+            "give delivery ids, or --status failed (with --endpoint/--since/--until/--kind/--tx) "
+            "to retry many"
         )
     ids = session.scalars(_filtered(select(Delivery.id), where, scope).order_by(Delivery.id))
     return retry_deliveries(session, list(ids), scope=scope)

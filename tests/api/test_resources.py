@@ -15,6 +15,7 @@ from ethhook.db import session_scope
 from ethhook.db.models import Delivery
 from tests.support.api import ApiServer, assert_problem
 from tests.support.db import endpoint_count
+from tests.support.factories import address, transfer
 from tests.support.receiver import Receiver
 
 # No worker sends what these tests retry while they count it (a retry leaves a delivery a worker
@@ -22,6 +23,8 @@ from tests.support.receiver import Receiver
 pytestmark = pytest.mark.usefixtures("without_session_worker")
 
 TRANSFER = "Transfer(address indexed from, address indexed to, uint256 value)"
+
+
 def test_an_endpoint_from_creation_to_deletion(api: ApiServer, tenants: dict[str, Any]) -> None:
     key = tenants["a"]["key"]
     body = {
@@ -197,6 +200,39 @@ def test_retries_are_accepted_and_made_due(api: ApiServer, tenants: dict[str, An
     details = api.call("GET", f"/v1/deliveries/{a['delivery']}", a["key"]).json()
     assert details["webhook_id"].startswith("msg_") and details["endpoint_id"] == a["endpoint"]
     assert len(details["attempts"]) == details["attempt_count"]
+
+
+def test_deliveries_are_listed_by_transaction_kind_and_time(
+    api: ApiServer, tenants: dict[str, Any]
+) -> None:
+    a, b = tenants["a"], tenants["b"]
+    tx = transfer(contract=address(1), block=1, log_index=1, value=1).transaction_hash
+
+    def listed(key: str, query: str) -> list[int]:
+        answer = api.call("GET", "/v1/deliveries?" + query, key)
+        assert answer.status_code == 200, answer.text
+        return [d["id"] for d in answer.json()["data"]]
+
+    assert listed(a["key"], f"transaction_hash={tx.upper().replace('0X', '0x')}") == [a["delivery"]]
+    assert listed(b["key"], f"transaction_hash={tx}") == []  # another application's
+    assert listed(a["key"], "kind=event.instant") == [a["delivery"]]
+    assert listed(a["key"], "kind=event.confirmed") == []
+    assert listed(a["key"], "until=2000-01-01T00:00:00Z") == []
+    assert listed(a["key"], "since=2000-01-01T00:00:00Z&until=9999-01-01T00:00:00Z") == [
+        a["delivery"]
+    ]
+    for query, words in (
+        ("kind=event", "invalid event type 'event'"),
+        ("transaction_hash=0x12", "invalid transaction hash '0x12'"),
+        ("until=tomorrow", "invalid until 'tomorrow'"),
+    ):
+        assert_problem(
+            api.call("GET", "/v1/deliveries?" + query, a["key"]), 422, "invalid-input", words
+        )
+    # A bulk retry takes the same filters
+    body = {"status": "pending", "transaction_hash": "0x" + "00" * 32}
+    none = api.call("POST", "/v1/deliveries/retry", a["key"], json=body)
+    assert none.status_code == 202 and none.json() == {"count": 0}
 
 
 def test_a_replay_job_is_shown_and_cancelled(api: ApiServer, tenants: dict[str, Any]) -> None:

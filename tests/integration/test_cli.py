@@ -6,10 +6,12 @@ import json
 
 import pytest
 
+from ethhook.db import session_scope
+from ethhook.db.models import utcnow
 from tests.support.cli import assert_refused, ethhook
-from tests.support.db import database_state, row_counts
+from tests.support.db import database_state, row_counts, store_and_match
 from tests.support.endpoints import add_endpoint
-from tests.support.factories import TRANSFER, address
+from tests.support.factories import TRANSFER, address, transfer
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -55,6 +57,10 @@ BAD_INPUT = [
     ("delivery", "retry", "--status", "bogus"),
     ("delivery", "list", "--since", "yesterday"),
     ("delivery", "list", "--endpoint", "0"),
+    ("delivery", "list", "--until", "tomorrow"),
+    ("delivery", "list", "--kind", "event"),
+    ("delivery", "list", "--tx", "0x1234"),
+    ("delivery", "retry", "1", "--tx", "0x" + "ab" * 32),
     ("frobnicate",),
 ]
 
@@ -297,6 +303,38 @@ def test_endpoint_lifecycle_through_the_cli():
 
     assert ethhook("endpoint", "delete", eid).returncode == 0
     assert json.loads(ethhook("endpoint", "list", "--json").stdout) == []
+
+
+def test_deliveries_are_listed_by_transaction_kind_and_time():
+    # Given two events of two transactions, each matched by an endpoint
+    endpoint_id, _ = add_endpoint("https://kept.example.com/", contracts=[address(3)])
+    first, second = (
+        transfer(contract=address(3), block=30 + i, log_index=0, value=i) for i in (0, 1)
+    )
+    with session_scope() as session:
+        store_and_match(session, [first, second], utcnow())
+
+    def listed(*args: str) -> list[str]:
+        result = ethhook("delivery", "list", *args, "--json")
+        assert result.returncode == 0, result.stderr
+        return [d["event_id"] for d in json.loads(result.stdout)]
+
+    # When they are listed by transaction (any case), kind, and time
+    assert listed("--tx", second.transaction_hash.upper().replace("0X", "0x")) == [second.event_id]
+    assert listed("--tx", "0x" + "00" * 32) == []
+    assert listed("--kind", "event.instant", "--endpoint", str(endpoint_id)) == [
+        first.event_id,
+        second.event_id,
+    ]
+    assert listed("--kind", "event.confirmed") == []
+    assert listed("--until", "2000-01-01T00:00Z") == []
+    assert len(listed("--since", "2000-01-01T00:00Z", "--until", "9999-01-01T00:00Z")) == 2
+    # Then a bulk retry takes the same filters: one transaction's delivery alone
+    retried = ethhook(
+        "delivery", "retry", "--status", "pending", "--tx", first.transaction_hash, "--json"
+    )
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["count"] == 1
 
 
 def test_every_command_has_help():

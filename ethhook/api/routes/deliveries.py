@@ -21,11 +21,28 @@ Status = Annotated[
 ]
 
 
-def delivery_filter(status: str | None, endpoint_id: int | None, since: str | None) -> Any:
+# `kind` and `transaction_hash` in a query: checked by DeliveryFilter.
+Kind = Annotated[str | None, Query(max_length=20, description=f"one of {', '.join(service.KINDS)}")]
+TxHash = Annotated[
+    str | None, Query(max_length=100, description="deliveries of this transaction's events")
+]
+
+
+def delivery_filter(
+    status: str | None,
+    endpoint_id: int | None,
+    since: str | None,
+    until: str | None = None,
+    kind: str | None = None,
+    transaction_hash: str | None = None,
+) -> Any:
     return service.DeliveryFilter(
         status=status,
         endpoint_id=endpoint_id,
         since=parse_since(since, "since") if since is not None else None,
+        until=parse_since(until, "until") if until is not None else None,
+        kind=kind,
+        tx_hash=transaction_hash,
     )
 
 
@@ -42,15 +59,24 @@ def list_deliveries(
     endpoint_id: OptionalId = None,
     status: Status = None,
     since: Since = None,
+    until: Since = None,
+    kind: Kind = None,
+    transaction_hash: TxHash = None,
 ) -> dict[str, Any]:
-    """Deliveries in id order (oldest first), filtered; `next_cursor` continues the list."""
-    return caller.page(service.list_deliveries, page, delivery_filter(status, endpoint_id, since))
+    """Deliveries in id order (oldest first), filtered (`until`: created before; `kind`: the
+    webhook's type; `transaction_hash`: of that transaction's events); `next_cursor` continues
+    the list."""
+    where = delivery_filter(status, endpoint_id, since, until, kind, transaction_hash)
+    return caller.page(service.list_deliveries, page, where)
 
 
 @router.post("/retry", status_code=202, response_model=schemas.RetryAccepted, responses=WRITE)
 def retry_matching(caller: Caller, body: schemas.BulkRetryRequest) -> dict[str, Any]:
-    """Send again now every delivery with this status (of this endpoint, since this time)."""
-    where = delivery_filter(body.status, body.endpoint_id, body.since)
+    """Send again now every delivery with this status (of this endpoint, this kind, this
+    transaction, created in this time range)."""
+    where = delivery_filter(
+        body.status, body.endpoint_id, body.since, body.until, body.kind, body.transaction_hash
+    )
     return retried(caller.run(service.retry_matching, where))
 
 
