@@ -16,12 +16,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from ethhook.config import BUILTIN_CHAINS, ChainConfig, Settings
-from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Endpoint, Event
+from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Endpoint, Event, utcnow
 from ethhook.db.partition_plan import event_time
 from ethhook.exceptions import EthHookError, InputError, NotFoundError, TransientError
 from ethhook.listen.replay import TransactionLogs, transaction_logs
@@ -86,7 +87,9 @@ def explain_transaction(
         raise failure
     _check_size(session, len(logs), scope, endpoint_id)
     endpoints = _endpoints(session, scope, endpoint_id)
-    deliveries = _deliveries(session, rows, {e.id for e in endpoints}) if rows else {}
+    deliveries, next_at = (
+        _deliveries(session, rows, {e.id for e in endpoints}) if rows else ({}, {})
+    )
     endpoints = _with_heads(session, endpoints, deliveries)
     explained = [
         public.ExplainLog(
@@ -102,6 +105,7 @@ def explain_transaction(
                     deliveries.get((item.event.event_id, endpoint.id), []),
                     facts,
                     settings.chain_name,
+                    next_at,
                 )
                 for endpoint in endpoints
             ],
@@ -241,9 +245,10 @@ def _chain_facts(session: Session, settings: Settings, chain_id: int) -> ChainFa
 
 def _deliveries(
     session: Session, rows: Sequence[Event], endpoint_ids: set[int]
-) -> dict[tuple[str, int], list[public.ExplainDelivery]]:
+) -> tuple[dict[tuple[str, int], list[public.ExplainDelivery]], dict[int, datetime]]:
     """The deliveries of the stored events to the caller's endpoints, with their attempts; read
-    through the key that leads with event_id, in the events' partitions only."""
+    through the key that leads with event_id, in the events' partitions only. Beside them, when
+    each pending one that is due later than now is tried next."""
     query = (
         select(Delivery)
         .where(
@@ -254,9 +259,14 @@ def _deliveries(
         .order_by(Delivery.id)
     )
     found: dict[tuple[str, int], list[public.ExplainDelivery]] = defaultdict(list)
+    next_at: dict[int, datetime] = {}
+    now = utcnow()
     for d in session.scalars(query).unique():
         if d.endpoint_id not in endpoint_ids:
             continue
+        due = d.next_attempt_at
+        if d.status == DeliveryStatus.PENDING and due is not None and due > now:
+            next_at[d.id] = due
         found[(d.event_id, d.endpoint_id)].append(
             public.ExplainDelivery(
                 id=d.id,
@@ -276,7 +286,7 @@ def _deliveries(
                 ],
             )
         )
-    return found
+    return found, next_at
 
 
 def _from_node(

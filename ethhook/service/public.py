@@ -288,7 +288,8 @@ class ExplainEndpoint(Public):
     reason: str | None = Field(
         description="the first check that failed, or what holds a matched event back, in words "
         "that start with its name (`chain:`, `contract:`, `event:`, `where:`, `disabled:`, "
-        "`created after the block:`, `confirmations:`, `ordered:` …); null when nothing does"
+        "`created after the block:`, `confirmations:`, `ordered:`, `retrying:`, `failed:` …); "
+        "null when nothing does"
     )
     deliveries: list[ExplainDelivery]
 

@@ -5,12 +5,12 @@ The match checks come first, the matcher's own (`match.explain.first_miss`: chai
 event, `--where`); then the endpoint's state (disabled, created after the block); then, for a
 log its filters accept with no delivery, what kept it from the matcher. A matched log's reason
 is what holds its deliveries back, if anything (disabled, finality, confirmations, an ordered
-endpoint's head).
+endpoint's head, failed attempts and the next try, the retry schedule used up).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,10 +67,12 @@ def verdict(
     deliveries: list[public.ExplainDelivery],
     chain: ChainFacts,
     chain_name: Callable[[int], str],
+    next_at: Mapping[int, datetime] | None = None,
 ) -> public.ExplainEndpoint:
-    """The endpoint's entry for the log: `matched` (it has a delivery) and the reason."""
+    """The endpoint's entry for the log: `matched` (it has a delivery) and the reason.
+    `next_at`: when a pending delivery's next attempt is due, for those due later than now."""
     if deliveries:
-        reason = held_back(endpoint, deliveries, item, chain)
+        reason = held_back(endpoint, deliveries, item, chain, next_at or {})
         return public.ExplainEndpoint(
             endpoint_id=endpoint.id, matched=True, reason=reason, deliveries=deliveries
         )
@@ -87,6 +89,7 @@ def held_back(
     deliveries: list[public.ExplainDelivery],
     item: LogFacts,
     chain: ChainFacts,
+    next_at: Mapping[int, datetime],
 ) -> str | None:
     """What holds a matched event's deliveries back, if anything."""
     unsent = [d for d in deliveries if d.status in DeliveryStatus.UNSENT]
@@ -115,7 +118,41 @@ def held_back(
         d.status == DeliveryStatus.PENDING and d.id != first.id for d in unsent
     ):
         return behind_head(endpoint.id, first)
+    retried = [d for d in unsent if d.status == DeliveryStatus.PENDING and d.attempts]
+    if retried:
+        return retrying(retried[0], next_at.get(retried[0].id))
+    dead = [d for d in deliveries if d.status == DeliveryStatus.FAILED]
+    if dead:
+        return dead_lettered(dead[0])
     return None
+
+
+def retrying(delivery: public.ExplainDelivery, next_at: datetime | None) -> str:
+    """A pending delivery whose attempts failed: how many, the last answer, the next try."""
+    n = len(delivery.attempts)
+    when = f"the next at {_iso(next_at)}" if next_at is not None else "the next is due now"
+    return (
+        f"retrying: {n} attempt{'s' if n != 1 else ''} failed (the last: "
+        f"{_answer(delivery.attempts[-1])}); {when}"
+    )
+
+
+def dead_lettered(delivery: public.ExplainDelivery) -> str:
+    """A delivery whose retry schedule is used up."""
+    again = f"`ethhook delivery retry {delivery.id}` sends it again"
+    n = len(delivery.attempts)
+    if not n:
+        return f"failed: dead-lettered; {again}"
+    return (
+        f"failed: dead-lettered after {n} attempt{'s' if n != 1 else ''} (the last: "
+        f"{_answer(delivery.attempts[-1])}); {again}"
+    )
+
+
+def _answer(attempt: public.ExplainAttempt) -> str:
+    if attempt.status_code is not None:
+        return f"HTTP {attempt.status_code}"
+    return (attempt.error or "no answer")[:80]
 
 
 def behind_head(endpoint_id: int, head: Head) -> str:

@@ -62,7 +62,10 @@ def test_the_search_box_explains_a_transaction_for_the_signed_in_application(
     assert browser.find_element(By.ID, "block-number").text == "40"
     assert "database" in browser.find_element(By.ID, "source").text
     assert rows(browser) == {
-        sent: ("matched", ""),
+        sent: (
+            "matched",
+            "retrying: 1 attempt failed (the last: HTTP 503); the next is due now",
+        ),
         large: ("not matched", "where: value >= 1000 is false (value = 7)"),
     }
     assert theirs not in rows(browser)

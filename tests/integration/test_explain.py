@@ -90,7 +90,11 @@ def test_each_endpoint_gets_its_verdict_and_the_deliveries_with_every_attempt():
     (log,) = found.logs
     assert log.stored and log.event_id == event.event_id and log.address == TOKEN
     got = verdicts(found)
-    assert got[sent] == (True, None)
+    # (its first attempt failed, and it is due again: its lease ends it)
+    assert got[sent] == (
+        True,
+        "retrying: 1 attempt failed (the last: HTTP 500); the next is due now",
+    )
     assert got[waits] == (
         True,
         "confirmations: 3 more blocks to go (the endpoint waits for 5: block 55; "
@@ -204,13 +208,17 @@ def test_a_delivery_held_by_an_ordered_endpoints_head_names_the_head(receiver: R
         head_id, next_try = head.id, head.next_attempt_at
 
     # Then the held delivery's transaction names the head it waits for, and the head's own
-    # says nothing holds it
+    # says when it is tried again
     assert verdicts(explain(second.transaction_hash))[endpoint_id] == (
         True,
         f"ordered: waits for delivery {head_id} (sequence 1), sent first: the endpoint's "
         f"webhooks go one at a time; it failed 1 attempt, next at {next_try:%Y-%m-%dT%H:%M:%SZ}",
     )
-    assert verdicts(explain(first.transaction_hash))[endpoint_id] == (True, None)
+    assert verdicts(explain(first.transaction_hash))[endpoint_id] == (
+        True,
+        f"retrying: 1 attempt failed (the last: HTTP 500); the next at "
+        f"{next_try:%Y-%m-%dT%H:%M:%SZ}",
+    )
 
     # And once the head is dead-lettered, that it holds the endpoint, and how to go on
     with session_scope() as session:

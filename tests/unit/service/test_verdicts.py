@@ -9,7 +9,7 @@ import pytest
 
 from ethhook.config import get_settings
 from ethhook.match.service import FilterRow
-from ethhook.service.public import ExplainDelivery
+from ethhook.service.public import ExplainAttempt, ExplainDelivery
 from ethhook.service.verdicts import ChainFacts, EndpointFacts, LogFacts, verdict
 from ethhook.workqueue import Head
 from tests.support.factories import address, transfer
@@ -136,7 +136,12 @@ def test_a_match_check_comes_before_the_endpoints_state():
     ("status", "endpoint", "head", "reason"),
     [
         ("succeeded", ENDPOINT, 103, None),
-        ("failed", ENDPOINT, 103, None),
+        (
+            "failed",
+            ENDPOINT,
+            103,
+            "failed: dead-lettered; `ethhook delivery retry 1` sends it again",
+        ),
         ("pending", ENDPOINT, 103, None),
         (
             "waiting",
@@ -213,3 +218,49 @@ def test_a_pending_delivery_of_an_ordered_endpoint_names_the_head_it_waits_for(e
 def test_a_sent_delivery_of_an_ordered_endpoint_waits_for_nothing():
     endpoint = replace(ORDERED, head=Head(41, 17, "failed", 4, None))
     assert explain(endpoint=endpoint, deliveries=[delivery("succeeded")]) == (True, None)
+
+
+def tried(status: str, *answers: int | str) -> ExplainDelivery:
+    """A delivery with one attempt per answer: a status code, or an error without one."""
+    attempts = [
+        ExplainAttempt(
+            attempt_number=n,
+            status_code=a if isinstance(a, int) else None,
+            error=f"HTTP {a}" if isinstance(a, int) else a,
+            started_at=BLOCK_TIME,
+            duration_ms=5.0,
+        )
+        for n, a in enumerate(answers, start=1)
+    ]
+    return delivery(status).model_copy(update={"attempts": attempts})
+
+
+@pytest.mark.parametrize(
+    ("found", "next_at", "reason"),
+    [
+        (
+            tried("pending", 500, 503),
+            {1: NEXT_TRY},
+            "retrying: 2 attempts failed (the last: HTTP 503); the next at "
+            f"{NEXT_TRY:%Y-%m-%dT%H:%M:%SZ}",
+        ),
+        (
+            tried("pending", "timed out after 3 s"),
+            {},
+            "retrying: 1 attempt failed (the last: timed out after 3 s); the next is due now",
+        ),
+        (
+            tried("failed", 500, 500, 410),
+            {},
+            "failed: dead-lettered after 3 attempts (the last: HTTP 410); "
+            "`ethhook delivery retry 1` sends it again",
+        ),
+        (tried("succeeded", 500, 200), {}, None),
+        (tried("pending"), {1: NEXT_TRY}, None),  # not tried yet
+    ],
+)
+def test_a_delivery_that_failed_says_how_often_with_what_and_what_comes_next(
+    found, next_at, reason
+):
+    got = verdict(STORED, ENDPOINT, [found], CHAIN, chain_name, next_at)
+    assert (got.matched, got.reason) == (True, reason)
