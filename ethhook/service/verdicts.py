@@ -129,30 +129,29 @@ def held_back(
 
 def retrying(delivery: public.ExplainDelivery, next_at: datetime | None) -> str:
     """A pending delivery whose attempts failed: how many, the last answer, the next try."""
-    n = len(delivery.attempts)
     when = f"the next at {_iso(next_at)}" if next_at is not None else "the next is due now"
-    return (
-        f"retrying: {n} attempt{'s' if n != 1 else ''} failed (the last: "
-        f"{_answer(delivery.attempts[-1])}); {when}"
-    )
+    return f"retrying: {_attempts(len(delivery.attempts))} failed {_last(delivery)}; {when}"
 
 
 def dead_lettered(delivery: public.ExplainDelivery) -> str:
     """A delivery whose retry schedule is used up."""
     again = f"`ethhook delivery retry {delivery.id}` sends it again"
-    n = len(delivery.attempts)
-    if not n:
+    if not delivery.attempts:
         return f"failed: dead-lettered; {again}"
-    return (
-        f"failed: dead-lettered after {n} attempt{'s' if n != 1 else ''} (the last: "
-        f"{_answer(delivery.attempts[-1])}); {again}"
-    )
+    return f"failed: dead-lettered after {_attempts(len(delivery.attempts))} {_last(delivery)}; {again}"
 
 
-def _answer(attempt: public.ExplainAttempt) -> str:
+def _attempts(n: int) -> str:
+    """`1 attempt`, `3 attempts`."""
+    return f"{n} attempt{'s' if n != 1 else ''}"
+
+
+def _last(delivery: public.ExplainDelivery) -> str:
+    """`(the last: HTTP 503)`: the answer to a delivery's latest attempt, or its error."""
+    attempt = delivery.attempts[-1]
     if attempt.status_code is not None:
-        return f"HTTP {attempt.status_code}"
-    return (attempt.error or "no answer")[:80]
+        return f"(the last: HTTP {attempt.status_code})"
+    return f"(the last: {(attempt.error or 'no answer')[:80]})"
 
 
 def behind_head(endpoint_id: int, head: Head) -> str:
@@ -166,8 +165,7 @@ def behind_head(endpoint_id: int, head: Head) -> str:
         )
     said = f"ordered: waits for {named}, sent first: the endpoint's webhooks go one at a time"
     if head.attempts and head.next_attempt_at is not None:
-        tries = f"{head.attempts} attempt{'s' if head.attempts != 1 else ''}"
-        return f"{said}; it failed {tries}, next at {_iso(head.next_attempt_at)}"
+        return f"{said}; it failed {_attempts(head.attempts)}, next at {_iso(head.next_attempt_at)}"
     return said
 
 
