@@ -135,10 +135,10 @@ def every_page(
     return items
 
 
-def since(text: str) -> datetime:
+def since(text: str, what: str = "--since") -> datetime:
     from ethhook.service.times import parse_since
 
-    return parse_since(text)
+    return parse_since(text, what)
 
 
 # What a command line may give as a number: ASCII digits only (int() and float() also take

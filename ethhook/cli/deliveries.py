@@ -11,7 +11,6 @@ from ethhook.db.models import DeliveryStatus
 from ethhook.exceptions import InputError
 from ethhook.service.deliveries import KINDS, DeliveryFilter
 from ethhook.service.public import to_public
-from ethhook.service.times import parse_since
 
 GROUP = Group("delivery", "inspect and retry deliveries")
 register = GROUP.register
@@ -44,7 +43,7 @@ def _where(args: argparse.Namespace) -> DeliveryFilter:
         status=args.status,
         endpoint_id=args.endpoint,
         since=since(args.since) if args.since else None,
-        until=parse_since(args.until, "--until") if args.until else None,
+        until=since(args.until, "--until") if args.until else None,
         kind=args.kind,
         tx_hash=args.tx,
     )
