@@ -43,6 +43,12 @@ class DeliveryStatus:
 
 OPEN_DELIVERY = text(f"status IN ({', '.join(map(repr, DeliveryStatus.OPEN))})")
 UNSENT_DELIVERY = text(f"status IN ({', '.join(map(repr, DeliveryStatus.UNSENT))})")
+# The release_tag of a delivery held for its chain's order: an ordered endpoint's that the matcher
+# made, released once no earlier event of the chain waits for the matcher (workqueue.chainorder).
+# A value no statistics have seen, so PostgreSQL reads the held ones from their partial index
+# alone (with `release_block IS NULL` it estimated every waiting delivery and read them all).
+CHAIN_ORDER = "order"
+HELD_DELIVERY = text(f"status = '{DeliveryStatus.WAITING}' AND release_tag = '{CHAIN_ORDER}'")
 
 
 class Origin:
@@ -185,6 +191,13 @@ class Delivery(Base):
             postgresql_where=UNSENT_DELIVERY,
             sqlite_where=UNSENT_DELIVERY,
         ),
+        # Every match task looks for deliveries held for their chain's order: none, or a few.
+        Index(
+            "ix_deliveries_held",
+            "endpoint_id",
+            postgresql_where=HELD_DELIVERY,
+            sqlite_where=HELD_DELIVERY,
+        ),
         PARTITIONED,
     )
     # Ids come from one sequence: a delivery is found by its id alone (the API, the CLI).
@@ -203,7 +216,8 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime | None]
     # Block number at which a `waiting` delivery has its confirmations.
     release_block: Mapped[int | None] = mapped_column(BigInteger)
-    # The chain tag (`safe`, `finalized`) that must reach release_block; NULL: the cursor must.
+    # The chain tag (`safe`, `finalized`) that must reach release_block; NULL: the cursor must;
+    # CHAIN_ORDER (no release_block): the matcher must reach the event (workqueue.chainorder).
     release_tag: Mapped[str | None] = mapped_column(String(9))
     # Who holds the delivery: a dispatched message or a worker, until lease_expires_at.
     lease_token: Mapped[str | None] = mapped_column(String(36))

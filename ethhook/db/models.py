@@ -28,6 +28,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ethhook.db.base import Base, BigId, UTCDateTime, utcnow
 from ethhook.db.console_sessions import ConsoleSessionRow
 from ethhook.db.history import (
+    CHAIN_ORDER,
+    HELD_DELIVERY,
     OPEN_DELIVERY,
     UNSENT_DELIVERY,
     Delivery,
@@ -57,6 +59,8 @@ from ethhook.db.secrets import EncryptedSecret
 # One place to import every table and column type from, for migrations and callers, whichever
 # of db/base.py, db/history.py, db/rollups.py and db/replay_jobs.py defines it.
 __all__ = [
+    "CHAIN_ORDER",
+    "HELD_DELIVERY",
     "OPEN_DELIVERY",
     "UNSENT_DELIVERY",
     "Delivery",

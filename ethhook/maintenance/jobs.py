@@ -6,8 +6,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, null, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, delete, exists, func, null, select, tuple_, update
+from sqlalchemy.orm import Session, aliased
 
 from ethhook.db.models import (
     ROLLUP_PERIODS_S,
@@ -33,6 +33,7 @@ from ethhook.workqueue import (
     due_events,
     due_heads,
     emit_for_endpoints,
+    in_chain_order,
     lease_available,
     lease_due_ops,
     lease_events,
@@ -66,7 +67,22 @@ def release_confirmed(session: Session, now: datetime) -> int:
     )
     # The delivery's event, by its primary key (id, event_at): one partition's index.
     its_event = and_(event.c.id == Delivery.event_id, event.c.event_at == Delivery.event_at)
-    ready_events = select(event.c.id).where(its_event, event.c.removed.is_(False), ~replaced)
+    # An ordered endpoint's waits, too, while an earlier event of its chain waits for the
+    # matcher: its number must follow the chain's order (workqueue.chainorder).
+    earlier = aliased(Event)
+    unmatched_before = exists().where(
+        earlier.chain_id == event.c.chain_id,
+        earlier.matched_at.is_(None),
+        tuple_(earlier.block_number, earlier.log_index)
+        < tuple_(event.c.block_number, event.c.log_index),
+    )
+    ordered = exists().where(Endpoint.id == Delivery.endpoint_id, Endpoint.ordered.is_not(None))
+    ready_events = select(event.c.id).where(
+        its_event,
+        event.c.removed.is_(False),
+        ~replaced,
+        ~and_(ordered, unmatched_before),
+    )
     chain = event.join(ChainCursor, ChainCursor.chain_id == event.c.chain_id).outerjoin(
         ChainTags, ChainTags.chain_id == event.c.chain_id
     )
@@ -85,9 +101,10 @@ def release_confirmed(session: Session, now: datetime) -> int:
         .returning(Delivery.id, Delivery.event_at, Delivery.endpoint_id, Delivery.sequence)
         .execution_options(synchronize_session=False)
     ).all()
-    # Due to send now: each takes its endpoint's next number (in the order they were matched),
-    # unless a replay already gave it one.
-    number_deliveries(session, sorted((d, t, e) for d, t, e, seq in released_rows if seq is None))
+    # Due to send now: each takes its endpoint's next number (in the chain's order), unless a
+    # replay already gave it one.
+    unnumbered = [(d, t, e) for d, t, e, seq in released_rows if seq is None]
+    number_deliveries(session, in_chain_order(session, unnumbered))
     released = len(released_rows)
     if released:
         log.info("maintenance.confirmed.released deliveries=%d", released)

@@ -16,25 +16,30 @@ from ethhook.workqueue import (
     enqueue_groups,
     enqueue_match_groups,
     enqueue_ops,
+    release_held,
     waiting_messages,
 )
 
 
 @app.task(name="ethhook.maintenance.dispatch_due", acks_late=True)
 def dispatch_due() -> int:
-    """Lease and enqueue unmatched events past their lease, release confirmed deliveries, then
-    lease and enqueue every delivery that is due, and every operational webhook."""
+    """Lease and enqueue unmatched events past their lease, release confirmed deliveries (and
+    ordered endpoints' held ones), then lease and enqueue every delivery that is due, and every
+    operational webhook."""
     settings = get_settings()
     with session_scope() as session:
         unmatched = jobs.dispatch_unmatched(session, utcnow(), settings.due_scan_limit)
     enqueue_match_groups(unmatched)
     with session_scope() as session:
         jobs.release_confirmed(session, utcnow())
+        # What two match tasks of a chain committing at once left held (workqueue.chainorder).
+        held = release_held(session, utcnow())
+    released = enqueue_groups(held)
     # Messages waiting in the deliver queue may still carry deliveries whose lease expired there.
     busy = (waiting_messages(DELIVER_TASK) or 0) > 0
     with session_scope() as session:
         groups = jobs.dispatch_due(session, utcnow(), settings.due_scan_limit, busy)
-    sent = enqueue_groups(groups)
+    sent = released + enqueue_groups(groups)
     with session_scope() as session:
         ops = jobs.dispatch_ops(
             session, utcnow(), settings.due_scan_limit, settings.dispatch_lease_s

@@ -7,18 +7,23 @@ from dataclasses import dataclass
 
 from ethhook.db.models import EventKind, Finality
 
-# How the matcher's query carries an endpoint's finality and lifecycle in one column (one probe
-# of the endpoint's row per filter row, as for its confirmations): `finalized`, `latest+lifecycle`.
+# How the matcher's query carries an endpoint's finality, lifecycle and whether it is ordered in
+# one column (one probe of the endpoint's row per filter row, as for its confirmations):
+# `finalized`, `latest+lifecycle`, `safe+lifecycle+ordered`.
 LIFECYCLE_SUFFIX = "+lifecycle"
+ORDERED_SUFFIX = "+ordered"
 
 
-def parse_mode(mode: str | None) -> tuple[str, bool]:
-    """(finality, lifecycle) from the query's mode column (None: an endpoint made before)."""
+def parse_mode(mode: str | None) -> tuple[str, bool, bool]:
+    """(finality, lifecycle, ordered) from the query's mode column (None: an endpoint made
+    before)."""
     if not mode:
-        return Finality.LATEST, False
+        return Finality.LATEST, False, False
+    ordered = mode.endswith(ORDERED_SUFFIX)
+    mode = mode.removesuffix(ORDERED_SUFFIX)
     lifecycle = mode.endswith(LIFECYCLE_SUFFIX)
     finality = mode.removesuffix(LIFECYCLE_SUFFIX)
-    return (finality if finality in Finality.ALL else Finality.LATEST), lifecycle
+    return (finality if finality in Finality.ALL else Finality.LATEST), lifecycle, ordered
 
 
 def delivery_kinds(confirmations: int, finality: str, lifecycle: bool) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from ethhook.db.models import (
     EndpointFilter,
     EndpointTopicKey,
 )
-from ethhook.match.finality import LIFECYCLE_SUFFIX
+from ethhook.match.finality import LIFECYCLE_SUFFIX, ORDERED_SUFFIX
 from ethhook.types import ChainEvent
 
 
@@ -140,10 +140,17 @@ def _filter_columns(live: bool) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     signatures_of = select(Endpoint.event_signatures).where(
         Endpoint.id == f.endpoint_id, Endpoint.conditions.is_not(None)
     )
-    # Its finality and lifecycle as one text (match.finality.parse_mode): one more probe.
-    # (Literals, not bound values: the PostgreSQL statement is compiled once and sent as it is.)
-    suffix = literal_column(f"'{LIFECYCLE_SUFFIX}'", String)
-    mode = Endpoint.finality + case((Endpoint.lifecycle, suffix), else_=literal_column("''"))
+    # Its finality, lifecycle and ordering as one text (match.finality.parse_mode): one more
+    # probe. (Literals, not bound values: the PostgreSQL statement is compiled once and sent as
+    # it is.)
+    nothing: Any = literal_column("''")
+    lifecycle = literal_column(f"'{LIFECYCLE_SUFFIX}'", String)
+    ordered = literal_column(f"'{ORDERED_SUFFIX}'", String)
+    mode = (
+        Endpoint.finality
+        + case((Endpoint.lifecycle, lifecycle), else_=nothing)
+        + case((Endpoint.ordered.is_not(None), ordered), else_=nothing)
+    )
     mode_of = select(mode).where(Endpoint.id == f.endpoint_id)
     active_of = select(Endpoint.active).where(Endpoint.id == f.endpoint_id)
     columns = (f.endpoint_id, f.chain_id, f.address, f.topic0, confirmations_of)

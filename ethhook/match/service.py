@@ -14,6 +14,7 @@ from ethhook.abi import decode_log_values
 from ethhook.conditions import Condition, canonical_args, compiled, event_signature
 from ethhook.db.dialect import is_postgres
 from ethhook.db.models import (
+    CHAIN_ORDER,
     DeliveryStatus,
     EventKind,
     Finality,
@@ -29,6 +30,7 @@ from ethhook.workqueue import (
     claim_unmatched,
     delivery_row,
     insert_deliveries,
+    release_held,
 )
 
 
@@ -41,6 +43,9 @@ class Match:
     # False: the endpoint is disabled and keeps its backlog; the delivery is made held
     # (workqueue.backlog) and sent when the endpoint is enabled.
     active: bool = True
+    # `--ordered`: its instant deliveries are held until numbered in the chain's order
+    # (workqueue.chainorder).
+    ordered: bool = False
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -88,7 +93,7 @@ class FilterRow(NamedTuple):
     value: str | None = None
     conditions: list[str] | None = None  # --where, as given
     signatures: list[str] | None = None  # the endpoint's event, when it has conditions
-    mode: str | None = None  # its finality and lifecycle (match.finality.parse_mode)
+    mode: str | None = None  # its finality, lifecycle, ordering (match.finality.parse_mode)
     active: bool = True  # False: disabled, keeping its backlog
 
 
@@ -152,13 +157,14 @@ def pair_with_filters(
                     if args is None or not all(c.holds(args) for c in where):
                         continue
                 assert row.confirmations is not None
-                finality, lifecycle = parse_mode(row.mode)
+                finality, lifecycle, ordered = parse_mode(row.mode)
                 found[row.endpoint_id] = Match(
                     row.endpoint_id,
                     row.confirmations,
                     finality,
                     lifecycle,
                     active=row.active is not False,
+                    ordered=ordered,
                 )
         if found:
             matches[event.event_id] = sorted(found.values(), key=lambda m: m.endpoint_id)
@@ -179,7 +185,9 @@ def create_deliveries(
     message token as they are inserted, so the message that follows the commit is the only one
     that sends them. A disabled
     endpoint that keeps its backlog gets its instant deliveries held (pending, not due, not
-    leased: workqueue.backlog), numbered in order, sent when it is enabled.
+    leased: workqueue.backlog), numbered in order, sent when it is enabled. An ordered
+    endpoint's are held for the chain's order, and released here (or by a later batch's
+    matcher) once no earlier event of the chain waits for the matcher (workqueue.chainorder).
     """
     leases = NewLeases(now)
     rows = []
@@ -187,42 +195,55 @@ def create_deliveries(
         event_at = event_time(event.block_timestamp)
         for match in matches.get(event.event_id, []):
             for kind in match.kinds:
-                if kind == EventKind.INSTANT:
-                    # Due now and leased to the message that follows, unless held (disabled).
-                    due: dict[str, Any] = {}
-                    if match.active:
-                        due = {
-                            "next_attempt_at": now,
-                            "token": leases.token(match.endpoint_id),
-                            "lease_expires_at": leases.expires_at,
-                        }
-                    row = delivery_row(
-                        match.endpoint_id,
-                        event.event_id,
-                        kind,
-                        DeliveryStatus.PENDING,
-                        now,
-                        event_at=event_at,
-                        **due,
-                    )
-                    rows.append(row)
-                    continue
-                release = release_of(event.block_number, match.confirmations, match.finality)
-                rows.append(
-                    delivery_row(
-                        match.endpoint_id,
-                        event.event_id,
-                        kind,
-                        DeliveryStatus.WAITING,
-                        now,
-                        event_at=event_at,
-                        release_block=release.block,
-                        release_tag=release.tag,
-                    )
-                )
-    if not rows:
-        return []
-    return insert_deliveries(session, rows, leases)
+                rows.append(_delivery(match, event, kind, event_at, now, leases))
+    groups = insert_deliveries(session, rows, leases) if rows else []
+    own = any(row["release_tag"] == CHAIN_ORDER for row in rows)
+    return groups + release_held(session, now, {e.chain_id for e in events}, own)
+
+
+def _delivery(
+    match: Match, event: ChainEvent, kind: str, event_at: datetime, now: datetime, leases: NewLeases
+) -> dict[str, Any]:
+    """One delivery row of create_deliveries."""
+    if kind != EventKind.INSTANT:
+        release = release_of(event.block_number, match.confirmations, match.finality)
+        return delivery_row(
+            match.endpoint_id,
+            event.event_id,
+            kind,
+            DeliveryStatus.WAITING,
+            now,
+            event_at=event_at,
+            release_block=release.block,
+            release_tag=release.tag,
+        )
+    if match.ordered:  # held: no number, no lease, until the chain's order is known
+        return delivery_row(
+            match.endpoint_id,
+            event.event_id,
+            kind,
+            DeliveryStatus.WAITING,
+            now,
+            event_at=event_at,
+            release_tag=CHAIN_ORDER,
+        )
+    # Due now and leased to the message that follows, unless held (disabled).
+    due: dict[str, Any] = {}
+    if match.active:
+        due = {
+            "next_attempt_at": now,
+            "token": leases.token(match.endpoint_id),
+            "lease_expires_at": leases.expires_at,
+        }
+    return delivery_row(
+        match.endpoint_id,
+        event.event_id,
+        kind,
+        DeliveryStatus.PENDING,
+        now,
+        event_at=event_at,
+        **due,
+    )
 
 
 def match_stored(

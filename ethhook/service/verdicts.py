@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ethhook.db.models import DeliveryStatus
+from ethhook.db.models import DeliveryStatus, EventKind
 from ethhook.db.partition_plan import event_time
 from ethhook.match.explain import first_miss
 from ethhook.match.service import FilterRow
@@ -95,6 +95,12 @@ def held_back(
     unsent = [d for d in deliveries if d.status in DeliveryStatus.UNSENT]
     if unsent and not endpoint.active:
         return disabled(endpoint)
+    if any(d.status == DeliveryStatus.WAITING and d.kind != EventKind.CONFIRMED for d in unsent):
+        return (
+            "ordered: held until the matcher has every earlier event of the chain, so that its "
+            "sequence number follows the chain's order (an earlier batch of blocks is being "
+            "matched)"
+        )
     if any(d.status == DeliveryStatus.WAITING for d in unsent) and endpoint.finality != "latest":
         return (
             f"finality: waiting until the chain's {endpoint.finality} block reaches block "

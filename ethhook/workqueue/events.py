@@ -171,7 +171,8 @@ def _restore_deliveries(
             Delivery.event_id.in_(restored),
             in_time_range(Delivery, bounds),
             Delivery.kind == EventKind.REMOVED,
-            Delivery.status == DeliveryStatus.PENDING,
+            # (pending, or an ordered endpoint's held: workqueue.chainorder)
+            Delivery.status.in_(DeliveryStatus.UNSENT),
             Delivery.attempts == 0,
         )
         .values(status=DeliveryStatus.CANCELLED, updated_at=now)

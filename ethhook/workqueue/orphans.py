@@ -9,7 +9,16 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ethhook.db.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
+from ethhook.db.models import (
+    CHAIN_ORDER,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    Event,
+    EventKind,
+    utcnow,
+)
+from ethhook.workqueue.chainorder import release_held
 from ethhook.workqueue.lease import DispatchGroup, in_time_range, time_range
 from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
 
@@ -22,7 +31,8 @@ def orphan_blocks(
     """Mark the events of orphaned blocks removed; returns the `event.removed` groups to enqueue.
 
     Confirmed deliveries still waiting are cancelled (the endpoint never hears of the event).
-    Every endpoint that got (or is getting) the event instantly gets an `event.removed` webhook.
+    Every endpoint that got (or is getting) the event instantly gets an `event.removed` webhook
+    (an ordered endpoint's numbered after the instant one: workqueue.chainorder).
     """
     now = now or utcnow()
     hashes = [h.lower() for h in block_hashes]
@@ -70,9 +80,29 @@ def orphan_blocks(
     )
     if not told:
         return []
+    # An ordered endpoint's is held, to be numbered after the event's instant one, which may be
+    # held too (workqueue.chainorder).
+    ordered = set(
+        session.scalars(
+            select(Endpoint.id).where(
+                Endpoint.id.in_({endpoint_id for endpoint_id, _, _ in told}),
+                Endpoint.ordered.is_not(None),
+            )
+        )
+    )
     leases = NewLeases(now)
     rows = [
         delivery_row(
+            endpoint_id,
+            event_id,
+            EventKind.REMOVED,
+            DeliveryStatus.WAITING,
+            now,
+            event_at=event_at,
+            release_tag=CHAIN_ORDER,
+        )
+        if endpoint_id in ordered
+        else delivery_row(
             endpoint_id,
             event_id,
             EventKind.REMOVED,
@@ -85,4 +115,5 @@ def orphan_blocks(
         )
         for endpoint_id, event_id, event_at in told
     ]
-    return insert_deliveries(session, rows, leases)
+    groups = insert_deliveries(session, rows, leases)
+    return groups + release_held(session, now, [chain_id], own=bool(ordered))

@@ -17,6 +17,7 @@ from ethhook.db import session_scope
 from ethhook.db.models import Delivery
 from tests.support.cli import assert_refused, ethhook
 from tests.support.db import publish_events
+from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, transfer
 from tests.support.receiver import Received, Receiver
 from tests.support.services import Worker
@@ -122,6 +123,26 @@ def test_a_failing_webhook_holds_those_after_it_until_it_succeeds(receiver):
     assert_in_order_with_the_third_held(got, 12)
     assert_attempts(endpoint_id)
     assert receiver.most_in_flight("/ordered") == 1
+
+
+@pytest.mark.usefixtures("worker")
+def test_blocks_matched_side_by_side_arrive_in_the_chains_order(receiver):
+    contract = address(92)
+    endpoint_id, secret = add_endpoint(
+        receiver.url("/chain"), contracts=[contract], ordered="pause"
+    )
+    receiver.secrets["/chain"] = secret
+    # One match task per block, published at once: the worker's threads match them side by side
+    # and commit in any order.
+    for block in range(1, 17):
+        publish(contract, block, 8)
+    wait_until(lambda: len(receiver.on("/chain")) >= 128, 90, 0.1, "128 webhooks")
+    got = receiver.on("/chain")
+    assert all(r.verified and r.status == 200 for r in got)
+    assert [sequence_of(r) for r in got] == list(range(1, 129))
+    positions = [(r.json["data"]["block_number"], r.json["data"]["log_index"]) for r in got]
+    assert positions == sorted(positions)
+    assert len(set(positions)) == 128
 
 
 @pytest.fixture()

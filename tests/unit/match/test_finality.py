@@ -28,11 +28,13 @@ def test_delivery_kinds(confirmations, finality, lifecycle, kinds):
 @pytest.mark.parametrize(
     ("mode", "parsed"),
     [
-        (None, ("latest", False)),
-        ("latest", ("latest", False)),
-        ("finalized", ("finalized", False)),
-        ("safe+lifecycle", ("safe", True)),
-        ("latest+lifecycle", ("latest", True)),
+        (None, ("latest", False, False)),
+        ("latest", ("latest", False, False)),
+        ("finalized", ("finalized", False, False)),
+        ("safe+lifecycle", ("safe", True, False)),
+        ("latest+lifecycle", ("latest", True, False)),
+        ("latest+ordered", ("latest", False, True)),
+        ("safe+lifecycle+ordered", ("safe", True, True)),
     ],
 )
 def test_parse_mode(mode, parsed):

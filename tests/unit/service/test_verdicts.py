@@ -220,6 +220,21 @@ def test_a_sent_delivery_of_an_ordered_endpoint_waits_for_nothing():
     assert explain(endpoint=endpoint, deliveries=[delivery("succeeded")]) == (True, None)
 
 
+def test_a_delivery_held_for_the_chains_order_says_so_whatever_else_the_endpoint_waits_for():
+    held = delivery("waiting").model_copy(update={"kind": "event.instant"})
+    confirmed = delivery("waiting")
+    reason = (
+        "ordered: held until the matcher has every earlier event of the chain, so that its "
+        "sequence number follows the chain's order (an earlier batch of blocks is being matched)"
+    )
+    lifecycle = replace(ORDERED, finality="safe")
+    assert explain(endpoint=ORDERED, deliveries=[held]) == (True, reason)
+    assert explain(endpoint=lifecycle, deliveries=[held, confirmed]) == (True, reason)
+    # Released and sent: the confirmed one waits for its finality.
+    sent = held.model_copy(update={"status": "succeeded"})
+    assert explain(endpoint=lifecycle, deliveries=[sent, confirmed])[1].startswith("finality: ")
+
+
 def tried(status: str, *answers: int | str) -> ExplainDelivery:
     """A delivery with one attempt per answer: a status code, or an error without one."""
     attempts = [
