@@ -33,7 +33,7 @@ from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import parse_chain
 from ethhook.service.verdicts import ChainFacts, EndpointFacts, LogFacts, verdict
 from ethhook.types import ChainEvent, webhook_id_for
-from ethhook.workqueue import head_of
+from ethhook.workqueue import Head, head_of
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def explain_transaction(
     deliveries, next_at = (
         _deliveries(session, rows, {e.id for e in endpoints}) if rows else ({}, {})
     )
-    endpoints = _with_heads(session, endpoints, deliveries)
+    endpoints = _with_heads(session, endpoints, deliveries, utcnow())
     explained = [
         public.ExplainLog(
             log_index=item.event.log_index,
@@ -196,6 +196,7 @@ def _with_heads(
     session: Session,
     endpoints: list[EndpointFacts],
     deliveries: dict[tuple[str, int], list[public.ExplainDelivery]],
+    now: datetime,
 ) -> list[EndpointFacts]:
     """The ordered endpoints that have a pending delivery in the answer, with their heads (what
     such a delivery may wait for)."""
@@ -205,11 +206,18 @@ def _with_heads(
         if any(d.status == DeliveryStatus.PENDING for d in found)
     }
     return [
-        replace(e, head=head_of(session, e.id, e.ordered))
+        replace(e, head=_due_now(head_of(session, e.id, e.ordered), now))
         if e.ordered is not None and e.id in pending
         else e
         for e in endpoints
     ]
+
+
+def _due_now(head: Head | None, now: datetime) -> Head | None:
+    """The head, its next try left out once it is due (as `_deliveries` leaves out theirs)."""
+    if head is None or head.next_attempt_at is None or head.next_attempt_at > now:
+        return head
+    return replace(head, next_attempt_at=None)
 
 
 def _check_endpoint(session: Session, endpoint_id: int, scope: Scope) -> None:

@@ -161,7 +161,8 @@ def _last(delivery: public.ExplainDelivery) -> str:
 
 
 def behind_head(endpoint_id: int, head: Head) -> str:
-    """A pending delivery of an ordered endpoint that waits for the endpoint's head."""
+    """A pending delivery of an ordered endpoint that waits for the endpoint's head (whose
+    `next_attempt_at` is None once its next try is due)."""
     named = f"delivery {head.id} (sequence {head.sequence})"
     if head.status == DeliveryStatus.FAILED:
         return (
@@ -170,9 +171,12 @@ def behind_head(endpoint_id: int, head: Head) -> str:
             f"{endpoint_id} --ordered=skip-dead`)"
         )
     said = f"ordered: waits for {named}, sent first: the endpoint's webhooks go one at a time"
-    if head.attempts and head.next_attempt_at is not None:
-        return f"{said}; it failed {_attempts(head.attempts)}, next at {_iso(head.next_attempt_at)}"
-    return said
+    if not head.attempts:
+        return said
+    when = "the next is due now"
+    if head.next_attempt_at is not None:
+        when = f"next at {_iso(head.next_attempt_at)}"
+    return f"{said}; it failed {_attempts(head.attempts)}, {when}"
 
 
 def disabled(endpoint: EndpointFacts) -> str:

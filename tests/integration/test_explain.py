@@ -220,6 +220,19 @@ def test_a_delivery_held_by_an_ordered_endpoints_head_names_the_head(receiver: R
         f"{next_try:%Y-%m-%dT%H:%M:%SZ}",
     )
 
+    # And once the head's next try is due (beat's scan has not sent it yet), that it is due
+    with session_scope() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == head_id, Delivery.event_at == head.event_at)
+            .values(next_attempt_at=utcnow() - timedelta(minutes=1))
+        )
+    assert verdicts(explain(second.transaction_hash))[endpoint_id] == (
+        True,
+        f"ordered: waits for delivery {head_id} (sequence 1), sent first: the endpoint's "
+        "webhooks go one at a time; it failed 1 attempt, the next is due now",
+    )
+
     # And once the head is dead-lettered, that it holds the endpoint, and how to go on
     with session_scope() as session:
         session.execute(

@@ -202,6 +202,11 @@ ORDERED = replace(ENDPOINT, ordered="pause")
             "ordered: waits for delivery 41 (sequence 17), sent first: the endpoint's webhooks "
             "go one at a time",
         ),
+        (
+            replace(ORDERED, head=Head(41, 17, "pending", 2, None)),  # its next try is due
+            "ordered: waits for delivery 41 (sequence 17), sent first: the endpoint's webhooks "
+            "go one at a time; it failed 2 attempts, the next is due now",
+        ),
         (replace(ORDERED, head=Head(1, 17, "pending", 2, NEXT_TRY)), None),  # it is the head
         (ORDERED, None),  # nothing open ahead of it
         (
