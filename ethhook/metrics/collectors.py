@@ -1,7 +1,8 @@
 """Gauges computed at scrape time from shared state: the deliveries table and the broker's queues.
 
 Each value is cached a few seconds, so a scrape costs at most one GROUP BY query on `deliveries`
-and one LLEN per queue (and priority level) on a Redis broker. Every process reports the same
+(and one index probe per chain on `events`) and one LLEN per queue (and priority level) on a
+Redis broker. Every process reports the same
 cluster-wide values: aggregate them with `max`, not `sum`. A failed query is logged and leaves its
 gauges out until the next recomputation.
 """
@@ -53,13 +54,19 @@ class Backlog:
     waiting: int = 0
     failed: int = 0
     oldest_due: datetime | None = None
+    # Per chain the listener follows: when its first unmatched stored event (block order) was
+    # stored, None when every stored event is matched.
+    unmatched_since: dict[int, datetime | None] = field(default_factory=dict)
 
     def families(self, now: datetime) -> list[Metric]:
-        overdue = 0.0
-        if self.oldest_due is not None:
-            due = self.oldest_due
-            due = due if due.tzinfo else due.replace(tzinfo=UTC)
-            overdue = max((now - due).total_seconds(), 0.0)
+        unmatched = GaugeMetricFamily(
+            "events_unmatched_oldest_seconds",
+            "How long the chain's first unmatched stored event has waited for the matcher "
+            "(0 = none); an ordered endpoint's later deliveries are held until it is matched",
+            labels=["chain_id"],
+        )
+        for chain_id, since in sorted(self.unmatched_since.items()):
+            unmatched.add_metric([str(chain_id)], _seconds_since(since, now))
         return [
             GaugeMetricFamily(
                 "deliveries_pending",
@@ -68,7 +75,8 @@ class Backlog:
             ),
             GaugeMetricFamily(
                 "deliveries_waiting",
-                "Deliveries waiting for their block's confirmations",
+                "Deliveries waiting for their block's confirmations (or, an ordered endpoint's, "
+                "for the chain's earlier events to be matched)",
                 value=self.waiting,
             ),
             GaugeMetricFamily(
@@ -79,19 +87,29 @@ class Backlog:
             GaugeMetricFamily(
                 "deliveries_oldest_due_seconds",
                 "How long the most overdue pending delivery has been due (0 = none overdue)",
-                value=overdue,
+                value=_seconds_since(self.oldest_due, now),
             ),
+            unmatched,
         ]
 
 
+def _seconds_since(then: datetime | None, now: datetime) -> float:
+    """Seconds from `then` (naive: UTC) to now; 0 for None or a time to come."""
+    if then is None:
+        return 0.0
+    then = then if then.tzinfo else then.replace(tzinfo=UTC)
+    return max((now - then).total_seconds(), 0.0)
+
+
 def _query_backlog() -> Backlog | None:
-    """One GROUP BY on deliveries (indexed on status, next_attempt_at); None when it failed."""
+    """One GROUP BY on deliveries (indexed on status, next_attempt_at), and each followed chain's
+    first unmatched event (one probe of ix_events_unmatched per chain); None when it failed."""
     # Imported here: importing ethhook.celery_app (which imports this package) must stay cheap.
     from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
 
     from ethhook.db import session_scope
-    from ethhook.db.models import Delivery, DeliveryStatus
+    from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Event
 
     wanted = (DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.FAILED)
     try:
@@ -101,6 +119,15 @@ def _query_backlog() -> Backlog | None:
                 .where(Delivery.status.in_(wanted))
                 .group_by(Delivery.status)
             ).all()
+            first_unmatched = (
+                select(Event.created_at)
+                .where(Event.chain_id == ChainCursor.chain_id, Event.matched_at.is_(None))
+                .order_by(Event.block_number, Event.log_index)
+                .limit(1)
+                .correlate(ChainCursor)
+                .scalar_subquery()
+            )
+            unmatched = session.execute(select(ChainCursor.chain_id, first_unmatched)).all()
     except SQLAlchemyError as exc:
         log.warning("metrics.collect.failed source=database error=%s", exc.__class__.__name__)
         return None
@@ -111,12 +138,14 @@ def _query_backlog() -> Backlog | None:
         waiting=by_status.get(DeliveryStatus.WAITING, (0, None))[0],
         failed=by_status.get(DeliveryStatus.FAILED, (0, None))[0],
         oldest_due=oldest_due,
+        unmatched_since={int(chain_id): since for chain_id, since in unmatched},
     )
 
 
 class DeliveryBacklogCollector(Collector):
     """`deliveries_pending`, `deliveries_waiting`, `deliveries_failed`, `deliveries_oldest_due_seconds`
-    from one GROUP BY query on the deliveries table."""
+    from one GROUP BY query on the deliveries table; `events_unmatched_oldest_seconds{chain_id}`
+    from one probe per chain."""
 
     def __init__(self, ttl_s: float = SCRAPE_CACHE_S) -> None:
         self._cache = _Cached(self._compute, ttl_s)

@@ -9,20 +9,35 @@ from tests.support.env import ROOT
 
 def test_scrape_time_gauges_read_the_database_and_the_broker(db: None, redis_server: str) -> None:
     """Given 3 pending deliveries and 5 queued messages, the collectors report exactly those."""
+    from datetime import timedelta
+
     import redis
+    from sqlalchemy import update
 
     from ethhook import metrics
     from ethhook.db import session_scope
-    from ethhook.db.models import utcnow
+    from ethhook.db.models import ChainCursor, Event, utcnow
+    from ethhook.workqueue import store_events
     from tests.support.db import store_and_match
     from tests.support.endpoints import add_endpoint
-    from tests.support.factories import address, transfer
+    from tests.support.factories import address, h32, transfer
 
     contract = address(77)
     add_endpoint("https://hooks.example.com/m", contracts=[contract])
     events = [transfer(contract=contract, block=5, log_index=i, value=i) for i in range(3)]
     with session_scope() as session:
         store_and_match(session, events, utcnow())
+    # Chain 1's block 6 is stored and not matched, for a minute now; chain 10 has nothing waiting.
+    unmatched = [transfer(contract=contract, block=6, log_index=i, value=i) for i in range(2)]
+    with session_scope() as session:
+        store_events(session, unmatched, utcnow())
+        session.execute(
+            update(Event)
+            .where(Event.id == unmatched[0].event_id)
+            .values(created_at=utcnow() - timedelta(seconds=60))
+        )
+        for chain_id in (1, 10):
+            session.add(ChainCursor(chain_id=chain_id, block_number=6, block_hash=h32("c", 6)))
     queue = "ethhook-test-metrics"  # no worker consumes it
     client = redis.Redis.from_url(f"{redis_server}/0")
     client.delete(queue)
@@ -39,6 +54,9 @@ def test_scrape_time_gauges_read_the_database_and_the_broker(db: None, redis_ser
         assert registry.get_sample_value("deliveries_pending") == 3
         assert registry.get_sample_value("deliveries_failed") == 0
         assert registry.get_sample_value("celery_queue_length", {"queue": queue}) == 5
+        waited = registry.get_sample_value("events_unmatched_oldest_seconds", {"chain_id": "1"})
+        assert 60 <= waited < 120
+        assert registry.get_sample_value("events_unmatched_oldest_seconds", {"chain_id": "10"}) == 0
     finally:
         client.delete(queue)
         client.close()

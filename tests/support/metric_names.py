@@ -30,6 +30,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "deliveries_waiting",
         "deliveries_failed",
         "deliveries_oldest_due_seconds",
+        "events_unmatched_oldest_seconds",
         "celery_queue_length",
         "api_requests_total",
         "api_request_duration_seconds",

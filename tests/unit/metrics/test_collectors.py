@@ -42,7 +42,24 @@ def test_redis_list_keys_cover_kombu_priority_levels() -> None:
 
 
 def _values(backlog: Backlog) -> dict[str, float]:
-    return {family.name: family.samples[0].value for family in backlog.families(NOW)}
+    return {
+        family.name: family.samples[0].value
+        for family in backlog.families(NOW)
+        if family.samples
+    }
+
+
+def test_each_chains_first_unmatched_event_reports_how_long_it_has_waited() -> None:
+    since = {1: NOW - timedelta(seconds=42), 10: None, 8453: NOW.replace(tzinfo=None)}
+    (family,) = [
+        f for f in Backlog(unmatched_since=since).families(NOW)
+        if f.name == "events_unmatched_oldest_seconds"
+    ]
+    assert {s.labels["chain_id"]: s.value for s in family.samples} == {
+        "1": 42.0,
+        "10": 0.0,  # every stored event matched
+        "8453": 0.0,
+    }
 
 
 def test_backlog_gauges_report_counts_and_how_long_the_oldest_is_overdue() -> None:

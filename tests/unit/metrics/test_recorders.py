@@ -63,6 +63,7 @@ def test_design_metric_names_are_defined() -> None:
         "deliveries_waiting",
         "deliveries_failed",
         "deliveries_oldest_due_seconds",
+        "events_unmatched_oldest_seconds",
         "celery_queue_length",
     }
     assert METRIC_NAMES == (METRIC_NAMES & exported) | scrape_time
