@@ -14,9 +14,19 @@ from sqlalchemy import select, update
 
 from ethhook.config import get_settings
 from ethhook.db import session_scope
-from ethhook.db.models import ChainCursor, Delivery, DeliveryStatus, Endpoint, EventKind, utcnow
+from ethhook.db.models import (
+    ChainCursor,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    Event,
+    EventKind,
+    utcnow,
+)
 from ethhook.maintenance.jobs import release_confirmed
 from ethhook.match.service import match_stored
+from ethhook.service.explain import explain_transaction
+from ethhook.service.scope import OPERATOR
 from ethhook.workqueue import orphan_blocks, release_held, store_events
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, h32, transfer
@@ -63,6 +73,16 @@ def numbers(endpoint_id: int, event_ids: Sequence[str], kind: str = EventKind.IN
     return [found.get(event_id) for event_id in event_ids]
 
 
+def reason_for(event_id: str, endpoint_id: int) -> str | None:
+    """`ethhook explain`'s reason for the event's transaction and the endpoint."""
+    with session_scope() as session:
+        tx = session.scalar(select(Event.transaction_hash).where(Event.id == event_id))
+        found = explain_transaction(session, get_settings(), "ethereum", tx, scope=OPERATOR)
+    (log,) = [log for log in found.logs if log.event_id == event_id]
+    (verdict,) = [e for e in log.endpoints if e.endpoint_id == endpoint_id]
+    return verdict.reason
+
+
 def statuses(endpoint_id: int) -> set[str]:
     with session_scope() as session:
         return set(
@@ -96,6 +116,10 @@ def test_a_later_batch_matched_first_is_held_then_numbered_after_the_earlier_one
     assert numbers(ordered, late) == [None] * 20
     assert statuses(ordered) == {DeliveryStatus.WAITING}
     assert numbers(parallel, late) == list(range(1, 21))
+    assert reason_for(late[0], ordered) == (
+        "ordered: held until the matcher has every earlier event of the chain, so that its "
+        "sequence number follows the chain's order (an earlier batch of blocks is being matched)"
+    )
 
     # The earlier block's matcher releases both, in the chain's order, to one message.
     assert match(early) == [ordered, parallel]
