@@ -16,6 +16,7 @@ from ethhook.workqueue import (
     enqueue_groups,
     enqueue_match_groups,
     enqueue_ops,
+    held_chains,
     release_held,
     waiting_messages,
 )
@@ -32,9 +33,14 @@ def dispatch_due() -> int:
     enqueue_match_groups(unmatched)
     with session_scope() as session:
         jobs.release_confirmed(session, utcnow())
-        # What two match tasks of a chain committing at once left held (workqueue.chainorder).
-        held = release_held(session, utcnow())
-    released = enqueue_groups(held)
+        chains = held_chains(session)
+    # What two match tasks of a chain committing at once left held (workqueue.chainorder), one
+    # chain per transaction.
+    released = 0
+    for chain_id in chains:
+        with session_scope() as session:
+            held = release_held(session, utcnow(), [chain_id])
+        released += enqueue_groups(held)
     # Messages waiting in the deliver queue may still carry deliveries whose lease expired there.
     busy = (waiting_messages(DELIVER_TASK) or 0) > 0
     with session_scope() as session:

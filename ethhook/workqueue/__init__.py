@@ -18,7 +18,7 @@ from ethhook.workqueue.backlog import (
     resume_backlog,
     settle_disabled,
 )
-from ethhook.workqueue.chainorder import in_chain_order, release_held
+from ethhook.workqueue.chainorder import held_chains, in_chain_order, release_held
 from ethhook.workqueue.enqueue import (
     DELIVER_TASK,
     MATCH_TASK,
@@ -78,6 +78,7 @@ from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
 from ethhook.workqueue.sequence import number_deliveries
 
 __all__ = [
+    "held_chains",
     "in_chain_order",
     "release_held",
     "ORDERED_MODES",

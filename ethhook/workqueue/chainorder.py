@@ -43,18 +43,18 @@ def held(model: Any = Delivery) -> Any:
 
 
 def release_held(
-    session: Session, now: datetime, chains: Iterable[int] | None = None, own: bool = False
+    session: Session, now: datetime, chains: Iterable[int], own: bool = False
 ) -> list[DispatchGroup]:
-    """Release, in the caller's transaction, the held deliveries of `chains` (None: every chain
-    that has some) that no unmatched stored event precedes; returns the deliver tasks to enqueue
-    after the commit. `own`: the caller made held deliveries itself (it then releases under the
-    lock even if it sees none of another's)."""
+    """Release, in the caller's transaction, the held deliveries of `chains` that no unmatched
+    stored event precedes; returns the deliver tasks to enqueue after the commit. `own`: the
+    caller made held deliveries itself (it then releases under the lock even if it sees none of
+    another's). Give one chain per transaction where several may be held (beat): a chain's lock
+    is then never held while waiting for another's."""
     if not own and session.execute(select(Delivery.id).where(held()).limit(1)).first() is None:
         return []  # nothing held anywhere (the partial index alone): the common case
-    wanted = sorted(set(chains)) if chains is not None else _held_chains(session)
     leases = NewLeases(now)
     released: list[tuple[int, int, datetime]] = []
-    for chain_id in wanted:
+    for chain_id in sorted(set(chains)):
         if is_postgres(session):
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:cls, :chain)"),
@@ -64,6 +64,17 @@ def release_held(
     if not released:
         return []
     return leases.groups(((e, d) for e, d, _ in released), {d: t for _, d, t in released})
+
+
+def held_chains(session: Session) -> list[int]:
+    """The chains that have held deliveries (beat releases each in a transaction of its own)."""
+    found = session.scalars(
+        select(Event.chain_id)
+        .join(Delivery, and_(Event.id == Delivery.event_id, Event.event_at == Delivery.event_at))
+        .where(held())
+        .distinct()
+    )
+    return sorted(found)
 
 
 def in_chain_order(session: Session, rows: Sequence[Numbered]) -> list[Numbered]:
@@ -100,16 +111,6 @@ def _held_rows(chain_id: int) -> Any:
         .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
         .where(held(), Event.chain_id == chain_id)
     )
-
-
-def _held_chains(session: Session) -> list[int]:
-    found = session.scalars(
-        select(Event.chain_id)
-        .join(Delivery, and_(Event.id == Delivery.event_id, Event.event_at == Delivery.event_at))
-        .where(held())
-        .distinct()
-    )
-    return sorted(found)
 
 
 def _release_chain(
