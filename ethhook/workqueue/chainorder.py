@@ -37,6 +37,11 @@ _LOCK_CLASS = 0x4F524443
 _KIND_ORDER = {EventKind.INSTANT: 0, EventKind.CONFIRMED: 1, EventKind.REMOVED: 2}
 
 
+def _place(block_number: int, log_index: int, kind: str) -> tuple[int, int, int]:
+    """Where a delivery of the chain goes in its endpoint's sequence."""
+    return block_number, log_index, _KIND_ORDER.get(kind, len(_KIND_ORDER))
+
+
 def held(model: Any = Delivery) -> Any:
     """The delivery is held for its chain's order (db.history.HELD_DELIVERY)."""
     return and_(model.status == DeliveryStatus.WAITING, model.release_tag == CHAIN_ORDER)
@@ -90,9 +95,7 @@ def in_chain_order(session: Session, rows: Sequence[Numbered]) -> list[Numbered]
             in_time_range(Delivery, time_range(r[1] for r in rows)),
         )
     ).all()
-    place = {
-        r.id: (r.chain_id, r.block_number, r.log_index, _KIND_ORDER.get(r.kind, 3)) for r in found
-    }
+    place = {r.id: (r.chain_id, *_place(r.block_number, r.log_index, r.kind)) for r in found}
     return sorted(rows, key=lambda r: (place.get(r[0], (-1, -1, -1, -1)), r[0]))
 
 
@@ -130,7 +133,7 @@ def _release_chain(
         query = query.where(tuple_(Event.block_number, Event.log_index) < tuple(barrier))
     rows = sorted(
         session.execute(query).all(),
-        key=lambda r: (r.block_number, r.log_index, _KIND_ORDER.get(r.kind, 3), r.id),
+        key=lambda r: (_place(r.block_number, r.log_index, r.kind), r.id),
     )
     made_due: set[int] = set()
     for endpoint_id in sorted({r.endpoint_id for r in rows}):
