@@ -205,8 +205,13 @@ def _delivery(
     match: Match, event: ChainEvent, kind: str, event_at: datetime, now: datetime, leases: NewLeases
 ) -> dict[str, Any]:
     """One delivery row of create_deliveries."""
-    if kind != EventKind.INSTANT:
-        release = release_of(event.block_number, match.confirmations, match.finality)
+    if kind != EventKind.INSTANT or match.ordered:
+        # A confirmed one waits for its block to be final enough; an ordered endpoint's instant
+        # one for the chain's order (no number, no lease until then).
+        release: dict[str, Any] = {"release_tag": CHAIN_ORDER}
+        if kind != EventKind.INSTANT:
+            final = release_of(event.block_number, match.confirmations, match.finality)
+            release = {"release_block": final.block, "release_tag": final.tag}
         return delivery_row(
             match.endpoint_id,
             event.event_id,
@@ -214,18 +219,7 @@ def _delivery(
             DeliveryStatus.WAITING,
             now,
             event_at=event_at,
-            release_block=release.block,
-            release_tag=release.tag,
-        )
-    if match.ordered:  # held: no number, no lease, until the chain's order is known
-        return delivery_row(
-            match.endpoint_id,
-            event.event_id,
-            kind,
-            DeliveryStatus.WAITING,
-            now,
-            event_at=event_at,
-            release_tag=CHAIN_ORDER,
+            **release,
         )
     # Due now and leased to the message that follows, unless held (disabled).
     due: dict[str, Any] = {}
