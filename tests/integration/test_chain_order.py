@@ -5,9 +5,7 @@ commits is the point."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -28,28 +26,16 @@ from ethhook.maintenance.tasks import dispatch_due
 from ethhook.match.service import match_stored
 from ethhook.service.explain import explain_transaction
 from ethhook.service.scope import OPERATOR
-from ethhook.workqueue import orphan_blocks, store_events
+from ethhook.workqueue import orphan_blocks
 from tests.support.endpoints import add_endpoint
-from tests.support.factories import address, h32, transfer
+from tests.support.factories import address, h32
+from tests.support.matcher import MatchOnThread, later, lock_waiters, stored_batch
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("db", "redis_server", "without_session_worker")
 
 TOKEN = address(78)
 OTHER = address(79)
-
-
-def stored_batch(block: int, count: int, contract: str = TOKEN) -> list[str]:
-    """`count` Transfers of one block stored as the listener stores them; their ids."""
-    events = [transfer(contract=contract, block=block, log_index=i, value=i) for i in range(count)]
-    with session_scope() as session:
-        store_events(session, events, utcnow())
-    return [e.event_id for e in events]
-
-
-def later():  # noqa: ANN201
-    """Past the listener's leases: a message may claim any stored event."""
-    return utcnow() + timedelta(seconds=2 * get_settings().dispatch_lease_s)
 
 
 def match(ids: list[str]) -> list[int]:
@@ -91,25 +77,10 @@ def statuses(endpoint_id: int) -> set[str]:
         )
 
 
-def lock_waiters() -> int:
-    from sqlalchemy import text
-
-    with session_scope() as session:
-        return int(
-            session.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            )
-            or 0
-        )
-
-
 def test_a_later_batch_matched_first_is_held_then_numbered_after_the_earlier_one():
     ordered = add_endpoint("http://127.0.0.1:1/ordered", ordered="pause")[0]
     parallel = add_endpoint("http://127.0.0.1:1/parallel")[0]
-    early, late = stored_batch(1, 30), stored_batch(2, 20)
+    early, late = stored_batch(TOKEN, 1, 30), stored_batch(TOKEN, 2, 20)
 
     # The later block first: the ordered endpoint's deliveries wait, unnumbered and not sent;
     # the unordered endpoint's go at once, numbered as they are matched.
@@ -131,61 +102,28 @@ def test_a_later_batch_matched_first_is_held_then_numbered_after_the_earlier_one
 
 def test_the_second_of_two_concurrent_matchers_releases_what_the_first_held():
     ordered = add_endpoint("http://127.0.0.1:1/ordered", ordered="skip-dead")[0]
-    early, late = stored_batch(5, 25), stored_batch(6, 25)
-    late_matched, commit_late = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def run(ids: list[str], hold: bool) -> None:
-        try:
-            with session_scope() as session:
-                match_stored(session, ids, "test", later())
-                if hold:  # matched and released what it could (nothing), not committed
-                    late_matched.set()
-                    assert commit_late.wait(30)
-        except BaseException as e:  # reported by the test thread below
-            errors.append(e)
-            late_matched.set()
-
-    first = threading.Thread(target=run, args=(late, True))
-    first.start()
-    assert late_matched.wait(30)
-    second = threading.Thread(target=run, args=(early, False))
-    second.start()
+    early, late = stored_batch(TOKEN, 5, 25), stored_batch(TOKEN, 6, 25)
+    # The later batch matched and released what it could (nothing), not committed.
+    first = MatchOnThread(late, hold=True)
+    second = MatchOnThread(early)
     # The earlier batch's matcher waits for the later one's turn at its chain's releases.
     wait_until(lambda: lock_waiters() >= 1, 30, what="the second matcher waiting for the first")
-    commit_late.set()
-    first.join(30)
-    second.join(30)
-    assert not errors, errors
+    first.commit()
+    first.join()
+    second.join()
     assert numbers(ordered, early + late) == list(range(1, 51))
     assert statuses(ordered) == {DeliveryStatus.PENDING}
 
 
 def test_beat_releases_what_a_matcher_with_nothing_held_of_its_own_could_not_see():
     ordered = add_endpoint("http://127.0.0.1:1/ordered", ordered="pause", contracts=[TOKEN])[0]
-    early, late = stored_batch(7, 10, contract=OTHER), stored_batch(8, 10)
-    late_matched, commit_late = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def run_late() -> None:
-        try:
-            with session_scope() as session:
-                match_stored(session, late, "test", later())
-                late_matched.set()
-                assert commit_late.wait(30)
-        except BaseException as e:  # reported by the test thread below
-            errors.append(e)
-            late_matched.set()
-
-    thread = threading.Thread(target=run_late)
-    thread.start()
-    assert late_matched.wait(30)
+    early, late = stored_batch(OTHER, 7, 10), stored_batch(TOKEN, 8, 10)
+    held_open = MatchOnThread(late, hold=True)
     # The earlier batch makes nothing for the endpoint and sees no held delivery (the later
     # batch's are not committed): it commits without releasing them.
     assert match(early) == []
-    commit_late.set()
-    thread.join(30)
-    assert not errors, errors
+    held_open.commit()
+    held_open.join()
     assert numbers(ordered, late) == [None] * 10
     # Beat's due scan releases them (its deliver task goes to the broker).
     assert dispatch_due() >= 1
@@ -197,7 +135,7 @@ def test_a_disabled_endpoint_keeps_its_held_deliveries_as_backlog_in_the_chains_
     ordered = add_endpoint("http://127.0.0.1:1/ordered", ordered="pause")[0]
     with session_scope() as session:
         session.execute(update(Endpoint).where(Endpoint.id == ordered).values(active=False))
-    early, late = stored_batch(3, 5), stored_batch(4, 5)
+    early, late = stored_batch(TOKEN, 3, 5), stored_batch(TOKEN, 4, 5)
     assert match(late) == []
     assert match(early) == []  # released into the backlog: numbered, not due, not leased
     assert numbers(ordered, early + late) == list(range(1, 11))
@@ -212,7 +150,7 @@ def test_a_disabled_endpoint_keeps_its_held_deliveries_as_backlog_in_the_chains_
 
 def test_an_event_reorged_out_while_held_is_told_removed_after_its_instant_webhook():
     ordered = add_endpoint("http://127.0.0.1:1/ordered", ordered="pause", lifecycle=True)[0]
-    early, late = stored_batch(10, 3), stored_batch(11, 2)
+    early, late = stored_batch(TOKEN, 10, 3), stored_batch(TOKEN, 11, 2)
     match(late)
     with session_scope() as session:  # block 11 is reorged out before block 10 is matched
         orphan_blocks(session, 1, [h32("block", 1, 11)])
@@ -230,7 +168,7 @@ def test_an_event_reorged_out_while_held_is_told_removed_after_its_instant_webho
 
 def test_a_confirmed_delivery_is_not_released_before_an_earlier_event_is_matched():
     ordered = add_endpoint("http://127.0.0.1:1/ordered", ordered="pause", confirmations=2)[0]
-    early, late = stored_batch(20, 4), stored_batch(21, 4)
+    early, late = stored_batch(TOKEN, 20, 4), stored_batch(TOKEN, 21, 4)
     match(late)
     with session_scope() as session:
         session.add(

@@ -8,7 +8,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, utcnow
@@ -16,6 +16,7 @@ from ethhook.workqueue import claim_ordered
 from tests.support.db import add_pending_deliveries
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, transfer
+from tests.support.matcher import lock_waiters
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -40,19 +41,6 @@ def claim(endpoint_id: int, token: str) -> list[int]:
     with session_scope() as session:
         plan = claim_ordered(session, endpoint_id, "pause", token, utcnow(), LEASE_S, 20)
         return [r.id for r in plan.take]
-
-
-def lock_waiters() -> int:
-    with session_scope() as session:
-        return int(
-            session.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND datname = current_database()"
-                )
-            )
-            or 0
-        )
 
 
 def test_two_claims_at_once_take_turns_and_the_second_takes_nothing():

@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import ChainCursor, Delivery, Endpoint, EventKind, utcnow
 from ethhook.maintenance.jobs import release_confirmed
 from ethhook.match.service import match_stored
-from ethhook.workqueue import orphan_blocks, store_events
+from ethhook.workqueue import orphan_blocks
 from tests.support.db import store_and_match
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, h32, transfer
+from tests.support.matcher import MatchOnThread, later, lock_waiters, stored_batch
 from tests.support.waiting import wait_until
 
 CONTRACT = address(77)
-
-
-def stored_batch(block: int, count: int) -> list[str]:
-    """`count` Transfers of one block stored as the listener stores them; their ids."""
-    events = [transfer(contract=CONTRACT, block=block, log_index=i, value=i) for i in range(count)]
-    with session_scope() as session:
-        store_events(session, events, utcnow())
-    return [e.event_id for e in events]
-
-
-def later():  # noqa: ANN201
-    """Past the listener's leases: a message may claim any stored event."""
-    return utcnow() + timedelta(seconds=2 * get_settings().dispatch_lease_s)
 
 
 def sequences(endpoint_id: int, event_ids: Sequence[str] | None = None) -> list[int | None]:
@@ -45,49 +31,18 @@ def sequences(endpoint_id: int, event_ids: Sequence[str] | None = None) -> list[
         return sorted(session.scalars(query), key=lambda s: (s is None, s or 0))
 
 
-def lock_waiters() -> int:
-    with session_scope() as session:
-        return int(
-            session.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            )
-            or 0
-        )
-
-
 @pytest.mark.usefixtures("db")
 def test_two_matcher_transactions_on_one_endpoint_take_turns_with_no_gap_or_repeat():
     first, second = add_endpoint("http://127.0.0.1:1/a")[0], add_endpoint("http://127.0.0.1:1/b")[0]
-    batch_a, batch_b = stored_batch(1, 50), stored_batch(2, 40)
-    matched_a, commit_a = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def match(ids: list[str], hold: bool) -> None:
-        try:
-            with session_scope() as session:
-                match_stored(session, ids, "test", later())
-                if hold:
-                    matched_a.set()
-                    assert commit_a.wait(30)
-        except BaseException as e:  # reported by the test thread below
-            errors.append(e)
-            matched_a.set()
-
-    a = threading.Thread(target=match, args=(batch_a, True))
-    a.start()
-    assert matched_a.wait(30)
-    b = threading.Thread(target=match, args=(batch_b, False))
-    b.start()
+    batch_a, batch_b = stored_batch(CONTRACT, 1, 50), stored_batch(CONTRACT, 2, 40)
+    a = MatchOnThread(batch_a, hold=True)
+    b = MatchOnThread(batch_b)
     # B waits for A's lock on the endpoints' counters: the two are concurrent, not one after
     # the other.
     wait_until(lambda: lock_waiters() >= 1, 30, what="the second matcher waiting for the first")
-    commit_a.set()
-    a.join(30)
-    b.join(30)
-    assert not errors, errors
+    a.commit()
+    a.join()
+    b.join()
     for endpoint_id in (first, second):
         assert sequences(endpoint_id) == list(range(1, 91))
         assert sequences(endpoint_id, batch_a) == list(range(1, 51))  # A numbered first
@@ -100,7 +55,7 @@ def test_two_matcher_transactions_on_one_endpoint_take_turns_with_no_gap_or_repe
 @pytest.mark.usefixtures("db")
 def test_a_matcher_transaction_that_rolls_back_leaves_no_gap():
     endpoint_id = add_endpoint("http://127.0.0.1:1/a")[0]
-    batch_a, batch_b = stored_batch(1, 30), stored_batch(2, 20)
+    batch_a, batch_b = stored_batch(CONTRACT, 1, 30), stored_batch(CONTRACT, 2, 20)
 
     class Abort(Exception):
         pass
@@ -124,7 +79,7 @@ def test_a_matcher_transaction_that_rolls_back_leaves_no_gap():
 @pytest.mark.usefixtures("db")
 def test_many_concurrent_batches_over_shared_endpoints_never_deadlock_nor_repeat():
     endpoints = [add_endpoint(f"http://127.0.0.1:1/{i}")[0] for i in range(4)]
-    batches = [stored_batch(10 + i, 25) for i in range(6)]
+    batches = [stored_batch(CONTRACT, 10 + i, 25) for i in range(6)]
     errors: list[BaseException] = []
     start = threading.Barrier(len(batches))
 
