@@ -55,11 +55,14 @@ def release_held(
     caller made held deliveries itself (it then releases under the lock even if it sees none of
     another's). Give one chain per transaction where several may be held (beat): a chain's lock
     is then never held while waiting for another's."""
+    wanted = sorted(set(chains))
+    if not wanted:
+        return []
     if not own and session.execute(select(Delivery.id).where(held()).limit(1)).first() is None:
         return []  # nothing held anywhere (the partial index alone): the common case
     leases = NewLeases(now)
     released: list[tuple[int, int, datetime]] = []
-    for chain_id in sorted(set(chains)):
+    for chain_id in wanted:
         if is_postgres(session):
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:cls, :chain)"),
