@@ -158,7 +158,8 @@ class Delivery(Public):
     status: str
     sequence: int | None = Field(
         description="the endpoint's counter, as the webhook body carries it (1, 2, 3, …); null "
-        "while a confirmed delivery waits for its confirmations"
+        "while a confirmed delivery waits for its confirmations, or an ordered endpoint's waits "
+        "for the chain's earlier events to be matched"
     )
     origin: str = Field(description="why it is sent: live, replay or backfill")
     skipped_at: datetime | None = Field(

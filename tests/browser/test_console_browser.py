@@ -1,18 +1,23 @@
 """The console in a real headless Chromium: a failed delivery retried by a real Celery worker to a
-real loopback receiver, enable/disable, secret rotation, a test webhook, a wrong key."""
+real loopback receiver, enable/disable, secret rotation, a test webhook, a wrong key, a delivery
+held for its chain's order."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from selenium.webdriver.common.by import By
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ethhook.db import session_scope
-from ethhook.db.models import Delivery, DeliveryStatus, Endpoint
+from ethhook.db.models import Delivery, DeliveryStatus, Endpoint, Event, utcnow
+from ethhook.match.service import match_stored
 from tests.support.console import running_replay, screenshot, set_progress, sign_in, wait_for
 from tests.support.db import publish_events
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import TRANSFER, address, transfer
+from tests.support.matcher import later, stored_batch
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
@@ -227,4 +232,31 @@ def _replay_page(driver) -> list:
         "const p = document.getElementById('replay-progress');"
         "return [p.value, p.max, document.getElementById('replay-state').textContent,"
         " document.body.innerText];"
+    )
+
+
+def test_a_delivery_held_for_the_chains_order_says_why_it_has_no_number(console, tenant, browser):
+    token = address(43)
+    endpoint_id, _ = add_endpoint(
+        "http://127.0.0.1:9/ledger",
+        application_id=tenant.application_id,
+        contracts=[token],
+        ordered="pause",
+    )
+    early, late = stored_batch(token, 30, 2), stored_batch(token, 31, 2)
+    with session_scope() as session:
+        # Nobody (beat included) matches the earlier block while the page is read.
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(early))
+            .values(lease_token="m-held", lease_expires_at=utcnow() + timedelta(hours=1))
+        )
+        match_stored(session, late, "test", later())
+    (held, _) = _deliveries(endpoint_id)
+    assert (held.status, held.sequence) == (DeliveryStatus.WAITING, None)
+
+    sign_in(browser, console.url, tenant.key)
+    browser.get(f"{console.url}/console/deliveries/{held.id}")
+    assert wait_for(browser, "sequence").text == (
+        "not yet (held until the chain's earlier events are matched)"
     )
