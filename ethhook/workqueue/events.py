@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, exists, or_, select, true, update
+from sqlalchemy import ColumnElement, String, Table, exists, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from ethhook.config import get_settings
@@ -237,8 +237,10 @@ def claim_unmatched(
         # unmatched events, so it finds the events by primary key: with statistics older than a
         # backlog it would read the whole index instead (bench/RESULTS.md §0).
         unmatched = unmatched.is_(true())
+    # The table, not the mapped class: an ORM-enabled UPDATE … RETURNING goes through the ORM's
+    # bulk machinery, which cost the matcher more CPU than the statement's rows.
     rows = session.execute(
-        update(Event)
+        update(cast(Table, Event.__table__))
         .where(named, in_time_range(Event, bounds), unmatched)
         .values(matched_at=now, lease_token=None, lease_expires_at=None)
         .returning(*event_record_columns(), Event.removed)
