@@ -250,7 +250,8 @@ def test_a_tenants_replay_behind_at_or_ahead_of_the_listener_costs_no_other_endp
 ):
     """Tenants A and B watch one contract. A replays, over the API, blocks the listener stored
     (behind its cursor), blocks on both sides of its cursor (at it) and blocks it has not read
-    (ahead of it). B receives every event once; A gets its replays and nothing twice else."""
+    (ahead of it). B (ordered) receives every event once, in the chain's order; A gets its
+    replays and nothing twice else."""
     from ethhook.service import apps
     from ethhook.service.scope import OPERATOR
     from tests.support.api import ApiServer
@@ -267,6 +268,7 @@ def test_a_tenants_replay_behind_at_or_ahead_of_the_listener_costs_no_other_endp
             contracts=[token.address],
             events=[TRANSFER],
             application_id=created.application.id,
+            ordered="pause" if name == "B" else None,  # B's webhooks must follow the chain
         )
         keys[name] = created.api_key
     chain = {"ETHEREUM_HTTP": node.http_url}
@@ -320,6 +322,11 @@ def test_a_tenants_replay_behind_at_or_ahead_of_the_listener_costs_no_other_endp
         wait_until(settled, 60, 0.2, "every delivery to be sent")
         to_b = collections.Counter(r.json["data"]["event_id"] for r in receiver.on("/b"))
         assert len(to_b) == events and set(to_b.values()) == {1}
+        # In the chain's order, numbered 1..N, whatever A's replays stored ahead of the listener.
+        got_b = [r.json for r in receiver.on("/b")]
+        assert [g["sequence"] for g in got_b] == list(range(1, events + 1))
+        places = [(g["data"]["block_number"], g["data"]["log_index"]) for g in got_b]
+        assert places == sorted(places)
         to_a = collections.Counter(
             (r.json["data"]["block_number"], r.webhook_id) for r in receiver.on("/a")
         )
