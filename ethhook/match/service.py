@@ -29,6 +29,7 @@ from ethhook.workqueue import (
     TimeRange,
     claim_unmatched,
     delivery_row,
+    held_row,
     insert_deliveries,
     release_held,
 )
@@ -205,13 +206,8 @@ def _delivery(
     match: Match, event: ChainEvent, kind: str, event_at: datetime, now: datetime, leases: NewLeases
 ) -> dict[str, Any]:
     """One delivery row of create_deliveries."""
-    if kind != EventKind.INSTANT or match.ordered:
-        # A confirmed one waits for its block to be final enough; an ordered endpoint's instant
-        # one for the chain's order (no number, no lease until then).
-        release: dict[str, Any] = {"release_tag": CHAIN_ORDER}
-        if kind != EventKind.INSTANT:
-            final = release_of(event.block_number, match.confirmations, match.finality)
-            release = {"release_block": final.block, "release_tag": final.tag}
+    if kind != EventKind.INSTANT:  # waits for its block to be final enough
+        release = release_of(event.block_number, match.confirmations, match.finality)
         return delivery_row(
             match.endpoint_id,
             event.event_id,
@@ -219,8 +215,11 @@ def _delivery(
             DeliveryStatus.WAITING,
             now,
             event_at=event_at,
-            **release,
+            release_block=release.block,
+            release_tag=release.tag,
         )
+    if match.ordered:  # waits for the chain's order (workqueue.chainorder)
+        return held_row(match.endpoint_id, event.event_id, kind, now, event_at)
     # Due now and leased to the message that follows, unless held (disabled).
     due: dict[str, Any] = {}
     if match.active:

@@ -18,7 +18,12 @@ from ethhook.workqueue.backlog import (
     resume_backlog,
     settle_disabled,
 )
-from ethhook.workqueue.chainorder import held_chains, in_chain_order, release_held
+from ethhook.workqueue.chainorder import (
+    held_chains,
+    held_row,
+    in_chain_order,
+    release_held,
+)
 from ethhook.workqueue.enqueue import (
     DELIVER_TASK,
     MATCH_TASK,
@@ -79,6 +84,7 @@ from ethhook.workqueue.sequence import number_deliveries
 
 __all__ = [
     "held_chains",
+    "held_row",
     "in_chain_order",
     "release_held",
     "ORDERED_MODES",

@@ -35,7 +35,7 @@ from ethhook.db.models import (
     EventKind,
 )
 from ethhook.workqueue.lease import DispatchGroup, in_time_range, time_range
-from ethhook.workqueue.rows import NewLeases
+from ethhook.workqueue.rows import NewLeases, delivery_row
 from ethhook.workqueue.sequence import Numbered, number_deliveries
 
 # The first advisory-lock key of releases (the second is the chain id): "ORDC".
@@ -53,6 +53,21 @@ def _place(block_number: int, log_index: int, kind: str) -> tuple[int, int, int]
 # Whether anything is held, as every match task asks it: sent as it is (SQLAlchemy's building and
 # caching of a statement cost the matcher more CPU than PostgreSQL's answer from the empty index).
 _ANY_HELD = f"SELECT 1 FROM deliveries WHERE {HELD_DELIVERY.text} LIMIT 1"
+
+
+def held_row(
+    endpoint_id: int, event_id: str, kind: str, now: datetime, event_at: datetime
+) -> dict[str, Any]:
+    """A new delivery held for its chain's order: no number, no lease, until release_held."""
+    return delivery_row(
+        endpoint_id,
+        event_id,
+        kind,
+        DeliveryStatus.WAITING,
+        now,
+        event_at=event_at,
+        release_tag=CHAIN_ORDER,
+    )
 
 
 def held(model: Any = Delivery) -> Any:

@@ -10,7 +10,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ethhook.db.models import (
-    CHAIN_ORDER,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -18,7 +17,7 @@ from ethhook.db.models import (
     EventKind,
     utcnow,
 )
-from ethhook.workqueue.chainorder import release_held
+from ethhook.workqueue.chainorder import held_row, release_held
 from ethhook.workqueue.lease import DispatchGroup, in_time_range, time_range
 from ethhook.workqueue.rows import NewLeases, delivery_row, insert_deliveries
 
@@ -92,15 +91,7 @@ def orphan_blocks(
     )
     leases = NewLeases(now)
     rows = [
-        delivery_row(
-            endpoint_id,
-            event_id,
-            EventKind.REMOVED,
-            DeliveryStatus.WAITING,
-            now,
-            event_at=event_at,
-            release_tag=CHAIN_ORDER,
-        )
+        held_row(endpoint_id, event_id, EventKind.REMOVED, now, event_at)
         if endpoint_id in ordered
         else delivery_row(
             endpoint_id,
