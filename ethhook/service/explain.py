@@ -87,10 +87,11 @@ def explain_transaction(
         raise failure
     _check_size(session, len(logs), scope, endpoint_id)
     endpoints = _endpoints(session, scope, endpoint_id)
+    now = utcnow()  # what is due is due by one clock, for the deliveries and their heads
     deliveries, next_at = (
-        _deliveries(session, rows, {e.id for e in endpoints}) if rows else ({}, {})
+        _deliveries(session, rows, {e.id for e in endpoints}, now) if rows else ({}, {})
     )
-    endpoints = _with_heads(session, endpoints, deliveries, utcnow())
+    endpoints = _with_heads(session, endpoints, deliveries, now)
     explained = [
         public.ExplainLog(
             log_index=item.event.log_index,
@@ -252,7 +253,7 @@ def _chain_facts(session: Session, settings: Settings, chain_id: int) -> ChainFa
 
 
 def _deliveries(
-    session: Session, rows: Sequence[Event], endpoint_ids: set[int]
+    session: Session, rows: Sequence[Event], endpoint_ids: set[int], now: datetime
 ) -> tuple[dict[tuple[str, int], list[public.ExplainDelivery]], dict[int, datetime]]:
     """The deliveries of the stored events to the caller's endpoints, with their attempts; read
     through the key that leads with event_id, in the events' partitions only. Beside them, when
@@ -268,7 +269,6 @@ def _deliveries(
     )
     found: dict[tuple[str, int], list[public.ExplainDelivery]] = defaultdict(list)
     next_at: dict[int, datetime] = {}
-    now = utcnow()
     for d in session.scalars(query).unique():
         if d.endpoint_id not in endpoint_ids:
             continue
