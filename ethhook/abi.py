@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from eth_hash.auto import keccak as _keccak
+from eth_hash.backends.pysha3 import keccak256 as _keccak
 
 from ethhook.exceptions import InputError
 
@@ -30,9 +30,17 @@ _JS_SAFE_INT = 2**53 - 1
 _WORD = 32
 
 
+# eth-hash's pysha3 backend (safe-pysha3, a C extension): 0.65 µs per hash of an address against
+# 6 µs for its default pycryptodome backend, whose every call builds a cffi-backed object; a
+# webhook's body checksums each address it carries (bench/RESULTS.md §14).
+def keccak_bytes(data: bytes) -> bytes:
+    """Keccak-256 of raw bytes."""
+    return bytes(_keccak(data))
+
+
 def keccak(text: str) -> bytes:
     """Keccak-256 of a UTF-8 string (what topic0 and EIP-55 checksums hash)."""
-    return bytes(_keccak(text.encode()))
+    return keccak_bytes(text.encode())
 
 
 # EIP-55 upper-cases a letter where the keccak of the lowercase hex has a nibble ≥ 8. Both tests

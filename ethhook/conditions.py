@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any
 
-from eth_hash.auto import keccak as raw_keccak
-
-from ethhook.abi import EventParam, EventSignature, keccak, parse_event_signature
+from ethhook.abi import EventParam, EventSignature, keccak, keccak_bytes, parse_event_signature
 from ethhook.abi import to_checksum_address as checksum
 from ethhook.exceptions import InputError
 
@@ -197,7 +195,7 @@ def _value(param: EventParam, token: _Token) -> Any:
             raise ValueError(f"expected true or false for {param.name}")
         return token.text == "true"
     value = _bytes_value(param, token.text)
-    return "0x" + bytes(raw_keccak(bytes.fromhex(value[2:]))).hex() if _hashed(param) else value
+    return "0x" + keccak_bytes(bytes.fromhex(value[2:])).hex() if _hashed(param) else value
 
 
 def _find_param(signature: EventSignature, text: str, token: _Token) -> EventParam:
