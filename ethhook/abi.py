@@ -248,31 +248,63 @@ def _decode_values(types: list[str], data: bytes) -> tuple[Any, ...]:
         raise ValueError(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What decoding a log by one signature needs, worked out once per signature."""
+
+    signature: EventSignature
+    topic0: str
+    indexed: tuple[EventParam, ...]
+    plain_types: list[str]
+    plain_names: tuple[str, ...]
+    # Indexed dynamic values (string, bytes, arrays): the log carries only their hash.
+    hashed: frozenset[str]
+    # Each argument's name and type in the order decode_log lists them (indexed ones first).
+    order: tuple[tuple[str, str], ...]
+
+
+@lru_cache(maxsize=1024)
+def _plan(text: str) -> _Plan:
+    sig = _signature(text)
+    indexed = tuple(p for p in sig.params if p.indexed)
+    plain = [p for p in sig.params if not p.indexed]
+    hashed = frozenset(p.name for p in indexed if p.type in ("string", "bytes") or "[" in p.type)
+    types = {p.name: p.type for p in sig.params}
+    names = [p.name for p in indexed] + [p.name for p in plain]
+    return _Plan(
+        signature=sig,
+        topic0=sig.topic0,
+        indexed=indexed,
+        plain_types=[p.type for p in plain],
+        plain_names=tuple(p.name for p in plain),
+        hashed=hashed,
+        order=tuple((name, types[name]) for name in dict.fromkeys(names)),
+    )
+
+
 def decode_log_values(signature_text: str, topics: list[str], data: str) -> dict[str, Any] | None:
     """The log's arguments as Python values (int, bool, bytes, lowercase 0x addresses; the
     hash, as 0x hex, of an indexed dynamic value), indexed ones first; None when the log does
     not fit the signature. What `--where` conditions compare, without the JSON-safe forms'
     cost (an EIP-55 checksum is a keccak per address)."""
-    if not topics or topics[0].lower() != _topic0(signature_text):
-        return None
-    sig = _signature(signature_text)
-    indexed = [p for p in sig.params if p.indexed]
-    plain = [p for p in sig.params if not p.indexed]
-    if len(topics) - 1 != len(indexed):
+    plan = _plan(signature_text)
+    if not topics or topics[0].lower() != plan.topic0 or len(topics) - 1 != len(plan.indexed):
         return None
     args: dict[str, Any] = {}
     try:
-        for param, topic in zip(indexed, topics[1:], strict=True):
+        for param, topic in zip(plan.indexed, topics[1:], strict=True):
             raw = bytes.fromhex(topic[2:])
-            if param.type in ("string", "bytes") or "[" in param.type:
-                args[param.name] = "0x" + raw.hex()  # dynamic indexed values are only hashed
+            if param.name in plan.hashed:
+                args[param.name] = "0x" + raw.hex()
             else:
                 args[param.name] = _decode_values([param.type], raw)[0]
-        values = _decode_values([p.type for p in plain], bytes.fromhex(data[2:])) if plain else ()
+        values = (
+            _decode_values(plan.plain_types, bytes.fromhex(data[2:])) if plan.plain_types else ()
+        )
     except (ValueError, OverflowError):
         return None
-    for param, value in zip(plain, values, strict=True):
-        args[param.name] = value
+    for name, value in zip(plan.plain_names, values, strict=True):
+        args[name] = value
     return args
 
 
@@ -281,12 +313,10 @@ def decode_log(signature_text: str, topics: list[str], data: str) -> dict[str, A
     values = decode_log_values(signature_text, topics, data)
     if values is None:
         return None
-    sig = _signature(signature_text)
-    hashed = {
-        p.name for p in sig.params if p.indexed and (p.type in ("string", "bytes") or "[" in p.type)
-    }
+    plan = _plan(signature_text)
+    hashed = plan.hashed
     args = {
-        p.name: values[p.name] if p.name in hashed else _json_safe(values[p.name], p.type)
-        for p in sig.params
+        name: values[name] if name in hashed else _json_safe(values[name], type_)
+        for name, type_ in plan.order
     }
-    return {"event": sig.name, "args": {name: args[name] for name in values}}
+    return {"event": plan.signature.name, "args": args}
