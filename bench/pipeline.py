@@ -178,26 +178,10 @@ class Pipeline:
         """Send `rate` events/s on token B for `seconds`, `per_tx` events a transaction."""
         self.receiver.reset()
         meter, pids = self.cpu_meter()
-        interval = per_tx / rate
-        sent_at: dict[str, float] = {}
-        txs = int(seconds / interval)
-        t0 = time.time()
-        for k in range(txs):
-            due = t0 + k * interval
-            delay = due - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            at = time.time()
-            tx = self.token_b.emit_transfers(per_tx, self.base + k * per_tx, wait=False)
-            sent_at[tx.lower()] = at
-        self.base += txs * per_tx
-        send_s = time.time() - t0
-        self.node.confirm_sent()
-        expected = txs * per_tx
-        deadline = time.time() + 60
-        while self.receiver.stats()["count"] < expected and time.time() < deadline:
-            time.sleep(0.1)
-        drained_after_s = time.time() - t0 - send_s
+        sent_at, started, finished = self.send_paced(rate, seconds, per_tx)
+        send_s = finished - started
+        expected = len(sent_at) * per_tx
+        drained_after_s = self.wait_received(expected, finished)
         cpu = meter.tick(pids, alone=(SELF,))
         return {
             **self.delays(sent_at),
@@ -207,6 +191,35 @@ class Pipeline:
             "events": expected,
             "drained_after_s": drained_after_s,
         }
+
+    def send_paced(
+        self, rate: float, seconds: float, per_tx: int
+    ) -> tuple[dict[str, float], float, float]:
+        """`rate` events/s on token B for `seconds`, `per_tx` a transaction; returns when each
+        transaction was sent (by hash), and when the sending started and ended."""
+        interval = per_tx / rate
+        sent_at: dict[str, float] = {}
+        txs = int(seconds / interval)
+        t0 = time.time()
+        for k in range(txs):
+            delay = t0 + k * interval - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            at = time.time()
+            tx = self.token_b.emit_transfers(per_tx, self.base + k * per_tx, wait=False)
+            sent_at[tx.lower()] = at
+        self.base += txs * per_tx
+        finished = time.time()
+        self.node.confirm_sent()
+        return sent_at, t0, finished
+
+    def wait_received(self, expected: int, sent_until: float, timeout_s: float = 60) -> float:
+        """Wait (at most `timeout_s`) for `expected` webhooks; returns how long after
+        `sent_until`, the end of the sending, they were all in."""
+        deadline = time.time() + timeout_s
+        while self.receiver.stats()["count"] < expected and time.time() < deadline:
+            time.sleep(0.1)
+        return time.time() - sent_until
 
     def chain_floor(self, count: int = 30) -> dict[str, float]:
         """The latency no listener can beat, at rest: a transaction sent → its receipt served by
