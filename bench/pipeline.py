@@ -282,7 +282,9 @@ class Pipeline:
     def delays(self, sent_at: dict[str, float]) -> dict[str, float]:
         """Percentiles of transaction sent → webhook received, and the median of each stage."""
         arrivals = self.receiver.arrivals()
-        lat_ms = [(at - sent_at[tx.lower()]) * 1000 for at, tx in arrivals if tx.lower() in sent_at]
+        lat_ms = [
+            (at - sent_at[tx.lower()]) * 1000 for at, tx, _ in arrivals if tx.lower() in sent_at
+        ]
         return {
             **self.stage_times(sent_at, arrivals),
             "received": len(arrivals),
@@ -301,7 +303,7 @@ class Pipeline:
         from ethhook.db.models import Delivery, DeliveryAttempt, Event
 
         arrived: dict[str, list[float]] = {}
-        for at, tx in arrivals:
+        for at, tx, _path in arrivals:
             arrived.setdefault(tx.lower(), []).append(at)
         to_match, to_matcher, to_attempt, to_receive = [], [], [], []
         # Joined on the partition key and bounded by the run's time (block times are anvil's

@@ -2,7 +2,7 @@
 
 Each scenario gets a setup of its own (anvil with three TestTokens, `ethhook listen`, a match
 worker and deliver worker(s) started exactly as workers/README.md recommends, the aiohttp receiver
-of bench/receiver.py, emptied tables); five measurements, each with its baseline taken in the same
+of bench/receiver.py, emptied tables); six measurements, each with its baseline taken in the same
 run:
 
 * fan-out: webhooks/s from events mined on anvil to signed requests received (10 endpoints watch
@@ -15,10 +15,12 @@ run:
 * latency: from sending the transaction (anvil mines it at once; the listener sees the block a few
   ms later, so this is an upper bound of block-arrival → webhook) to the webhook's arrival, P50/P95/
   P99, at 200 events/s and at higher rates (one endpoint watches token B);
+* ordered: an `--ordered` endpoint's latency under live traffic beside an unordered one that gets
+  the same events, at 100, 200 and 400 events/s (bench/ordered_live.py);
 * memory: peak RSS of the listener, the match worker and the deliver worker, idle and under load;
 * scaling: webhooks/s drained by 1, 2 and 4 deliver worker processes from a preloaded queue.
 
-Usage: python -m bench.pipeline_bench [--quick] [--only fanout,burst,latency,scaling]
+Usage: python -m bench.pipeline_bench [--quick] [--only fanout,burst,latency,ordered,scaling]
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from typing import Any
 import bench.common as c
 from bench import pgsplit
 from bench.baselines import aiohttp_client, requests_loop, requests_loop_cpu
+from bench.ordered_live import ordered_live
 from bench.pipeline import Pipeline
 from bench.pipeline_report import cpu_line, report
 
-SCENARIOS = ("fanout", "burst", "latency", "scaling")
+SCENARIOS = ("fanout", "burst", "latency", "ordered", "scaling")
 
 
 def run(quick: bool, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
@@ -86,6 +89,9 @@ def measure(p: Pipeline, scenario: str, quick: bool, runs: int, out: dict[str, A
         # Rates rise until one is not sustained (backlog still draining > 2 s after the last send).
         rates = [200] if quick else [200, 400, 600, 800, 1000]
         out["latency"] = latency(p, runs, rates, 4.0 if quick else 10.0)
+    elif scenario == "ordered":
+        rates = [100] if quick else [100, 200, 400]
+        out["ordered"] = ordered_live(p, runs, rates, 4.0 if quick else 10.0)
     p.rss.stop()
     for name, mb in p.rss.peak.items():
         out["rss_load_mb"][name] = max(out["rss_load_mb"].get(name, 0.0), mb)

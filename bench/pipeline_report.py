@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import bench.common as c
+from bench.ordered_live import report_ordered
 
 
 def report(out: dict[str, Any]) -> str:
@@ -16,6 +17,8 @@ def report(out: dict[str, Any]) -> str:
         lines += report_burst(out["burst"])
     if "latency" in out:
         lines += report_latency(out["latency"])
+    if "ordered" in out:
+        lines += report_ordered(out["ordered"])
     lines += report_rss(out["rss_idle_mb"], out["rss_load_mb"])
     if "scaling" in out:
         lines += report_scaling(out["scaling"], out["scaling_aiohttp_baseline"])

@@ -1,7 +1,7 @@
 """A fast loopback webhook receiver for benchmarks (aiohttp, own process).
 
 Verifies every Standard Webhooks signature for paths it has a secret for, counts requests, distinct
-webhook-ids and bad signatures, and keeps (arrival time, transaction hash) for latency figures.
+webhook-ids and bad signatures, and keeps (arrival time, transaction hash, path) of the paths under `/lat` for latency figures.
 A path `/delay/<ms>/…` answers after <ms> milliseconds (a receiver's own latency); on a path with
 `/ord` in it, a webhook whose `sequence` is below the last one seen on that path counts in
 `out_of_order`.
@@ -65,7 +65,7 @@ async def hook(request: web.Request) -> web.Response:
     state["last"] = now
     if request.path.startswith("/lat"):
         tx = json.loads(body)["data"]["transaction_hash"]
-        state["arrivals"].append((now, tx))
+        state["arrivals"].append((now, tx, request.path))
     if "/ord" in request.path:
         sequence = json.loads(body)["sequence"]
         if sequence < state["last_sequence"].get(request.path, 0):
