@@ -215,3 +215,35 @@ def test_under_gevent_requests_beyond_the_kept_connections_do_not_wait(monkeypat
         assert elapsed < 1.0 and len(accepted) == 6
         pool = next(p for p in geventpost._pools.values() if p.port == int(url.split(":")[2][:-5]))
         assert len(pool.idle) == 2  # the other four were closed, not kept
+
+
+def test_under_gevent_a_body_larger_than_the_socket_buffer_arrives_whole():
+    """The first send() takes what the socket's buffer holds; the rest follows, byte for byte
+    (the receiver reads only after a pause, so the buffer is full when the client sends)."""
+    import hashlib
+
+    body = bytes(range(256)) * (8 * 4096)  # 8 MiB
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(10)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(10)
+            time.sleep(0.3)
+            received = read_request(conn).partition(b"\r\n\r\n")[2]  # type: ignore[arg-type]
+            digest = hashlib.sha256(received).hexdigest().encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 64\r\n\r\n" + digest)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    try:
+        outcome = http.post_gevent(url, body, {}, 2.0, 10.0, allow_private=True)
+    finally:
+        thread.join(10)
+        server.close()
+    assert outcome.status_code == 200, outcome.error
+    assert outcome.body == hashlib.sha256(body).hexdigest()

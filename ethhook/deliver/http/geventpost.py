@@ -219,7 +219,11 @@ def post(request: Request) -> HttpOutcome:
         return failed(_connect_error(target, exc))
     try:
         sock.settimeout(read_timeout_s)
-        sock.sendall(message)
+        # One send() takes a webhook whole into the socket's buffer, as a rule; gevent's
+        # sendall() first asks the kernel for the buffer's size (a system call per request).
+        sent = sock.send(message)
+        if sent < len(message):
+            sock.sendall(memoryview(message)[sent:])
     except BaseException as exc:
         pool.release_socket(sock)
         if isinstance(exc, TimeoutError):
