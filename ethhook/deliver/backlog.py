@@ -18,14 +18,19 @@ Loader = Callable[[Sequence[int]], list[Work]]
 class Backlog:
     """Loaded work first, in order, then the ids still to load; `load` builds the bodies."""
 
-    def __init__(self, claimed: Sequence[int], load: Loader) -> None:
-        self._loaded = load(claimed[:LOAD_CHUNK])
-        self._unloaded = list(claimed[LOAD_CHUNK:])
+    def __init__(self, loaded: list[Work], unloaded: Sequence[int]) -> None:
+        self._loaded = loaded
+        self._unloaded = list(unloaded)
+
+    @classmethod
+    def loading(cls, claimed: Sequence[int], load: Loader) -> Backlog:
+        """A backlog of `claimed` whose first chunk `load` builds now."""
+        return cls(load(claimed[:LOAD_CHUNK]), claimed[LOAD_CHUNK:])
 
     @classmethod
     def preloaded(cls, claimed: Sequence[int], first: list[Work]) -> Backlog:
         """A backlog whose first chunk, the work of claimed[:LOAD_CHUNK], was read with the claim."""
-        return cls(claimed, lambda _ids: first)
+        return cls(first, claimed[LOAD_CHUNK:])
 
     def __bool__(self) -> bool:
         return bool(self._loaded or self._unloaded)

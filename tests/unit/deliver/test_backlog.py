@@ -21,14 +21,14 @@ class Loader:
 
 def test_only_the_first_chunk_is_loaded_at_the_start():
     load = Loader()
-    backlog = Backlog(list(range(1, TOTAL + 1)), load)
+    backlog = Backlog.loading(list(range(1, TOTAL + 1)), load)
     assert load.calls == [list(range(1, LOAD_CHUNK + 1))]
     assert backlog.left() == list(range(1, TOTAL + 1))
 
 
 def test_a_chunk_is_loaded_when_fewer_bodies_are_ready_than_the_window_needs():
     first, more = Loader(), Loader()
-    backlog = Backlog(list(range(1, TOTAL + 1)), first)
+    backlog = Backlog.loading(list(range(1, TOTAL + 1)), first)
     for _ in range(LOAD_CHUNK - 4):
         backlog.pop()
     backlog.top_up(4, more)  # four ready, four needed
@@ -39,18 +39,18 @@ def test_a_chunk_is_loaded_when_fewer_bodies_are_ready_than_the_window_needs():
 
 
 def test_sending_takes_the_work_in_order_until_none_is_left():
-    backlog = Backlog([3, 4, 5], Loader())
+    backlog = Backlog.loading([3, 4, 5], Loader())
     assert [backlog.pop().delivery_id for _ in range(3)] == [3, 4, 5]
     assert not backlog.has_loaded() and not backlog and backlog.left() == []
 
 
 def test_a_delivery_that_no_longer_loads_is_not_left_over():
-    backlog = Backlog([1, 2, 3], Loader(missing=frozenset({2})))
+    backlog = Backlog.loading([1, 2, 3], Loader(missing=frozenset({2})))
     assert backlog.left() == [1, 3]
 
 
 def test_a_backlog_is_short_of_a_window_only_while_more_is_left_to_load():
-    backlog = Backlog(list(range(1, LOAD_CHUNK + 5)), Loader())
+    backlog = Backlog.loading(list(range(1, LOAD_CHUNK + 5)), Loader())
     assert not backlog.short_of(8)  # a whole chunk ready
     for _ in range(LOAD_CHUNK - 7):
         backlog.pop()
