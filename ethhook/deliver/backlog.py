@@ -28,9 +28,12 @@ class Backlog:
         return cls(load(claimed[:LOAD_CHUNK]), claimed[LOAD_CHUNK:])
 
     @classmethod
-    def preloaded(cls, claimed: Sequence[int], first: list[Work]) -> Backlog:
-        """A backlog whose first chunk, the work of claimed[:LOAD_CHUNK], was read with the claim."""
-        return cls(first, claimed[LOAD_CHUNK:])
+    def preloaded(
+        cls, claimed: Sequence[int], first: list[Work], covered: int = LOAD_CHUNK
+    ) -> Backlog:
+        """A backlog whose work of claimed[:covered] was read with the claim (the first chunk,
+        or all of an ordered claim): only the ids after those are left to load."""
+        return cls(first, claimed[covered:])
 
     def __bool__(self) -> bool:
         return bool(self._loaded or self._unloaded)

@@ -190,7 +190,9 @@ def _ordered_claim(
     if got is None or got.endpoint is None:
         return None
     bounds = time_range(w.event_at for w in got.first if w.event_at is not None)
-    return Claimed(got.endpoint, worker_token, Backlog.preloaded(got.claimed, got.first), bounds)
+    # An ordered claim reads the work of all it claims: nothing is left to load.
+    backlog = Backlog.preloaded(got.claimed, got.first, covered=len(got.claimed))
+    return Claimed(got.endpoint, worker_token, backlog, bounds)
 
 
 def _send_windows(

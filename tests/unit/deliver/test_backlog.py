@@ -60,3 +60,17 @@ def test_a_backlog_is_short_of_a_window_only_while_more_is_left_to_load():
     for _ in range(10):
         backlog.pop()
     assert not backlog.short_of(8)  # 1 ready, but nothing left to load
+
+
+def test_a_claim_read_whole_with_its_work_is_sent_once_each_and_loads_nothing_more():
+    """An ordered claim reads the work of all it claims, more than a chunk of it: each delivery
+    is sent once, in order (with only the first chunk counted as read, the rest were loaded
+    again and sent twice)."""
+    claimed = list(range(1, TOTAL + 1))
+    more = Loader()
+    backlog = Backlog.preloaded(claimed, Loader()(claimed), covered=len(claimed))
+    sent = []
+    while backlog:
+        backlog.top_up(8, more)
+        sent.append(backlog.pop().delivery_id)
+    assert sent == claimed and more.calls == []
