@@ -13,8 +13,8 @@ from ethhook.deliver.store import ClaimedWork, claim_ordered_and_load
 
 log = logging.getLogger(__name__)
 
-# An ordered claim takes at most this many deliveries from the head (sent one at a time), as a
-# message of the matcher's holds. Each claim costs a transaction, a breaker check and a settle:
+# An ordered claim takes at most this many deliveries from the head (sent one at a time): as many
+# as a matcher's message holds. Each claim costs a transaction, a breaker check and a settle:
 # with 20 an ordered endpoint's webhook took the deliver worker ~1.5x an unordered one's CPU, and
 # at 400 events/s live it fell 2.6-4 s behind where claims of 100 fell 0.3-1.9 s behind
 # (bench/RESULTS.md §14).
