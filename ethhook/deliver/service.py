@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from ethhook import metrics
 from ethhook.config import Settings
 from ethhook.db.models import utcnow
+from ethhook.deliver.answers import Report, tally
 from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
 from ethhook.deliver.beside import Beside
 from ethhook.deliver.ordered import claim_from_head
@@ -24,7 +25,6 @@ from ethhook.deliver.protect import (
     Deferral,
     EndpointBreaker,
     RateLimiter,
-    counts_against_breaker,
     deferral,
     endpoint_slots,
     endpoint_turn,
@@ -59,17 +59,6 @@ from ethhook.workqueue import (
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
-
-
-@dataclass
-class Report:
-    sent: int = 0
-    succeeded: int = 0
-    failed_attempts: int = 0
-    released: int = 0
-    deferred: int = 0
-    skipped: int = 0
-    disabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -283,64 +272,6 @@ def _take_window(
                 continue
         window.append(backlog.pop())
     return window, None
-
-
-def tally(
-    endpoint: EndpointView, results: Sequence[Result], breaker: EndpointBreaker, report: Report
-) -> bool:
-    """Count one window's answers in the report, the metrics and the breaker; True when the
-    breaker is open."""
-    # The window's requests ran at once, so their order is unknown: its successes reset the
-    # failure count first (one Redis update per window, not one per success), then its failures
-    # count. An endpoint failing one request in three never reaches fail_max this way; one
-    # failing them all opens the breaker as before.
-    if any(r.outcome.ok for r in results):
-        breaker.record_success()
-    opened = False
-    for result in results:
-        item, outcome = result.work, result.outcome
-        report.sent += 1
-        metrics.record_attempt(outcome.ok, outcome.duration_ms / 1000)
-        if outcome.ok:
-            report.succeeded += 1
-            metrics.record_delivered_latency(
-                metrics.latency_since(item.block_timestamp, item.created_at)
-            )
-            log_attempt(endpoint, result)
-            continue
-        report.failed_attempts += 1
-        log_attempt(endpoint, result)
-        if counts_against_breaker(outcome):
-            opened = breaker.record_failure() or opened
-        if outcome.status_code == 410:
-            report.disabled = True
-    return opened
-
-
-def log_attempt(endpoint: EndpointView, result: Result) -> None:
-    """A failed attempt at INFO, a success after failures too (the end of a story the log told);
-    a first-time success at DEBUG: under load, the task's line counts them."""
-    item, outcome = result.work, result.outcome
-    retried = item.attempts > 0
-    level = logging.DEBUG if outcome.ok and not retried else logging.INFO
-    if not log.isEnabledFor(level):
-        return
-    log.log(
-        level,
-        "%s endpoint=%s delivery=%s webhook=%s attempt=%d status=%s error=%s",
-        "deliver.attempt.succeeded" if outcome.ok else "deliver.attempt.failed",
-        endpoint.id,
-        item.delivery_id,
-        item.webhook_id,
-        item.attempts + 1,
-        outcome.status_code,
-        outcome.error,
-        extra={
-            "endpoint_id": endpoint.id,
-            "delivery_id": item.delivery_id,
-            "webhook_id": item.webhook_id,
-        },
-    )
 
 
 def _settle(
