@@ -1,9 +1,11 @@
 """An ordered endpoint's claim for the deliver task: from its head, whatever the message names,
-with a log line for each dead-lettered delivery it skips or that pauses the endpoint."""
+with a log line for each dead-lettered delivery it skips or that pauses the endpoint; and which
+ordered endpoints a task of this process is sending now."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -45,3 +47,59 @@ def claim_from_head(
             extra={"endpoint_id": endpoint_id, "delivery_id": got.paused_by.id},
         )
     return got if got.claimed else None
+
+
+class Senders:
+    """The ordered endpoints a task of this process is sending now, and whether a message came
+    for one of them meanwhile.
+
+    A message for an ordered endpoint that one of this process's tasks is sending has nothing to
+    do: its claim from the head would find the head under that task's claim and take nothing
+    (two transactions for every matcher batch, 519 of 599 messages in bench/RESULTS.md §14). Its
+    deliveries are the sending task's to claim next, since that task goes on from the head while
+    it succeeds. The message is acknowledged at once and noted; a sending task that finds nothing
+    more to claim looks at the note before it stops and claims again if a message came meanwhile
+    (its deliveries may have been committed after the task's last claim read the head).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sending: set[int] = set()
+        self._noted: set[int] = set()
+
+    def defer_to_sender(self, endpoint_id: int) -> bool:
+        """True, and noted, when a task of this process is sending the endpoint."""
+        with self._lock:
+            if endpoint_id not in self._sending:
+                return False
+            self._noted.add(endpoint_id)
+            return True
+
+    def start(self, endpoint_id: int) -> bool:
+        """Take the sender's role; False when another task of this process has it."""
+        with self._lock:
+            if endpoint_id in self._sending:
+                return False
+            self._sending.add(endpoint_id)
+            self._noted.discard(endpoint_id)
+            return True
+
+    def stop_unless_noted(self, endpoint_id: int) -> bool:
+        """Give the role up, unless a message was deferred to it since the last look: False
+        then, and the sender claims again (one step, so no message is deferred to a sender that
+        has stopped looking)."""
+        with self._lock:
+            if endpoint_id in self._noted:
+                self._noted.discard(endpoint_id)
+                return False
+            self._sending.discard(endpoint_id)
+            return True
+
+    def stop(self, endpoint_id: int) -> None:
+        """Give the role up (the sender stopped early: a failure, its time, an error)."""
+        with self._lock:
+            self._sending.discard(endpoint_id)
+            self._noted.discard(endpoint_id)
+
+
+senders = Senders()

@@ -18,7 +18,7 @@ from ethhook.db.models import utcnow
 from ethhook.deliver.answers import Report, tally
 from ethhook.deliver.backlog import LOAD_CHUNK, Backlog
 from ethhook.deliver.beside import Beside
-from ethhook.deliver.ordered import claim_from_head
+from ethhook.deliver.ordered import claim_from_head, senders
 from ethhook.deliver.protect import (
     RATE_WAIT_INLINE_S,
     Action,
@@ -90,9 +90,13 @@ def deliver(
     An endpoint's tasks take turns in a worker, oldest first (protect.inflight). Per attempt:
     endpoint active → rate limit → circuit breaker → signed POST. A rate-limit token due within a
     second is waited for; a longer wait or an open breaker defers the rest of the message without
-    using an attempt.
+    using an attempt. A message for an ordered endpoint that a task of this process is sending is
+    left to that task, which claims its deliveries next (deliver.ordered.Senders).
     """
     report = Report()
+    if senders.defer_to_sender(endpoint_id):
+        report.skipped = len(delivery_ids)  # the sending task of this process claims them next
+        return report
     with endpoint_turn(
         endpoint_id,
         settings.endpoint_max_in_flight,
@@ -102,16 +106,26 @@ def deliver(
         budget = sending_budget_s(settings.delivery_lease_s, _request_s(settings))
         deadline = time.monotonic() + budget
         task = _claim(sessions, settings, endpoint_id, delivery_ids, token, report, bounds)
-        while task is not None:
-            stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
-            _settle(sessions, settings, task, unrecorded, stopped_by, report)
-            # An ordered endpoint's task goes on with the deliveries after those it sent, while
-            # every one succeeded and time is left: its next claim starts at the new head.
-            if not task.ordered or stopped_by is not None or report.disabled:
-                break
-            if task.backlog.left() or time.monotonic() > deadline:
-                break
-            task = _claim_ordered(sessions, settings, endpoint_id)
+        sender = task is not None and task.ordered and senders.start(endpoint_id)
+        try:
+            while task is not None:
+                stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
+                _settle(sessions, settings, task, unrecorded, stopped_by, report)
+                # An ordered endpoint's task goes on with the deliveries after those it sent,
+                # while every one succeeded and time is left: its next claim starts at the head.
+                if not task.ordered or stopped_by is not None or report.disabled:
+                    break
+                if task.backlog.left() or time.monotonic() > deadline:
+                    break
+                task = _claim_ordered(sessions, settings, endpoint_id)
+                while task is None and sender:
+                    if senders.stop_unless_noted(endpoint_id):
+                        sender = False
+                    else:
+                        task = _claim_ordered(sessions, settings, endpoint_id)
+        finally:
+            if sender:
+                senders.stop(endpoint_id)
     return report
 
 
