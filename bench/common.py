@@ -68,6 +68,16 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
+def delay_spread(lat_ms: list[float]) -> dict[str, float]:
+    """P50, P95, P99 and the most of a run's delays (ms)."""
+    return {
+        "p50_ms": percentile(lat_ms, 50),
+        "p95_ms": percentile(lat_ms, 95),
+        "p99_ms": percentile(lat_ms, 99),
+        "max_ms": max(lat_ms) if lat_ms else float("nan"),
+    }
+
+
 # --- services -----------------------------------------------------------------------------------
 
 

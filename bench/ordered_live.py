@@ -93,13 +93,7 @@ def percentiles(
         for at, tx, where in arrivals
         if where == path and tx.lower() in sent_at
     ]
-    return {
-        "received": len(lat_ms),
-        "p50_ms": c.percentile(lat_ms, 50),
-        "p95_ms": c.percentile(lat_ms, 95),
-        "p99_ms": c.percentile(lat_ms, 99),
-        "max_ms": max(lat_ms) if lat_ms else float("nan"),
-    }
+    return {"received": len(lat_ms), **c.delay_spread(lat_ms)}
 
 
 def report_ordered(rows: list[dict[str, Any]]) -> list[str]:

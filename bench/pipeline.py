@@ -288,10 +288,7 @@ class Pipeline:
         return {
             **self.stage_times(sent_at, arrivals),
             "received": len(arrivals),
-            "p50_ms": c.percentile(lat_ms, 50),
-            "p95_ms": c.percentile(lat_ms, 95),
-            "p99_ms": c.percentile(lat_ms, 99),
-            "max_ms": max(lat_ms) if lat_ms else float("nan"),
+            **c.delay_spread(lat_ms),
         }
 
     def stage_times(self, sent_at: dict[str, float], arrivals: list[list[Any]]) -> dict[str, float]:
