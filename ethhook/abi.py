@@ -55,7 +55,7 @@ def to_checksum_address(address: str) -> str:
     if not _ADDRESS.match(address):
         raise ValueError(f"not a 20-byte hex address: {address!r}")
     hex_ = address[-40:].lower().encode()
-    digest = bytes(_keccak(hex_)).hex()[:40].encode()
+    digest = keccak_bytes(hex_).hex()[:40].encode()
     letters = int.from_bytes(hex_.translate(_LETTER_BIT), "big")
     high = int.from_bytes(digest.translate(_HIGH_NIBBLE_BIT), "big")
     return "0x" + (int.from_bytes(hex_, "big") ^ (letters & high)).to_bytes(40, "big").decode()
@@ -184,11 +184,6 @@ def _int_bits(type_: str) -> int:
 @lru_cache(maxsize=1024)
 def _signature(text: str) -> EventSignature:
     return parse_event_signature(text)
-
-
-@lru_cache(maxsize=1024)
-def _topic0(text: str) -> str:
-    return _signature(text).topic0
 
 
 class _NotStatic(Exception):
