@@ -47,6 +47,7 @@ from ethhook.deliver.store import (
     record,
 )
 from ethhook.workqueue import (
+    DispatchGroup,
     TimeRange,
     defer,
     enqueue_groups,
@@ -91,10 +92,12 @@ def deliver(
     endpoint active → rate limit → circuit breaker → signed POST. A rate-limit token due within a
     second is waited for; a longer wait or an open breaker defers the rest of the message without
     using an attempt. A message for an ordered endpoint that a task of this process is sending is
-    left to that task, which claims its deliveries next (deliver.ordered.Senders).
+    left to that task, which claims its deliveries next, or publishes the message again if it
+    stops early (deliver.ordered.Senders).
     """
     report = Report()
-    if senders.defer_to_sender(endpoint_id):
+    message = DispatchGroup(endpoint_id, list(delivery_ids), token, bounds)
+    if senders.defer_to_sender(message):
         report.skipped = len(delivery_ids)  # the sending task of this process claims them next
         return report
     with endpoint_turn(
@@ -107,6 +110,7 @@ def deliver(
         deadline = time.monotonic() + budget
         task = _claim(sessions, settings, endpoint_id, delivery_ids, token, report, bounds)
         sender = task is not None and task.ordered and senders.start(endpoint_id)
+        ordered = True  # the endpoint as the last claim from its head found it
         try:
             while task is not None:
                 stopped_by, unrecorded = _send_windows(sessions, settings, task, deadline, report)
@@ -117,16 +121,31 @@ def deliver(
                     break
                 if task.backlog.left() or time.monotonic() > deadline:
                     break
-                task = _claim_ordered(sessions, settings, endpoint_id)
-                while task is None and sender:
+                task, ordered = _claim_ordered(sessions, settings, endpoint_id)
+                while task is None and ordered and sender:
                     if senders.stop_unless_noted(endpoint_id):
                         sender = False
                     else:
-                        task = _claim_ordered(sessions, settings, endpoint_id)
+                        task, ordered = _claim_ordered(sessions, settings, endpoint_id)
         finally:
-            if sender:
-                senders.stop(endpoint_id)
+            left = senders.stop(endpoint_id) if sender else []
+        if left:
+            _publish_again(left, ordered and not report.disabled)
     return report
+
+
+def _publish_again(left: list[DispatchGroup], ordered: bool) -> None:
+    """The messages left to a sender that stopped early, published again: for an endpoint still
+    ordered, the newest (its task claims from the head, which takes every one's deliveries);
+    else each, to claim its own deliveries."""
+    groups = left[-1:] if ordered else left
+    enqueue_groups(groups)
+    log.info(
+        "deliver.ordered.republished endpoint=%s messages=%d of=%d",
+        left[0].endpoint_id,
+        len(groups),
+        len(left),
+    )
 
 
 def _request_s(settings: Settings) -> float:
@@ -162,7 +181,7 @@ def _claim(
         if not got.claimed:
             # Nothing claimed: an ordered endpoint's claim starts from its head instead, whatever
             # the message names (one more statement only when the first claimed nothing).
-            task = _ordered_claim(session, settings, endpoint_id, worker_token, now)
+            task, _ = _ordered_claim(session, settings, endpoint_id, worker_token, now)
             if task is not None:  # the message's ids it did not take
                 report.skipped = len(set(delivery_ids) - set(task.backlog.left()))
             return task
@@ -179,23 +198,27 @@ def _claim(
 
 def _claim_ordered(
     sessions: SessionFactory, settings: Settings, endpoint_id: int
-) -> Claimed | None:
-    """The next claim of an ordered endpoint's task, under a new worker token."""
+) -> tuple[Claimed | None, bool]:
+    """The next claim of an ordered endpoint's task, under a new worker token; and whether the
+    endpoint is still ordered and active."""
     with sessions() as session:
         return _ordered_claim(session, settings, endpoint_id, new_claim_token(), utcnow())
 
 
 def _ordered_claim(
     session: Session, settings: Settings, endpoint_id: int, worker_token: str, now: datetime
-) -> Claimed | None:
-    """An ordered endpoint's claim from its head (None: not ordered, or nothing to send)."""
+) -> tuple[Claimed | None, bool]:
+    """An ordered endpoint's claim from its head (None: nothing to send), and whether the
+    endpoint is ordered and active."""
     got = claim_from_head(session, settings, endpoint_id, worker_token, now)
-    if got is None or got.endpoint is None:
-        return None
+    endpoint = got.endpoint
+    ordered = endpoint is not None and endpoint.ordered is not None and endpoint.active
+    if not got.claimed or endpoint is None:
+        return None, ordered
     bounds = time_range(w.event_at for w in got.first if w.event_at is not None)
     # An ordered claim reads the work of all it claims: nothing is left to load.
     backlog = Backlog.preloaded(got.claimed, got.first, covered=len(got.claimed))
-    return Claimed(got.endpoint, worker_token, backlog, bounds)
+    return Claimed(endpoint, worker_token, backlog, bounds), ordered
 
 
 def _send_windows(
