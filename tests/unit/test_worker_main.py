@@ -1,4 +1,5 @@
-"""`ethhook-worker`: the celery worker command without other packages' subcommands."""
+"""`ethhook-worker`: the celery worker command without other packages' subcommands, nor the
+`celery amqp` shell."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import sys
 
 from tests.support.env import BIN
 
-PROBE = "import sys; {setup}; print('flower' in sys.modules, 'tornado' in sys.modules)"
+PROBE = (
+    "import sys; {setup}; "
+    "print('flower' in sys.modules, 'tornado' in sys.modules, 'prompt_toolkit' in sys.modules)"
+)
 
 
 def run(code: str) -> str:
@@ -16,10 +20,18 @@ def run(code: str) -> str:
     ).stdout.strip()
 
 
-def test_the_celery_command_loads_flower_and_ethhook_worker_does_not():
-    assert run(PROBE.format(setup="import celery.bin.celery")) == "True True"
+def test_the_celery_command_loads_flower_and_a_shell_and_ethhook_worker_does_not():
+    assert run(PROBE.format(setup="import celery.bin.celery")) == "True True True"
     without = "from ethhook.worker_main import _celery_main_without_command_plugins as f; f()"
-    assert run(PROBE.format(setup=without)) == "False False"
+    assert run(PROBE.format(setup=without)) == "False False False"
+
+
+def test_the_amqp_shell_imported_after_the_worker_command_is_celerys_own():
+    probe = (
+        "from ethhook.worker_main import prepare; prepare(['-P', 'solo']); "
+        "import celery.bin.amqp as m; print(hasattr(m, 'dump_message'))"
+    )
+    assert run(probe) == "True"
 
 
 def test_ethhook_worker_is_the_celery_worker_command_of_the_ethhook_app():
