@@ -17,7 +17,8 @@ from tests.support.db import add_failed_attempt, store_and_match
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import TRANSFER, address, transfer
 
-pytestmark = pytest.mark.browser
+# The delivery's retry is due now: no worker of the session may send it while the page is read.
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("without_session_worker")]
 
 TOKEN = address(31)
 URL = "http://127.0.0.1:9/hooks"
