@@ -14,7 +14,7 @@ from ethhook.exceptions import EthHookError, InputError
 from ethhook.service.public import to_public
 
 if TYPE_CHECKING:
-    from ethhook.replay import Replay
+    from ethhook.replay.jobs import Replay
 
 POLL_S = 0.5
 PLAIN_EVERY_S = 5.0  # a progress line this often when the output is not a terminal
@@ -69,7 +69,7 @@ def _job_data(job: Replay, settings: Settings) -> dict[str, Any]:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from ethhook.replay import create_replay
+    from ethhook.replay.jobs import create_replay
     from ethhook.replay.start import replay_chain
     from ethhook.workqueue import enqueue_replays
 
@@ -93,7 +93,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def _watch(args: argparse.Namespace, settings: Settings, job_id: int) -> int:
     """Follow the job until it ends; Ctrl-C leaves it running."""
     from ethhook.db import session_scope
-    from ethhook.replay import get_replay
+    from ethhook.replay.jobs import get_replay
 
     out = sys.stderr if args.json else sys.stdout
     tty = out.isatty()
@@ -141,7 +141,7 @@ def _finish(args: argparse.Namespace, settings: Settings, job: Replay, tty: bool
 
 def cmd_replay_status(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
-    from ethhook.replay import get_replay
+    from ethhook.replay.jobs import get_replay
 
     with session_scope() as session:
         job = get_replay(session, args.id)
@@ -158,7 +158,7 @@ def cmd_replay_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay_cancel(args: argparse.Namespace, settings: Settings) -> int:
     from ethhook.db import session_scope
     from ethhook.db.models import utcnow
-    from ethhook.replay import cancel_replay
+    from ethhook.replay.jobs import cancel_replay
 
     with session_scope() as session:
         job = cancel_replay(session, args.id, utcnow())

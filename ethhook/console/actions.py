@@ -35,7 +35,8 @@ from ethhook.db import session_scope
 from ethhook.db.models import DeliveryStatus, utcnow
 from ethhook.service.apps import authenticate
 from ethhook.service.deliveries import DeliveryFilter, retry_deliveries, retry_matching
-from ethhook.service.endpoints import get_endpoint, rotate_secret, set_active
+from ethhook.service.endpoints import rotate_secret, set_active
+from ethhook.service.rows import get_endpoint
 from ethhook.service.testsend import send_test_webhook
 from ethhook.workqueue import enqueue_groups
 

@@ -35,7 +35,7 @@ from ethhook.service.deliveries import (
     list_deliveries,
     retry_matching,
 )
-from ethhook.service.endpoints import get_endpoint
+from ethhook.service.rows import get_endpoint
 from ethhook.service.times import parse_since
 from ethhook.service.validation import about
 from ethhook.workqueue import enqueue_groups

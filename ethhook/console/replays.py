@@ -26,9 +26,10 @@ from ethhook.console.web import (
 )
 from ethhook.db.models import utcnow
 from ethhook.exceptions import InputError, NotFoundError, TransientError
-from ethhook.replay import cancel_replay, create_replay, get_replay
+from ethhook.replay.jobs import cancel_replay, create_replay, get_replay
 from ethhook.replay.start import replay_chain
-from ethhook.service.endpoints import get_endpoint, view
+from ethhook.service.endpoints import view
+from ethhook.service.rows import get_endpoint
 from ethhook.workqueue import enqueue_replays
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)

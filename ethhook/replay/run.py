@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session
 from ethhook.config import ChainConfig, Settings
 from ethhook.db.models import utcnow
 from ethhook.exceptions import EthHookError, TransientError
-from ethhook.replay.errors import node_failure
-from ethhook.replay.jobs import (
+from ethhook.replay.chunks import (
     ChunkWork,
     commit_chunk,
     endpoint_addresses,
@@ -22,6 +21,7 @@ from ethhook.replay.jobs import (
     note_error,
     start_chunk,
 )
+from ethhook.replay.errors import node_failure
 from ethhook.types import ChainEvent
 from ethhook.workqueue import DispatchGroup, ReplayDispatch
 
@@ -94,7 +94,7 @@ def run_chunk(
         work.chunk.end,
         len(events),
         result.deliveries,
-        result.replay.state,
+        result.state,
     )
-    following = None if result.replay.finished or result.held else ReplayDispatch(job_id, token)
+    following = None if result.finished or result.held else ReplayDispatch(job_id, token)
     return ChunkOutcome(result.groups, following)

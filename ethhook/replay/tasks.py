@@ -8,7 +8,7 @@ from ethhook.celery_app import app
 from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import utcnow
-from ethhook.replay.jobs import dispatch_due_replays
+from ethhook.replay.chunks import dispatch_due_replays
 from ethhook.replay.run import run_chunk
 from ethhook.workqueue import REPLAY_TASK, enqueue_groups, enqueue_replays
 

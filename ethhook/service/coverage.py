@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from ethhook.config import Settings
 from ethhook.db.models import ChainCursor, ChainTags, Finality, Origin, ReplayJob, ReplayState
 from ethhook.service import public
-from ethhook.service.endpoints import get_endpoint
+from ethhook.service.rows import get_endpoint
 from ethhook.service.scope import Scope
 
 

@@ -17,7 +17,7 @@ from ethhook.db.models import (
 )
 from ethhook.deliver.ed25519 import generate_key_pair
 from ethhook.deliver.signing import generate_secret
-from ethhook.exceptions import InputError, NotFoundError
+from ethhook.exceptions import InputError
 from ethhook.service import public
 from ethhook.service.apps import target_application
 from ethhook.service.changes import EndpointChanges
@@ -25,6 +25,7 @@ from ethhook.service.filters import set_filters, start_blocks
 from ethhook.service.finality import check_chain_tags, check_finality_with
 from ethhook.service.limits import check_endpoint_quota, check_filter_rows
 from ethhook.service.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
+from ethhook.service.rows import get_endpoint
 from ethhook.service.scope import Scope, scoped
 from ethhook.service.validation import (
     MAX_REASON_LENGTH,
@@ -150,15 +151,6 @@ def create_endpoint(
     session.add(endpoint)
     session.flush()
     return EndpointWithSecret(view(endpoint), shown_secret(endpoint))
-
-
-def get_endpoint(session: Session, endpoint_id: int, *, scope: Scope) -> Endpoint:
-    """The endpoint row; a missing one, or another application's, is NotFoundError."""
-    query = select(Endpoint).where(Endpoint.id == endpoint_id)
-    endpoint = session.scalar(scoped(query, Endpoint.application_id, scope))
-    if endpoint is None:
-        raise NotFoundError(f"no endpoint with id {endpoint_id} (see `ethhook endpoint list`)")
-    return endpoint
 
 
 def list_endpoints(

@@ -26,7 +26,7 @@ from ethhook.db.models import (
     delivery_rollups,
     utcnow,
 )
-from ethhook.service.endpoints import get_endpoint
+from ethhook.service.rows import get_endpoint
 from ethhook.service.scope import Scope, scoped
 
 # The rollup columns summed over the window, in the order _endpoint_stats unpacks them.

@@ -28,7 +28,7 @@ from ethhook.deliver import http
 from ethhook.deliver.send import USER_AGENT
 from ethhook.deliver.signing import KeyRing, webhook_headers
 from ethhook.exceptions import BusyError
-from ethhook.service.endpoints import get_endpoint
+from ethhook.service.rows import get_endpoint
 from ethhook.service.scope import Scope
 
 TEST_KIND = "endpoint.test"

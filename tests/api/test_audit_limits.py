@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from ethhook.config import ChainConfig, get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import EndpointFilter, utcnow
-from ethhook.replay import create_replay
+from ethhook.replay.jobs import create_replay
 from ethhook.replay.run import run_chunk
 from ethhook.service.scope import OPERATOR
 from tests.support.api import ApiServer, assert_problem

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from ethhook.config import get_settings
 from ethhook.db import session_scope
 from ethhook.db.models import Delivery, utcnow
-from ethhook.replay import create_replay
+from ethhook.replay.jobs import create_replay
 from ethhook.service import apps
 from ethhook.service.scope import OPERATOR
 from tests.support.db import store_and_match

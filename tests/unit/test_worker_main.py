@@ -54,11 +54,13 @@ def test_a_gevent_worker_is_monkey_patched_before_celery_loads_as_celery_itself_
 
 def test_a_deliver_worker_loads_neither_flower_nor_the_chain_nodes_client():
     """What a deliver worker imports at start (every task module) leaves out Flower and aiohttp,
-    the node client only the listener and replay chunks use: ~12 and ~10 MB of RSS."""
+    the node client only the listener and replay chunks use: ~12 and ~10 MB of RSS; and pydantic,
+    which only the API's and the CLI's views use: ~5 MB."""
     probe = (
         "from ethhook.worker_main import prepare; prepare(['-P', 'gevent']); "
         "import ethhook.celery_app as m; m.app.loader.import_default_modules(); "
         "import ethhook.deliver.service; import sys; "
-        "print(sorted(p for p in ('flower', 'tornado.web', 'aiohttp', 'web3') if p in sys.modules))"
+        "print(sorted(p for p in ('flower', 'tornado.web', 'aiohttp', 'web3', 'pydantic') "
+        "if p in sys.modules))"
     )
     assert run(probe) == "[]"

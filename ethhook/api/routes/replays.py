@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from ethhook.api import schemas
 from ethhook.api.routes.common import READ, WRITE, Caller, Id
 from ethhook.db.models import utcnow
-from ethhook.replay import cancel_replay, create_replay, get_replay
+from ethhook.replay.jobs import cancel_replay, create_replay, get_replay
 from ethhook.replay.start import replay_chain
 from ethhook.workqueue import enqueue_replays
 
