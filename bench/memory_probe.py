@@ -24,15 +24,16 @@ from typing import Any
 
 # Each snippet imports what the process imports, including what it imports lazily once running.
 PROCESSES: dict[str, str] = {
-    # `ethhook listen` with only *_HTTP URLs: the CLI, the runner, the task publisher.
+    # `ethhook listen` with only *_HTTP URLs: the CLI (its processes' commands), the runner, the
+    # task publisher.
     "listener (HTTP)": """
-import ethhook.cli
+import ethhook.cli.processes
 import ethhook.listen.runner
 import ethhook.celery_app
 """,
     # `ethhook listen` with *_WS URLs: + the web3 newHeads subscription.
     "listener (WS)": """
-import ethhook.cli
+import ethhook.cli.processes
 import ethhook.listen.runner
 import ethhook.celery_app
 import ethhook.listen.heads

@@ -6,27 +6,35 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ethhook import __version__
-from ethhook.cli import (
-    api,
-    apps,
-    database,
-    deliveries,
-    endpoints,
-    explain,
-    processes,
-    replays,
-    stats,
-)
 from ethhook.cli.common import EXIT_USAGE, Parser, Schema
 from ethhook.config import Settings, get_settings
 from ethhook.exceptions import ConfigError, EthHookError, InputError
 
+# The modules of ethhook.cli that add commands, in `ethhook --help`'s order, with the commands each
+# adds. A command line that names one of them builds that module's commands only: `ethhook
+# listen` loads none of the endpoint, delivery, API or statistics code (18 MB of the listener's
+# RSS, bench/RESULTS.md §15), and every command starts sooner.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "database": ("db",),
+    "endpoints": ("endpoint",),
+    "apps": ("app",),
+    "deliveries": ("delivery",),
+    "explain": ("explain",),
+    "replays": ("replay",),
+    "stats": ("stats",),
+    "api": ("api",),
+    "processes": ("listen", "up", "demo"),
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `ethhook` parser: with the commands of `command`'s module when it names one, else
+    with every command (`ethhook --help`, or a word that is no command: the error lists them)."""
     parser = Parser(
         prog="ethhook",
         description="EthHook: on-chain EVM events delivered as signed, retried webhooks.",
@@ -36,10 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="group", required=True, metavar="COMMAND", parser_class=Parser
     )
-    # Each module adds its own commands; `ethhook --help` lists them in this order.
-    for module in (database, endpoints, apps, deliveries, explain, replays, stats, api, processes):
-        module.register(commands)
+    modules = [m for m, names in COMMAND_MODULES.items() if command in names] or COMMAND_MODULES
+    for module in modules:
+        import_module(f"ethhook.cli.{module}").register(commands)
     return parser
+
+
+def named_command(argv: Sequence[str]) -> str | None:
+    """The command a command line names: its first word that is not an option."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def check_schema(schema: Schema, settings: Settings) -> None:
@@ -72,8 +85,8 @@ def database_error(exc: DBAPIError) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(named_command(words)).parse_args(words)
     try:
         settings = get_settings()
         check_schema(args.schema, settings)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
-from ethhook.cli import build_parser, deliveries, endpoints, replays
+from ethhook.cli import COMMAND_MODULES, build_parser, deliveries, endpoints, named_command, replays
 from ethhook.cli.common import Schema
 from ethhook.db.models import DeliveryStatus
 
@@ -27,6 +29,32 @@ def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
     return next(a for a in parser._actions if flag in a.option_strings)
 
 
+@pytest.mark.parametrize("module", list(COMMAND_MODULES))
+def test_a_command_line_naming_a_command_builds_its_modules_commands_only(module):
+    for name in COMMAND_MODULES[module]:
+        assert list(_commands(build_parser(name))) == list(COMMAND_MODULES[module])
+        assert _commands(build_parser(name))[name].format_help() == _command(name).format_help()
+
+
+def test_the_command_a_line_names_is_its_first_word_not_an_option():
+    assert named_command(["listen"]) == "listen"
+    assert named_command(["--help"]) is None  # `ethhook --help`: every command
+    assert named_command(["endpoint", "list", "--json"]) == "endpoint"
+    assert list(_commands(build_parser("no-such-command"))) == list(_commands(build_parser()))
+
+
+def test_ethhook_listen_loads_no_other_commands_code():
+    probe = (
+        "import sys; from ethhook.cli import build_parser; build_parser('listen'); "
+        "print(sorted(m for m in sys.modules if m.startswith('ethhook.cli.')), "
+        "'pydantic' in sys.modules, 'ethhook.service.endpoints' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert out == "['ethhook.cli.common', 'ethhook.cli.processes'] False False"
+
+
 def test_the_commands_are_listed_in_their_order():
     top = _commands(build_parser())
     assert list(top) == [
@@ -42,6 +70,7 @@ def test_the_commands_are_listed_in_their_order():
         "up",
         "demo",
     ]
+    assert list(top) == [name for names in COMMAND_MODULES.values() for name in names]
     db = ["upgrade", "reencrypt", "new-key", "retention", "partitions"]
     assert list(_commands(top["db"])) == db
     assert list(_commands(top["endpoint"])) == [
