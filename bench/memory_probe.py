@@ -157,8 +157,8 @@ def import_report(with_packages: bool, with_breakdown: bool) -> dict[str, Any]:
 
 
 class _Worker:
-    """A Celery worker started as tests.support.services.Worker does, plus extra command-line
-    options."""
+    """A Celery worker started as workers/README.md starts one (`ethhook-worker`), plus extra
+    command-line options."""
 
     def __init__(self, name: str, queues: str, pool: str, concurrency: int, extra: list[str]):
         import os
@@ -167,7 +167,7 @@ class _Worker:
         from tests.support.waiting import wait_until
 
         self.log_path = TMP / f"worker-{name}.log"
-        args = [str(BIN / "celery"), "-A", "ethhook.celery_app", "worker", "-Q", queues]
+        args = [str(BIN / "ethhook-worker"), "-Q", queues]
         args += ["-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO", *extra]
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
