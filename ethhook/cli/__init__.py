@@ -51,8 +51,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def named_command(argv: Sequence[str]) -> str | None:
-    """The command a command line names: its first word that is not an option."""
-    return next((word for word in argv if not word.startswith("-")), None)
+    """The command a command line names: its first word, unless that is an option (`ethhook
+    --help listen` lists every command, as `ethhook --help` does)."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
 
 
 def check_schema(schema: Schema, settings: Settings) -> None:

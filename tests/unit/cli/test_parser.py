@@ -36,9 +36,11 @@ def test_a_command_line_naming_a_command_builds_its_modules_commands_only(module
         assert _commands(build_parser(name))[name].format_help() == _command(name).format_help()
 
 
-def test_the_command_a_line_names_is_its_first_word_not_an_option():
+def test_the_command_a_line_names_is_its_first_word_unless_an_option():
     assert named_command(["listen"]) == "listen"
     assert named_command(["--help"]) is None  # `ethhook --help`: every command
+    assert named_command(["--help", "listen"]) is None
+    assert named_command([]) is None
     assert named_command(["endpoint", "list", "--json"]) == "endpoint"
     assert list(_commands(build_parser("no-such-command"))) == list(_commands(build_parser()))
 
