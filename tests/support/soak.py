@@ -46,6 +46,10 @@ KILLED_FOR_S = 3.0
 REDIS_DOWN_S = 10.0
 POSTGRES_DOWN_S = 5.0
 SETTLE_TIMEOUT_S = 600.0
+# After settling, how long past one partition interval to wait for a retention run, and how
+# often to sample meanwhile (see wait_for_retention).
+RETENTION_MARGIN_S = 20.0
+RETENTION_SAMPLE_S = 5.0
 # The product's default. The fault tests' 5 s makes their recovery quick, but under a sustained
 # stream any backlog longer than the lease (a 10 s Redis outage at 300 events/s is one) makes beat
 # lease the queued deliveries again and again, and the messages already queued for them find
@@ -273,6 +277,22 @@ class StreamLoop:
             f"{size['open_deliveries']} ({size['open_at_risk']} aging past retention)")  # fmt: skip
 
 
+def wait_for_retention(
+    loop: StreamLoop, history: HistoryWatch, stream_from: datetime, stream_s: float
+) -> None:
+    """Once everything is delivered, the next retention run (beat's, once an interval) drops a
+    partition of the stream's that aged past retention, if none was dropped yet: retention holds
+    a partition while a delivery in it is open, and a loaded host can still have had some open
+    at the last run before the stream ended. Samples until then, an interval and a margin at
+    most; the report says what it found."""
+    deadline = time.monotonic() + history.retention.interval_s + RETENTION_MARGIN_S
+    while not history.stream_partitions_dropped(stream_from, stream_s):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(RETENTION_SAMPLE_S)
+        loop.sample_size(history, time.monotonic() - loop.started)
+
+
 def soak(
     minutes: float = 10.0,
     rate: float = 300.0,
@@ -341,6 +361,7 @@ def soak(
         )  # fmt: skip
         if history is not None:
             loop.sample_size(history, time.monotonic() - loop.started)
+            wait_for_retention(loop, history, stream_from, stream_s)
             report["history"] = history.report(
                 set(arrivals.first), stream_from, stream_s, rig.pipeline.log("beat")
             )

@@ -175,9 +175,7 @@ class HistoryWatch:
             "partitions_made": len(set(self.seen) - self.at_start),
             "partitions_dropped": len(dropped),
             "partitions_at_end": len(self.present),
-            "data_partitions_dropped": self._data_partitions(
-                dropped, Span(stream_from, stream_from + timedelta(seconds=stream_s))
-            ),
+            "data_partitions_dropped": self.stream_partitions_dropped(stream_from, stream_s),
             "partitions_bound": self.retention.partitions_bound(),
             "first_drop_s": next((s["t_s"] for s in self.samples if s["dropped_so_far"]), None),
             "open_deliveries_at_end": sum(
@@ -194,6 +192,11 @@ class HistoryWatch:
             "size_samples": self.samples,
             "samples_missed": self.missed,
         }
+
+    def stream_partitions_dropped(self, stream_from: datetime, stream_s: float) -> int:
+        """How many dropped partitions covered some of the stream's time (as sampled so far)."""
+        stream = Span(stream_from, stream_from + timedelta(seconds=stream_s))
+        return self._data_partitions(set(self.seen) - self.present, stream)
 
     def _open_keys(self) -> set[tuple[str, int]]:
         assert self.engine is not None
