@@ -21,7 +21,7 @@ from ethhook.db.models import Endpoint, utcnow
 from ethhook.deliver import service
 from ethhook.deliver.answers import Report
 from ethhook.deliver.service import deliver
-from ethhook.workqueue import DELIVER_TASK, DispatchGroup
+from ethhook.workqueue import DELIVER_TASK, DispatchGroup, range_of
 from tests.support.db import store_and_match
 from tests.support.endpoints import add_endpoint
 from tests.support.factories import address, transfer
@@ -84,10 +84,9 @@ def published(*messages: DispatchGroup) -> list[dict[str, Any]]:
 
 def run(settings: Settings, message: dict[str, Any]) -> Report:
     """The message's task, as a worker would run it (deliver.tasks.deliver_endpoint)."""
-    assert message.get("event_at_range") is None or len(message["event_at_range"]) == 2
-    return deliver(
-        session_scope, settings, message["endpoint_id"], message["delivery_ids"], message["token"]
-    )
+    bounds = range_of(message.get("event_at_range"))
+    ids, token = message["delivery_ids"], message["token"]
+    return deliver(session_scope, settings, message["endpoint_id"], ids, token, bounds)
 
 
 def sender_waits_with_a_message_left(
