@@ -93,6 +93,14 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_nothing(
     assert second.terminate() == 0
 
 
+def logged_at(log: str, event: str) -> float:
+    """When a process's text log first says `event`, as a Unix time (its lines start with the
+    local time to the millisecond)."""
+    line = next(line for line in log.splitlines() if event in line)
+    stamp, millis = line[:23].split(",")
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+
+
 def test_sigterm_publishes_what_it_holds_saves_the_cursor_and_exits_0_quickly(
     start_anvil, start_listener, receiver
 ):
@@ -105,14 +113,16 @@ def test_sigterm_publishes_what_it_holds_saves_the_cursor_and_exits_0_quickly(
     wait_until(lambda: len(receiver.on("/a")) >= 20, 30, 0.02, "first webhooks")
 
     # When it gets SIGTERM mid-stream
-    started = time.monotonic()
-    code = listener.terminate(timeout=10)
+    signalled, started = time.time(), time.monotonic()
+    code = listener.terminate(timeout=30)
     took = time.monotonic() - started
 
-    # Then it exits 0 within a few seconds, with its cursor saved, and a restart finishes the job
+    # Then it stops within a few seconds (what it holds published, its cursor saved) and exits 0,
+    # and a restart finishes the job. The process's exit after its last line waits for the cores
+    # like everything else: 7.6 s after the signal in a clean-clone run on a starved host.
     assert code == 0
-    assert took < 5, f"took {took:.1f}s to stop"
-    assert "listen.stopped" in listener.log()
+    assert logged_at(listener.log(), "listen.stopped") - signalled < 5
+    assert took < 15, f"took {took:.1f}s to exit"
     assert cursor_of(1) is not None
     start_listener(chains)
     assert_exactly(receiver, sent)
